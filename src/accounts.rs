@@ -1,0 +1,420 @@
+//! Accounts: users, e-mail addresses, the password policy and Argon2id hashing. Password
+//! hashing never runs on the async executor: it goes to the blocking pool behind a
+//! semaphore sized to the cores. An unknown user is checked against a dummy hash so a
+//! wrong e-mail and a wrong password take the same time and give the same answer.
+
+use std::sync::Arc;
+
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{Map, Value};
+use tokio::sync::{OnceCell, Semaphore};
+
+use crate::config::Argon2Params;
+use crate::rbac;
+use crate::state::AppState;
+use crate::storage::{self, users::UserRow};
+use crate::tenants::Tenant;
+
+/// An e-mail address: trimmed, one `@`, a dotted or local domain, at most 254 bytes.
+/// Compared case-insensitively through [`Email::key`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(s: &str) -> Result<Self, AccountError> {
+        let s = s.trim();
+        let valid = s.len() <= 254
+            && s.split_once('@').is_some_and(|(local, domain)| {
+                !local.is_empty()
+                    && local.len() <= 64
+                    && !domain.is_empty()
+                    && !domain.contains('@')
+                    && !domain.starts_with('.')
+                    && !domain.ends_with('.')
+            })
+            && !s.chars().any(|c| c.is_whitespace() || c.is_control());
+        if valid {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(AccountError::Validation(
+                "email is not a valid address".into(),
+            ))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        self.0.to_lowercase()
+    }
+}
+
+/// A new password that satisfies the policy (SPEC: at least 12 characters with upper,
+/// lower, digit and symbol).
+pub struct Password(SecretString);
+
+impl Password {
+    pub fn parse(s: &str) -> Result<Self, AccountError> {
+        let mut missing = Vec::new();
+        if s.chars().count() < 12 {
+            missing.push("at least 12 characters");
+        }
+        if s.chars().count() > 1024 {
+            missing.push("at most 1024 characters");
+        }
+        if !s.chars().any(|c| c.is_uppercase()) {
+            missing.push("an upper-case letter");
+        }
+        if !s.chars().any(|c| c.is_lowercase()) {
+            missing.push("a lower-case letter");
+        }
+        if !s.chars().any(|c| c.is_ascii_digit()) {
+            missing.push("a digit");
+        }
+        if !s
+            .chars()
+            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        {
+            missing.push("a symbol");
+        }
+        if missing.is_empty() {
+            Ok(Self(SecretString::from(s.to_string())))
+        } else {
+            Err(AccountError::Validation(format!(
+                "password needs {}",
+                missing.join(", ")
+            )))
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccountError {
+    #[error("{0}")]
+    Validation(String),
+    #[error("invalid e-mail or password")]
+    InvalidCredentials,
+    #[error("account is locked until {until}")]
+    AccountLocked { until: i64 },
+    #[error("a user with this e-mail already exists")]
+    AlreadyExists,
+    #[error("user not found")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AccountError {
+    fn from(e: sqlx::Error) -> Self {
+        AccountError::Unexpected(e.into())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct User {
+    pub id: String,
+    pub tenant_id: String,
+    pub email: String,
+    pub email_verified: bool,
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub locale: Option<String>,
+    pub attributes: Map<String, Value>,
+    pub disabled: bool,
+    pub updated_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        Self {
+            attributes: serde_json::from_str(&r.attributes).unwrap_or_default(),
+            id: r.id,
+            tenant_id: r.tenant_id,
+            email: r.email,
+            email_verified: r.email_verified,
+            name: r.name,
+            given_name: r.given_name,
+            family_name: r.family_name,
+            locale: r.locale,
+            disabled: r.disabled,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
+/// Argon2id hashing on the blocking pool, bounded to the number of cores.
+#[derive(Clone)]
+pub struct PasswordHasher {
+    params: Argon2Params,
+    permits: Arc<Semaphore>,
+    dummy: Arc<OnceCell<String>>,
+}
+
+impl PasswordHasher {
+    pub fn new(params: Argon2Params) -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        Self {
+            params,
+            permits: Arc::new(Semaphore::new(cores)),
+            dummy: Arc::new(OnceCell::new()),
+        }
+    }
+
+    fn argon2(params: Argon2Params) -> Result<Argon2<'static>, anyhow::Error> {
+        let p = Params::new(
+            params.memory_kib,
+            params.iterations,
+            params.parallelism,
+            None,
+        )
+        .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, p))
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> Result<T, anyhow::Error> + Send + 'static,
+    ) -> Result<T, anyhow::Error> {
+        let _permit = self.permits.acquire().await?;
+        tokio::task::spawn_blocking(f).await?
+    }
+
+    pub async fn hash(&self, password: &str) -> Result<String, anyhow::Error> {
+        let params = self.params;
+        let password = SecretString::from(password.to_string());
+        self.run(move || {
+            let salt = SaltString::encode_b64(&crate::crypto::random_bytes(16))
+                .map_err(|e| anyhow::anyhow!("salt: {e}"))?;
+            Self::argon2(params)?
+                .hash_password(password.expose_secret().as_bytes(), &salt)
+                .map(|h| h.to_string())
+                .map_err(|e| anyhow::anyhow!("argon2: {e}"))
+        })
+        .await
+    }
+
+    /// Verifies `password` against `stored` (or against a dummy hash when there is no
+    /// user, so both cost the same). Returns whether it matched and whether the stored
+    /// hash uses other parameters than the configured ones.
+    pub async fn verify(
+        &self,
+        stored: Option<String>,
+        password: &str,
+    ) -> Result<(bool, bool), anyhow::Error> {
+        let real = stored.is_some();
+        let stored = match stored {
+            Some(s) => s,
+            None => self.dummy_hash().await?,
+        };
+        let params = self.params;
+        let password = SecretString::from(password.to_string());
+        let (ok, outdated) = self
+            .run(move || {
+                let parsed =
+                    PasswordHash::new(&stored).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+                let outdated = parsed.algorithm.as_str() != "argon2id"
+                    || Params::try_from(&parsed).ok().is_none_or(|p| {
+                        p.m_cost() != params.memory_kib
+                            || p.t_cost() != params.iterations
+                            || p.p_cost() != params.parallelism
+                    });
+                let ok = Argon2::default()
+                    .verify_password(password.expose_secret().as_bytes(), &parsed)
+                    .is_ok();
+                Ok((ok, outdated))
+            })
+            .await?;
+        Ok((ok && real, outdated))
+    }
+
+    async fn dummy_hash(&self) -> Result<String, anyhow::Error> {
+        self.dummy
+            .get_or_try_init(|| async { self.hash("portcullis dummy password").await })
+            .await
+            .cloned()
+    }
+}
+
+pub struct NewUser {
+    pub email: Email,
+    pub password: Option<Password>,
+    pub name: Option<String>,
+    pub email_verified: bool,
+    pub roles: Vec<String>,
+}
+
+pub async fn create_user(
+    state: &AppState,
+    tenant: &Tenant,
+    new: NewUser,
+) -> Result<User, AccountError> {
+    if storage::users::find_user_by_email(&state.pool, &tenant.id, &new.email.key())
+        .await?
+        .is_some()
+    {
+        return Err(AccountError::AlreadyExists);
+    }
+    let mut role_ids = Vec::new();
+    for name in &new.roles {
+        let role = rbac::find_role(state, tenant, name)
+            .await
+            .map_err(|e| AccountError::Unexpected(e.into()))?
+            .ok_or_else(|| AccountError::Validation(format!("role {name:?} does not exist")))?;
+        role_ids.push(role.id);
+    }
+    let hash = match &new.password {
+        Some(p) => Some(state.hasher.hash(p.expose()).await?),
+        None => None,
+    };
+    let now = storage::now();
+    let row = UserRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        email: new.email.as_str().to_string(),
+        email_key: new.email.key(),
+        email_verified: new.email_verified,
+        password_hash: hash,
+        name: new.name,
+        given_name: None,
+        family_name: None,
+        locale: None,
+        attributes: "{}".into(),
+        disabled: false,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Err(e) = storage::users::insert_user(&state.pool, &row).await {
+        return Err(if storage::is_unique_violation(&e) {
+            AccountError::AlreadyExists
+        } else {
+            e.into()
+        });
+    }
+    for role_id in role_ids {
+        storage::roles::insert_user_role(&state.pool, &row.id, &role_id).await?;
+    }
+    Ok(User::from(row))
+}
+
+pub async fn find_user(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Option<User>, AccountError> {
+    Ok(storage::users::find_user(&state.pool, &tenant.id, user_id)
+        .await?
+        .map(User::from))
+}
+
+/// Checks an e-mail and password. Unknown e-mail, disabled account and wrong password
+/// are indistinguishable to the caller, in answer and in time. A correct password stored
+/// with outdated Argon2 parameters is re-hashed with the current ones.
+pub async fn authenticate(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+    password: &str,
+) -> Result<User, AccountError> {
+    let row = match Email::parse(email) {
+        Ok(e) => storage::users::find_user_by_email(&state.pool, &tenant.id, &e.key()).await?,
+        Err(_) => None,
+    };
+    let stored = row
+        .as_ref()
+        .filter(|r| !r.disabled)
+        .and_then(|r| r.password_hash.clone());
+    let (ok, outdated) = state.hasher.verify(stored, password).await?;
+    let Some(row) = row.filter(|_| ok) else {
+        return Err(AccountError::InvalidCredentials);
+    };
+    if outdated {
+        let hash = state.hasher.hash(password).await?;
+        storage::users::update_password_hash(
+            &state.pool,
+            &tenant.id,
+            &row.id,
+            &hash,
+            storage::now(),
+        )
+        .await?;
+    }
+    Ok(User::from(row))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_missing_a_character_class_are_refused_with_the_rule() {
+        let err = Password::parse("alllowercase1!").err().unwrap().to_string();
+        assert!(err.contains("upper-case"), "{err}");
+        let err = Password::parse("Short1!").err().unwrap().to_string();
+        assert!(err.contains("12 characters"), "{err}");
+    }
+
+    #[test]
+    fn passwords_meeting_the_policy_are_accepted() {
+        assert!(Password::parse("Correct-Horse-42").is_ok());
+    }
+
+    #[test]
+    fn emails_are_compared_case_insensitively() {
+        assert_eq!(
+            Email::parse(" Ana@Example.COM ").unwrap().key(),
+            "ana@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_emails_are_refused() {
+        for bad in [
+            "",
+            "ana",
+            "@example.com",
+            "ana@",
+            "a b@example.com",
+            "ana@@example.com",
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_hash_verifies_and_reports_outdated_parameters() {
+        let cheap = Argon2Params {
+            memory_kib: 64,
+            iterations: 1,
+            parallelism: 1,
+        };
+        let h = PasswordHasher::new(cheap);
+        let stored = h.hash("Correct-Horse-42").await.unwrap();
+        assert_eq!(
+            h.verify(Some(stored.clone()), "Correct-Horse-42")
+                .await
+                .unwrap(),
+            (true, false)
+        );
+        assert!(!h.verify(Some(stored.clone()), "wrong").await.unwrap().0);
+        let other = PasswordHasher::new(Argon2Params {
+            memory_kib: 128,
+            ..cheap
+        });
+        assert_eq!(
+            other
+                .verify(Some(stored), "Correct-Horse-42")
+                .await
+                .unwrap(),
+            (true, true)
+        );
+    }
+}

@@ -1,0 +1,610 @@
+//! The authorization endpoint's logic (RFC 6749 §4.1, OpenID Connect Core §3.1.2): request
+//! validation, the decision between sign-in, consent and issuing a code, remembered
+//! consent, and authorization codes. A bad `client_id` or `redirect_uri` is never
+//! redirected to (RFC 6749 §4.1.2.1): the caller shows it on an error page.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::clients::{self, Client, GrantType};
+use crate::crypto;
+use crate::provider::Provider;
+use crate::sessions::Session;
+use crate::state::AppState;
+use crate::storage::{self, authorization::AuthorizationRequestRow, authorization::CodeRow};
+use crate::tokens::parse_scope;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+}
+
+/// A validated authorization request, stored while the user signs in and consents.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizationRequest {
+    pub client_id: String,
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub scope: Vec<String>,
+    pub state: Option<String>,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub prompt: Vec<String>,
+    pub max_age: Option<i64>,
+    pub login_hint: Option<String>,
+    /// `sub` of a valid `id_token_hint`.
+    pub hint_sub: Option<String>,
+    pub ui_locales: Option<String>,
+    pub acr_values: Option<String>,
+    pub claims: Option<Value>,
+}
+
+impl AuthorizationRequest {
+    pub fn has_prompt(&self, p: &str) -> bool {
+        self.prompt.iter().any(|x| x == p)
+    }
+}
+
+/// Where an error response goes once the redirect URI is trusted.
+#[derive(Debug, Clone)]
+pub struct ErrorRedirect {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub state: Option<String>,
+    pub error: &'static str,
+    pub description: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AuthorizeError {
+    /// Shown to the user; never redirected (unknown client, bad redirect URI).
+    #[error("{0}")]
+    Page(String),
+    /// Sent back to the client's redirect URI.
+    #[error("{}", .0.error)]
+    Redirect(ErrorRedirect),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for AuthorizeError {
+    fn from(e: sqlx::Error) -> Self {
+        AuthorizeError::Unexpected(e.into())
+    }
+}
+
+/// Raw request parameters, with the names that appeared more than once.
+#[derive(Debug, Default)]
+pub struct Params {
+    pub values: HashMap<String, String>,
+    pub repeated: Vec<String>,
+}
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Self {
+        let mut p = Params::default();
+        for (k, v) in url::form_urlencoded::parse(raw) {
+            if p.values.contains_key(k.as_ref()) {
+                p.repeated.push(k.to_string());
+            } else {
+                p.values.insert(k.to_string(), v.to_string());
+            }
+        }
+        p
+    }
+
+    /// A parameter's value; empty values count as absent (RFC 6749 §3.1).
+    pub fn get(&self, k: &str) -> Option<&str> {
+        self.values
+            .get(k)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+}
+
+const MAX_PARAM: usize = 2048;
+
+/// Validates an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, Core §3.1.2.1).
+pub async fn validate(
+    state: &AppState,
+    provider: &Provider,
+    params: &Params,
+) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
+    // RFC 6749 §3.1: parameters must not appear more than once. Until the client and its
+    // redirect URI are known to be genuine, errors are shown, never redirected.
+    for trust_critical in ["client_id", "redirect_uri"] {
+        if params.repeated.iter().any(|r| r == trust_critical) {
+            return Err(AuthorizeError::Page(format!(
+                "The {trust_critical} parameter was given more than once."
+            )));
+        }
+    }
+    let client_id = params
+        .get("client_id")
+        .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
+    let client = clients::find_client(state, &provider.tenant, client_id)
+        .await
+        .map_err(|e| AuthorizeError::Unexpected(e.into()))?
+        .ok_or_else(|| AuthorizeError::Page("The application (client_id) is not known.".into()))?;
+    let redirect_uri = params
+        .get("redirect_uri")
+        .ok_or_else(|| AuthorizeError::Page("The request has no redirect_uri.".into()))?;
+    if !client.has_redirect_uri(redirect_uri) {
+        return Err(AuthorizeError::Page(
+            "The redirect_uri is not registered for this application.".into(),
+        ));
+    }
+    let state_param = params.get("state").map(str::to_string);
+    let response_mode = match params.get("response_mode") {
+        None | Some("query") => Ok(ResponseMode::Query),
+        Some("form_post") => Ok(ResponseMode::FormPost),
+        Some(_) => Err("response_mode must be query or form_post"),
+    };
+    let fail = |error: &'static str, description: &str, mode: ResponseMode| {
+        AuthorizeError::Redirect(ErrorRedirect {
+            redirect_uri: redirect_uri.to_string(),
+            response_mode: mode,
+            state: state_param.clone(),
+            error,
+            description: description.to_string(),
+        })
+    };
+    let response_mode =
+        response_mode.map_err(|d| fail("invalid_request", d, ResponseMode::Query))?;
+    let fail = |error: &'static str, description: &str| fail(error, description, response_mode);
+    if let Some(r) = params.repeated.first() {
+        return Err(fail(
+            "invalid_request",
+            &format!("parameter {r} was given more than once"),
+        ));
+    }
+    if let Some((k, _)) = params.values.iter().find(|(_, v)| v.len() > MAX_PARAM) {
+        return Err(fail(
+            "invalid_request",
+            &format!("parameter {k} is too long"),
+        ));
+    }
+    if params.get("request").is_some() {
+        return Err(fail(
+            "request_not_supported",
+            "request objects are not supported",
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(fail(
+            "request_uri_not_supported",
+            "request_uri is not supported",
+        ));
+    }
+    match params.get("response_type") {
+        None => return Err(fail("invalid_request", "response_type is required")),
+        Some("code") => {}
+        Some(_) => {
+            return Err(fail(
+                "unsupported_response_type",
+                "only response_type=code is supported",
+            ))
+        }
+    }
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(fail(
+            "unauthorized_client",
+            "this client may not use the authorization code flow",
+        ));
+    }
+    let scope =
+        parse_scope(params.get("scope").unwrap_or("")).map_err(|d| fail("invalid_scope", &d))?;
+    if scope.is_empty() {
+        return Err(fail("invalid_scope", "scope is required"));
+    }
+    if let Some(bad) = scope.iter().find(|s| !client.allows_scope(s)) {
+        return Err(fail(
+            "invalid_scope",
+            &format!("scope {bad} is not allowed for this client"),
+        ));
+    }
+    let code_challenge = match (
+        params.get("code_challenge"),
+        params.get("code_challenge_method"),
+    ) {
+        (Some(c), Some("S256")) => {
+            if c.len() != 43 || crypto::b64url_decode(c).is_none() {
+                return Err(fail(
+                    "invalid_request",
+                    "code_challenge must be a base64url SHA-256 digest",
+                ));
+            }
+            Some(c.to_string())
+        }
+        // RFC 7636 §4.3: an absent method means `plain`, which we refuse (RFC 9700 §2.1.1).
+        (Some(_), _) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method must be S256 (plain is not supported)",
+            ))
+        }
+        (None, Some(_)) => {
+            return Err(fail(
+                "invalid_request",
+                "code_challenge_method without code_challenge",
+            ))
+        }
+        (None, None) => None,
+    };
+    if code_challenge.is_none() && client.require_pkce {
+        return Err(fail(
+            "invalid_request",
+            "PKCE is required: send code_challenge with code_challenge_method=S256",
+        ));
+    }
+    let prompt: Vec<String> = params
+        .get("prompt")
+        .map(|p| {
+            p.split(' ')
+                .filter(|x| !x.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(bad) = prompt
+        .iter()
+        .find(|p| !matches!(p.as_str(), "none" | "login" | "consent" | "select_account"))
+    {
+        return Err(fail(
+            "invalid_request",
+            &format!("prompt value {bad} is not supported"),
+        ));
+    }
+    if prompt.iter().any(|p| p == "none") && prompt.len() > 1 {
+        return Err(fail(
+            "invalid_request",
+            "prompt=none cannot be combined with other values",
+        ));
+    }
+    let max_age =
+        match params.get("max_age") {
+            Some(v) => Some(v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                fail("invalid_request", "max_age must be a non-negative integer")
+            })?),
+            None => None,
+        };
+    let hint_sub = match params.get("id_token_hint") {
+        Some(hint) => Some(
+            id_token_hint_subject(provider, hint, &client.id).ok_or_else(|| {
+                fail(
+                    "invalid_request",
+                    "id_token_hint is not a valid ID token of this issuer",
+                )
+            })?,
+        ),
+        None => None,
+    };
+    let claims = match params.get("claims") {
+        Some(c) => Some(
+            serde_json::from_str::<Value>(c)
+                .ok()
+                .filter(Value::is_object)
+                .ok_or_else(|| fail("invalid_request", "claims must be a JSON object"))?,
+        ),
+        None => None,
+    };
+    let request = AuthorizationRequest {
+        client_id: client.id.clone(),
+        redirect_uri: redirect_uri.to_string(),
+        response_mode,
+        scope,
+        state: state_param.clone(),
+        nonce: params.get("nonce").map(str::to_string),
+        code_challenge,
+        prompt,
+        max_age,
+        login_hint: params.get("login_hint").map(str::to_string),
+        hint_sub,
+        ui_locales: params.get("ui_locales").map(str::to_string),
+        acr_values: params.get("acr_values").map(str::to_string),
+        claims,
+    };
+    Ok((client, request))
+}
+
+/// The subject of an ID token we issued to this client; expiry does not matter for a hint
+/// (Core §3.1.2.1).
+pub fn id_token_hint_subject(provider: &Provider, token: &str, client_id: &str) -> Option<String> {
+    let (_, claims) = provider.keys.verify(token).ok()?;
+    if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
+        return None;
+    }
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(a)) => a == client_id,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if !aud_ok || claims.contains_key("client_id") {
+        // An access token (which carries client_id) is not an ID token.
+        return None;
+    }
+    claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
+/// What the browser must do next.
+#[derive(Debug)]
+pub enum Next {
+    SignIn,
+    Consent,
+    Issue,
+    Fail(ErrorRedirect),
+}
+
+fn error_for(req: &AuthorizationRequest, error: &'static str, description: &str) -> ErrorRedirect {
+    ErrorRedirect {
+        redirect_uri: req.redirect_uri.clone(),
+        response_mode: req.response_mode,
+        state: req.state.clone(),
+        error,
+        description: description.to_string(),
+    }
+}
+
+/// Decides the next step. `fresh` is true when the user authenticated for this very
+/// request (so prompt=login and max_age are already satisfied).
+pub async fn decide(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    req: &AuthorizationRequest,
+    session: Option<&Session>,
+    fresh: bool,
+) -> Result<Next, AuthorizeError> {
+    let now = storage::now();
+    let needs_login = match session {
+        None => true,
+        Some(_) if fresh => false,
+        Some(s) => {
+            req.has_prompt("login")
+                || req.has_prompt("select_account")
+                || req.max_age.is_some_and(|m| now - s.auth_time > m)
+                || req.hint_sub.as_ref().is_some_and(|sub| sub != &s.user_id)
+        }
+    };
+    if needs_login {
+        if req.has_prompt("none") {
+            return Ok(Next::Fail(error_for(
+                req,
+                "login_required",
+                "the user is not signed in",
+            )));
+        }
+        return Ok(Next::SignIn);
+    }
+    let Some(session) = session else {
+        return Ok(Next::SignIn);
+    };
+    if req.has_prompt("consent")
+        || !client.skip_consent
+            && !has_consent(state, provider, client, &session.user_id, &req.scope).await?
+    {
+        if req.has_prompt("none") {
+            return Ok(Next::Fail(error_for(
+                req,
+                "consent_required",
+                "the user has not consented",
+            )));
+        }
+        return Ok(Next::Consent);
+    }
+    Ok(Next::Issue)
+}
+
+async fn has_consent(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    user_id: &str,
+    scope: &[String],
+) -> Result<bool, sqlx::Error> {
+    let granted =
+        storage::authorization::find_consent(&state.pool, &provider.tenant.id, user_id, &client.id)
+            .await?;
+    let granted = granted.map(|g| storage::parse_list(&g)).unwrap_or_default();
+    Ok(scope.iter().all(|s| granted.contains(s)))
+}
+
+/// Remembers consent to `scope` (adding to what was granted before).
+pub async fn grant_consent(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    user_id: &str,
+    scope: &[String],
+) -> Result<(), sqlx::Error> {
+    let old =
+        storage::authorization::find_consent(&state.pool, &provider.tenant.id, user_id, &client.id)
+            .await?;
+    let mut all = old.map(|g| storage::parse_list(&g)).unwrap_or_default();
+    for s in scope {
+        if !all.contains(s) {
+            all.push(s.clone());
+        }
+    }
+    storage::authorization::upsert_consent(
+        &state.pool,
+        &provider.tenant.id,
+        user_id,
+        &client.id,
+        &storage::json_list(&all),
+        storage::now(),
+    )
+    .await
+}
+
+/// Stores a request while the user signs in or consents; returns its id.
+pub async fn save_request(
+    state: &AppState,
+    provider: &Provider,
+    req: &AuthorizationRequest,
+    sid: Option<&str>,
+) -> Result<String, AuthorizeError> {
+    let now = storage::now();
+    let row = AuthorizationRequestRow {
+        id: crypto::random_token(24),
+        tenant_id: provider.tenant.id.clone(),
+        client_id: req.client_id.clone(),
+        params: serde_json::to_string(req).map_err(|e| AuthorizeError::Unexpected(e.into()))?,
+        sid: sid.map(str::to_string),
+        created_at: now,
+        expires_at: now + state.config.authorization_request_ttl,
+    };
+    storage::authorization::insert_authorization_request(&state.pool, &row).await?;
+    Ok(row.id)
+}
+
+/// A stored request with its client, and the session id that authenticated for it.
+pub struct Pending {
+    pub id: String,
+    pub client: Client,
+    pub request: AuthorizationRequest,
+    pub authenticated_sid: Option<String>,
+}
+
+pub async fn load_request(
+    state: &AppState,
+    provider: &Provider,
+    id: &str,
+) -> Result<Option<Pending>, AuthorizeError> {
+    if id.is_empty() || id.len() > 64 {
+        return Ok(None);
+    }
+    let Some(row) = storage::authorization::find_authorization_request(
+        &state.pool,
+        &provider.tenant.id,
+        id,
+        storage::now(),
+    )
+    .await?
+    else {
+        return Ok(None);
+    };
+    let Ok(request) = serde_json::from_str::<AuthorizationRequest>(&row.params) else {
+        return Ok(None);
+    };
+    let Some(client) = clients::find_client(state, &provider.tenant, &row.client_id)
+        .await
+        .map_err(|e| AuthorizeError::Unexpected(e.into()))?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Pending {
+        id: row.id,
+        client,
+        request,
+        authenticated_sid: row.sid,
+    }))
+}
+
+pub async fn mark_authenticated(
+    state: &AppState,
+    provider: &Provider,
+    id: &str,
+    sid: &str,
+) -> Result<(), sqlx::Error> {
+    storage::authorization::bind_authorization_request(&state.pool, &provider.tenant.id, id, sid)
+        .await
+}
+
+pub async fn finish_request(
+    state: &AppState,
+    provider: &Provider,
+    id: &str,
+) -> Result<bool, sqlx::Error> {
+    storage::authorization::delete_authorization_request(&state.pool, &provider.tenant.id, id).await
+}
+
+/// The parameters of a successful authorization response (RFC 6749 §4.1.2, RFC 9207).
+pub struct CodeResponse {
+    pub redirect_uri: String,
+    pub response_mode: ResponseMode,
+    pub params: Vec<(&'static str, String)>,
+}
+
+/// Issues a single-use authorization code bound to client, redirect URI, PKCE challenge,
+/// nonce and session.
+pub async fn issue_code(
+    state: &AppState,
+    provider: &Provider,
+    req: &AuthorizationRequest,
+    session: &Session,
+) -> Result<CodeResponse, AuthorizeError> {
+    let code = crypto::random_token(32);
+    let now = storage::now();
+    let row = CodeRow {
+        code_hash: crypto::token_digest(&code),
+        tenant_id: provider.tenant.id.clone(),
+        client_id: req.client_id.clone(),
+        user_id: session.user_id.clone(),
+        sid: session.sid.clone(),
+        redirect_uri: req.redirect_uri.clone(),
+        scope: storage::json_list(&req.scope),
+        nonce: req.nonce.clone(),
+        code_challenge: req.code_challenge.clone(),
+        claims: req.claims.as_ref().map(Value::to_string),
+        auth_time: session.auth_time,
+        amr: storage::json_list(&session.amr),
+        acr: session.acr.clone(),
+        created_at: now,
+        expires_at: now + state.config.authorization_code_ttl,
+        redeemed_at: None,
+        access_token_jti: None,
+        access_token_exp: None,
+    };
+    storage::authorization::insert_code(&state.pool, &row).await?;
+    let mut params = vec![("code", code)];
+    if let Some(s) = &req.state {
+        params.push(("state", s.clone()));
+    }
+    params.push(("iss", provider.issuer.clone()));
+    Ok(CodeResponse {
+        redirect_uri: req.redirect_uri.clone(),
+        response_mode: req.response_mode,
+        params,
+    })
+}
+
+/// The parameters of an error response, including `iss` (RFC 9207 §2).
+pub fn error_response(provider: &Provider, e: &ErrorRedirect) -> CodeResponse {
+    let mut params = vec![
+        ("error", e.error.to_string()),
+        ("error_description", e.description.clone()),
+    ];
+    if let Some(s) = &e.state {
+        params.push(("state", s.clone()));
+    }
+    params.push(("iss", provider.issuer.clone()));
+    CodeResponse {
+        redirect_uri: e.redirect_uri.clone(),
+        response_mode: e.response_mode,
+        params,
+    }
+}
+
+/// `redirect_uri` with the response parameters appended to its query.
+pub fn redirect_location(resp: &CodeResponse) -> String {
+    match url::Url::parse(&resp.redirect_uri) {
+        Ok(mut url) => {
+            {
+                let mut q = url.query_pairs_mut();
+                for (k, v) in &resp.params {
+                    q.append_pair(k, v);
+                }
+            }
+            url.to_string()
+        }
+        Err(_) => resp.redirect_uri.clone(),
+    }
+}

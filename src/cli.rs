@@ -1,0 +1,377 @@
+//! The command line: `serve`, `migrate`, and administration commands that call the same
+//! domain functions as the HTTP API. `--json` prints one JSON object. Exit codes: 0
+//! success, 2 usage error (clap), 1 anything else with a one-line message on stderr.
+
+use std::io::Read;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::{json, Value};
+
+use crate::accounts::{self, Email, NewUser, Password};
+use crate::audit::{self, AuditEvent};
+use crate::clients::{self, GrantType, NewClient, RedirectUri};
+use crate::config::{Config, Overrides};
+use crate::keys::{self, Alg};
+use crate::rbac;
+use crate::startup::{self, Application};
+use crate::state::AppState;
+use crate::telemetry;
+use crate::tenants::{self, TenantSlug};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "portcullis",
+    version,
+    about = "A multi-tenant OAuth 2.0 / OpenID Connect identity provider"
+)]
+pub struct Cli {
+    /// Path of the configuration file (default: ./portcullis.toml if present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    /// Database URL (sqlite://… or postgres://…); overrides the configuration.
+    #[arg(long, global = true)]
+    pub database_url: Option<String>,
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Production mode: a master key is required.
+    #[arg(long, global = true)]
+    pub production: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Serve HTTP.
+    Serve {
+        /// On an empty database, create a demo tenant, user and client, and serve /demo.
+        #[arg(long)]
+        demo: bool,
+    },
+    /// Apply database migrations.
+    Migrate,
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(TenantCommand),
+    /// Manage clients.
+    #[command(subcommand)]
+    Client(ClientCommand),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage roles.
+    #[command(subcommand)]
+    Role(RoleCommand),
+    /// Manage signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TenantCommand {
+    /// Create a tenant with its signing keys.
+    Create {
+        slug: String,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct ClientCreate {
+    #[arg(long)]
+    tenant: String,
+    #[arg(long)]
+    name: String,
+    #[arg(long = "redirect-uri")]
+    redirect_uris: Vec<String>,
+    /// A public client (no secret; PKCE required).
+    #[arg(long)]
+    public: bool,
+    #[arg(long = "grant-type")]
+    grant_types: Vec<String>,
+    #[arg(long = "post-logout-redirect-uri")]
+    post_logout_redirect_uris: Vec<String>,
+    #[arg(long)]
+    backchannel_logout_uri: Option<String>,
+    #[arg(long = "allowed-origin")]
+    allowed_origins: Vec<String>,
+    #[arg(long = "scope")]
+    scopes: Vec<String>,
+    /// Skip the consent page (first-party clients).
+    #[arg(long)]
+    skip_consent: bool,
+    /// Signing algorithm of this client's tokens: RS256 (default), ES256 or EdDSA.
+    #[arg(long, default_value = "RS256")]
+    signing_alg: String,
+    /// Access token lifetime for this client, in seconds.
+    #[arg(long)]
+    access_token_ttl: Option<i64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Register a client; prints its id and (for confidential clients) its secret.
+    Create(Box<ClientCreate>),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UserCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(
+            long,
+            conflicts_with = "password_stdin",
+            required_unless_present = "password_stdin"
+        )]
+        password: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RoleCommand {
+    /// Create a role.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "permission", required = true)]
+        permissions: Vec<String>,
+        #[arg(long = "inherits")]
+        inherits: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum KeysCommand {
+    /// Rotate a tenant's signing keys: next → active, active → retired, new next.
+    Rotate {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+/// Runs a parsed command; the error's message is printed as one line.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = Overrides {
+        config_path: cli.config.clone(),
+        database_url: cli.database_url.clone(),
+        production: cli.production,
+    };
+    let config = Config::load(&overrides)?;
+    telemetry::init(&config.log_level, config.log_format);
+    let json_out = cli.json;
+    match cli.command {
+        Command::Serve { demo } => serve(config, demo, json_out).await,
+        Command::Migrate => {
+            let state = startup::open_state(config).await?;
+            print(
+                json_out,
+                json!({ "migrated": true, "database": state.pool.backend() }),
+            );
+            Ok(())
+        }
+        command => {
+            let state = startup::open_state(config).await?;
+            let out = admin(&state, command).await;
+            state.pool.close().await;
+            print(json_out, out?);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(config: Config, demo: bool, json_out: bool) -> anyhow::Result<()> {
+    let state = startup::open_state(config).await?;
+    if demo {
+        match crate::demo::seed(&state).await? {
+            Some(creds) => {
+                if json_out {
+                    print(true, serde_json::to_value(&creds)?);
+                } else {
+                    println!("Demo ready. Open {} and sign in with:", creds.demo_url);
+                    println!("  email:    {}", creds.email);
+                    println!("  password: {}", creds.password);
+                    println!(
+                        "Issuer {} — demo client_id {} / client_secret {}",
+                        creds.issuer, creds.client_id, creds.client_secret
+                    );
+                }
+            }
+            None => {
+                let url = format!("{}/demo", state.config.public_url);
+                if crate::demo::client(&state).await?.is_some() {
+                    println!("Demo data already exists (credentials were printed when it was created). Open {url}");
+                } else {
+                    println!("The database is not empty, so no demo data was created; {url} needs `serve --demo` on an empty database.");
+                }
+            }
+        }
+    }
+    let app = Application::with_state(state, demo)?;
+    tracing::info!(bind = %app.state.config.bind, public_url = %app.state.config.public_url, "portcullis listening");
+    app.run_until_stopped().await?;
+    Ok(())
+}
+
+async fn tenant_by_slug(state: &AppState, slug: &str) -> anyhow::Result<tenants::Tenant> {
+    tenants::find_tenant(state, slug)
+        .await
+        .map_err(|_| anyhow::anyhow!("tenant {slug:?} does not exist"))
+}
+
+async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
+    let ctx = audit::Context::cli();
+    match command {
+        Command::Tenant(TenantCommand::Create { slug, name }) => {
+            let slug = TenantSlug::parse(&slug)?;
+            let t = tenants::create_tenant(state, &slug, name.as_deref()).await?;
+            audit::record_now(state, AuditEvent::new("tenant.created", Some(&t)), &ctx).await;
+            Ok(json!({
+                "id": t.id,
+                "slug": t.slug,
+                "name": t.name,
+                "issuer": crate::provider::issuer_for(&state.config.public_url, &t.slug),
+            }))
+        }
+        Command::Client(ClientCommand::Create(c)) => {
+            let tenant = tenant_by_slug(state, &c.tenant).await?;
+            let mut new = NewClient::new(&c.name);
+            new.public = c.public;
+            new.redirect_uris = c
+                .redirect_uris
+                .iter()
+                .map(|u| RedirectUri::parse(u))
+                .collect::<Result<_, _>>()?;
+            new.post_logout_redirect_uris = c
+                .post_logout_redirect_uris
+                .iter()
+                .map(|u| RedirectUri::parse(u))
+                .collect::<Result<_, _>>()?;
+            if !c.grant_types.is_empty() {
+                new.grant_types = c
+                    .grant_types
+                    .iter()
+                    .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown grant type {g:?} (authorization_code, refresh_token, client_credentials)")))
+                    .collect::<Result<_, _>>()?;
+            }
+            if !c.scopes.is_empty() {
+                new.scopes = c.scopes.clone();
+            }
+            new.allowed_origins = c.allowed_origins.clone();
+            new.backchannel_logout_uri = c.backchannel_logout_uri.clone();
+            new.skip_consent = c.skip_consent;
+            new.signing_alg = Alg::parse(&c.signing_alg)
+                .ok_or_else(|| anyhow::anyhow!("signing alg must be RS256, ES256 or EdDSA"))?;
+            new.access_token_ttl = c.access_token_ttl;
+            let (client, secret) = clients::create_client(state, &tenant, new).await?;
+            audit::record_now(
+                state,
+                AuditEvent::new("client.created", Some(&tenant)).client(&client.id),
+                &ctx,
+            )
+            .await;
+            let mut out = json!({ "client_id": client.id });
+            if let Some(s) = secret {
+                out["client_secret"] = json!(s);
+            }
+            Ok(out)
+        }
+        Command::User(UserCommand::Create {
+            tenant,
+            email,
+            password,
+            password_stdin,
+            name,
+            roles,
+        }) => {
+            let tenant = tenant_by_slug(state, &tenant).await?;
+            let password = match (password, password_stdin) {
+                (Some(p), _) => p,
+                (None, _) => {
+                    let mut s = String::new();
+                    std::io::stdin().read_to_string(&mut s)?;
+                    s.trim_end_matches(['\n', '\r']).to_string()
+                }
+            };
+            let user = accounts::create_user(
+                state,
+                &tenant,
+                NewUser {
+                    email: Email::parse(&email)?,
+                    password: Some(Password::parse(&password)?),
+                    name,
+                    email_verified: false,
+                    roles,
+                },
+            )
+            .await?;
+            audit::record_now(
+                state,
+                AuditEvent::new("user.created", Some(&tenant)).actor(Some(&user.id)),
+                &ctx,
+            )
+            .await;
+            Ok(json!({ "id": user.id, "email": user.email }))
+        }
+        Command::Role(RoleCommand::Create {
+            tenant,
+            name,
+            permissions,
+            inherits,
+        }) => {
+            let tenant = tenant_by_slug(state, &tenant).await?;
+            let role = rbac::create_role(state, &tenant, &name, &permissions, &inherits).await?;
+            audit::record_now(
+                state,
+                AuditEvent::new("role.created", Some(&tenant)).detail("role", role.name.as_str()),
+                &ctx,
+            )
+            .await;
+            Ok(
+                json!({ "id": role.id, "name": role.name, "permissions": permissions, "inherits": inherits }),
+            )
+        }
+        Command::Keys(KeysCommand::Rotate { tenant }) => {
+            let tenant = tenant_by_slug(state, &tenant).await?;
+            let kids = keys::rotate_keys(state, &tenant).await?;
+            audit::record_now(state, AuditEvent::new("keys.rotated", Some(&tenant)), &ctx).await;
+            Ok(json!({ "tenant": tenant.slug, "next_kids": kids }))
+        }
+        Command::Serve { .. } | Command::Migrate => {
+            Err(anyhow::anyhow!("not an administration command"))
+        }
+    }
+}
+
+fn print(json_out: bool, v: Value) {
+    if json_out {
+        println!("{v}");
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                match v {
+                    Value::String(s) => println!("{k}: {s}"),
+                    other => println!("{k}: {other}"),
+                }
+            }
+        }
+        other => println!("{other}"),
+    }
+}

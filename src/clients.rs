@@ -1,0 +1,386 @@
+//! Clients (relying parties): registration rules, redirect URIs (exact match, RFC 9700
+//! §4.1.3), secrets (server-generated, 256 bits, stored as SHA-256) and client
+//! authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3).
+
+use crate::crypto;
+use crate::keys::Alg;
+use crate::state::AppState;
+use crate::storage::{self, clients::ClientRow, json_list, parse_list};
+use crate::tenants::Tenant;
+
+/// Upper bound for a per-client access token lifetime, in seconds.
+pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+
+/// Scopes a client may request when registration names none.
+pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
+
+/// An absolute redirect URI without fragment. Compared with registered values by exact
+/// string equality (RFC 9700 §4.1.3: no pattern or prefix matching).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    pub fn parse(s: &str) -> Result<Self, ClientError> {
+        let bad = |why: &str| ClientError::Invalid(format!("redirect URI {s:?} {why}"));
+        let url = url::Url::parse(s).map_err(|_| bad("is not an absolute URI"))?;
+        if url.fragment().is_some() {
+            return Err(bad("must not contain a fragment (RFC 6749 §3.1.2)"));
+        }
+        if matches!(url.scheme(), "javascript" | "data" | "file" | "vbscript") {
+            return Err(bad("uses a forbidden scheme"));
+        }
+        if matches!(url.scheme(), "http" | "https") && url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("has no host"));
+        }
+        if s.len() > 2000 {
+            return Err(bad("is too long"));
+        }
+        Ok(Self(s.to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GrantType {
+    AuthorizationCode,
+    RefreshToken,
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GrantType::AuthorizationCode => "authorization_code",
+            GrantType::RefreshToken => "refresh_token",
+            GrantType::ClientCredentials => "client_credentials",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "authorization_code" => Some(GrantType::AuthorizationCode),
+            "refresh_token" => Some(GrantType::RefreshToken),
+            "client_credentials" => Some(GrantType::ClientCredentials),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub confidential: bool,
+    secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub skip_consent: bool,
+    pub require_pkce: bool,
+    pub signing_alg: Alg,
+    pub access_token_ttl: Option<i64>,
+}
+
+impl From<ClientRow> for Client {
+    fn from(r: ClientRow) -> Self {
+        Self {
+            grant_types: parse_list(&r.grant_types)
+                .iter()
+                .filter_map(|g| GrantType::parse(g))
+                .collect(),
+            id: r.client_id,
+            tenant_id: r.tenant_id,
+            name: r.name,
+            confidential: r.confidential,
+            secret_hash: r.secret_hash,
+            redirect_uris: parse_list(&r.redirect_uris),
+            post_logout_redirect_uris: parse_list(&r.post_logout_redirect_uris),
+            scopes: parse_list(&r.scopes),
+            allowed_origins: parse_list(&r.allowed_origins),
+            backchannel_logout_uri: r.backchannel_logout_uri,
+            skip_consent: r.skip_consent,
+            require_pkce: r.require_pkce || !r.confidential,
+            signing_alg: Alg::parse(&r.signing_alg).unwrap_or(Alg::Rs256),
+            access_token_ttl: r.access_token_ttl,
+        }
+    }
+}
+
+impl Client {
+    pub fn allows_grant(&self, g: GrantType) -> bool {
+        self.grant_types.contains(&g)
+    }
+
+    /// Exact string comparison against the registered redirect URIs.
+    pub fn has_redirect_uri(&self, uri: &str) -> bool {
+        self.redirect_uris.iter().any(|r| r == uri)
+    }
+
+    pub fn has_post_logout_redirect_uri(&self, uri: &str) -> bool {
+        self.post_logout_redirect_uris.iter().any(|r| r == uri)
+    }
+
+    pub fn allows_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewClient {
+    pub name: String,
+    pub public: bool,
+    pub redirect_uris: Vec<RedirectUri>,
+    pub post_logout_redirect_uris: Vec<RedirectUri>,
+    pub grant_types: Vec<GrantType>,
+    pub scopes: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub skip_consent: bool,
+    pub signing_alg: Alg,
+    pub access_token_ttl: Option<i64>,
+}
+
+impl NewClient {
+    pub fn new(name: &str) -> Self {
+        Self {
+            name: name.to_string(),
+            public: false,
+            redirect_uris: vec![],
+            post_logout_redirect_uris: vec![],
+            grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            scopes: DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect(),
+            allowed_origins: vec![],
+            backchannel_logout_uri: None,
+            skip_consent: false,
+            signing_alg: Alg::Rs256,
+            access_token_ttl: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for ClientError {
+    fn from(e: sqlx::Error) -> Self {
+        ClientError::Unexpected(e.into())
+    }
+}
+
+/// An origin as browsers send it: `scheme://host[:port]`, nothing more.
+fn parse_origin(o: &str) -> Result<String, ClientError> {
+    let url = url::Url::parse(o)
+        .map_err(|_| ClientError::Invalid(format!("allowed origin {o:?} is not a URL")))?;
+    let origin = url.origin().ascii_serialization();
+    if origin == "null" || origin != o.trim_end_matches('/') {
+        return Err(ClientError::Invalid(format!(
+            "allowed origin {o:?} must be scheme://host[:port]"
+        )));
+    }
+    Ok(origin)
+}
+
+fn is_scope_token(s: &str) -> bool {
+    // RFC 6749 §3.3: scope-token = 1*( %x21 / %x23-5B / %x5D-7E )
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// Registers a client. Confidential clients get a server-generated secret, returned here
+/// once and stored only as its digest.
+pub async fn create_client(
+    state: &AppState,
+    tenant: &Tenant,
+    new: NewClient,
+) -> Result<(Client, Option<String>), ClientError> {
+    if new.name.trim().is_empty() || new.name.len() > 200 {
+        return Err(ClientError::Invalid(
+            "client name must be 1-200 characters".into(),
+        ));
+    }
+    if new.public && new.grant_types.contains(&GrantType::ClientCredentials) {
+        return Err(ClientError::Invalid(
+            "public clients cannot use client_credentials".into(),
+        ));
+    }
+    if new.grant_types.is_empty() {
+        return Err(ClientError::Invalid(
+            "at least one grant type is required".into(),
+        ));
+    }
+    if new.grant_types.contains(&GrantType::AuthorizationCode) && new.redirect_uris.is_empty() {
+        return Err(ClientError::Invalid(
+            "authorization_code clients need at least one redirect URI".into(),
+        ));
+    }
+    if let Some(ttl) = new.access_token_ttl {
+        if !(1..=MAX_ACCESS_TOKEN_TTL).contains(&ttl) {
+            return Err(ClientError::Invalid(format!(
+                "access_token_ttl must be 1-{MAX_ACCESS_TOKEN_TTL} seconds"
+            )));
+        }
+    }
+    if let Some(uri) = &new.backchannel_logout_uri {
+        let url = url::Url::parse(uri)
+            .map_err(|_| ClientError::Invalid("backchannel_logout_uri is not a URL".into()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+            return Err(ClientError::Invalid(
+                "backchannel_logout_uri must be an http(s) URL without fragment".into(),
+            ));
+        }
+    }
+    if let Some(bad) = new.scopes.iter().find(|s| !is_scope_token(s)) {
+        return Err(ClientError::Invalid(format!("invalid scope {bad:?}")));
+    }
+    let origins = new
+        .allowed_origins
+        .iter()
+        .map(|o| parse_origin(o))
+        .collect::<Result<Vec<_>, _>>()?;
+    let secret = (!new.public).then(|| format!("cs_{}", crypto::random_token(32)));
+    let now = storage::now();
+    let strings = |v: &[RedirectUri]| v.iter().map(|u| u.as_str().to_string()).collect::<Vec<_>>();
+    let row = ClientRow {
+        client_id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        name: new.name.trim().to_string(),
+        secret_hash: secret.as_deref().map(crypto::token_digest),
+        confidential: !new.public,
+        redirect_uris: json_list(&strings(&new.redirect_uris)),
+        post_logout_redirect_uris: json_list(&strings(&new.post_logout_redirect_uris)),
+        grant_types: json_list(
+            &new.grant_types
+                .iter()
+                .map(|g| g.as_str().to_string())
+                .collect::<Vec<_>>(),
+        ),
+        scopes: json_list(&new.scopes),
+        allowed_origins: json_list(&origins),
+        backchannel_logout_uri: new.backchannel_logout_uri.clone(),
+        skip_consent: new.skip_consent,
+        require_pkce: true,
+        signing_alg: new.signing_alg.as_str().to_string(),
+        access_token_ttl: new.access_token_ttl,
+        created_at: now,
+        updated_at: now,
+    };
+    storage::clients::insert_client(&state.pool, &row).await?;
+    Ok((Client::from(row), secret))
+}
+
+pub async fn find_client(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+) -> Result<Option<Client>, ClientError> {
+    if client_id.is_empty() || client_id.len() > 200 {
+        return Ok(None);
+    }
+    Ok(
+        storage::clients::find_client(&state.pool, &tenant.id, client_id)
+            .await?
+            .map(Client::from),
+    )
+}
+
+/// How a client presented itself (RFC 6749 §2.3.1).
+#[derive(Debug, Clone)]
+pub enum ClientCredentials {
+    Basic {
+        id: String,
+        secret: String,
+    },
+    Post {
+        id: String,
+        secret: String,
+    },
+    /// A public client identifying itself by `client_id` only.
+    None {
+        id: String,
+    },
+}
+
+impl ClientCredentials {
+    pub fn client_id(&self) -> &str {
+        match self {
+            ClientCredentials::Basic { id, .. }
+            | ClientCredentials::Post { id, .. }
+            | ClientCredentials::None { id } => id,
+        }
+    }
+}
+
+/// Authenticates a client: confidential clients by secret (constant-time digest
+/// comparison), public clients by id alone. Unknown clients fail like a wrong secret.
+pub async fn authenticate_client(
+    state: &AppState,
+    tenant: &Tenant,
+    creds: &ClientCredentials,
+) -> Result<Client, ClientError> {
+    let client = find_client(state, tenant, creds.client_id()).await?;
+    let presented = match creds {
+        ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
+            Some(crypto::token_digest(secret))
+        }
+        ClientCredentials::None { .. } => None,
+    };
+    let Some(client) = client else {
+        return Err(ClientError::InvalidClient);
+    };
+    match (client.confidential, &client.secret_hash, presented) {
+        (true, Some(stored), Some(given))
+            if crypto::constant_time_eq(stored.as_bytes(), given.as_bytes()) =>
+        {
+            Ok(client)
+        }
+        (false, _, None) => Ok(client),
+        _ => Err(ClientError::InvalidClient),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_with_fragments_are_refused() {
+        assert!(RedirectUri::parse("https://app.example.com/cb#x").is_err());
+    }
+
+    #[test]
+    fn relative_or_script_redirect_uris_are_refused() {
+        assert!(RedirectUri::parse("/cb").is_err());
+        assert!(RedirectUri::parse("javascript:alert(1)").is_err());
+    }
+
+    #[test]
+    fn https_loopback_and_private_scheme_redirect_uris_are_accepted() {
+        assert!(RedirectUri::parse("https://app.example.com/cb?x=1").is_ok());
+        assert!(RedirectUri::parse("http://127.0.0.1:4000/cb").is_ok());
+        assert!(RedirectUri::parse("com.example.app:/oauth2redirect").is_ok());
+    }
+
+    #[test]
+    fn origins_must_be_bare_scheme_host_port() {
+        assert_eq!(
+            parse_origin("https://app.example.com").unwrap(),
+            "https://app.example.com"
+        );
+        assert!(parse_origin("https://app.example.com/path").is_err());
+    }
+}

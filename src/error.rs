@@ -1,0 +1,367 @@
+//! Maps domain outcomes to responses, exhaustively (no `_ =>`): RFC 6749 §5.2 errors for
+//! OAuth endpoints, RFC 6750 §3 challenges for bearer-protected ones, and HTML error pages
+//! for browsers. A 500 carries only the correlation id; its cause is logged once, here.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{HttpResponse, ResponseError};
+use askama::Template;
+use serde_json::json;
+
+use crate::accounts::AccountError;
+use crate::authorization::AuthorizeError;
+use crate::clients::ClientError;
+use crate::i18n::{Locale, Texts};
+use crate::tokens::{BearerError, TokenError};
+
+tokio::task_local! {
+    /// The id of the request being served (set by the request-id middleware).
+    pub static REQUEST_ID: String;
+}
+
+/// The current request's correlation id, or a fresh one outside a request.
+pub fn correlation_id() -> String {
+    REQUEST_ID
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| uuid::Uuid::new_v4().to_string())
+}
+
+fn log_unexpected(e: &dyn std::fmt::Display) -> String {
+    let id = correlation_id();
+    tracing::error!(correlation_id = %id, error = %e, "unexpected error");
+    id
+}
+
+/// An RFC 6749 §5.2 error response.
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        Self {
+            status,
+            error,
+            description: description.into(),
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub fn invalid_client() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "client authentication failed",
+        )
+    }
+
+    pub fn server_error() -> Self {
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "internal error",
+        )
+    }
+}
+
+impl std::fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.error, self.description)
+    }
+}
+
+impl ResponseError for OAuthError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut body = json!({ "error": self.error, "error_description": self.description });
+        let mut resp = HttpResponse::build(self.status);
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            body["correlation_id"] = json!(correlation_id());
+        }
+        if self.error == "invalid_client" {
+            // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
+            resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"portcullis\""));
+        }
+        resp.insert_header((header::CACHE_CONTROL, "no-store"))
+            .insert_header((header::PRAGMA, "no-cache"))
+            .json(body)
+    }
+}
+
+impl From<TokenError> for OAuthError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::InvalidRequest(d) => OAuthError::invalid_request(d),
+            TokenError::InvalidClient => OAuthError::invalid_client(),
+            TokenError::InvalidGrant(d) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
+            }
+            TokenError::UnauthorizedClient(d) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
+            }
+            TokenError::UnsupportedGrantType => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be authorization_code, refresh_token or client_credentials",
+            ),
+            TokenError::InvalidScope(d) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
+            }
+            TokenError::Unexpected(e) => {
+                log_unexpected(&e);
+                OAuthError::server_error()
+            }
+        }
+    }
+}
+
+impl From<ClientError> for OAuthError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(d) => OAuthError::invalid_request(d),
+            ClientError::InvalidClient => OAuthError::invalid_client(),
+            ClientError::Unexpected(e) => {
+                log_unexpected(&e);
+                OAuthError::server_error()
+            }
+        }
+    }
+}
+
+impl From<sqlx::Error> for OAuthError {
+    fn from(e: sqlx::Error) -> Self {
+        log_unexpected(&e);
+        OAuthError::server_error()
+    }
+}
+
+impl From<anyhow::Error> for OAuthError {
+    fn from(e: anyhow::Error) -> Self {
+        log_unexpected(&e);
+        OAuthError::server_error()
+    }
+}
+
+/// An RFC 6750 §3.1 bearer token error.
+#[derive(Debug)]
+pub struct BearerChallenge {
+    pub status: StatusCode,
+    pub error: Option<&'static str>,
+    pub description: String,
+}
+
+impl BearerChallenge {
+    pub fn missing() -> Self {
+        Self {
+            status: StatusCode::UNAUTHORIZED,
+            error: None,
+            description: "an access token is required".into(),
+        }
+    }
+
+    pub fn insufficient_scope(d: &str) -> Self {
+        Self {
+            status: StatusCode::FORBIDDEN,
+            error: Some("insufficient_scope"),
+            description: d.into(),
+        }
+    }
+
+    pub fn invalid_request(d: &str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: Some("invalid_request"),
+            description: d.into(),
+        }
+    }
+}
+
+impl From<BearerError> for BearerChallenge {
+    fn from(e: BearerError) -> Self {
+        let status = match e {
+            BearerError::Invalid | BearerError::Expired | BearerError::Revoked => {
+                StatusCode::UNAUTHORIZED
+            }
+            BearerError::Unexpected => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Self {
+            status,
+            error: Some(match e {
+                BearerError::Unexpected => "server_error",
+                BearerError::Invalid | BearerError::Expired | BearerError::Revoked => {
+                    "invalid_token"
+                }
+            }),
+            description: e.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for BearerChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.description)
+    }
+}
+
+impl ResponseError for BearerChallenge {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let challenge = match self.error {
+            Some(e) => format!(
+                "Bearer realm=\"portcullis\", error=\"{e}\", error_description=\"{}\"",
+                self.description.replace('"', "'")
+            ),
+            None => "Bearer realm=\"portcullis\"".to_string(),
+        };
+        let mut body = json!({ "error": self.error.unwrap_or("invalid_request"), "error_description": self.description });
+        if self.status == StatusCode::INTERNAL_SERVER_ERROR {
+            body["correlation_id"] = json!(correlation_id());
+        }
+        HttpResponse::build(self.status)
+            .insert_header((header::WWW_AUTHENTICATE, challenge))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(body)
+    }
+}
+
+/// What every page's frame (`base.html`) shows.
+pub struct Frame<'a> {
+    pub lang: &'static str,
+    pub t: &'static Texts,
+    pub tenant_name: &'a str,
+    pub logo_url: Option<&'a str>,
+    pub branding_css: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+pub struct ErrorPage<'a> {
+    pub f: Frame<'a>,
+    pub message: &'a str,
+    pub correlation_id: &'a str,
+}
+
+/// An error shown to a person in the browser.
+#[derive(Debug)]
+pub struct PageError {
+    pub status: StatusCode,
+    pub message: String,
+    pub locale: Locale,
+}
+
+impl PageError {
+    pub fn new(status: StatusCode, locale: Locale, message: impl Into<String>) -> Self {
+        Self {
+            status,
+            message: message.into(),
+            locale,
+        }
+    }
+
+    pub fn bad_request(locale: Locale, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, locale, message)
+    }
+
+    pub fn unexpected(locale: Locale, e: &dyn std::fmt::Display) -> Self {
+        log_unexpected(e);
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            locale,
+            "The server could not complete the request.",
+        )
+    }
+}
+
+impl std::fmt::Display for PageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl ResponseError for PageError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let id = correlation_id();
+        let page = ErrorPage {
+            f: Frame {
+                lang: self.locale.tag(),
+                t: self.locale.texts(),
+                tenant_name: "Portcullis",
+                logo_url: None,
+                branding_css: None,
+            },
+            message: &self.message,
+            correlation_id: &id,
+        };
+        match page.render() {
+            Ok(html) => HttpResponse::build(self.status)
+                .content_type("text/html; charset=utf-8")
+                .body(html),
+            Err(_) => HttpResponse::build(self.status).body(self.message.clone()),
+        }
+    }
+}
+
+impl From<AuthorizeError> for PageError {
+    fn from(e: AuthorizeError) -> Self {
+        match e {
+            AuthorizeError::Page(m) => PageError::bad_request(Locale::En, m),
+            AuthorizeError::Redirect(r) => PageError::bad_request(Locale::En, r.description),
+            AuthorizeError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
+        }
+    }
+}
+
+impl From<AccountError> for PageError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Validation(m) => PageError::bad_request(Locale::En, m),
+            AccountError::InvalidCredentials => {
+                PageError::new(StatusCode::UNAUTHORIZED, Locale::En, e.to_string())
+            }
+            AccountError::AccountLocked { .. } => {
+                PageError::new(StatusCode::LOCKED, Locale::En, e.to_string())
+            }
+            AccountError::AlreadyExists => {
+                PageError::new(StatusCode::CONFLICT, Locale::En, e.to_string())
+            }
+            AccountError::NotFound => {
+                PageError::new(StatusCode::NOT_FOUND, Locale::En, e.to_string())
+            }
+            AccountError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for PageError {
+    fn from(e: sqlx::Error) -> Self {
+        PageError::unexpected(Locale::En, &e)
+    }
+}
+
+impl From<anyhow::Error> for PageError {
+    fn from(e: anyhow::Error) -> Self {
+        PageError::unexpected(Locale::En, &e)
+    }
+}
+
+/// A JSON 404 for unknown paths and tenants.
+pub fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().json(json!({
+        "error": { "code": "NOT_FOUND", "message": "not found", "correlation_id": correlation_id() }
+    }))
+}

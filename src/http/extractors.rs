@@ -1,0 +1,230 @@
+//! Request extractors: the tenant's provider, the audit context, bounded form bodies with
+//! duplicate detection, and client credentials (RFC 6749 §2.3.1).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use actix_web::dev::Payload;
+use actix_web::http::header;
+use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use futures_util::StreamExt;
+
+use crate::audit::Context;
+use crate::authorization::Params;
+use crate::clients::ClientCredentials;
+use crate::crypto;
+use crate::error::{self, OAuthError};
+use crate::provider::Provider;
+use crate::state::AppState;
+
+/// The tenant addressed by the request (`/t/{tenant}/…`, or the default tenant at the root).
+pub struct TenantProvider(pub Arc<Provider>);
+
+#[derive(Debug)]
+pub struct TenantNotFound;
+
+impl std::fmt::Display for TenantNotFound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("tenant not found")
+    }
+}
+
+impl ResponseError for TenantNotFound {
+    fn status_code(&self) -> actix_web::http::StatusCode {
+        actix_web::http::StatusCode::NOT_FOUND
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        error::not_found()
+    }
+}
+
+impl FromRequest for TenantProvider {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let slug = req
+            .match_info()
+            .get("tenant")
+            .map(str::to_string)
+            .or_else(|| state.as_ref().and_then(|s| s.config.default_tenant.clone()));
+        Box::pin(async move {
+            let (Some(state), Some(slug)) = (state, slug) else {
+                return Err(TenantNotFound.into());
+            };
+            match state.providers.get(&state, &slug).await {
+                Ok(Some(p)) => Ok(TenantProvider(p)),
+                Ok(None) => Err(TenantNotFound.into()),
+                Err(e) => Err(OAuthError::from(e).into()),
+            }
+        })
+    }
+}
+
+/// The request id assigned by the middleware.
+#[derive(Clone, Debug)]
+pub struct RequestId(pub String);
+
+/// Who is calling, for the audit log.
+pub fn audit_context(req: &HttpRequest) -> Context {
+    Context {
+        ip: client_ip(req),
+        user_agent: req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(300).collect()),
+        correlation_id: req.extensions().get::<RequestId>().map(|r| r.0.clone()),
+    }
+}
+
+/// The peer address. (X-Forwarded-For is honoured only for configured trusted proxies,
+/// which the protection layer adds; until then the socket peer is the client.)
+pub fn client_ip(req: &HttpRequest) -> Option<String> {
+    req.peer_addr().map(|a| a.ip().to_string())
+}
+
+/// A form-encoded body (`application/x-www-form-urlencoded`), bounded by `max_body_bytes`,
+/// parsed with duplicate detection. Wrong content type or size is an `invalid_request`.
+pub struct FormParams(pub Params);
+
+impl FromRequest for FormParams {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let limit = req
+            .app_data::<web::Data<AppState>>()
+            .map_or(64 * 1024, |s| s.config.max_body_bytes);
+        let content_type_ok = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| {
+                v.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        let mut payload = payload.take();
+        Box::pin(async move {
+            if !content_type_ok {
+                return Err(OAuthError::invalid_request(
+                    "the body must be application/x-www-form-urlencoded",
+                )
+                .into());
+            }
+            let mut body = web::BytesMut::new();
+            while let Some(chunk) = payload.next().await {
+                let chunk =
+                    chunk.map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
+                if body.len() + chunk.len() > limit {
+                    return Err(OAuthError::new(
+                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+                        "invalid_request",
+                        format!("the body exceeds {limit} bytes"),
+                    )
+                    .into());
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(FormParams(Params::parse(&body)))
+        })
+    }
+}
+
+/// Query-string parameters with duplicate detection.
+pub fn query_params(req: &HttpRequest) -> Params {
+    Params::parse(req.query_string().as_bytes())
+}
+
+/// Client credentials from the Authorization header (Basic, with the form-urlencoded id
+/// and secret of RFC 6749 §2.3.1) or from the body. Using two methods at once is an
+/// `invalid_request` (§2.3).
+pub fn client_credentials(
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<ClientCredentials, OAuthError> {
+    let body_secret = params.get("client_secret");
+    let body_id = params.get("client_id");
+    if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
+        let value = auth.to_str().map_err(|_| OAuthError::invalid_client())?;
+        let Some(encoded) = value
+            .strip_prefix("Basic ")
+            .or_else(|| value.strip_prefix("basic "))
+        else {
+            return Err(OAuthError::invalid_client());
+        };
+        if body_secret.is_some() {
+            return Err(OAuthError::invalid_request(
+                "use only one client authentication method",
+            ));
+        }
+        let decoded = crypto::b64_decode(encoded)
+            .and_then(|b| String::from_utf8(b).ok())
+            .ok_or_else(OAuthError::invalid_client)?;
+        let (id, secret) = decoded
+            .split_once(':')
+            .ok_or_else(OAuthError::invalid_client)?;
+        let decode = |s: &str| -> Result<String, OAuthError> {
+            let plus_as_space = s.replace('+', " ");
+            percent_decode(&plus_as_space).ok_or_else(OAuthError::invalid_client)
+        };
+        let (id, secret) = (decode(id)?, decode(secret)?);
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the credentials",
+            ));
+        }
+        return Ok(ClientCredentials::Basic { id, secret });
+    }
+    match (body_id, body_secret) {
+        (Some(id), Some(secret)) => Ok(ClientCredentials::Post {
+            id: id.to_string(),
+            secret: secret.to_string(),
+        }),
+        (Some(id), None) => Ok(ClientCredentials::None { id: id.to_string() }),
+        (None, _) => Err(OAuthError::invalid_client()),
+    }
+}
+
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let v = u8::from_str_radix(std::str::from_utf8(hex).ok()?, 16).ok()?;
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// A bearer token from `Authorization: Bearer …` (RFC 6750 §2.1).
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim().to_string())
+        .filter(|t| !t.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_reserved_characters() {
+        assert_eq!(percent_decode("a%3Ab%25c").as_deref(), Some("a:b%c"));
+        assert_eq!(percent_decode("bad%zz"), None);
+    }
+}

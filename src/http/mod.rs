@@ -1,0 +1,54 @@
+//! Transport: the route table. Handlers parse requests, call one domain function and map
+//! the result; no SQL, no crypto, no business branching here.
+
+use actix_web::web;
+
+pub mod demo;
+pub mod extractors;
+pub mod health;
+pub mod middleware;
+pub mod oidc;
+pub mod pages;
+
+/// Routes of one tenant, mounted under `/t/{tenant}` and, for the default tenant, at the root.
+pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route(
+        "/.well-known/openid-configuration",
+        web::get().to(oidc::discovery_get),
+    )
+    .route(
+        "/.well-known/oauth-authorization-server",
+        web::get().to(oidc::discovery_get),
+    )
+    .route("/jwks", web::get().to(oidc::jwks_get))
+    .route("/authorize", web::get().to(pages::authorize))
+    .route("/authorize", web::post().to(pages::authorize))
+    .route("/login", web::get().to(pages::sign_in_get))
+    .route("/login", web::post().to(pages::sign_in_post))
+    .route("/consent", web::get().to(pages::consent_get))
+    .route("/consent", web::post().to(pages::consent_post))
+    .route("/token", web::post().to(oidc::token_post))
+    .route("/userinfo", web::get().to(oidc::userinfo))
+    .route("/userinfo", web::post().to(oidc::userinfo))
+    .route("/revoke", web::post().to(oidc::revoke_post))
+    .route("/introspect", web::post().to(oidc::introspect_post))
+    .route("/logout", web::get().to(pages::logout))
+    .route("/logout", web::post().to(pages::logout))
+    .route("/branding.css", web::get().to(pages::branding_css));
+}
+
+/// The whole application's routes.
+pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
+    cfg.route("/health", web::get().to(health::health))
+        .route("/ready", web::get().to(health::ready))
+        .route("/static/{file}", web::get().to(pages::static_file));
+    if demo {
+        cfg.route("/demo", web::get().to(demo::demo_page))
+            .route("/demo/login", web::get().to(demo::demo_login))
+            .route("/demo/callback", web::get().to(demo::demo_callback));
+    }
+    cfg.service(web::scope("/t/{tenant}").configure(tenant_routes));
+    if default_tenant {
+        cfg.configure(tenant_routes);
+    }
+}

@@ -1,0 +1,188 @@
+//! OAuth 2.0 / OpenID Connect endpoints that speak JSON: discovery, JWKS, token,
+//! userinfo, revocation and introspection. Each parses the request, calls one domain
+//! function and maps the result.
+
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::{json, Value};
+
+use crate::accounts;
+use crate::clients::{self, ClientCredentials};
+use crate::error::{BearerChallenge, OAuthError};
+use crate::http::extractors::{
+    audit_context, bearer_token, client_credentials, FormParams, TenantProvider,
+};
+use crate::state::AppState;
+use crate::tokens::{self, TokenError};
+
+fn public_json(bytes: &[u8]) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(bytes.to_vec())
+}
+
+/// `GET {issuer}/.well-known/openid-configuration` — pre-serialised.
+pub async fn discovery_get(TenantProvider(p): TenantProvider) -> HttpResponse {
+    public_json(&p.discovery)
+}
+
+/// `GET {issuer}/jwks` — pre-serialised.
+pub async fn jwks_get(TenantProvider(p): TenantProvider) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/jwk-set+json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(p.keys.jwks.clone())
+}
+
+fn no_store_json(body: &impl serde::Serialize) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"))
+        .json(body)
+}
+
+fn reject_repeated(params: &crate::authorization::Params) -> Result<(), OAuthError> {
+    match params.repeated.first() {
+        Some(name) => Err(OAuthError::invalid_request(format!(
+            "parameter {name} was given more than once"
+        ))),
+        None => Ok(()),
+    }
+}
+
+async fn authenticated_client(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &crate::provider::Provider,
+    params: &crate::authorization::Params,
+) -> Result<(clients::Client, ClientCredentials), OAuthError> {
+    let creds = client_credentials(req, params)?;
+    let client = clients::authenticate_client(state, &p.tenant, &creds).await?;
+    Ok((client, creds))
+}
+
+/// `POST {issuer}/token` (RFC 6749 §3.2).
+pub async fn token_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(params): FormParams,
+) -> Result<HttpResponse, OAuthError> {
+    reject_repeated(&params)?;
+    let grant_type = params
+        .get("grant_type")
+        .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
+    let ctx = audit_context(&req);
+    let result = match grant_type {
+        "authorization_code" => {
+            let code = params
+                .get("code")
+                .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
+            tokens::exchange_code(
+                &state,
+                &p,
+                &client,
+                code,
+                params.get("redirect_uri"),
+                params.get("code_verifier"),
+                &ctx,
+            )
+            .await
+        }
+        "refresh_token" => {
+            let rt = params
+                .get("refresh_token")
+                .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
+            tokens::refresh(&state, &p, &client, rt, params.get("scope"), &ctx).await
+        }
+        "client_credentials" => {
+            tokens::client_credentials(&state, &p, &client, params.get("scope"), &ctx).await
+        }
+        _ => Err(TokenError::UnsupportedGrantType),
+    };
+    Ok(no_store_json(&result?))
+}
+
+/// `GET|POST {issuer}/userinfo` (OpenID Connect Core §5.3). The token comes in the
+/// Authorization header or, for POST, in the body (RFC 6750 §2.2) — not both.
+pub async fn userinfo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    body: web::Bytes,
+) -> Result<HttpResponse, BearerChallenge> {
+    let header_token = bearer_token(&req);
+    let body_token = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
+        crate::authorization::Params::parse(&body)
+            .get("access_token")
+            .map(str::to_string)
+    } else {
+        None
+    };
+    let token = match (header_token, body_token) {
+        (Some(_), Some(_)) => {
+            return Err(BearerChallenge::invalid_request(
+                "use only one way to send the access token",
+            ))
+        }
+        (Some(t), None) | (None, Some(t)) => t,
+        (None, None) => return Err(BearerChallenge::missing()),
+    };
+    let at = tokens::validate_access_token(&state, &p, &token).await?;
+    if !at.scope.iter().any(|s| s == "openid") {
+        return Err(BearerChallenge::insufficient_scope(
+            "the openid scope is required",
+        ));
+    }
+    let user = accounts::find_user(&state, &p.tenant, &at.sub)
+        .await
+        .map_err(|_| BearerChallenge::from(tokens::BearerError::Unexpected))?
+        .filter(|u| !u.disabled)
+        .ok_or(BearerChallenge::from(tokens::BearerError::Invalid))?;
+    let mut claims = tokens::user_claims(&user, &at.scope, None, "userinfo");
+    claims.insert("sub".into(), json!(user.id));
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(Value::Object(claims)))
+}
+
+/// `POST {issuer}/revoke` (RFC 7009 §2).
+pub async fn revoke_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(params): FormParams,
+) -> Result<HttpResponse, OAuthError> {
+    reject_repeated(&params)?;
+    let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    tokens::revoke(&state, &p, &client, token, &audit_context(&req)).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+/// `POST {issuer}/introspect` (RFC 7662 §2). Only confidential clients may introspect.
+pub async fn introspect_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(params): FormParams,
+) -> Result<HttpResponse, OAuthError> {
+    reject_repeated(&params)?;
+    let (client, creds) = authenticated_client(&state, &req, &p, &params).await?;
+    if !client.confidential || matches!(creds, ClientCredentials::None { .. }) {
+        return Err(OAuthError::invalid_client());
+    }
+    let token = params
+        .get("token")
+        .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
+    let result = tokens::introspect(&state, &p, token).await?;
+    Ok(no_store_json(&result))
+}

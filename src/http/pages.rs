@@ -1,0 +1,759 @@
+//! Browser-facing endpoints: the authorization endpoint and the server-rendered sign-in,
+//! consent and sign-out pages. Every form carries a CSRF token (signed double-submit:
+//! an HMAC of a random cookie under a key derived from the master key). No inline script.
+
+use actix_web::cookie::{time::Duration as CookieDuration, Cookie, SameSite};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use crate::accounts::{self, AccountError};
+use crate::audit::{self, AuditEvent};
+use crate::authorization::{
+    self, AuthorizeError, CodeResponse, Next, Params, Pending, ResponseMode,
+};
+use crate::clients;
+use crate::crypto;
+use crate::error::{Frame, PageError};
+use crate::http::extractors::{audit_context, client_ip, query_params, FormParams, TenantProvider};
+use crate::i18n::{self, Locale, Texts};
+use crate::provider::Provider;
+use crate::sessions::{self, Session};
+use crate::state::AppState;
+
+const CSRF_COOKIE: &str = "portcullis_csrf";
+
+fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    i18n::negotiate(ui_locales, accept)
+}
+
+/// The CSRF cookie value of this browser, and whether it must be set.
+fn csrf_seed(req: &HttpRequest) -> (String, bool) {
+    match req.cookie(CSRF_COOKIE) {
+        Some(c) if c.value().len() == 43 => (c.value().to_string(), false),
+        _ => (crypto::random_token(32), true),
+    }
+}
+
+fn csrf_token(state: &AppState, seed: &str) -> String {
+    crypto::b64url(&crypto::hmac_sha256(
+        &state.mac_key,
+        format!("csrf:{seed}").as_bytes(),
+    ))
+}
+
+fn check_csrf(
+    state: &AppState,
+    req: &HttpRequest,
+    params: &Params,
+    loc: Locale,
+) -> Result<(), PageError> {
+    let ok = match (req.cookie(CSRF_COOKIE), params.get("csrf_token")) {
+        (Some(c), Some(given)) => {
+            crypto::constant_time_eq(csrf_token(state, c.value()).as_bytes(), given.as_bytes())
+        }
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(PageError::new(
+            StatusCode::FORBIDDEN,
+            loc,
+            "The form has expired or was not sent from this site. Go back, reload the page and try again.",
+        ))
+    }
+}
+
+fn cookie<'a>(state: &AppState, name: String, value: String, max_age: Option<i64>) -> Cookie<'a> {
+    let mut c = Cookie::build(name, value)
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(state.config.is_https())
+        .finish();
+    if let Some(age) = max_age {
+        c.set_max_age(CookieDuration::seconds(age));
+    }
+    c
+}
+
+fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, PageError> {
+    let body = page
+        .render()
+        .map_err(|e| PageError::unexpected(Locale::En, &e))?;
+    Ok(HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+fn see_other(location: &str) -> HttpResponse {
+    HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .finish()
+}
+
+fn frame(p: &Provider, loc: Locale) -> Frame<'_> {
+    Frame {
+        lang: loc.tag(),
+        t: loc.texts(),
+        tenant_name: p.tenant.display_name(),
+        logo_url: p.tenant.settings.branding.logo_url.as_deref(),
+        branding_css: Some(p.endpoint("/branding.css")),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    request_id: &'a str,
+    email: &'a str,
+    error: Option<&'a str>,
+    current_account: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "consent.html")]
+struct ConsentPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    request_id: &'a str,
+    client_name: &'a str,
+    scopes: Vec<&'a str>,
+    account: String,
+}
+
+#[derive(Template)]
+#[template(path = "logout.html")]
+struct LogoutPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    hidden: Vec<(&'static str, String)>,
+    account: String,
+}
+
+#[derive(Template)]
+#[template(path = "logged_out.html")]
+struct LoggedOutPage<'a> {
+    f: Frame<'a>,
+}
+
+#[derive(Template)]
+#[template(path = "form_post.html")]
+struct FormPostPage<'a> {
+    lang: &'static str,
+    t: &'static Texts,
+    action: &'a str,
+    fields: &'a [(&'static str, String)],
+}
+
+/// Sends the authorization response to the client: a redirect with the parameters in
+/// the query, or an auto-submitting form (OAuth 2.0 Form Post Response Mode).
+fn respond(resp: &CodeResponse, loc: Locale) -> Result<HttpResponse, PageError> {
+    match resp.response_mode {
+        ResponseMode::Query => Ok(HttpResponse::Found()
+            .insert_header((header::LOCATION, authorization::redirect_location(resp)))
+            .finish()),
+        ResponseMode::FormPost => {
+            let page = FormPostPage {
+                lang: loc.tag(),
+                t: loc.texts(),
+                action: &resp.redirect_uri,
+                fields: &resp.params,
+            };
+            let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+            Ok(HttpResponse::Ok()
+                .content_type("text/html; charset=utf-8")
+                .body(body))
+        }
+    }
+}
+
+async fn current_session(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+) -> Result<Option<Session>, PageError> {
+    let Some(c) = req.cookie(&sessions::cookie_name(&p.tenant.slug)) else {
+        return Ok(None);
+    };
+    Ok(sessions::find_session(state, &p.tenant, c.value()).await?)
+}
+
+/// `GET|POST {issuer}/authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2).
+pub async fn authorize(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let params = if req.method() == actix_web::http::Method::POST {
+        let form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        if !form {
+            return Err(PageError::bad_request(
+                Locale::En,
+                "The authorization request must be form-encoded.",
+            ));
+        }
+        Params::parse(&body)
+    } else {
+        query_params(&req)
+    };
+    let loc = locale(&req, params.get("ui_locales"));
+    let (client, request) = match authorization::validate(&state, &p, &params).await {
+        Ok(v) => v,
+        Err(AuthorizeError::Redirect(e)) => {
+            return respond(&authorization::error_response(&p, &e), loc)
+        }
+        Err(AuthorizeError::Page(m)) => return Err(PageError::bad_request(loc, m)),
+        Err(AuthorizeError::Unexpected(e)) => return Err(PageError::unexpected(loc, &e)),
+    };
+    let session = current_session(&state, &req, &p).await?;
+    let next = authorization::decide(&state, &p, &client, &request, session.as_ref(), false)
+        .await
+        .map_err(PageError::from)?;
+    match (next, session) {
+        (Next::Issue, Some(s)) => {
+            let resp = authorization::issue_code(&state, &p, &request, &s)
+                .await
+                .map_err(PageError::from)?;
+            respond(&resp, loc)
+        }
+        (Next::Fail(e), _) => respond(&authorization::error_response(&p, &e), loc),
+        (Next::Consent, Some(_)) => {
+            let id = authorization::save_request(&state, &p, &request, None)
+                .await
+                .map_err(PageError::from)?;
+            Ok(see_other(&format!(
+                "{}?request={id}",
+                p.endpoint("/consent")
+            )))
+        }
+        (Next::SignIn | Next::Consent | Next::Issue, _) => {
+            let id = authorization::save_request(&state, &p, &request, None)
+                .await
+                .map_err(PageError::from)?;
+            Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
+        }
+    }
+}
+
+async fn pending(
+    state: &AppState,
+    p: &Provider,
+    id: Option<&str>,
+    loc: Locale,
+) -> Result<Pending, PageError> {
+    let found = match id {
+        Some(id) => authorization::load_request(state, p, id)
+            .await
+            .map_err(PageError::from)?,
+        None => None,
+    };
+    found.ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))
+}
+
+/// Continues a pending request once the user has signed in (or consented).
+async fn resume(
+    state: &AppState,
+    p: &Provider,
+    pending: &Pending,
+    session: &Session,
+    consented: bool,
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let fresh = pending.authenticated_sid.as_deref() == Some(session.sid.as_str());
+    let next = authorization::decide(
+        state,
+        p,
+        &pending.client,
+        &pending.request,
+        Some(session),
+        fresh,
+    )
+    .await
+    .map_err(PageError::from)?;
+    match next {
+        Next::SignIn => Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        ))),
+        Next::Consent if !consented => Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/consent"),
+            pending.id
+        ))),
+        Next::Consent | Next::Issue => {
+            // A request completes once: a replayed form cannot mint a second code.
+            if !authorization::finish_request(state, p, &pending.id).await? {
+                return Err(PageError::bad_request(loc, loc.texts().request_expired));
+            }
+            let resp = authorization::issue_code(state, p, &pending.request, session)
+                .await
+                .map_err(PageError::from)?;
+            respond(&resp, loc)
+        }
+        Next::Fail(e) => {
+            authorization::finish_request(state, p, &pending.id).await?;
+            respond(&authorization::error_response(p, &e), loc)
+        }
+    }
+}
+
+fn sign_in_page(
+    state: &AppState,
+    p: &Provider,
+    pending: &Pending,
+    seed: &str,
+    loc: Locale,
+    email: &str,
+    error: Option<&str>,
+    current: Option<String>,
+) -> Result<String, PageError> {
+    let page = SignInPage {
+        f: frame(p, loc),
+        action: p.endpoint("/login"),
+        csrf: csrf_token(state, seed),
+        request_id: &pending.id,
+        email,
+        error,
+        current_account: current,
+    };
+    page.render().map_err(|e| PageError::unexpected(loc, &e))
+}
+
+/// `GET {issuer}/login?request=…` — the sign-in page.
+pub async fn sign_in_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let mut loc = locale(&req, None);
+    let pending = pending(&state, &p, q.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (seed, set) = csrf_seed(&req);
+    // "Continue as" is offered only when account choice is the sole reason for the page.
+    let current = match current_session(&state, &req, &p).await? {
+        Some(s)
+            if pending.request.has_prompt("select_account")
+                && !pending.request.has_prompt("login")
+                && pending.request.max_age.is_none() =>
+        {
+            accounts::find_user(&state, &p.tenant, &s.user_id)
+                .await?
+                .map(|u| u.email)
+        }
+        _ => None,
+    };
+    let email = pending.request.login_hint.clone().unwrap_or_default();
+    let body = sign_in_page(&state, &p, &pending, &seed, loc, &email, None, current)?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if set {
+        resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+    }
+    Ok(resp.body(body))
+}
+
+/// `POST {issuer}/login` — checks the credentials, starts the browser session.
+pub async fn sign_in_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let mut loc = locale(&req, None);
+    check_csrf(&state, &req, &form, loc)?;
+    let pending = pending(&state, &p, form.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let ctx = audit_context(&req);
+    let existing = current_session(&state, &req, &p).await?;
+    if form.get("action") == Some("continue") {
+        if let Some(s) = existing.clone() {
+            if pending.request.has_prompt("select_account") && !pending.request.has_prompt("login")
+            {
+                authorization::mark_authenticated(&state, &p, &pending.id, &s.sid).await?;
+                let pending = Pending {
+                    authenticated_sid: Some(s.sid.clone()),
+                    ..pending
+                };
+                return resume(&state, &p, &pending, &s, false, loc).await;
+            }
+        }
+    }
+    let email = form.get("email").unwrap_or("");
+    let password = form.get("password").unwrap_or("");
+    let user = match accounts::authenticate(&state, &p.tenant, email, password).await {
+        Ok(u) => u,
+        Err(AccountError::InvalidCredentials) => {
+            audit::record(
+                &state,
+                AuditEvent::new("signin.failure", Some(&p.tenant)).client(&pending.client.id),
+                &ctx,
+            );
+            let seed = req
+                .cookie(CSRF_COOKIE)
+                .map(|c| c.value().to_string())
+                .unwrap_or_default();
+            let body = sign_in_page(
+                &state,
+                &p,
+                &pending,
+                &seed,
+                loc,
+                email,
+                Some(loc.texts().invalid_credentials),
+                None,
+            )?;
+            return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
+                .content_type("text/html; charset=utf-8")
+                .body(body));
+        }
+        Err(e) => return Err(PageError::from(e)),
+    };
+    if let Some(old) = existing {
+        sessions::end_session(&state, &p, &old).await?;
+    }
+    let ua = ctx.user_agent.clone();
+    let started = sessions::start_session(
+        &state,
+        &p.tenant,
+        &user,
+        &["pwd"],
+        "1",
+        client_ip(&req).as_deref(),
+        ua.as_deref(),
+    )
+    .await?;
+    authorization::mark_authenticated(&state, &p, &pending.id, &started.session.sid).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("signin.success", Some(&p.tenant))
+            .actor(Some(&user.id))
+            .client(&pending.client.id),
+        &ctx,
+    );
+    let pending = Pending {
+        authenticated_sid: Some(started.session.sid.clone()),
+        ..pending
+    };
+    let mut resp = resume(&state, &p, &pending, &started.session, false, loc).await?;
+    let c = cookie(
+        &state,
+        sessions::cookie_name(&p.tenant.slug),
+        started.cookie,
+        Some(state.config.session_ttl),
+    );
+    resp.add_cookie(&c)
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(resp)
+}
+
+/// `GET {issuer}/consent?request=…`
+pub async fn consent_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let mut loc = locale(&req, None);
+    let pending = pending(&state, &p, q.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let Some(session) = current_session(&state, &req, &p).await? else {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    let user = accounts::find_user(&state, &p.tenant, &session.user_id).await?;
+    let (seed, set) = csrf_seed(&req);
+    let t = loc.texts();
+    let page = ConsentPage {
+        f: frame(&p, loc),
+        action: p.endpoint("/consent"),
+        csrf: csrf_token(&state, &seed),
+        request_id: &pending.id,
+        client_name: &pending.client.name,
+        scopes: pending.request.scope.iter().map(|s| t.scope(s)).collect(),
+        account: user.map(|u| u.email).unwrap_or_default(),
+    };
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if set {
+        resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+    }
+    Ok(resp.body(body))
+}
+
+/// `POST {issuer}/consent` — "Allow" or "Deny".
+pub async fn consent_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let mut loc = locale(&req, None);
+    check_csrf(&state, &req, &form, loc)?;
+    let pending = pending(&state, &p, form.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let Some(session) = current_session(&state, &req, &p).await? else {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    if form.get("decision") != Some("allow") {
+        authorization::finish_request(&state, &p, &pending.id).await?;
+        let e = authorization::ErrorRedirect {
+            redirect_uri: pending.request.redirect_uri.clone(),
+            response_mode: pending.request.response_mode,
+            state: pending.request.state.clone(),
+            error: "access_denied",
+            description: "the user denied the request".into(),
+        };
+        return respond(&authorization::error_response(&p, &e), loc);
+    }
+    authorization::grant_consent(
+        &state,
+        &p,
+        &pending.client,
+        &session.user_id,
+        &pending.request.scope,
+    )
+    .await?;
+    resume(&state, &p, &pending, &session, true, loc).await
+}
+
+/// `GET|POST {issuer}/logout` — RP-Initiated Logout 1.0. The post-logout redirect URI must
+/// be registered for the client named by `id_token_hint` or `client_id`; otherwise the
+/// user sees an error and is not redirected.
+pub async fn logout(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    body: web::Bytes,
+) -> Result<HttpResponse, PageError> {
+    let params = if req.method() == actix_web::http::Method::POST {
+        Params::parse(&body)
+    } else {
+        query_params(&req)
+    };
+    let loc = locale(&req, params.get("ui_locales"));
+    if let Some(r) = params.repeated.first() {
+        return Err(PageError::bad_request(
+            loc,
+            format!("The parameter {r} was given more than once."),
+        ));
+    }
+    // The client: the audience of the hint, or client_id (which must agree with it).
+    let mut hint_client = None;
+    let mut hint_sid = None;
+    if let Some(hint) = params.get("id_token_hint") {
+        let claims = p
+            .keys
+            .verify(hint)
+            .ok()
+            .map(|(_, c)| c)
+            .filter(|c| {
+                c.get("iss").and_then(|v| v.as_str()) == Some(p.issuer.as_str())
+                    && !c.contains_key("client_id")
+            })
+            .ok_or_else(|| {
+                PageError::bad_request(
+                    loc,
+                    "The id_token_hint is not a valid ID token of this issuer.",
+                )
+            })?;
+        hint_client = claims.get("aud").and_then(|a| match a {
+            serde_json::Value::String(s) => Some(s.clone()),
+            serde_json::Value::Array(v) => v.first().and_then(|x| x.as_str()).map(str::to_string),
+            _ => None,
+        });
+        hint_sid = claims
+            .get("sid")
+            .and_then(|v| v.as_str())
+            .map(str::to_string);
+    }
+    let client_id = match (hint_client, params.get("client_id")) {
+        (Some(h), Some(c)) if h != c => {
+            return Err(PageError::bad_request(
+                loc,
+                "client_id does not match the id_token_hint.",
+            ));
+        }
+        (Some(h), _) => Some(h),
+        (None, c) => c.map(str::to_string),
+    };
+    let client = match &client_id {
+        Some(id) => Some(
+            clients::find_client(&state, &p.tenant, id)
+                .await
+                .map_err(|e| PageError::unexpected(loc, &e))?
+                .ok_or_else(|| {
+                    PageError::bad_request(loc, "The application (client_id) is not known.")
+                })?,
+        ),
+        None => None,
+    };
+    let redirect = match params.get("post_logout_redirect_uri") {
+        Some(uri) => match &client {
+            Some(c) if c.has_post_logout_redirect_uri(uri) => {
+                let mut url = url::Url::parse(uri).map_err(|_| {
+                    PageError::bad_request(loc, "Invalid post_logout_redirect_uri.")
+                })?;
+                if let Some(s) = params.get("state") {
+                    url.query_pairs_mut().append_pair("state", s);
+                }
+                Some(url.to_string())
+            }
+            Some(_) => {
+                return Err(PageError::bad_request(
+                    loc,
+                    "The post_logout_redirect_uri is not registered for this application.",
+                ))
+            }
+            None => {
+                return Err(PageError::bad_request(
+                    loc,
+                    "post_logout_redirect_uri requires id_token_hint or client_id.",
+                ))
+            }
+        },
+        None => None,
+    };
+    let session = current_session(&state, &req, &p).await?;
+    let confirmed =
+        req.method() == actix_web::http::Method::POST && params.get("confirm").is_some();
+    if confirmed {
+        check_csrf(&state, &req, &params, loc)?;
+    }
+    let hint_matches = session
+        .as_ref()
+        .is_some_and(|s| hint_sid.as_deref() == Some(s.sid.as_str()));
+    match session {
+        Some(s) if confirmed && params.get("confirm") == Some("no") => {
+            let _ = s;
+            finish_logout(&state, &p, loc, redirect, None)
+        }
+        Some(s) if confirmed || hint_matches => {
+            sessions::end_session(&state, &p, &s).await?;
+            audit::record(
+                &state,
+                AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&s.user_id)),
+                &audit_context(&req),
+            );
+            finish_logout(
+                &state,
+                &p,
+                loc,
+                redirect,
+                Some(sessions::cookie_name(&p.tenant.slug)),
+            )
+        }
+        Some(s) => {
+            let (seed, set) = csrf_seed(&req);
+            let account = accounts::find_user(&state, &p.tenant, &s.user_id)
+                .await?
+                .map(|u| u.email)
+                .unwrap_or_default();
+            let mut hidden = Vec::new();
+            for k in [
+                "id_token_hint",
+                "client_id",
+                "post_logout_redirect_uri",
+                "state",
+                "ui_locales",
+            ] {
+                if let Some(v) = params.get(k) {
+                    let name: &'static str = k;
+                    hidden.push((name, v.to_string()));
+                }
+            }
+            let page = LogoutPage {
+                f: frame(&p, loc),
+                action: p.endpoint("/logout"),
+                csrf: csrf_token(&state, &seed),
+                hidden,
+                account,
+            };
+            let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+            let mut resp = HttpResponse::Ok();
+            resp.content_type("text/html; charset=utf-8");
+            if set {
+                resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+            }
+            Ok(resp.body(body))
+        }
+        None => finish_logout(&state, &p, loc, redirect, None),
+    }
+}
+
+fn finish_logout(
+    state: &AppState,
+    p: &Provider,
+    loc: Locale,
+    redirect: Option<String>,
+    clear: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let mut resp = match redirect {
+        Some(uri) => see_other(&uri),
+        None => html(StatusCode::OK, LoggedOutPage { f: frame(p, loc) })?,
+    };
+    if let Some(name) = clear {
+        let mut c = cookie(state, name, String::new(), Some(0));
+        c.make_removal();
+        resp.add_cookie(&c)
+            .map_err(|e| PageError::unexpected(loc, &e))?;
+    }
+    Ok(resp)
+}
+
+/// `GET {issuer}/branding.css` — the tenant's accent colour (kept out of the pages so the
+/// CSP needs no inline style).
+pub async fn branding_css(TenantProvider(p): TenantProvider) -> HttpResponse {
+    let accent = p
+        .tenant
+        .settings
+        .branding
+        .accent_color
+        .as_deref()
+        .filter(|c| {
+            c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+        })
+        .unwrap_or("#2b59c3");
+    HttpResponse::Ok()
+        .content_type("text/css")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
+        .body(format!(":root {{ --accent: {accent}; }}\n"))
+}
+
+/// `GET /static/{file}` — the stylesheet and the form-post script, embedded in the binary.
+pub async fn static_file(path: web::Path<String>) -> HttpResponse {
+    let (body, ctype): (&'static str, &str) = match path.as_str() {
+        "style.css" => (include_str!("../../static/style.css"), "text/css"),
+        "form_post.js" => (include_str!("../../static/form_post.js"), "text/javascript"),
+        _ => return crate::error::not_found(),
+    };
+    HttpResponse::Ok()
+        .content_type(ctype)
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(body)
+}

@@ -1,0 +1,180 @@
+//! Page texts in English and Brazilian Portuguese, chosen by `ui_locales`, then
+//! `Accept-Language` (OpenID Connect Core §3.1.2.1).
+
+pub const SUPPORTED: [&str; 2] = ["en", "pt-BR"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Locale {
+    En,
+    PtBr,
+}
+
+impl Locale {
+    pub fn tag(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::PtBr => "pt-BR",
+        }
+    }
+
+    pub fn texts(self) -> &'static Texts {
+        match self {
+            Locale::En => &EN,
+            Locale::PtBr => &PT_BR,
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<Self> {
+        let tag = tag.trim().to_ascii_lowercase();
+        if tag == "pt" || tag.starts_with("pt-") {
+            Some(Locale::PtBr)
+        } else if tag == "en" || tag.starts_with("en-") {
+            Some(Locale::En)
+        } else {
+            None
+        }
+    }
+}
+
+/// `ui_locales` (space-separated, in order of preference) wins; then `Accept-Language`
+/// (by q-value); English otherwise.
+pub fn negotiate(ui_locales: Option<&str>, accept_language: Option<&str>) -> Locale {
+    if let Some(found) = ui_locales.and_then(|u| u.split(' ').find_map(Locale::from_tag)) {
+        return found;
+    }
+    let mut best: Option<(f32, Locale)> = None;
+    for part in accept_language.unwrap_or("").split(',') {
+        let mut pieces = part.split(';');
+        let tag = pieces.next().unwrap_or("");
+        let q = pieces
+            .find_map(|p| p.trim().strip_prefix("q="))
+            .and_then(|q| q.parse::<f32>().ok())
+            .unwrap_or(1.0);
+        if let Some(l) = Locale::from_tag(tag) {
+            if best.is_none_or(|(bq, _)| q > bq) {
+                best = Some((q, l));
+            }
+        }
+    }
+    best.map_or(Locale::En, |(_, l)| l)
+}
+
+pub struct Texts {
+    pub sign_in_title: &'static str,
+    pub email: &'static str,
+    pub password: &'static str,
+    pub sign_in: &'static str,
+    pub invalid_credentials: &'static str,
+    pub continue_as: &'static str,
+    pub use_another_account: &'static str,
+    pub consent_title: &'static str,
+    pub consent_intro: &'static str,
+    pub allow: &'static str,
+    pub deny: &'static str,
+    pub signed_in_as: &'static str,
+    pub logout_title: &'static str,
+    pub logout_question: &'static str,
+    pub sign_out: &'static str,
+    pub stay_signed_in: &'static str,
+    pub logged_out_title: &'static str,
+    pub logged_out_text: &'static str,
+    pub error_title: &'static str,
+    pub reference: &'static str,
+    pub continue_label: &'static str,
+    pub request_expired: &'static str,
+    pub scope_openid: &'static str,
+    pub scope_profile: &'static str,
+    pub scope_email: &'static str,
+    pub scope_offline_access: &'static str,
+}
+
+impl Texts {
+    /// A scope in words (unknown scopes are shown as they are).
+    pub fn scope<'a>(&self, scope: &'a str) -> &'a str
+    where
+        'static: 'a,
+    {
+        match scope {
+            "openid" => self.scope_openid,
+            "profile" => self.scope_profile,
+            "email" => self.scope_email,
+            "offline_access" => self.scope_offline_access,
+            other => other,
+        }
+    }
+}
+
+pub static EN: Texts = Texts {
+    sign_in_title: "Sign in",
+    email: "Email",
+    password: "Password",
+    sign_in: "Sign in",
+    invalid_credentials: "The email or password is incorrect.",
+    continue_as: "Continue as",
+    use_another_account: "Use another account",
+    consent_title: "Allow access",
+    consent_intro: "wants to:",
+    allow: "Allow",
+    deny: "Deny",
+    signed_in_as: "Signed in as",
+    logout_title: "Sign out",
+    logout_question: "Do you want to sign out?",
+    sign_out: "Sign out",
+    stay_signed_in: "Stay signed in",
+    logged_out_title: "Signed out",
+    logged_out_text: "You have been signed out.",
+    error_title: "Something went wrong",
+    reference: "Reference",
+    continue_label: "Continue",
+    request_expired: "This sign-in request has expired or was already completed. Start again from the application.",
+    scope_openid: "Confirm your identity",
+    scope_profile: "See your name and profile details",
+    scope_email: "See your email address",
+    scope_offline_access: "Keep access while you are away",
+};
+
+pub static PT_BR: Texts = Texts {
+    sign_in_title: "Entrar",
+    email: "E-mail",
+    password: "Senha",
+    sign_in: "Entrar",
+    invalid_credentials: "O e-mail ou a senha estão incorretos.",
+    continue_as: "Continuar como",
+    use_another_account: "Usar outra conta",
+    consent_title: "Permitir acesso",
+    consent_intro: "quer:",
+    allow: "Permitir",
+    deny: "Negar",
+    signed_in_as: "Conectado como",
+    logout_title: "Sair",
+    logout_question: "Deseja sair?",
+    sign_out: "Sair",
+    stay_signed_in: "Continuar conectado",
+    logged_out_title: "Você saiu",
+    logged_out_text: "Sua sessão foi encerrada.",
+    error_title: "Algo deu errado",
+    reference: "Referência",
+    continue_label: "Continuar",
+    request_expired:
+        "Este pedido de acesso expirou ou já foi concluído. Comece de novo pelo aplicativo.",
+    scope_openid: "Confirmar sua identidade",
+    scope_profile: "Ver seu nome e dados do perfil",
+    scope_email: "Ver seu endereço de e-mail",
+    scope_offline_access: "Manter o acesso enquanto você estiver ausente",
+};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ui_locales_wins_over_accept_language() {
+        assert_eq!(negotiate(Some("pt-BR en"), Some("en")), Locale::PtBr);
+    }
+
+    #[test]
+    fn accept_language_is_ranked_by_quality() {
+        assert_eq!(negotiate(None, Some("en;q=0.5, pt-BR;q=0.9")), Locale::PtBr);
+        assert_eq!(negotiate(None, Some("fr")), Locale::En);
+    }
+}

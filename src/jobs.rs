@@ -1,0 +1,39 @@
+//! Background jobs of a running instance: purge expired codes, requests, sessions, tokens
+//! and keys, and retry back-channel logout deliveries. Every job is safe to run on several
+//! instances at once (deletes of expired rows; deliveries are claimed atomically).
+
+use std::time::Duration;
+
+use crate::sessions;
+use crate::state::AppState;
+use crate::storage;
+
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut n: u64 = 0;
+        loop {
+            tick.tick().await;
+            sessions::deliver_due(&state).await;
+            if n % 60 == 0 {
+                purge(&state).await;
+            }
+            n += 1;
+        }
+    });
+}
+
+async fn purge(state: &AppState) {
+    let now = storage::now();
+    let results = [
+        storage::authorization::delete_expired_authorization_state(&state.pool, now, 3600).await,
+        storage::sessions::delete_expired_sessions(&state.pool, now).await,
+        storage::tokens::delete_expired_tokens(&state.pool, now).await,
+        storage::keys::delete_expired_keys(&state.pool, now).await,
+    ];
+    for r in results {
+        if let Err(e) = r {
+            tracing::warn!(error = %e, "purge job failed");
+        }
+    }
+}

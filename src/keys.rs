@@ -1,0 +1,373 @@
+//! Signing keys: generation (RS256, ES256, EdDSA via josekit), sealing private keys with
+//! the master key, rotation, and compact JWS signing and verification with a tenant's
+//! loaded key set. Rotation publishes the next key before it signs and keeps retired keys
+//! published until every token they signed has expired.
+
+use std::collections::HashMap;
+
+use josekit::jwk::alg::ed::EdCurve;
+use josekit::jwk::Jwk;
+use josekit::jws::{EdDSA, JwsSigner, JwsVerifier, ES256, RS256};
+use serde_json::{Map, Value};
+
+use crate::crypto::{self, MasterKey};
+use crate::state::AppState;
+use crate::storage::{self, keys::SigningKeyRow};
+use crate::tenants::{Tenant, TenantError};
+
+/// The JWS algorithms Portcullis signs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Alg {
+    Rs256,
+    Es256,
+    EdDsa,
+}
+
+impl Alg {
+    pub const ALL: [Alg; 3] = [Alg::Rs256, Alg::Es256, Alg::EdDsa];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Alg::Rs256 => "RS256",
+            Alg::Es256 => "ES256",
+            Alg::EdDsa => "EdDSA",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "RS256" => Some(Alg::Rs256),
+            "ES256" => Some(Alg::Es256),
+            "EdDSA" => Some(Alg::EdDsa),
+            _ => None,
+        }
+    }
+
+    /// Digest for `at_hash`/`c_hash` (OpenID Connect Core §3.1.3.6): the hash of the JWS
+    /// algorithm; SHA-512 for EdDSA over Ed25519, as the OpenID Foundation's errata and
+    /// certified relying parties expect.
+    pub fn left_half_hash(self, value: &str) -> String {
+        let digest: Vec<u8> = match self {
+            Alg::Rs256 | Alg::Es256 => crypto::sha256(value.as_bytes()).to_vec(),
+            Alg::EdDsa => {
+                openssl::hash::hash(openssl::hash::MessageDigest::sha512(), value.as_bytes())
+                    .map(|d| d.to_vec())
+                    .unwrap_or_default()
+            }
+        };
+        crypto::b64url(&digest[..digest.len() / 2])
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("key material is unusable: {0}")]
+    Material(String),
+    #[error(transparent)]
+    Seal(#[from] crypto::CryptoError),
+}
+
+impl From<josekit::JoseError> for KeyError {
+    fn from(e: josekit::JoseError) -> Self {
+        KeyError::Material(e.to_string())
+    }
+}
+
+/// Generates a key pair: the PEM private key and the public JWK (with `kid`, `use`, `alg`).
+fn generate(alg: Alg, kid: &str) -> Result<(Vec<u8>, Jwk), KeyError> {
+    let (pem, mut jwk) = match alg {
+        Alg::Rs256 => {
+            let kp = RS256.generate_key_pair(2048)?;
+            (kp.to_pem_private_key(), kp.to_jwk_public_key())
+        }
+        Alg::Es256 => {
+            let kp = ES256.generate_key_pair()?;
+            (kp.to_pem_private_key(), kp.to_jwk_public_key())
+        }
+        Alg::EdDsa => {
+            let kp = EdDSA.generate_key_pair(EdCurve::Ed25519)?;
+            (kp.to_pem_private_key(), kp.to_jwk_public_key())
+        }
+    };
+    jwk.set_key_id(kid);
+    jwk.set_key_use("sig");
+    jwk.set_algorithm(alg.as_str());
+    Ok((pem, jwk))
+}
+
+/// Generates a key and seals it into a row (CPU-heavy: call off the executor).
+fn new_key_row(
+    master: &MasterKey,
+    tenant_id: &str,
+    alg: Alg,
+    state: &str,
+    now: i64,
+) -> Result<SigningKeyRow, KeyError> {
+    let kid = crypto::random_token(12);
+    let (pem, jwk) = generate(alg, &kid)?;
+    let sealed = master.seal(&pem, kid.as_bytes())?;
+    Ok(SigningKeyRow {
+        kid,
+        tenant_id: tenant_id.to_string(),
+        alg: alg.as_str().to_string(),
+        state: state.to_string(),
+        private_key: sealed,
+        public_jwk: jwk.to_string(),
+        created_at: now,
+        activated_at: (state == "active").then_some(now),
+        retired_at: None,
+        expires_at: None,
+    })
+}
+
+async fn generate_rows(
+    state: &AppState,
+    tenant_id: &str,
+    specs: Vec<(Alg, &'static str)>,
+) -> Result<Vec<SigningKeyRow>, TenantError> {
+    let master = state.master_key.clone();
+    let tenant_id = tenant_id.to_string();
+    let now = storage::now();
+    tokio::task::spawn_blocking(move || {
+        specs
+            .into_iter()
+            .map(|(alg, st)| new_key_row(&master, &tenant_id, alg, st, now))
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await
+    .map_err(|e| TenantError::Unexpected(e.into()))?
+    .map_err(|e| TenantError::Unexpected(e.into()))
+}
+
+/// A new tenant's keys: for each algorithm an active key and the next one.
+pub async fn provision_initial_keys(state: &AppState, tenant: &Tenant) -> Result<(), TenantError> {
+    let specs = Alg::ALL
+        .iter()
+        .flat_map(|a| [(*a, "active"), (*a, "next")])
+        .collect();
+    let rows = generate_rows(state, &tenant.id, specs).await?;
+    storage::keys::rotate_signing_keys(&state.pool, &tenant.id, &[], 0, &rows, storage::now())
+        .await?;
+    Ok(())
+}
+
+/// One rotation step for every algorithm: next → active, active → retired (published until
+/// the tokens it signed have expired), and a fresh next key.
+pub async fn rotate_keys(state: &AppState, tenant: &Tenant) -> Result<Vec<String>, TenantError> {
+    let specs = Alg::ALL.iter().map(|a| (*a, "next")).collect();
+    let rows = generate_rows(state, &tenant.id, specs).await?;
+    let now = storage::now();
+    let longest_token = [
+        state.config.access_token_ttl,
+        state.config.id_token_ttl,
+        tenant.settings.access_token_ttl.unwrap_or(0),
+        crate::clients::MAX_ACCESS_TOKEN_TTL,
+    ]
+    .into_iter()
+    .max()
+    .unwrap_or(86_400);
+    // Retired keys stay published for the longest token lifetime plus clock skew.
+    let retire_until = now + longest_token + 600;
+    let promote: Vec<String> = Alg::ALL.iter().map(|a| a.as_str().to_string()).collect();
+    storage::keys::rotate_signing_keys(&state.pool, &tenant.id, &promote, retire_until, &rows, now)
+        .await?;
+    Ok(rows.into_iter().map(|r| r.kid).collect())
+}
+
+struct ActiveKey {
+    kid: String,
+    signer: Box<dyn JwsSigner>,
+}
+
+/// A tenant's keys as loaded into memory: the signers of active keys, verifiers of every
+/// published key, and the JWKS document.
+pub struct KeySet {
+    active: HashMap<Alg, ActiveKey>,
+    verifiers: HashMap<String, (Alg, Box<dyn JwsVerifier>)>,
+    pub jwks: Vec<u8>,
+}
+
+impl std::fmt::Debug for KeySet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySet")
+            .field("kids", &self.verifiers.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum JwtError {
+    #[error("not a compact JWS")]
+    Malformed,
+    #[error("unknown signing key")]
+    UnknownKey,
+    #[error("bad signature")]
+    BadSignature,
+    #[error("no active key for the algorithm")]
+    NoSigningKey,
+}
+
+impl KeySet {
+    /// Opens the published keys of a tenant (rows from [`storage::keys::list_published_keys`]).
+    pub fn load(master: &MasterKey, rows: &[SigningKeyRow]) -> Result<Self, KeyError> {
+        let mut active = HashMap::new();
+        let mut verifiers = HashMap::new();
+        let mut keys = Vec::new();
+        for row in rows {
+            let Some(alg) = Alg::parse(&row.alg) else {
+                continue;
+            };
+            let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())?;
+            let verifier: Box<dyn JwsVerifier> = match alg {
+                Alg::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
+                Alg::Es256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
+                Alg::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
+            };
+            verifiers.insert(row.kid.clone(), (alg, verifier));
+            if row.state == "active" {
+                let pem = master.open(&row.private_key, row.kid.as_bytes())?;
+                let signer: Box<dyn JwsSigner> = match alg {
+                    Alg::Rs256 => Box::new(RS256.signer_from_pem(&pem)?),
+                    Alg::Es256 => Box::new(ES256.signer_from_pem(&pem)?),
+                    Alg::EdDsa => Box::new(EdDSA.signer_from_pem(&pem)?),
+                };
+                active.insert(
+                    alg,
+                    ActiveKey {
+                        kid: row.kid.clone(),
+                        signer,
+                    },
+                );
+            }
+            let map: &Map<String, Value> = jwk.as_ref();
+            keys.push(Value::Object(map.clone()));
+        }
+        let jwks = serde_json::to_vec(&serde_json::json!({ "keys": keys }))
+            .map_err(|e| KeyError::Material(e.to_string()))?;
+        Ok(Self {
+            active,
+            verifiers,
+            jwks,
+        })
+    }
+
+    /// Signs `claims` as a compact JWS with the active key of `alg`.
+    pub fn sign(&self, alg: Alg, typ: &str, claims: &Value) -> Result<String, JwtError> {
+        let key = self.active.get(&alg).ok_or(JwtError::NoSigningKey)?;
+        let header = serde_json::json!({ "alg": alg.as_str(), "typ": typ, "kid": key.kid });
+        let mut out = crypto::b64url(header.to_string().as_bytes());
+        out.push('.');
+        out.push_str(&crypto::b64url(claims.to_string().as_bytes()));
+        let sig = key
+            .signer
+            .sign(out.as_bytes())
+            .map_err(|_| JwtError::NoSigningKey)?;
+        out.push('.');
+        out.push_str(&crypto::b64url(&sig));
+        Ok(out)
+    }
+
+    /// Verifies a compact JWS signed by one of the published keys and returns its header
+    /// `typ` and claims. Checks nothing about the claims.
+    pub fn verify(&self, token: &str) -> Result<(Option<String>, Map<String, Value>), JwtError> {
+        let mut parts = token.split('.');
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(JwtError::Malformed);
+        };
+        let header: Map<String, Value> = crypto::b64url_decode(h)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(JwtError::Malformed)?;
+        let kid = header
+            .get("kid")
+            .and_then(Value::as_str)
+            .ok_or(JwtError::UnknownKey)?;
+        let alg = header
+            .get("alg")
+            .and_then(Value::as_str)
+            .ok_or(JwtError::Malformed)?;
+        let (key_alg, verifier) = self.verifiers.get(kid).ok_or(JwtError::UnknownKey)?;
+        if key_alg.as_str() != alg {
+            return Err(JwtError::BadSignature);
+        }
+        let sig = crypto::b64url_decode(s).ok_or(JwtError::Malformed)?;
+        let signed_len = h.len() + 1 + p.len();
+        verifier
+            .verify(&token.as_bytes()[..signed_len], &sig)
+            .map_err(|_| JwtError::BadSignature)?;
+        let claims: Map<String, Value> = crypto::b64url_decode(p)
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or(JwtError::Malformed)?;
+        let typ = header
+            .get("typ")
+            .and_then(Value::as_str)
+            .map(str::to_string);
+        Ok((typ, claims))
+    }
+
+    pub fn has_active(&self, alg: Alg) -> bool {
+        self.active.contains_key(&alg)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keyset() -> KeySet {
+        let master = MasterKey::generate();
+        let rows: Vec<_> = Alg::ALL
+            .iter()
+            .flat_map(|a| {
+                let master = master.clone();
+                ["active", "next"]
+                    .into_iter()
+                    .map(move |st| new_key_row(&master, "t1", *a, st, 1).unwrap())
+            })
+            .collect();
+        KeySet::load(&master, &rows).unwrap()
+    }
+
+    #[test]
+    fn tokens_signed_with_each_algorithm_verify() {
+        let ks = keyset();
+        for alg in Alg::ALL {
+            let jwt = ks
+                .sign(alg, "JWT", &serde_json::json!({"sub": "u1"}))
+                .unwrap();
+            let (typ, claims) = ks.verify(&jwt).unwrap();
+            assert_eq!(typ.as_deref(), Some("JWT"));
+            assert_eq!(claims["sub"], "u1");
+        }
+    }
+
+    #[test]
+    fn a_tampered_payload_fails_verification() {
+        let ks = keyset();
+        let jwt = ks
+            .sign(Alg::Es256, "JWT", &serde_json::json!({"sub": "u1"}))
+            .unwrap();
+        let mut parts: Vec<&str> = jwt.split('.').collect();
+        let forged = crypto::b64url(br#"{"sub":"admin"}"#);
+        parts[1] = &forged;
+        assert_eq!(
+            ks.verify(&parts.join(".")).unwrap_err(),
+            JwtError::BadSignature
+        );
+    }
+
+    #[test]
+    fn jwks_publishes_next_and_active_keys_with_kid_use_and_alg() {
+        let ks = keyset();
+        let doc: Value = serde_json::from_slice(&ks.jwks).unwrap();
+        let keys = doc["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 6);
+        for k in keys {
+            assert!(k["kid"].is_string());
+            assert_eq!(k["use"], "sig");
+            assert!(k["alg"].is_string());
+            assert!(k.get("d").is_none(), "no private parts");
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Role-based access control: roles carry `resource:action` permissions (with `resource:*`
+//! and `*` wildcards), may inherit other roles and may be scoped to one client (app
+//! roles). Computes the effective roles and permissions that go into tokens.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+
+use crate::state::AppState;
+use crate::storage::{self, json_list, parse_list, roles::RoleRow};
+use crate::tenants::Tenant;
+
+/// `*`, or colon-separated segments of `[a-z0-9_.-]` whose last may be `*`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Permission(String);
+
+impl Permission {
+    pub fn parse(s: &str) -> Result<Self, RbacError> {
+        let segments: Vec<&str> = s.split(':').collect();
+        let ok = s == "*"
+            || (segments.len() >= 2
+                && segments.iter().enumerate().all(|(i, seg)| {
+                    (*seg == "*" && i == segments.len() - 1)
+                        || (!seg.is_empty()
+                            && seg.bytes().all(|b| {
+                                b.is_ascii_lowercase() || b.is_ascii_digit() || b"_.-".contains(&b)
+                            }))
+                }));
+        if ok && s.len() <= 200 {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(RbacError::Invalid(format!(
+                "permission {s:?} must look like resource:action (wildcards: resource:*, *)"
+            )))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether holding `self` grants `wanted` (`*` grants all; `users:*` grants
+    /// `users:read` and `users:roles:assign`).
+    pub fn grants(&self, wanted: &str) -> bool {
+        match self.0.strip_suffix('*') {
+            Some("") => true,
+            Some(prefix) => wanted.starts_with(prefix),
+            None => self.0 == wanted,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RbacError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("role already exists")]
+    AlreadyExists,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for RbacError {
+    fn from(e: sqlx::Error) -> Self {
+        RbacError::Unexpected(e.into())
+    }
+}
+
+pub const ADMIN_ROLE: &str = "admin";
+
+pub async fn create_builtin_roles(state: &AppState, tenant: &Tenant) -> Result<(), sqlx::Error> {
+    let row = RoleRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        client_id: String::new(),
+        name: ADMIN_ROLE.into(),
+        description: "Tenant administrator: every permission".into(),
+        permissions: json_list(&["*".to_string()]),
+        inherits: "[]".into(),
+        created_at: storage::now(),
+    };
+    storage::roles::insert_role(&state.pool, &row).await
+}
+
+pub async fn find_role(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+) -> Result<Option<RoleRow>, sqlx::Error> {
+    storage::roles::find_role_by_name(&state.pool, &tenant.id, "", name).await
+}
+
+/// Creates a tenant-wide role. Inherited roles must exist (so no cycle can form).
+pub async fn create_role(
+    state: &AppState,
+    tenant: &Tenant,
+    name: &str,
+    permissions: &[String],
+    inherits: &[String],
+) -> Result<RoleRow, RbacError> {
+    if name.is_empty()
+        || name.len() > 100
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        return Err(RbacError::Invalid(
+            "role name must be 1-100 characters of letters, digits, '_', '.', '-'".into(),
+        ));
+    }
+    let perms = permissions
+        .iter()
+        .map(|p| Permission::parse(p).map(|p| p.0))
+        .collect::<Result<Vec<_>, _>>()?;
+    for parent in inherits {
+        if find_role(state, tenant, parent).await?.is_none() {
+            return Err(RbacError::Invalid(format!(
+                "inherited role {parent:?} does not exist"
+            )));
+        }
+    }
+    let row = RoleRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        tenant_id: tenant.id.clone(),
+        client_id: String::new(),
+        name: name.to_string(),
+        description: String::new(),
+        permissions: json_list(&perms),
+        inherits: json_list(inherits),
+        created_at: storage::now(),
+    };
+    match storage::roles::insert_role(&state.pool, &row).await {
+        Ok(()) => Ok(row),
+        Err(e) if storage::is_unique_violation(&e) => Err(RbacError::AlreadyExists),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The roles a user holds (directly or by inheritance) that apply to `client_id`
+/// (tenant-wide roles and that client's app roles), and their permissions.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Access {
+    pub roles: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+pub async fn effective_access(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    client_id: &str,
+) -> Result<Access, sqlx::Error> {
+    let direct = storage::roles::list_user_role_ids(&state.pool, user_id).await?;
+    if direct.is_empty() {
+        return Ok(Access::default());
+    }
+    let all = storage::roles::list_roles(&state.pool, &tenant.id).await?;
+    Ok(expand(&all, &direct, client_id))
+}
+
+fn expand(all: &[RoleRow], direct: &[String], client_id: &str) -> Access {
+    let by_id: HashMap<&str, &RoleRow> = all.iter().map(|r| (r.id.as_str(), r)).collect();
+    let by_name: HashMap<(&str, &str), &RoleRow> = all
+        .iter()
+        .map(|r| ((r.client_id.as_str(), r.name.as_str()), r))
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut roles = BTreeSet::new();
+    let mut perms = BTreeSet::new();
+    let mut queue: VecDeque<&RoleRow> = direct
+        .iter()
+        .filter_map(|id| by_id.get(id.as_str()).copied())
+        .collect();
+    while let Some(role) = queue.pop_front() {
+        if !seen.insert(role.id.as_str()) {
+            continue;
+        }
+        if !role.client_id.is_empty() && role.client_id != client_id {
+            continue;
+        }
+        roles.insert(role.name.clone());
+        perms.extend(parse_list(&role.permissions));
+        for parent in parse_list(&role.inherits) {
+            let found = by_name
+                .get(&(role.client_id.as_str(), parent.as_str()))
+                .or_else(|| by_name.get(&("", parent.as_str())));
+            if let Some(p) = found {
+                queue.push_back(p);
+            }
+        }
+    }
+    Access {
+        roles: roles.into_iter().collect(),
+        permissions: perms.into_iter().collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn role(id: &str, name: &str, client: &str, perms: &[&str], inherits: &[&str]) -> RoleRow {
+        RoleRow {
+            id: id.into(),
+            tenant_id: "t".into(),
+            client_id: client.into(),
+            name: name.into(),
+            description: String::new(),
+            permissions: serde_json::to_string(perms).unwrap(),
+            inherits: serde_json::to_string(inherits).unwrap(),
+            created_at: 0,
+        }
+    }
+
+    #[test]
+    fn wildcards_grant_what_they_cover() {
+        assert!(Permission::parse("*").unwrap().grants("users:read"));
+        assert!(Permission::parse("users:*")
+            .unwrap()
+            .grants("users:roles:assign"));
+        assert!(!Permission::parse("users:*").unwrap().grants("clients:read"));
+        assert!(!Permission::parse("users:read")
+            .unwrap()
+            .grants("users:create"));
+    }
+
+    #[test]
+    fn malformed_permissions_are_refused() {
+        for bad in [
+            "users",
+            "Users:read",
+            "users::read",
+            "*:read",
+            "users:re ad",
+        ] {
+            assert!(Permission::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn inherited_roles_add_their_permissions_and_cycles_terminate() {
+        let all = vec![
+            role("1", "viewer", "", &["reports:read"], &["operator"]),
+            role("2", "operator", "", &["orders:process"], &["viewer"]),
+            role("3", "app-admin", "other-client", &["*"], &[]),
+        ];
+        let a = expand(&all, &["1".into(), "3".into()], "my-client");
+        assert_eq!(a.roles, vec!["operator", "viewer"]);
+        assert_eq!(a.permissions, vec!["orders:process", "reports:read"]);
+    }
+}

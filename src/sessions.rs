@@ -1,0 +1,246 @@
+//! Browser sessions (single sign-on across a tenant's clients) and their end: RP-Initiated
+//! Logout and OpenID Connect Back-Channel Logout 1.0. The session cookie holds a random
+//! value; only its digest is stored. Logout tokens are queued in the database and
+//! delivered in the background with a timeout and retries, never blocking the sign-out.
+
+use serde_json::json;
+
+use crate::accounts::User;
+use crate::clients::Client;
+use crate::crypto;
+use crate::provider::Provider;
+use crate::state::AppState;
+use crate::storage::{self, sessions::SessionRow, tokens::DeliveryRow};
+use crate::tenants::Tenant;
+
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub sid: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub expires_at: i64,
+}
+
+impl From<SessionRow> for Session {
+    fn from(r: SessionRow) -> Self {
+        Self {
+            amr: storage::parse_list(&r.amr),
+            sid: r.sid,
+            tenant_id: r.tenant_id,
+            user_id: r.user_id,
+            auth_time: r.auth_time,
+            acr: r.acr,
+            expires_at: r.expires_at,
+        }
+    }
+}
+
+/// The session cookie's name for a tenant: one cookie per tenant, so sessions of two
+/// tenants never meet.
+pub fn cookie_name(tenant_slug: &str) -> String {
+    format!("portcullis_session_{tenant_slug}")
+}
+
+pub struct Started {
+    /// The cookie value (secret; stored only as its digest).
+    pub cookie: String,
+    pub session: Session,
+}
+
+pub async fn start_session(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    amr: &[&str],
+    acr: &str,
+    ip: Option<&str>,
+    user_agent: Option<&str>,
+) -> Result<Started, sqlx::Error> {
+    let cookie = crypto::random_token(32);
+    let now = storage::now();
+    let row = SessionRow {
+        id_hash: crypto::token_digest(&cookie),
+        sid: crypto::random_token(16),
+        tenant_id: tenant.id.clone(),
+        user_id: user.id.clone(),
+        auth_time: now,
+        amr: storage::json_list(&amr.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
+        acr: acr.to_string(),
+        ip: ip.map(str::to_string),
+        user_agent: user_agent.map(|u| u.chars().take(300).collect()),
+        created_at: now,
+        expires_at: now + state.config.session_ttl,
+        ended_at: None,
+    };
+    storage::sessions::insert_session(&state.pool, &row).await?;
+    Ok(Started {
+        cookie,
+        session: Session::from(row),
+    })
+}
+
+/// The live session a cookie value stands for, if any.
+pub async fn find_session(
+    state: &AppState,
+    tenant: &Tenant,
+    cookie: &str,
+) -> Result<Option<Session>, sqlx::Error> {
+    if cookie.is_empty() || cookie.len() > 100 {
+        return Ok(None);
+    }
+    let digest = crypto::token_digest(cookie);
+    Ok(
+        storage::sessions::find_live_session(&state.pool, &tenant.id, &digest, storage::now())
+            .await?
+            .map(Session::from),
+    )
+}
+
+/// Records that a client received tokens in this session (for back-channel logout).
+pub async fn add_client(state: &AppState, sid: &str, client_id: &str) -> Result<(), sqlx::Error> {
+    storage::sessions::insert_session_client(&state.pool, sid, client_id).await
+}
+
+/// Ends a session and queues a logout token for every client of that session that
+/// registered a `backchannel_logout_uri`. Delivery happens in the background.
+pub async fn end_session(
+    state: &AppState,
+    provider: &Provider,
+    session: &Session,
+) -> Result<(), anyhow::Error> {
+    let now = storage::now();
+    if !storage::sessions::end_session(&state.pool, &provider.tenant.id, &session.sid, now).await? {
+        return Ok(());
+    }
+    let client_ids = storage::sessions::list_session_clients(&state.pool, &session.sid).await?;
+    let clients: Vec<Client> =
+        storage::clients::list_clients_by_ids(&state.pool, &provider.tenant.id, &client_ids)
+            .await?
+            .into_iter()
+            .map(Client::from)
+            .collect();
+    let mut queued = Vec::new();
+    for client in clients {
+        let Some(uri) = client.backchannel_logout_uri.clone() else {
+            continue;
+        };
+        let token = logout_token(provider, &client, session, now)?;
+        let row = DeliveryRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: provider.tenant.id.clone(),
+            client_id: client.id.clone(),
+            uri,
+            logout_token: token,
+            attempts: 0,
+            next_attempt_at: now,
+            delivered_at: None,
+            last_error: None,
+            created_at: now,
+        };
+        storage::tokens::insert_delivery(&state.pool, &row).await?;
+        queued.push(row.id);
+    }
+    if !queued.is_empty() {
+        let state = state.clone();
+        tokio::spawn(async move {
+            for id in queued {
+                deliver(&state, &id).await;
+            }
+        });
+    }
+    Ok(())
+}
+
+/// Back-Channel Logout 1.0 §2.4: a signed JWT with `typ` `logout+jwt`, `sid`, `sub` and
+/// the back-channel logout event, and no `nonce`.
+fn logout_token(
+    provider: &Provider,
+    client: &Client,
+    session: &Session,
+    now: i64,
+) -> Result<String, anyhow::Error> {
+    let claims = json!({
+        "iss": provider.issuer,
+        "aud": client.id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": crypto::random_token(16),
+        "sub": session.user_id,
+        "sid": session.sid,
+        "events": { "http://schemas.openid.net/event/backchannel-logout": {} },
+    });
+    Ok(provider
+        .keys
+        .sign(client.signing_alg, "logout+jwt", &claims)?)
+}
+
+pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
+const DELIVERY_LEASE: i64 = 60;
+
+/// One attempt at a queued delivery (skipped if another instance holds it).
+pub async fn deliver(state: &AppState, id: &str) {
+    let now = storage::now();
+    match storage::tokens::claim_delivery(&state.pool, id, now, DELIVERY_LEASE).await {
+        Ok(Some(row)) => attempt(state, row).await,
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "back-channel logout: cannot claim delivery"),
+    }
+}
+
+/// Retries deliveries that are due; run periodically by the background jobs.
+pub async fn deliver_due(state: &AppState) {
+    loop {
+        let now = storage::now();
+        match storage::tokens::claim_due_delivery(
+            &state.pool,
+            now,
+            DELIVERY_LEASE,
+            MAX_DELIVERY_ATTEMPTS,
+        )
+        .await
+        {
+            Ok(Some(row)) => attempt(state, row).await,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "back-channel logout: cannot claim deliveries");
+                return;
+            }
+        }
+    }
+}
+
+async fn attempt(state: &AppState, row: DeliveryRow) {
+    let body = format!(
+        "logout_token={}",
+        url::form_urlencoded::byte_serialize(row.logout_token.as_bytes()).collect::<String>()
+    );
+    let result = state
+        .http
+        .post(&row.uri)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await;
+    let now = storage::now();
+    let outcome = match result {
+        Ok(resp) if resp.status().is_success() => Ok(()),
+        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
+        Err(e) if e.is_timeout() => Err("timeout".to_string()),
+        Err(_) => Err("connection failed".to_string()),
+    };
+    let saved = match &outcome {
+        Ok(()) => storage::tokens::mark_delivery(&state.pool, &row.id, Some(now), now, None).await,
+        Err(err) => {
+            // Exponential back-off: 5 s, 10 s, 20 s, …
+            let delay = 5i64 << row.attempts.clamp(0, 10);
+            tracing::info!(client_id = %row.client_id, attempt = row.attempts, error = %err, "back-channel logout delivery failed");
+            storage::tokens::mark_delivery(&state.pool, &row.id, None, now + delay, Some(err)).await
+        }
+    };
+    if let Err(e) = saved {
+        tracing::warn!(error = %e, "back-channel logout: cannot record the attempt");
+    }
+}

@@ -1,0 +1,47 @@
+//! The one application state, built once at start-up and passed to handlers as
+//! `web::Data<AppState>` (never a global). Cheap to clone.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::accounts::PasswordHasher;
+use crate::config::Config;
+use crate::crypto::MasterKey;
+use crate::provider::ProviderCache;
+use crate::storage::Pool;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<Config>,
+    pub pool: Pool,
+    pub master_key: MasterKey,
+    pub hasher: PasswordHasher,
+    pub providers: Arc<ProviderCache>,
+    /// Outbound HTTP (back-channel logout, upstream IdPs), with a timeout on every call.
+    pub http: reqwest::Client,
+    /// Key for CSRF tokens and other server-side MACs, derived from the master key.
+    pub mac_key: Arc<Vec<u8>>,
+}
+
+impl AppState {
+    pub fn new(config: Config, pool: Pool, master_key: MasterKey) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(config.outbound_timeout_secs))
+            .connect_timeout(Duration::from_secs(config.outbound_timeout_secs))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let mac_key = Arc::new(master_key.derive("portcullis mac v1"));
+        Ok(Self {
+            hasher: PasswordHasher::new(config.argon2),
+            providers: Arc::new(ProviderCache::new(Duration::from_secs(
+                config.cache_ttl_secs,
+            ))),
+            config: Arc::new(config),
+            pool,
+            master_key,
+            http,
+            mac_key,
+        })
+    }
+}

@@ -1,0 +1,44 @@
+//! Audit events table (append-only).
+
+use super::{dispatch, DbResult, Pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuditRow {
+    pub id: String,
+    pub tenant_id: Option<String>,
+    pub event: String,
+    pub actor: Option<String>,
+    pub client_id: Option<String>,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub correlation_id: Option<String>,
+    pub details: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_audit_event(pool: &Pool, e: &AuditRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO audit_events (id, tenant_id, event, actor, client_id, ip, user_agent, correlation_id, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+    )
+    .bind(&e.id).bind(&e.tenant_id).bind(&e.event).bind(&e.actor).bind(&e.client_id)
+    .bind(&e.ip).bind(&e.user_agent).bind(&e.correlation_id).bind(&e.details).bind(e.created_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn list_audit_events(
+    pool: &Pool,
+    tenant_id: &str,
+    event: Option<&str>,
+    limit: i64,
+) -> DbResult<Vec<AuditRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, AuditRow>(
+        "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2 IS NULL OR event = $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+    )
+    .bind(tenant_id)
+    .bind(event)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}

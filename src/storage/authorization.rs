@@ -1,0 +1,183 @@
+//! Pending authorization requests, remembered consents and authorization codes.
+
+use super::{dispatch, DbResult, Pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct AuthorizationRequestRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub params: String,
+    pub sid: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+pub async fn insert_authorization_request(
+    pool: &Pool,
+    r: &AuthorizationRequestRow,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO authorization_requests (id, tenant_id, client_id, params, sid, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&r.id).bind(&r.tenant_id).bind(&r.client_id).bind(&r.params).bind(&r.sid).bind(r.created_at).bind(r.expires_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn find_authorization_request(
+    pool: &Pool,
+    tenant_id: &str,
+    id: &str,
+    now: i64,
+) -> DbResult<Option<AuthorizationRequestRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, AuthorizationRequestRow>(
+        "SELECT * FROM authorization_requests WHERE id = $1 AND tenant_id = $2 AND expires_at > $3",
+    )
+    .bind(id)
+    .bind(tenant_id)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Records that the user authenticated for this request in session `sid`.
+pub async fn bind_authorization_request(
+    pool: &Pool,
+    tenant_id: &str,
+    id: &str,
+    sid: &str,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET sid = $3 WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .bind(sid)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+/// Deletes a finished request; returns whether it was still there (a request completes once).
+pub async fn delete_authorization_request(
+    pool: &Pool,
+    tenant_id: &str,
+    id: &str,
+) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM authorization_requests WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}
+
+pub async fn find_consent(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    client_id: &str,
+) -> DbResult<Option<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT scopes FROM consents WHERE tenant_id = $1 AND user_id = $2 AND client_id = $3")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(client_id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn upsert_consent(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    client_id: &str,
+    scopes: &str,
+    now: i64,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO consents (tenant_id, user_id, client_id, scopes, updated_at) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (user_id, client_id) DO UPDATE SET scopes = excluded.scopes, updated_at = excluded.updated_at",
+    )
+    .bind(tenant_id).bind(user_id).bind(client_id).bind(scopes).bind(now)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CodeRow {
+    pub code_hash: String,
+    pub tenant_id: String,
+    pub client_id: String,
+    pub user_id: String,
+    pub sid: String,
+    pub redirect_uri: String,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub claims: Option<String>,
+    pub auth_time: i64,
+    pub amr: String,
+    pub acr: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_at: Option<i64>,
+    pub access_token_jti: Option<String>,
+    pub access_token_exp: Option<i64>,
+}
+
+pub async fn insert_code(pool: &Pool, c: &CodeRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO authorization_codes (code_hash, tenant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr, created_at, expires_at, redeemed_at, access_token_jti, access_token_exp) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+    )
+    .bind(&c.code_hash).bind(&c.tenant_id).bind(&c.client_id).bind(&c.user_id).bind(&c.sid)
+    .bind(&c.redirect_uri).bind(&c.scope).bind(&c.nonce).bind(&c.code_challenge).bind(&c.claims)
+    .bind(c.auth_time).bind(&c.amr).bind(&c.acr).bind(c.created_at).bind(c.expires_at)
+    .bind(c.redeemed_at).bind(&c.access_token_jti).bind(&c.access_token_exp)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Marks a code of this tenant and client redeemed, atomically: exactly one caller gets
+/// the row back, however many redeem it at once. The access token's id is recorded so a
+/// later replay can revoke it.
+pub async fn redeem_code(
+    pool: &Pool,
+    tenant_id: &str,
+    client_id: &str,
+    code_hash: &str,
+    access_token_jti: &str,
+    access_token_exp: i64,
+    now: i64,
+) -> DbResult<Option<CodeRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, CodeRow>(
+        "UPDATE authorization_codes SET redeemed_at = $4, access_token_jti = $5, access_token_exp = $6 \
+         WHERE code_hash = $1 AND tenant_id = $2 AND client_id = $3 AND redeemed_at IS NULL RETURNING *",
+    )
+    .bind(code_hash).bind(tenant_id).bind(client_id).bind(now).bind(access_token_jti).bind(access_token_exp)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn find_code(pool: &Pool, tenant_id: &str, code_hash: &str) -> DbResult<Option<CodeRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, CodeRow>("SELECT * FROM authorization_codes WHERE code_hash = $1 AND tenant_id = $2")
+        .bind(code_hash)
+        .bind(tenant_id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn delete_expired_authorization_state(
+    pool: &Pool,
+    now: i64,
+    keep_codes_for: i64,
+) -> DbResult<u64> {
+    dispatch!(pool, p => {
+        let a = sqlx::query("DELETE FROM authorization_requests WHERE expires_at <= $1").bind(now).execute(p).await?;
+        // Redeemed codes are kept a while so that a replay is still recognised and revokes.
+        let b = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(now - keep_codes_for).execute(p).await?;
+        Ok(a.rows_affected() + b.rows_affected())
+    })
+}

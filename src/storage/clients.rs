@@ -1,0 +1,64 @@
+//! Clients (relying parties) table.
+
+use super::{dispatch, DbResult, Pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClientRow {
+    pub client_id: String,
+    pub tenant_id: String,
+    pub name: String,
+    pub secret_hash: Option<String>,
+    pub confidential: bool,
+    pub redirect_uris: String,
+    pub post_logout_redirect_uris: String,
+    pub grant_types: String,
+    pub scopes: String,
+    pub allowed_origins: String,
+    pub backchannel_logout_uri: Option<String>,
+    pub skip_consent: bool,
+    pub require_pkce: bool,
+    pub signing_alg: String,
+    pub access_token_ttl: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+pub async fn insert_client(pool: &Pool, c: &ClientRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO clients (client_id, tenant_id, name, secret_hash, confidential, redirect_uris, post_logout_redirect_uris, grant_types, scopes, allowed_origins, backchannel_logout_uri, skip_consent, require_pkce, signing_alg, access_token_ttl, created_at, updated_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(&c.client_id).bind(&c.tenant_id).bind(&c.name).bind(&c.secret_hash).bind(c.confidential)
+    .bind(&c.redirect_uris).bind(&c.post_logout_redirect_uris).bind(&c.grant_types).bind(&c.scopes)
+    .bind(&c.allowed_origins).bind(&c.backchannel_logout_uri).bind(c.skip_consent).bind(c.require_pkce)
+    .bind(&c.signing_alg).bind(c.access_token_ttl).bind(c.created_at).bind(c.updated_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn find_client(
+    pool: &Pool,
+    tenant_id: &str,
+    client_id: &str,
+) -> DbResult<Option<ClientRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE tenant_id = $1 AND client_id = $2")
+        .bind(tenant_id)
+        .bind(client_id)
+        .fetch_optional(p)
+        .await)
+}
+
+pub async fn list_clients_by_ids(
+    pool: &Pool,
+    tenant_id: &str,
+    ids: &[String],
+) -> DbResult<Vec<ClientRow>> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        if let Some(c) = find_client(pool, tenant_id, id).await? {
+            out.push(c);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,119 @@
+//! Storage: the only place SQL lives. One file per table group, `verb_noun` functions,
+//! no business rules. Each query is written once, in the dialect SQLite and PostgreSQL
+//! share (`$n` placeholders, `ON CONFLICT`, `RETURNING`, Unix-second integers, TEXT ids),
+//! and type-checked once per backend by the [`dispatch!`] macro over native pools.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+pub mod audit;
+pub mod authorization;
+pub mod clients;
+pub mod keys;
+pub mod roles;
+pub mod sessions;
+pub mod settings;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+
+/// A database pool of one of the two supported backends.
+#[derive(Clone, Debug)]
+pub enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Runs the same body against whichever native pool is in use. Inside the body `$p` is a
+/// `&SqlitePool` or a `&PgPool`, so the query is compiled (and type-checked) for both.
+#[macro_export]
+macro_rules! dispatch {
+    ($pool:expr, $p:ident => $body:expr) => {
+        match $pool {
+            $crate::storage::Pool::Sqlite($p) => $body,
+            $crate::storage::Pool::Postgres($p) => $body,
+        }
+    };
+}
+pub use dispatch;
+
+pub type DbResult<T> = Result<T, sqlx::Error>;
+
+impl Pool {
+    /// Connects to `url` (`sqlite:` or `postgres://`). SQLite files are created on first
+    /// use and run in WAL mode with foreign keys on and a busy timeout.
+    pub async fn connect(url: &str, max_connections: u32) -> DbResult<Self> {
+        if url.starts_with("sqlite:") {
+            let options = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .foreign_keys(true)
+                .busy_timeout(Duration::from_secs(10));
+            let pool = SqlitePoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect_with(options)
+                .await?;
+            Ok(Pool::Sqlite(pool))
+        } else {
+            let pool = PgPoolOptions::new()
+                .max_connections(max_connections.max(1))
+                .acquire_timeout(Duration::from_secs(10))
+                .connect(url)
+                .await?;
+            Ok(Pool::Postgres(pool))
+        }
+    }
+
+    /// Applies the migrations of this backend (`migrations/sqlite` or `migrations/postgres`).
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Pool::Sqlite(p) => sqlx::migrate!("migrations/sqlite").run(p).await,
+            Pool::Postgres(p) => sqlx::migrate!("migrations/postgres").run(p).await,
+        }
+    }
+
+    /// A trivial round-trip, for `/ready`.
+    pub async fn ping(&self) -> DbResult<()> {
+        dispatch!(self, p => sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+    }
+
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Pool::Sqlite(_) => "sqlite",
+            Pool::Postgres(_) => "postgres",
+        }
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, p => p.close().await)
+    }
+}
+
+/// Whether an error is a unique-constraint violation (a duplicate slug, e-mail, name).
+pub fn is_unique_violation(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or_default()
+}
+
+/// JSON text of a list, for the TEXT list columns.
+pub fn json_list(items: &[String]) -> String {
+    serde_json::to_string(items).unwrap_or_else(|_| "[]".into())
+}
+
+/// The list stored by [`json_list`]; a malformed value reads as empty.
+pub fn parse_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}

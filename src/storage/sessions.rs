@@ -1,0 +1,100 @@
+//! Browser sessions and the clients each session has signed in to.
+
+use super::{dispatch, DbResult, Pool};
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SessionRow {
+    pub id_hash: String,
+    pub sid: String,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub auth_time: i64,
+    pub amr: String,
+    pub acr: String,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+pub async fn insert_session(pool: &Pool, s: &SessionRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO browser_sessions (id_hash, sid, tenant_id, user_id, auth_time, amr, acr, ip, user_agent, created_at, expires_at, ended_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+    )
+    .bind(&s.id_hash).bind(&s.sid).bind(&s.tenant_id).bind(&s.user_id).bind(s.auth_time)
+    .bind(&s.amr).bind(&s.acr).bind(&s.ip).bind(&s.user_agent).bind(s.created_at).bind(s.expires_at).bind(s.ended_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// A live session: of this tenant, not ended, not expired.
+pub async fn find_live_session(
+    pool: &Pool,
+    tenant_id: &str,
+    id_hash: &str,
+    now: i64,
+) -> DbResult<Option<SessionRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, SessionRow>(
+        "SELECT * FROM browser_sessions WHERE id_hash = $1 AND tenant_id = $2 AND ended_at IS NULL AND expires_at > $3",
+    )
+    .bind(id_hash)
+    .bind(tenant_id)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+}
+
+pub async fn find_live_session_by_sid(
+    pool: &Pool,
+    tenant_id: &str,
+    sid: &str,
+    now: i64,
+) -> DbResult<Option<SessionRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, SessionRow>(
+        "SELECT * FROM browser_sessions WHERE sid = $1 AND tenant_id = $2 AND ended_at IS NULL AND expires_at > $3",
+    )
+    .bind(sid)
+    .bind(tenant_id)
+    .bind(now)
+    .fetch_optional(p)
+    .await)
+}
+
+/// Ends a session; returns whether it was live.
+pub async fn end_session(pool: &Pool, tenant_id: &str, sid: &str, now: i64) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("UPDATE browser_sessions SET ended_at = $3 WHERE tenant_id = $1 AND sid = $2 AND ended_at IS NULL")
+        .bind(tenant_id)
+        .bind(sid)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}
+
+pub async fn insert_session_client(pool: &Pool, sid: &str, client_id: &str) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("INSERT INTO session_clients (sid, client_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        .bind(sid)
+        .bind(client_id)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+pub async fn list_session_clients(pool: &Pool, sid: &str) -> DbResult<Vec<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT client_id FROM session_clients WHERE sid = $1 ORDER BY client_id")
+        .bind(sid)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn delete_expired_sessions(pool: &Pool, now: i64) -> DbResult<u64> {
+    dispatch!(pool, p => {
+        sqlx::query("DELETE FROM session_clients WHERE sid IN (SELECT sid FROM browser_sessions WHERE expires_at <= $1 OR ended_at IS NOT NULL)")
+            .bind(now).execute(p).await?;
+        sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1 OR ended_at IS NOT NULL")
+            .bind(now).execute(p).await.map(|r| r.rows_affected())
+    })
+}

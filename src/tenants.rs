@@ -1,0 +1,200 @@
+//! Tenants: the isolation boundary. Owns slugs, per-tenant settings and tenant creation
+//! (which also provisions signing keys and the built-in `admin` role). Must not know about
+//! HTTP; protocol documents derived from a tenant live in `provider`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::keys;
+use crate::rbac;
+use crate::state::AppState;
+use crate::storage::{self, tenants::TenantRow};
+
+/// `[a-z0-9-]{2,63}`, not starting or ending with a hyphen.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TenantSlug(String);
+
+impl TenantSlug {
+    pub fn parse(s: &str) -> Result<Self, TenantError> {
+        let ok = (2..=63).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !s.starts_with('-')
+            && !s.ends_with('-');
+        if ok {
+            Ok(Self(s.to_string()))
+        } else {
+            Err(TenantError::InvalidSlug)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Tenant-wide settings, stored as JSON; every field has a default so older rows and
+/// partial updates stay readable.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct TenantSettings {
+    /// Overrides the server's default access token lifetime.
+    pub access_token_ttl: Option<i64>,
+    /// Seconds during which an already-rotated refresh token may be presented again
+    /// (concurrent refreshes from several tabs) without counting as reuse.
+    pub refresh_token_reuse_interval: i64,
+    /// `aud` of access tokens; the client id when unset.
+    pub access_token_audience: Option<String>,
+    /// Tenant attributes (for example `ispb`) copied into access tokens as custom claims.
+    pub custom_claims: BTreeMap<String, serde_json::Value>,
+    pub branding: Branding,
+    /// Dynamic client registration (RFC 7591) enabled for this tenant.
+    pub registration_enabled: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[serde(default)]
+pub struct Branding {
+    pub display_name: Option<String>,
+    pub logo_url: Option<String>,
+    /// `#rrggbb`
+    pub accent_color: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tenant {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub settings: TenantSettings,
+    pub version: i64,
+}
+
+impl From<TenantRow> for Tenant {
+    fn from(row: TenantRow) -> Self {
+        Self {
+            settings: serde_json::from_str(&row.settings).unwrap_or_default(),
+            id: row.id,
+            slug: row.slug,
+            name: row.name,
+            version: row.updated_at,
+        }
+    }
+}
+
+impl Tenant {
+    pub fn display_name(&self) -> &str {
+        self.settings
+            .branding
+            .display_name
+            .as_deref()
+            .unwrap_or(&self.name)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TenantError {
+    #[error("tenant slug must be 2-63 characters of a-z, 0-9 and '-'")]
+    InvalidSlug,
+    #[error("tenant already exists")]
+    AlreadyExists,
+    #[error("tenant not found")]
+    NotFound,
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TenantError {
+    fn from(e: sqlx::Error) -> Self {
+        TenantError::Unexpected(e.into())
+    }
+}
+
+/// Creates a tenant with its first signing keys (an active and a next key per algorithm)
+/// and the built-in `admin` role.
+pub async fn create_tenant(
+    state: &AppState,
+    slug: &TenantSlug,
+    name: Option<&str>,
+) -> Result<Tenant, TenantError> {
+    if storage::tenants::find_tenant_by_slug(&state.pool, slug.as_str())
+        .await?
+        .is_some()
+    {
+        return Err(TenantError::AlreadyExists);
+    }
+    let now = storage::now();
+    let row = TenantRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        slug: slug.as_str().to_string(),
+        name: name.unwrap_or(slug.as_str()).to_string(),
+        settings: serde_json::to_string(&TenantSettings::default())
+            .map_err(|e| TenantError::Unexpected(e.into()))?,
+        created_at: now,
+        updated_at: now,
+    };
+    if let Err(e) = storage::tenants::insert_tenant(&state.pool, &row).await {
+        return Err(if storage::is_unique_violation(&e) {
+            TenantError::AlreadyExists
+        } else {
+            e.into()
+        });
+    }
+    let tenant = Tenant::from(row);
+    keys::provision_initial_keys(state, &tenant).await?;
+    rbac::create_builtin_roles(state, &tenant).await?;
+    Ok(tenant)
+}
+
+pub async fn find_tenant(state: &AppState, slug: &str) -> Result<Tenant, TenantError> {
+    storage::tenants::find_tenant_by_slug(&state.pool, slug)
+        .await?
+        .map(Tenant::from)
+        .ok_or(TenantError::NotFound)
+}
+
+pub async fn update_settings(
+    state: &AppState,
+    tenant: &Tenant,
+    settings: &TenantSettings,
+) -> Result<(), TenantError> {
+    let json = serde_json::to_string(settings).map_err(|e| TenantError::Unexpected(e.into()))?;
+    storage::tenants::update_tenant_settings(&state.pool, &tenant.id, &json, storage::now())
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_of_lowercase_letters_digits_and_hyphens_are_accepted() {
+        assert!(TenantSlug::parse("acme-01").is_ok());
+        assert!(TenantSlug::parse("ab").is_ok());
+    }
+
+    #[test]
+    fn slugs_with_other_characters_or_lengths_are_refused() {
+        for bad in [
+            "a",
+            "Acme",
+            "acme_co",
+            "-acme",
+            "acme-",
+            "a/b",
+            &"a".repeat(64),
+            "",
+        ] {
+            assert!(TenantSlug::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn settings_missing_fields_take_defaults() {
+        let s: TenantSettings = serde_json::from_str(r#"{"registration_enabled":true}"#).unwrap();
+        assert!(s.registration_enabled);
+        assert_eq!(s.refresh_token_reuse_interval, 0);
+    }
+}

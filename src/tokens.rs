@@ -1,0 +1,832 @@
+//! Tokens: the grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6), JWT access tokens
+//! (RFC 9068), ID tokens (OpenID Connect Core §2), opaque rotating refresh tokens with
+//! reuse detection (RFC 9700 §4.14.2), revocation (RFC 7009), introspection (RFC 7662)
+//! and bearer token validation (RFC 6750).
+
+use serde_json::{json, Map, Value};
+
+use crate::accounts::{self, User};
+use crate::audit::{self, AuditEvent, Context};
+use crate::clients::{Client, GrantType};
+use crate::crypto;
+use crate::keys::JwtError;
+use crate::provider::Provider;
+use crate::rbac;
+use crate::sessions;
+use crate::state::AppState;
+use crate::storage::{self, tokens::RefreshTokenRow};
+
+/// Errors of the token endpoint, one per RFC 6749 §5.2 error code.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("client authentication failed")]
+    InvalidClient,
+    #[error("{0}")]
+    InvalidGrant(String),
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    #[error("unsupported grant_type")]
+    UnsupportedGrantType,
+    #[error("{0}")]
+    InvalidScope(String),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl From<sqlx::Error> for TokenError {
+    fn from(e: sqlx::Error) -> Self {
+        TokenError::Unexpected(e.into())
+    }
+}
+
+impl From<JwtError> for TokenError {
+    fn from(e: JwtError) -> Self {
+        TokenError::Unexpected(e.into())
+    }
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub token_type: &'static str,
+    pub expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+    pub scope: String,
+}
+
+/// Splits and checks a `scope` parameter (RFC 6749 §3.3).
+pub fn parse_scope(s: &str) -> Result<Vec<String>, String> {
+    let mut out: Vec<String> = Vec::new();
+    for token in s.split(' ').filter(|t| !t.is_empty()) {
+        let ok = token
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b));
+        if !ok || token.len() > 200 {
+            return Err("scope contains invalid characters".into());
+        }
+        if !out.iter().any(|t| t == token) {
+            out.push(token.to_string());
+        }
+    }
+    if out.len() > 50 {
+        return Err("too many scopes".into());
+    }
+    Ok(out)
+}
+
+/// What tokens are being issued for: a user's authentication, or the client itself.
+#[derive(Debug, Clone, Default)]
+pub struct Grant {
+    pub user: Option<User>,
+    pub scope: Vec<String>,
+    pub sid: Option<String>,
+    pub auth_time: Option<i64>,
+    pub amr: Vec<String>,
+    pub acr: String,
+    pub nonce: Option<String>,
+    /// The OpenID Connect `claims` request parameter (Core §5.5), if any.
+    pub claims: Option<Value>,
+}
+
+/// Lifetime of access tokens for this client: client, then tenant, then server default.
+pub fn access_token_ttl(state: &AppState, provider: &Provider, client: &Client) -> i64 {
+    client
+        .access_token_ttl
+        .or(provider.tenant.settings.access_token_ttl)
+        .unwrap_or(state.config.access_token_ttl)
+}
+
+/// Standard claims a user has for the granted scopes (Core §5.4) plus individually
+/// requested ones (Core §5.5) from the `claims` parameter section `section`.
+pub fn user_claims(
+    user: &User,
+    scope: &[String],
+    claims_req: Option<&Value>,
+    section: &str,
+) -> Map<String, Value> {
+    let has = |s: &str| scope.iter().any(|x| x == s);
+    let requested = |c: &str| {
+        claims_req
+            .and_then(|r| r.get(section))
+            .and_then(Value::as_object)
+            .is_some_and(|m| m.contains_key(c))
+    };
+    let mut m = Map::new();
+    let mut put = |name: &str, value: Option<Value>, by_scope: bool| {
+        if let Some(v) = value {
+            if by_scope || requested(name) {
+                m.insert(name.to_string(), v);
+            }
+        }
+    };
+    let profile = has("profile");
+    put("name", user.name.clone().map(Value::from), profile);
+    put(
+        "given_name",
+        user.given_name.clone().map(Value::from),
+        profile,
+    );
+    put(
+        "family_name",
+        user.family_name.clone().map(Value::from),
+        profile,
+    );
+    put("locale", user.locale.clone().map(Value::from), profile);
+    put("updated_at", Some(Value::from(user.updated_at)), profile);
+    let email = has("email");
+    put("email", Some(Value::from(user.email.clone())), email);
+    put(
+        "email_verified",
+        Some(Value::from(user.email_verified)),
+        email,
+    );
+    m
+}
+
+struct Issued {
+    response: TokenResponse,
+}
+
+/// Where new tokens come from: the refresh family they continue, the code they were
+/// redeemed from, and a pre-chosen access token id (recorded on the code before issuing).
+#[derive(Default)]
+struct Lineage {
+    family: Option<String>,
+    code_hash: Option<String>,
+    jti: Option<String>,
+}
+
+/// Issues an access token, an ID token when `openid` was granted to a user, and a refresh
+/// token when the client may refresh (continuing `family` when rotating).
+async fn issue(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    grant: &Grant,
+    lineage: Lineage,
+    ctx: &Context,
+) -> Result<Issued, TokenError> {
+    let now = storage::now();
+    let ttl = access_token_ttl(state, provider, client);
+    let jti = lineage.jti.unwrap_or_else(|| crypto::random_token(16));
+    let tenant = &provider.tenant;
+    let scope = grant.scope.join(" ");
+    let aud = tenant
+        .settings
+        .access_token_audience
+        .clone()
+        .unwrap_or_else(|| client.id.clone());
+    let mut at = Map::new();
+    at.insert("iss".into(), json!(provider.issuer));
+    at.insert(
+        "sub".into(),
+        json!(grant.user.as_ref().map_or(&client.id, |u| &u.id)),
+    );
+    at.insert("aud".into(), json!(aud));
+    at.insert("exp".into(), json!(now + ttl));
+    at.insert("iat".into(), json!(now));
+    at.insert("nbf".into(), json!(now));
+    at.insert("jti".into(), json!(jti));
+    at.insert("client_id".into(), json!(client.id));
+    at.insert("scope".into(), json!(scope));
+    at.insert("tenant_id".into(), json!(tenant.id));
+    let access = match &grant.user {
+        Some(u) => rbac::effective_access(state, tenant, &u.id, &client.id).await?,
+        None => rbac::Access::default(),
+    };
+    at.insert("roles".into(), json!(access.roles));
+    at.insert("permissions".into(), json!(access.permissions));
+    if let Some(t) = grant.auth_time {
+        at.insert("auth_time".into(), json!(t));
+    }
+    if grant.user.is_some() {
+        at.insert("acr".into(), json!(grant.acr));
+        at.insert("amr".into(), json!(grant.amr));
+    }
+    if let Some(sid) = &grant.sid {
+        at.insert("sid".into(), json!(sid));
+    }
+    for (name, value) in &tenant.settings.custom_claims {
+        let resolved = match value.as_str().and_then(|s| s.strip_prefix("user.")) {
+            Some(attr) => grant
+                .user
+                .as_ref()
+                .and_then(|u| u.attributes.get(attr).cloned()),
+            None => Some(value.clone()),
+        };
+        if let Some(v) = resolved {
+            at.entry(name.clone()).or_insert(v);
+        }
+    }
+    let access_token = provider
+        .keys
+        .sign(client.signing_alg, "at+jwt", &Value::Object(at))?;
+
+    let id_token = match &grant.user {
+        Some(user) if grant.scope.iter().any(|s| s == "openid") => {
+            let mut id = user_claims(user, &grant.scope, grant.claims.as_ref(), "id_token");
+            id.insert("iss".into(), json!(provider.issuer));
+            id.insert("sub".into(), json!(user.id));
+            id.insert("aud".into(), json!(client.id));
+            id.insert("azp".into(), json!(client.id));
+            id.insert("exp".into(), json!(now + state.config.id_token_ttl));
+            id.insert("iat".into(), json!(now));
+            if let Some(t) = grant.auth_time {
+                id.insert("auth_time".into(), json!(t));
+            }
+            if let Some(n) = &grant.nonce {
+                id.insert("nonce".into(), json!(n));
+            }
+            id.insert("acr".into(), json!(grant.acr));
+            id.insert("amr".into(), json!(grant.amr));
+            id.insert(
+                "at_hash".into(),
+                json!(client.signing_alg.left_half_hash(&access_token)),
+            );
+            if let Some(sid) = &grant.sid {
+                id.insert("sid".into(), json!(sid));
+            }
+            Some(
+                provider
+                    .keys
+                    .sign(client.signing_alg, "JWT", &Value::Object(id))?,
+            )
+        }
+        _ => None,
+    };
+
+    let refresh_token = if grant.user.is_some() && client.allows_grant(GrantType::RefreshToken) {
+        let token = format!("rt_{}", crypto::random_token(32));
+        let row = RefreshTokenRow {
+            token_hash: crypto::token_digest(&token),
+            family_id: lineage.family.unwrap_or_else(|| crypto::random_token(16)),
+            tenant_id: tenant.id.clone(),
+            client_id: client.id.clone(),
+            user_id: grant.user.as_ref().map(|u| u.id.clone()),
+            sid: grant.sid.clone(),
+            scope: scope.clone(),
+            claims: grant.claims.as_ref().map(Value::to_string),
+            auth_time: grant.auth_time,
+            amr: storage::json_list(&grant.amr),
+            acr: grant.acr.clone(),
+            code_hash: lineage.code_hash,
+            access_token_jti: Some(jti.clone()),
+            access_token_exp: Some(now + ttl),
+            created_at: now,
+            expires_at: now + state.config.refresh_token_ttl,
+            used_at: None,
+            revoked_at: None,
+        };
+        storage::tokens::insert_refresh_token(&state.pool, &row).await?;
+        Some(token)
+    } else {
+        None
+    };
+
+    audit::record(
+        state,
+        AuditEvent::new("token.issued", Some(tenant))
+            .actor(grant.user.as_ref().map(|u| u.id.as_str()))
+            .client(&client.id)
+            .detail("jti", jti.as_str())
+            .detail("scope", scope.as_str()),
+        ctx,
+    );
+    Ok(Issued {
+        response: TokenResponse {
+            access_token,
+            token_type: "Bearer",
+            expires_in: ttl,
+            refresh_token,
+            id_token,
+            scope,
+        },
+    })
+}
+
+/// Issues tokens for a first-party sign-in (the JSON API), without a code.
+pub async fn issue_for_user(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    grant: &Grant,
+    ctx: &Context,
+) -> Result<TokenResponse, TokenError> {
+    Ok(
+        issue(state, provider, client, grant, Lineage::default(), ctx)
+            .await?
+            .response,
+    )
+}
+
+/// RFC 7636 §4.1: 43-128 characters of the unreserved set.
+fn is_code_verifier(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code is redeemed once:
+/// a second redemption fails and revokes every token the first one issued (§4.1.2).
+pub async fn exchange_code(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    code: &str,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+    ctx: &Context,
+) -> Result<TokenResponse, TokenError> {
+    if !client.allows_grant(GrantType::AuthorizationCode) {
+        return Err(TokenError::UnauthorizedClient(
+            "client may not use authorization_code".into(),
+        ));
+    }
+    if let Some(v) = code_verifier {
+        if !is_code_verifier(v) {
+            return Err(TokenError::InvalidRequest(
+                "code_verifier must be 43-128 unreserved characters".into(),
+            ));
+        }
+    }
+    let tenant = &provider.tenant;
+    let code_hash = crypto::token_digest(code);
+    let now = storage::now();
+    let jti = crypto::random_token(16);
+    let ttl = access_token_ttl(state, provider, client);
+    let Some(row) = storage::authorization::redeem_code(
+        &state.pool,
+        &tenant.id,
+        &client.id,
+        &code_hash,
+        &jti,
+        now + ttl,
+        now,
+    )
+    .await?
+    else {
+        if let Some(old) =
+            storage::authorization::find_code(&state.pool, &tenant.id, &code_hash).await?
+        {
+            if old.client_id == client.id && old.redeemed_at.is_some() {
+                revoke_code_grant(state, provider, &old, ctx).await?;
+            }
+        }
+        return Err(TokenError::InvalidGrant(
+            "authorization code is invalid, expired or already used".into(),
+        ));
+    };
+    if row.expires_at <= now {
+        return Err(TokenError::InvalidGrant(
+            "authorization code is invalid, expired or already used".into(),
+        ));
+    }
+    // RFC 6749 §4.1.3: redirect_uri must be identical to the one of the request.
+    if redirect_uri != Some(row.redirect_uri.as_str()) {
+        return Err(TokenError::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        ));
+    }
+    match (&row.code_challenge, code_verifier) {
+        (Some(challenge), Some(verifier)) => {
+            let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
+            if !crypto::constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
+                return Err(TokenError::InvalidGrant("PKCE verification failed".into()));
+            }
+        }
+        (Some(_), None) => {
+            return Err(TokenError::InvalidGrant("code_verifier is required".into()));
+        }
+        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => {
+            return Err(TokenError::InvalidGrant(
+                "code_verifier given but no code_challenge was sent".into(),
+            ));
+        }
+        (None, None) => {}
+    }
+    let user = accounts::find_user(state, tenant, &row.user_id)
+        .await
+        .map_err(|e| TokenError::Unexpected(e.into()))?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| TokenError::InvalidGrant("the user no longer exists".into()))?;
+    let grant = Grant {
+        user: Some(user),
+        scope: storage::parse_list(&row.scope),
+        sid: Some(row.sid.clone()),
+        auth_time: Some(row.auth_time),
+        amr: storage::parse_list(&row.amr),
+        acr: row.acr.clone(),
+        nonce: row.nonce.clone(),
+        claims: row
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
+    };
+    // The access token carries the jti recorded on the code, so a replay can revoke it.
+    let issued = issue(
+        state,
+        provider,
+        client,
+        &grant,
+        Lineage {
+            code_hash: Some(code_hash),
+            jti: Some(jti),
+            ..Lineage::default()
+        },
+        ctx,
+    )
+    .await?;
+    sessions::add_client(state, &row.sid, &client.id).await?;
+    Ok(issued.response)
+}
+
+/// A replayed code: revoke the refresh token families and the access token it issued.
+async fn revoke_code_grant(
+    state: &AppState,
+    provider: &Provider,
+    code: &storage::authorization::CodeRow,
+    ctx: &Context,
+) -> Result<(), TokenError> {
+    let now = storage::now();
+    for family in
+        storage::tokens::list_families_of_code(&state.pool, &provider.tenant.id, &code.code_hash)
+            .await?
+    {
+        storage::tokens::revoke_refresh_family(&state.pool, &provider.tenant.id, &family, now)
+            .await?;
+    }
+    if let (Some(jti), Some(exp)) = (&code.access_token_jti, code.access_token_exp) {
+        storage::tokens::insert_revoked_access_token(&state.pool, &provider.tenant.id, jti, exp)
+            .await?;
+    }
+    audit::record(
+        state,
+        AuditEvent::new("token.code_reuse", Some(&provider.tenant))
+            .actor(Some(&code.user_id))
+            .client(&code.client_id),
+        ctx,
+    );
+    Ok(())
+}
+
+/// refresh_token grant (RFC 6749 §6) with rotation: the presented token is used up and a
+/// new one of the same family is issued. A used token presented again revokes the whole
+/// family (RFC 9700 §4.14.2) — unless it comes within the tenant's reuse interval, which
+/// lets several tabs that refresh at once each get tokens.
+pub async fn refresh(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    refresh_token: &str,
+    scope: Option<&str>,
+    ctx: &Context,
+) -> Result<TokenResponse, TokenError> {
+    if !client.allows_grant(GrantType::RefreshToken) {
+        return Err(TokenError::UnauthorizedClient(
+            "client may not use refresh_token".into(),
+        ));
+    }
+    let tenant = &provider.tenant;
+    let hash = crypto::token_digest(refresh_token);
+    let now = storage::now();
+    let row =
+        match storage::tokens::use_refresh_token(&state.pool, &tenant.id, &client.id, &hash, now)
+            .await?
+        {
+            Some(row) => row,
+            None => {
+                let invalid = || {
+                    TokenError::InvalidGrant("refresh token is invalid, expired or revoked".into())
+                };
+                let Some(old) =
+                    storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
+                else {
+                    return Err(invalid());
+                };
+                if old.client_id != client.id || old.revoked_at.is_some() || old.expires_at <= now {
+                    return Err(invalid());
+                }
+                let interval = tenant.settings.refresh_token_reuse_interval;
+                match old.used_at {
+                    Some(used) if interval > 0 && now - used <= interval => old,
+                    _ => {
+                        storage::tokens::revoke_refresh_family(
+                            &state.pool,
+                            &tenant.id,
+                            &old.family_id,
+                            now,
+                        )
+                        .await?;
+                        audit::record(
+                            state,
+                            AuditEvent::new("token.refresh_reuse", Some(tenant))
+                                .actor(old.user_id.as_deref())
+                                .client(&client.id)
+                                .detail("family", old.family_id.as_str()),
+                            ctx,
+                        );
+                        return Err(TokenError::InvalidGrant(
+                            "refresh token was already used; its token family has been revoked"
+                                .into(),
+                        ));
+                    }
+                }
+            }
+        };
+    let granted = storage::parse_list(&row.scope);
+    let scope = match scope {
+        Some(s) => {
+            let wanted = parse_scope(s).map_err(TokenError::InvalidScope)?;
+            if let Some(extra) = wanted.iter().find(|w| !granted.contains(w)) {
+                return Err(TokenError::InvalidScope(format!(
+                    "scope {extra:?} was not granted to this refresh token"
+                )));
+            }
+            wanted
+        }
+        None => granted,
+    };
+    let user = match &row.user_id {
+        Some(id) => accounts::find_user(state, tenant, id)
+            .await
+            .map_err(|e| TokenError::Unexpected(e.into()))?
+            .filter(|u| !u.disabled),
+        None => None,
+    };
+    let Some(user) = user else {
+        storage::tokens::revoke_refresh_family(&state.pool, &tenant.id, &row.family_id, now)
+            .await?;
+        return Err(TokenError::InvalidGrant("the user no longer exists".into()));
+    };
+    let grant = Grant {
+        user: Some(user),
+        scope,
+        sid: row.sid.clone(),
+        auth_time: row.auth_time,
+        amr: storage::parse_list(&row.amr),
+        acr: row.acr.clone(),
+        nonce: None,
+        claims: row
+            .claims
+            .as_deref()
+            .and_then(|c| serde_json::from_str(c).ok()),
+    };
+    let lineage = Lineage {
+        family: Some(row.family_id),
+        code_hash: row.code_hash,
+        jti: None,
+    };
+    Ok(issue(state, provider, client, &grant, lineage, ctx)
+        .await?
+        .response)
+}
+
+/// client_credentials grant (RFC 6749 §4.4): confidential clients only, no refresh token.
+pub async fn client_credentials(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    scope: Option<&str>,
+    ctx: &Context,
+) -> Result<TokenResponse, TokenError> {
+    if !client.confidential || !client.allows_grant(GrantType::ClientCredentials) {
+        return Err(TokenError::UnauthorizedClient(
+            "client may not use client_credentials".into(),
+        ));
+    }
+    let scope = match scope {
+        Some(s) => {
+            let wanted = parse_scope(s).map_err(TokenError::InvalidScope)?;
+            if let Some(bad) = wanted
+                .iter()
+                .find(|w| !client.allows_scope(w) || *w == "openid" || *w == "offline_access")
+            {
+                return Err(TokenError::InvalidScope(format!(
+                    "scope {bad:?} is not allowed for this client"
+                )));
+            }
+            wanted
+        }
+        None => client
+            .scopes
+            .iter()
+            .filter(|s| !crate::provider::SCOPES_SUPPORTED.contains(&s.as_str()))
+            .cloned()
+            .collect(),
+    };
+    let grant = Grant {
+        scope,
+        ..Grant::default()
+    };
+    Ok(
+        issue(state, provider, client, &grant, Lineage::default(), ctx)
+            .await?
+            .response,
+    )
+}
+
+/// A validated access token.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    pub claims: Map<String, Value>,
+    pub sub: String,
+    pub client_id: String,
+    pub scope: Vec<String>,
+    pub jti: String,
+    pub exp: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum BearerError {
+    #[error("the access token is malformed or its signature is invalid")]
+    Invalid,
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token has been revoked")]
+    Revoked,
+    #[error("internal error")]
+    Unexpected,
+}
+
+/// Validates an access token of this tenant: signature by one of its published keys, `typ`
+/// `at+jwt`, issuer, expiry, and the revocation list (RFC 9068 §4).
+pub async fn validate_access_token(
+    state: &AppState,
+    provider: &Provider,
+    token: &str,
+) -> Result<AccessToken, BearerError> {
+    if token.len() > 8192 {
+        return Err(BearerError::Invalid);
+    }
+    let (typ, claims) = provider
+        .keys
+        .verify(token)
+        .map_err(|_| BearerError::Invalid)?;
+    if typ.as_deref() != Some("at+jwt")
+        || claims.get("iss").and_then(Value::as_str) != Some(&provider.issuer)
+    {
+        return Err(BearerError::Invalid);
+    }
+    let get = |k: &str| claims.get(k).and_then(Value::as_str).map(str::to_string);
+    let (Some(sub), Some(client_id), Some(jti), Some(exp)) = (
+        get("sub"),
+        get("client_id"),
+        get("jti"),
+        claims.get("exp").and_then(Value::as_i64),
+    ) else {
+        return Err(BearerError::Invalid);
+    };
+    if exp <= storage::now() {
+        return Err(BearerError::Expired);
+    }
+    if storage::tokens::is_access_token_revoked(&state.pool, &provider.tenant.id, &jti)
+        .await
+        .map_err(|_| BearerError::Unexpected)?
+    {
+        return Err(BearerError::Revoked);
+    }
+    let scope = get("scope")
+        .map(|s| s.split(' ').map(str::to_string).collect())
+        .unwrap_or_default();
+    Ok(AccessToken {
+        claims,
+        sub,
+        client_id,
+        scope,
+        jti,
+        exp,
+    })
+}
+
+/// RFC 7009 §2.1: revokes an access or refresh token issued to `client`. Unknown tokens,
+/// and tokens of other clients, are answered the same way (success) and change nothing.
+pub async fn revoke(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    token: &str,
+    ctx: &Context,
+) -> Result<(), TokenError> {
+    let tenant = &provider.tenant;
+    let now = storage::now();
+    if token.starts_with("rt_") {
+        let hash = crypto::token_digest(token);
+        if let Some(row) =
+            storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
+        {
+            if row.client_id == client.id {
+                storage::tokens::revoke_refresh_family(
+                    &state.pool,
+                    &tenant.id,
+                    &row.family_id,
+                    now,
+                )
+                .await?;
+                audit::record(
+                    state,
+                    AuditEvent::new("token.revoked", Some(tenant))
+                        .client(&client.id)
+                        .detail("type", "refresh_token"),
+                    ctx,
+                );
+            }
+        }
+        return Ok(());
+    }
+    if let Ok((Some(typ), claims)) = provider.keys.verify(token) {
+        let jti = claims.get("jti").and_then(Value::as_str);
+        let exp = claims.get("exp").and_then(Value::as_i64);
+        let owner = claims.get("client_id").and_then(Value::as_str);
+        if let (true, Some(jti), Some(exp), Some(owner)) = (typ == "at+jwt", jti, exp, owner) {
+            if owner == client.id && exp > now {
+                storage::tokens::insert_revoked_access_token(&state.pool, &tenant.id, jti, exp)
+                    .await?;
+                audit::record(
+                    state,
+                    AuditEvent::new("token.revoked", Some(tenant))
+                        .client(&client.id)
+                        .detail("type", "access_token"),
+                    ctx,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// RFC 7662 §2.2: the state of a token of this tenant; anything not live is `active:false`.
+pub async fn introspect(
+    state: &AppState,
+    provider: &Provider,
+    token: &str,
+) -> Result<Value, TokenError> {
+    let inactive = json!({ "active": false });
+    let now = storage::now();
+    if token.starts_with("rt_") {
+        let hash = crypto::token_digest(token);
+        let Some(row) =
+            storage::tokens::find_refresh_token(&state.pool, &provider.tenant.id, &hash).await?
+        else {
+            return Ok(inactive);
+        };
+        if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= now {
+            return Ok(inactive);
+        }
+        return Ok(json!({
+            "active": true,
+            "token_type": "refresh_token",
+            "scope": row.scope,
+            "client_id": row.client_id,
+            "sub": row.user_id,
+            "iss": provider.issuer,
+            "exp": row.expires_at,
+            "iat": row.created_at,
+            "tenant_id": provider.tenant.id,
+        }));
+    }
+    match validate_access_token(state, provider, token).await {
+        Ok(at) => {
+            let mut out = at.claims;
+            out.insert("active".into(), json!(true));
+            out.insert("token_type".into(), json!("Bearer"));
+            Ok(Value::Object(out))
+        }
+        Err(BearerError::Unexpected) => Err(TokenError::Unexpected(anyhow::anyhow!(
+            "revocation lookup failed"
+        ))),
+        Err(_) => Ok(inactive),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scopes_are_split_on_spaces_and_deduplicated() {
+        assert_eq!(
+            parse_scope("openid  email openid").unwrap(),
+            vec!["openid", "email"]
+        );
+    }
+
+    #[test]
+    fn scopes_with_quotes_or_backslashes_are_refused() {
+        assert!(parse_scope("openid \"x\"").is_err());
+        assert!(parse_scope("a\\b").is_err());
+    }
+
+    #[test]
+    fn code_verifiers_must_have_43_to_128_unreserved_characters() {
+        assert!(is_code_verifier(&"a".repeat(43)));
+        assert!(!is_code_verifier(&"a".repeat(42)));
+        assert!(!is_code_verifier(&"a".repeat(129)));
+        assert!(!is_code_verifier(&format!("{}+", "a".repeat(43))));
+    }
+}
