@@ -45,6 +45,15 @@ impl Application {
     pub fn with_state(state: AppState, demo: bool) -> anyhow::Result<Self> {
         let listener = TcpListener::bind(&state.config.bind)
             .map_err(|e| anyhow::anyhow!("cannot bind {}: {e}", state.config.bind))?;
+        Self::with_listener(state, listener, demo)
+    }
+
+    /// Serves on an already bound listener (tests bind port 0 first to learn the port).
+    pub fn with_listener(
+        state: AppState,
+        listener: TcpListener,
+        demo: bool,
+    ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
         let default_tenant = state.config.default_tenant.is_some();

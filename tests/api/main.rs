@@ -1,0 +1,12 @@
+//! Integration suite: the real server over HTTP, on SQLite by default and on PostgreSQL
+//! with `PORTCULLIS_TEST_DATABASE=postgres`.
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod authorize;
+mod backend;
+mod discovery;
+mod flow;
+mod helpers;
+mod logout;
+mod tokens;
