@@ -22,8 +22,9 @@ environment:
   BENCH_TENANT=bench       tenant slug to create / use
   BENCH_TOOL=auto          auto | oha | wrk (auto: oha, installed with cargo if missing; else wrk)
   BENCH_OPENSSL_SECONDS=3  seconds per `openssl speed` run; 0 skips the signing ceilings
-  PORTCULLIS_*             passed through to the server (BIND, PUBLIC_URL, DATABASE_URL,
-                           MASTER_KEY and LOG_LEVEL are set by this script)
+  PORTCULLIS_MASTER_KEY    kept if set (e.g. to reuse a PostgreSQL database), else random
+  PORTCULLIS_*             passed through to the server and CLI (BIND, PUBLIC_URL,
+                           DATABASE_URL and LOG_LEVEL are always set by this script)
 EOF
 }
 
@@ -244,7 +245,10 @@ if [[ -n "${BENCH_DATABASE_URL:-}" ]]; then
 else
     export PORTCULLIS_DATABASE_URL="sqlite://$TMP/bench.db"
 fi
-PORTCULLIS_MASTER_KEY="$(openssl rand -base64 32)"
+# A fresh key per run, unless one is given (to reuse a PostgreSQL database across runs).
+if [[ -z "${PORTCULLIS_MASTER_KEY:-}" ]]; then
+    PORTCULLIS_MASTER_KEY="$(openssl rand -base64 32)"
+fi
 export PORTCULLIS_MASTER_KEY
 export PORTCULLIS_BIND="127.0.0.1:$PORT"
 export PORTCULLIS_PUBLIC_URL="$BASE"

@@ -314,24 +314,29 @@ async fn resume(
     }
 }
 
+/// What the sign-in form shows besides its frame.
+struct SignInView<'a> {
+    email: &'a str,
+    error: Option<&'a str>,
+    current_account: Option<String>,
+}
+
 fn sign_in_page(
     state: &AppState,
     p: &Provider,
     pending: &Pending,
     seed: &str,
     loc: Locale,
-    email: &str,
-    error: Option<&str>,
-    current: Option<String>,
+    view: SignInView<'_>,
 ) -> Result<String, PageError> {
     let page = SignInPage {
         f: frame(p, loc),
         action: p.endpoint("/login"),
         csrf: csrf_token(state, seed),
         request_id: &pending.id,
-        email,
-        error,
-        current_account: current,
+        email: view.email,
+        error: view.error,
+        current_account: view.current_account,
     };
     page.render().map_err(|e| PageError::unexpected(loc, &e))
 }
@@ -361,7 +366,12 @@ pub async fn sign_in_get(
         _ => None,
     };
     let email = pending.request.login_hint.clone().unwrap_or_default();
-    let body = sign_in_page(&state, &p, &pending, &seed, loc, &email, None, current)?;
+    let view = SignInView {
+        email: &email,
+        error: None,
+        current_account: current,
+    };
+    let body = sign_in_page(&state, &p, &pending, &seed, loc, view)?;
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8");
     if set {
@@ -410,16 +420,12 @@ pub async fn sign_in_post(
                 .cookie(CSRF_COOKIE)
                 .map(|c| c.value().to_string())
                 .unwrap_or_default();
-            let body = sign_in_page(
-                &state,
-                &p,
-                &pending,
-                &seed,
-                loc,
+            let view = SignInView {
                 email,
-                Some(loc.texts().invalid_credentials),
-                None,
-            )?;
+                error: Some(loc.texts().invalid_credentials),
+                current_account: None,
+            };
+            let body = sign_in_page(&state, &p, &pending, &seed, loc, view)?;
             return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
                 .content_type("text/html; charset=utf-8")
                 .body(body));

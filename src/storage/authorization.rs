@@ -134,7 +134,7 @@ pub async fn insert_code(pool: &Pool, c: &CodeRow) -> DbResult<()> {
     .bind(&c.code_hash).bind(&c.tenant_id).bind(&c.client_id).bind(&c.user_id).bind(&c.sid)
     .bind(&c.redirect_uri).bind(&c.scope).bind(&c.nonce).bind(&c.code_challenge).bind(&c.claims)
     .bind(c.auth_time).bind(&c.amr).bind(&c.acr).bind(c.created_at).bind(c.expires_at)
-    .bind(c.redeemed_at).bind(&c.access_token_jti).bind(&c.access_token_exp)
+    .bind(c.redeemed_at).bind(&c.access_token_jti).bind(c.access_token_exp)
     .execute(p)
     .await
     .map(|_| ()))

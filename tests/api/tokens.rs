@@ -80,11 +80,14 @@ async fn client_secret_post_is_accepted_and_a_wrong_secret_is_invalid_client_wit
     assert_eq!(r.json::<Value>().await.unwrap()["error"], "invalid_client");
 }
 
+/// A token request form, the expected status and the expected error code.
+type Case = (Vec<(&'static str, &'static str)>, u16, &'static str);
+
 #[tokio::test]
 async fn token_endpoint_errors_follow_rfc6749() {
     let app = spawn_app().await;
     let c = app.create_client(service_client()).await;
-    let cases: Vec<(Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec![
                 ("grant_type", "password"),
