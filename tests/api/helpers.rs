@@ -41,7 +41,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn database_url() -> (String, Option<TempDir>) {
+pub async fn database_url() -> (String, Option<TempDir>) {
     match backend().as_str() {
         "postgres" => {
             let base = std::env::var("PORTCULLIS_TEST_POSTGRES_URL")
@@ -104,25 +104,44 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(adjust: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(adjust, false).await.0
+}
+
+/// An app whose database was seeded by `serve --demo` before anything else.
+pub async fn spawn_demo_app() -> (TestApp, portcullis::demo::DemoCredentials) {
+    let (app, creds) = spawn(|_| {}, true).await;
+    (app, creds.expect("demo seeded on an empty database"))
+}
+
+async fn spawn(
+    adjust: impl FnOnce(&mut Config),
+    demo: bool,
+) -> (TestApp, Option<portcullis::demo::DemoCredentials>) {
     let (url, dir) = database_url().await;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
     let mut config = test_config(port, url);
     adjust(&mut config);
     let state = startup::open_state(config).await.expect("state");
+    let creds = if demo {
+        portcullis::demo::seed(&state).await.unwrap()
+    } else {
+        None
+    };
     let app = Application::with_listener(state.clone(), listener, true).expect("app");
     tokio::spawn(app.run_until_stopped());
     let tenant = tenants::create_tenant(&state, &TenantSlug::parse("acme").unwrap(), Some("Acme"))
         .await
         .unwrap();
     let jar = Arc::new(Jar::default());
-    TestApp {
+    let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         http: http_client(jar),
         state,
         tenant,
         _dir: dir,
-    }
+    };
+    (app, creds)
 }
 
 #[derive(Debug, Clone)]
@@ -272,50 +291,7 @@ impl TestApp {
         authorize_url: &str,
         email: &str,
     ) -> Vec<(String, String)> {
-        let mut next = authorize_url.to_string();
-        for _ in 0..6 {
-            let resp = browser.get(&next).send().await.unwrap();
-            let status = resp.status().as_u16();
-            if status == 302 || status == 303 {
-                let location = resp.headers()["location"].to_str().unwrap().to_string();
-                if location.starts_with(REDIRECT_URI) {
-                    return query_of(&location);
-                }
-                next = location;
-                continue;
-            }
-            assert_eq!(status, 200, "unexpected status at {next}");
-            let html = resp.text().await.unwrap();
-            let form = parse_form(&html);
-            let mut fields = form.hidden.clone();
-            if html.contains("name=\"password\"") {
-                fields.push(("email".into(), email.into()));
-                fields.push(("password".into(), PASSWORD.into()));
-                fields.push(("action".into(), "sign_in".into()));
-            } else if html.contains("value=\"allow\"") {
-                fields.push(("decision".into(), "allow".into()));
-            } else {
-                panic!("unexpected page: {html}");
-            }
-            let resp = browser
-                .post(&form.action)
-                .form(&fields)
-                .send()
-                .await
-                .unwrap();
-            let status = resp.status().as_u16();
-            assert!(
-                status == 302 || status == 303,
-                "form post answered {status}: {}",
-                resp.text().await.unwrap()
-            );
-            let location = resp.headers()["location"].to_str().unwrap().to_string();
-            if location.starts_with(REDIRECT_URI) {
-                return query_of(&location);
-            }
-            next = location;
-        }
-        panic!("too many steps");
+        query_of(&drive_forms(browser, authorize_url, email, PASSWORD, REDIRECT_URI).await)
     }
 
     /// A complete code + PKCE flow with the given extra parameters; returns the code and the
@@ -368,6 +344,61 @@ impl TestApp {
         assert_eq!(r.status(), 200);
         r.json().await.unwrap()
     }
+}
+
+/// Follows redirects and fills the sign-in and consent forms until the browser is sent to
+/// a URL starting with `stop`; returns that URL.
+pub async fn drive_forms(
+    browser: &reqwest::Client,
+    start: &str,
+    email: &str,
+    password: &str,
+    stop: &str,
+) -> String {
+    let mut next = start.to_string();
+    for _ in 0..8 {
+        let resp = browser.get(&next).send().await.unwrap();
+        let status = resp.status().as_u16();
+        if status == 302 || status == 303 {
+            let location = resp.headers()["location"].to_str().unwrap().to_string();
+            if location.starts_with(stop) {
+                return location;
+            }
+            next = location;
+            continue;
+        }
+        assert_eq!(status, 200, "unexpected status at {next}");
+        let html = resp.text().await.unwrap();
+        let form = parse_form(&html);
+        let mut fields = form.hidden.clone();
+        if html.contains("name=\"password\"") {
+            fields.push(("email".into(), email.into()));
+            fields.push(("password".into(), password.into()));
+            fields.push(("action".into(), "sign_in".into()));
+        } else if html.contains("value=\"allow\"") {
+            fields.push(("decision".into(), "allow".into()));
+        } else {
+            panic!("unexpected page: {html}");
+        }
+        let resp = browser
+            .post(&form.action)
+            .form(&fields)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        assert!(
+            status == 302 || status == 303,
+            "form post answered {status}: {}",
+            resp.text().await.unwrap()
+        );
+        let location = resp.headers()["location"].to_str().unwrap().to_string();
+        if location.starts_with(stop) {
+            return location;
+        }
+        next = location;
+    }
+    panic!("too many steps");
 }
 
 pub struct Form {

@@ -5,6 +5,8 @@
 
 mod authorize;
 mod backend;
+mod cli;
+mod demo;
 mod discovery;
 mod flow;
 mod helpers;

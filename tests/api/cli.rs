@@ -1,0 +1,189 @@
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::helpers::database_url;
+
+struct Cli {
+    url: String,
+    key: String,
+}
+
+impl Cli {
+    fn run(&self, args: &[&str], stdin: Option<&str>) -> Output {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_portcullis"))
+            .args(args)
+            .args(["--database-url", &self.url])
+            .env("PORTCULLIS_MASTER_KEY", &self.key)
+            .env("PORTCULLIS_LOG_LEVEL", "warn")
+            .env("PORTCULLIS_ARGON2__MEMORY_KIB", "1024")
+            .env("PORTCULLIS_ARGON2__ITERATIONS", "1")
+            .env("PORTCULLIS_ARGON2__PARALLELISM", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        if let Some(input) = stdin {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(input.as_bytes())
+                .unwrap();
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().unwrap()
+    }
+
+    fn json(&self, args: &[&str], stdin: Option<&str>) -> Value {
+        let out = self.run(args, stdin);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|_| panic!("one JSON object: {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+#[tokio::test]
+async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_and_exit_codes() {
+    let (url, _dir) = database_url().await;
+    let cli = Cli {
+        url,
+        key: portcullis::crypto::MasterKey::generate().to_base64(),
+    };
+    assert_eq!(cli.json(&["migrate", "--json"], None)["migrated"], true);
+    let t = cli.json(
+        &["tenant", "create", "acme", "--name", "Acme Corp", "--json"],
+        None,
+    );
+    assert_eq!(t["slug"], "acme");
+    assert_eq!(t["issuer"], "http://127.0.0.1:8080/t/acme");
+
+    let dup = cli.run(&["tenant", "create", "acme"], None);
+    assert_eq!(dup.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&dup.stderr);
+    assert_eq!(err.trim(), "error: tenant already exists");
+    assert_eq!(err.trim().lines().count(), 1);
+    assert_eq!(
+        cli.run(&["tenant", "create", "Bad Slug"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        cli.run(&["tenant", "create", "x1", "--no-such-flag"], None)
+            .status
+            .code(),
+        Some(2)
+    );
+
+    let c = cli.json(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "Web",
+            "--redirect-uri",
+            "https://app.example.com/cb",
+            "--post-logout-redirect-uri",
+            "https://app.example.com/bye",
+            "--json",
+        ],
+        None,
+    );
+    assert!(c["client_id"].is_string());
+    assert!(c["client_secret"].as_str().unwrap().starts_with("cs_"));
+    let public = cli.json(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "SPA",
+            "--redirect-uri",
+            "https://spa.example.com/cb",
+            "--public",
+            "--json",
+        ],
+        None,
+    );
+    assert!(public.get("client_secret").is_none());
+    let bad = cli.run(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://a/cb#frag",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+
+    let role = cli.json(
+        &[
+            "role",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "viewer",
+            "--permission",
+            "reports:read",
+            "--json",
+        ],
+        None,
+    );
+    assert_eq!(role["name"], "viewer");
+    let u = cli.json(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "ana@acme.test",
+            "--password-stdin",
+            "--role",
+            "viewer",
+            "--json",
+        ],
+        Some("Correct-Horse-42\n"),
+    );
+    assert_eq!(u["email"], "ana@acme.test");
+    let weak = cli.run(
+        &[
+            "user",
+            "create",
+            "--tenant",
+            "acme",
+            "--email",
+            "bob@acme.test",
+            "--password",
+            "short",
+        ],
+        None,
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
+
+    let k = cli.json(&["keys", "rotate", "--tenant", "acme", "--json"], None);
+    assert_eq!(k["next_kids"].as_array().unwrap().len(), 3);
+    assert_eq!(
+        cli.run(&["keys", "rotate", "--tenant", "nope"], None)
+            .status
+            .code(),
+        Some(1)
+    );
+}
