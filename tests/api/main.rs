@@ -3,6 +3,7 @@
 // Test code: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod algorithms;
 mod authorize;
 mod backend;
 mod cli;
@@ -10,5 +11,7 @@ mod demo;
 mod discovery;
 mod flow;
 mod helpers;
+mod keys;
 mod logout;
+mod parameters;
 mod tokens;

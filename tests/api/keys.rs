@@ -1,0 +1,68 @@
+use serde_json::Value;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn rotation_signs_with_the_key_published_before_and_keeps_old_tokens_valid() {
+    let app = spawn_app().await;
+    let c = app
+        .create_client(ClientOptions {
+            grants: vec![portcullis::clients::GrantType::ClientCredentials],
+            scopes: Some(vec!["api"]),
+            ..ClientOptions::default()
+        })
+        .await;
+    let jwks_before: Value = app.get(&app.url("/jwks")).await.json().await.unwrap();
+    let kids_before: Vec<String> = jwks_before["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["kid"].as_str().unwrap().to_string())
+        .collect();
+    let old: Value = app
+        .token(&c, &[("grant_type", "client_credentials")])
+        .await
+        .json()
+        .await
+        .unwrap();
+    let old_at = old["access_token"].as_str().unwrap().to_string();
+    let kid_of = |jwt: &str| -> String {
+        let h: Value = serde_json::from_slice(
+            &portcullis::crypto::b64url_decode(jwt.split('.').next().unwrap()).unwrap(),
+        )
+        .unwrap();
+        h["kid"].as_str().unwrap().to_string()
+    };
+    // Rotate as the CLI (or another instance) would: this instance is not told.
+    portcullis::keys::rotate_keys(&app.state, &app.tenant)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let new_at = loop {
+        let body: Value = app
+            .token(&c, &[("grant_type", "client_credentials")])
+            .await
+            .json()
+            .await
+            .unwrap();
+        let at = body["access_token"].as_str().unwrap().to_string();
+        if kid_of(&at) != kid_of(&old_at) {
+            break at;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rotation was not picked up within seconds"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert!(
+        kids_before.contains(&kid_of(&new_at)),
+        "the new signing key was published before it signed"
+    );
+    assert_eq!(
+        app.introspect(&c, &old_at).await["active"],
+        true,
+        "tokens of the retired key stay valid"
+    );
+    assert_eq!(app.introspect(&c, &new_at).await["active"], true);
+}
