@@ -10,12 +10,12 @@ use crate::storage;
 
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
         let mut n: u64 = 0;
         loop {
             tick.tick().await;
             sessions::deliver_due(&state).await;
-            if n % 60 == 0 {
+            if n % 300 == 0 {
                 purge(&state).await;
             }
             n += 1;

@@ -234,8 +234,8 @@ async fn attempt(state: &AppState, row: DeliveryRow) {
     let saved = match &outcome {
         Ok(()) => storage::tokens::mark_delivery(&state.pool, &row.id, Some(now), now, None).await,
         Err(err) => {
-            // Exponential back-off: 5 s, 10 s, 20 s, …
-            let delay = 5i64 << row.attempts.clamp(0, 10);
+            // Exponential back-off: 5 s, 10 s, 20 s, … (attempts counts this one).
+            let delay = 5i64 << (row.attempts - 1).clamp(0, 10);
             tracing::info!(client_id = %row.client_id, attempt = row.attempts, error = %err, "back-channel logout delivery failed");
             storage::tokens::mark_delivery(&state.pool, &row.id, None, now + delay, Some(err)).await
         }

@@ -150,3 +150,85 @@ async fn logout_without_a_hint_asks_for_confirmation_with_a_csrf_protected_form(
         .unwrap()
         .contains("You have been signed out."));
 }
+
+#[tokio::test]
+async fn a_failed_back_channel_delivery_is_retried() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    // A receiver that fails its first call.
+    let calls: Arc<Mutex<Vec<String>>> = Arc::default();
+    let data = web::Data::from(calls.clone());
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = HttpServer::new(move || {
+        App::new().app_data(data.clone()).route(
+            "/bcl",
+            web::post().to(
+                |body: web::Bytes, seen: web::Data<Mutex<Vec<String>>>| async move {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push(String::from_utf8_lossy(&body).to_string());
+                    if seen.len() == 1 {
+                        HttpResponse::InternalServerError().finish()
+                    } else {
+                        HttpResponse::Ok().finish()
+                    }
+                },
+            ),
+        )
+    })
+    .workers(1)
+    .listen(listener)
+    .unwrap()
+    .run();
+    tokio::spawn(server);
+    let c = app
+        .create_client(ClientOptions {
+            backchannel: Some(format!("http://127.0.0.1:{port}/bcl")),
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let tokens_browser = app.code_for(&browser, &c, "ana@example.com", &[]).await;
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", tokens_browser.0.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", tokens_browser.1.as_str()),
+    ];
+    let tokens: Value = app.token(&c, &form).await.json().await.unwrap();
+    let hint = tokens["id_token"].as_str().unwrap();
+    let r = browser
+        .get(format!("{}?id_token_hint={hint}", app.url("/logout")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "signed out, no redirect URI: the signed-out page"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while calls.lock().unwrap().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no retry after a failed delivery"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let seen = calls.lock().unwrap().clone();
+    assert_eq!(seen[0], seen[1], "the same logout token is retried");
+}
+
+#[tokio::test]
+async fn the_default_tenant_is_also_served_at_the_root() {
+    let app = spawn_app_with(|c| c.default_tenant = Some("acme".into())).await;
+    let d: Value = app
+        .get(&format!("{}/.well-known/openid-configuration", app.address))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(d["issuer"], app.issuer());
+    let r = app.get(&format!("{}/jwks", app.address)).await;
+    assert_eq!(r.status(), 200);
+}
