@@ -6,6 +6,7 @@
 mod algorithms;
 mod authorize;
 mod backend;
+mod bad_input;
 mod cli;
 mod demo;
 mod discovery;

@@ -1,0 +1,132 @@
+use portcullis::storage::{dispatch, Pool};
+
+use crate::helpers::*;
+
+const TABLES: [&str; 9] = [
+    "clients",
+    "users",
+    "browser_sessions",
+    "authorization_requests",
+    "authorization_codes",
+    "refresh_tokens",
+    "revoked_access_tokens",
+    "consents",
+    "signing_keys",
+];
+
+/// Row counts of the tables a request could change (read-only, for this check only).
+async fn counts(pool: &Pool) -> Vec<i64> {
+    let mut out = Vec::new();
+    for t in TABLES {
+        let sql = format!("SELECT COUNT(*) FROM {t}");
+        let n: i64 = dispatch!(pool, p => sqlx::query_scalar(&sql).fetch_one(p).await.unwrap());
+        out.push(n);
+    }
+    out
+}
+
+#[tokio::test]
+async fn malformed_requests_get_specified_errors_never_a_500_and_change_nothing() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    let c = app.create_client(ClientOptions::default()).await;
+    let before = counts(&app.state.pool).await;
+    let long = "x".repeat(5000);
+    let gets = [
+        "/authorize".to_string(),
+        "/authorize?client_id=%ff%fe&redirect_uri=%00".to_string(),
+        format!("/authorize?client_id={}&client_id={}", c.id, c.id),
+        format!("/authorize?client_id={}&redirect_uri={REDIRECT_URI}&redirect_uri={REDIRECT_URI}", c.id),
+        format!("/authorize?client_id={}&redirect_uri={REDIRECT_URI}&response_type=code&scope=openid&state={long}", c.id),
+        format!("/authorize?client_id={long}"),
+        "/login".to_string(),
+        "/login?request=nope".to_string(),
+        format!("/login?request={long}"),
+        "/consent?request=nope".to_string(),
+        "/logout?id_token_hint=a.b.c".to_string(),
+        "/logout?post_logout_redirect_uri=https%3A%2F%2Fevil.example".to_string(),
+        "/logout?client_id=nope&post_logout_redirect_uri=x".to_string(),
+        "/userinfo".to_string(),
+        "/jwks?x=%zz".to_string(),
+    ];
+    for path in &gets {
+        let r = app.get(&app.url(path)).await;
+        let status = r.status().as_u16();
+        assert!(
+            (400..500).contains(&status) || status == 200 || status == 302 || status == 303,
+            "{path} → {status}"
+        );
+        assert!(
+            status != 302
+                || !r.headers()["location"]
+                    .to_str()
+                    .unwrap()
+                    .starts_with("https://evil"),
+            "{path}"
+        );
+    }
+    let posts: Vec<(&str, &str, &str)> = vec![
+        ("/token", "application/x-www-form-urlencoded", ""),
+        (
+            "/token",
+            "application/x-www-form-urlencoded",
+            "grant_type=refresh_token&refresh_token=rt_forged&client_id=x",
+        ),
+        ("/token", "text/plain", "grant_type=client_credentials"),
+        (
+            "/token",
+            "application/x-www-form-urlencoded",
+            "%%%%=%%%&&&=",
+        ),
+        ("/revoke", "application/x-www-form-urlencoded", "token=x"),
+        (
+            "/introspect",
+            "application/x-www-form-urlencoded",
+            "token=x&client_id=nope&client_secret=nope",
+        ),
+        (
+            "/login",
+            "application/x-www-form-urlencoded",
+            "request=nope&csrf_token=nope&email=a&password=b",
+        ),
+        (
+            "/consent",
+            "application/x-www-form-urlencoded",
+            "request=nope&decision=allow",
+        ),
+        ("/login", "application/json", "{}"),
+        ("/authorize", "application/json", "{}"),
+        (
+            "/userinfo",
+            "application/x-www-form-urlencoded",
+            "access_token=garbage",
+        ),
+    ];
+    for (path, ctype, body) in posts {
+        let r = app
+            .http
+            .post(app.url(path))
+            .header("content-type", ctype)
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        assert!((400..500).contains(&status), "{path} {body:?} → {status}");
+    }
+    // A forged Basic header and a refresh token from nowhere.
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .header("authorization", "Basic !!!not-base64")
+        .form(&[("grant_type", "client_credentials")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        counts(&app.state.pool).await,
+        before,
+        "bad requests changed the database"
+    );
+}
