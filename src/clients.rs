@@ -283,6 +283,54 @@ pub async fn create_client(
     Ok((Client::from(row), secret))
 }
 
+/// The id of a tenant's built-in first-party client, which the JSON API (`/api/v1/auth/*`)
+/// issues tokens for. It has no secret and no redirect URI, so it cannot be used at the
+/// OAuth endpoints.
+pub fn first_party_client_id(tenant: &Tenant) -> String {
+    format!("{}.first-party", tenant.id)
+}
+
+/// The tenant's first-party client, created on first use.
+pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Client, ClientError> {
+    let id = first_party_client_id(tenant);
+    if let Some(c) = find_client(state, tenant, &id).await? {
+        return Ok(c);
+    }
+    let now = storage::now();
+    let row = ClientRow {
+        client_id: id.clone(),
+        tenant_id: tenant.id.clone(),
+        name: "First-party API".into(),
+        secret_hash: None,
+        confidential: true,
+        redirect_uris: "[]".into(),
+        post_logout_redirect_uris: "[]".into(),
+        grant_types: json_list(&[GrantType::RefreshToken.as_str().to_string()]),
+        scopes: json_list(
+            &DEFAULT_SCOPES
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+        ),
+        allowed_origins: "[]".into(),
+        backchannel_logout_uri: None,
+        skip_consent: true,
+        require_pkce: true,
+        signing_alg: Alg::Rs256.as_str().to_string(),
+        access_token_ttl: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match storage::clients::insert_client(&state.pool, &row).await {
+        Ok(()) => Ok(Client::from(row)),
+        // Another request created it meanwhile.
+        Err(e) if storage::is_unique_violation(&e) => find_client(state, tenant, &id)
+            .await?
+            .ok_or_else(|| ClientError::Unexpected(anyhow::anyhow!("first-party client vanished"))),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub async fn find_client(
     state: &AppState,
     tenant: &Tenant,

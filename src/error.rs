@@ -104,6 +104,11 @@ impl From<TokenError> for OAuthError {
             TokenError::InvalidGrant(d) => {
                 OAuthError::new(StatusCode::BAD_REQUEST, "invalid_grant", d)
             }
+            TokenError::RefreshReused => OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "refresh token was already used; its token family has been revoked",
+            ),
             TokenError::UnauthorizedClient(d) => {
                 OAuthError::new(StatusCode::BAD_REQUEST, "unauthorized_client", d)
             }
@@ -364,4 +369,185 @@ pub fn not_found() -> HttpResponse {
     HttpResponse::NotFound().json(json!({
         "error": { "code": "NOT_FOUND", "message": "not found", "correlation_id": correlation_id() }
     }))
+}
+
+/// An error of the first-party JSON API: `{"error":{"code","message","correlation_id",…}}`
+/// with the codes and statuses SPEC fixes.
+#[derive(Debug)]
+pub enum ApiError {
+    InvalidCredentials,
+    TokenExpired,
+    TokenRevoked,
+    RefreshTokenReuse,
+    /// No usable credentials on a protected endpoint.
+    Unauthorized(String),
+    InsufficientPermissions {
+        required: Vec<String>,
+        held: Vec<String>,
+    },
+    AccountLocked {
+        retry_after: i64,
+    },
+    ValidationFailed(String),
+    NotFound,
+    Conflict(String),
+    Internal,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, String) {
+        match self {
+            ApiError::InvalidCredentials => (
+                StatusCode::UNAUTHORIZED,
+                "INVALID_CREDENTIALS",
+                "Invalid username or password".into(),
+            ),
+            ApiError::TokenExpired => (
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_EXPIRED",
+                "The access token has expired".into(),
+            ),
+            ApiError::TokenRevoked => (
+                StatusCode::UNAUTHORIZED,
+                "TOKEN_REVOKED",
+                "The token has been revoked".into(),
+            ),
+            ApiError::RefreshTokenReuse => (
+                StatusCode::UNAUTHORIZED,
+                "REFRESH_TOKEN_REUSE",
+                "The refresh token was already used; all sessions of its family have been revoked"
+                    .into(),
+            ),
+            ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m.clone()),
+            ApiError::InsufficientPermissions { required, .. } => (
+                StatusCode::FORBIDDEN,
+                "INSUFFICIENT_PERMISSIONS",
+                format!("Missing required permission: {}", required.join(", ")),
+            ),
+            ApiError::AccountLocked { .. } => (
+                StatusCode::LOCKED,
+                "ACCOUNT_LOCKED",
+                "The account is locked after too many failed sign-ins".into(),
+            ),
+            ApiError::ValidationFailed(m) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_FAILED",
+                m.clone(),
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found".into()),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m.clone()),
+            ApiError::Internal => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "INTERNAL_ERROR",
+                "Internal error".into(),
+            ),
+        }
+    }
+
+    pub fn unexpected(e: &dyn std::fmt::Display) -> Self {
+        log_unexpected(e);
+        ApiError::Internal
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (_, code, message) = self.parts();
+        write!(f, "{code}: {message}")
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let (status, code, message) = self.parts();
+        let mut error =
+            json!({ "code": code, "message": message, "correlation_id": correlation_id() });
+        let mut resp = HttpResponse::build(status);
+        match self {
+            ApiError::InsufficientPermissions { required, held } => {
+                error["required_permissions"] = json!(required);
+                error["held_permissions"] = json!(held);
+            }
+            ApiError::AccountLocked { retry_after } => {
+                error["retry_after"] = json!(retry_after);
+                resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
+            ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenRevoked => {
+                resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
+            }
+            ApiError::InvalidCredentials
+            | ApiError::RefreshTokenReuse
+            | ApiError::ValidationFailed(_)
+            | ApiError::NotFound
+            | ApiError::Conflict(_)
+            | ApiError::Internal => {}
+        }
+        resp.insert_header((header::CACHE_CONTROL, "no-store"))
+            .json(json!({ "error": error }))
+    }
+}
+
+impl From<BearerError> for ApiError {
+    fn from(e: BearerError) -> Self {
+        match e {
+            BearerError::Invalid => {
+                ApiError::Unauthorized("Missing or invalid authentication token".into())
+            }
+            BearerError::Expired => ApiError::TokenExpired,
+            BearerError::Revoked => ApiError::TokenRevoked,
+            BearerError::Unexpected => ApiError::Internal,
+        }
+    }
+}
+
+impl From<AccountError> for ApiError {
+    fn from(e: AccountError) -> Self {
+        match e {
+            AccountError::Validation(m) => ApiError::ValidationFailed(m),
+            AccountError::InvalidCredentials => ApiError::InvalidCredentials,
+            AccountError::AccountLocked { until } => ApiError::AccountLocked {
+                retry_after: (until - crate::storage::now()).max(1),
+            },
+            AccountError::AlreadyExists => ApiError::Conflict(e.to_string()),
+            AccountError::NotFound => ApiError::NotFound,
+            AccountError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::RefreshReused => ApiError::RefreshTokenReuse,
+            TokenError::InvalidGrant(_) => {
+                ApiError::Unauthorized("The refresh token is invalid, expired or revoked".into())
+            }
+            TokenError::InvalidRequest(m)
+            | TokenError::InvalidScope(m)
+            | TokenError::UnauthorizedClient(m) => ApiError::ValidationFailed(m),
+            TokenError::InvalidClient => {
+                ApiError::Unauthorized("client authentication failed".into())
+            }
+            TokenError::UnsupportedGrantType => {
+                ApiError::ValidationFailed("unsupported grant".into())
+            }
+            TokenError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(e: sqlx::Error) -> Self {
+        ApiError::unexpected(&e)
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(e: anyhow::Error) -> Self {
+        ApiError::unexpected(&e)
+    }
 }

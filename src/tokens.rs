@@ -25,6 +25,9 @@ pub enum TokenError {
     InvalidClient,
     #[error("{0}")]
     InvalidGrant(String),
+    /// A rotated refresh token was presented again; its family is now revoked.
+    #[error("refresh token was already used; its token family has been revoked")]
+    RefreshReused,
     #[error("{0}")]
     UnauthorizedClient(String),
     #[error("unsupported grant_type")]
@@ -531,10 +534,7 @@ pub async fn refresh(
                                 .detail("family", old.family_id.as_str()),
                             ctx,
                         );
-                        return Err(TokenError::InvalidGrant(
-                            "refresh token was already used; its token family has been revoked"
-                                .into(),
-                        ));
+                        return Err(TokenError::RefreshReused);
                     }
                 }
             }
@@ -751,6 +751,65 @@ pub async fn revoke(
                     state,
                     AuditEvent::new("token.revoked", Some(tenant))
                         .client(&client.id)
+                        .detail("type", "access_token"),
+                    ctx,
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Revokes a token (access or refresh) that belongs to `user_id`, whichever client it was
+/// issued to (first-party API: a user revoking their own token). Others are left alone.
+pub async fn revoke_for_user(
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+    token: &str,
+    ctx: &Context,
+) -> Result<(), TokenError> {
+    let tenant = &provider.tenant;
+    let now = storage::now();
+    if token.starts_with("rt_") {
+        let hash = crypto::token_digest(token);
+        if let Some(row) =
+            storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
+        {
+            if row.user_id.as_deref() == Some(user_id) {
+                storage::tokens::revoke_refresh_family(
+                    &state.pool,
+                    &tenant.id,
+                    &row.family_id,
+                    now,
+                )
+                .await?;
+                audit::record(
+                    state,
+                    AuditEvent::new("token.revoked", Some(tenant))
+                        .actor(Some(user_id))
+                        .detail("type", "refresh_token"),
+                    ctx,
+                );
+            }
+        }
+        return Ok(());
+    }
+    if let Ok((Some(typ), claims)) = provider.keys.verify(token) {
+        let get = |k: &str| claims.get(k).and_then(Value::as_str);
+        if let (true, Some(jti), Some(sub), Some(exp)) = (
+            typ == "at+jwt",
+            get("jti"),
+            get("sub"),
+            claims.get("exp").and_then(Value::as_i64),
+        ) {
+            if sub == user_id && exp > now {
+                storage::tokens::insert_revoked_access_token(&state.pool, &tenant.id, jti, exp)
+                    .await?;
+                audit::record(
+                    state,
+                    AuditEvent::new("token.revoked", Some(tenant))
+                        .actor(Some(user_id))
                         .detail("type", "access_token"),
                     ctx,
                 );

@@ -3,6 +3,7 @@
 
 use actix_web::web;
 
+pub mod api;
 pub mod demo;
 pub mod extractors;
 pub mod health;
@@ -34,7 +35,8 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/introspect", web::post().to(oidc::introspect_post))
     .route("/logout", web::get().to(pages::logout))
     .route("/logout", web::post().to(pages::logout))
-    .route("/branding.css", web::get().to(pages::branding_css));
+    .route("/branding.css", web::get().to(pages::branding_css))
+    .configure(api::routes);
 }
 
 /// The whole application's routes.

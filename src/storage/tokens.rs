@@ -97,6 +97,32 @@ pub async fn revoke_refresh_family(
     })
 }
 
+/// Revokes every refresh token of a user in a tenant (sign out everywhere) and deny-lists
+/// the access tokens issued with them. Returns how many were still unrevoked.
+pub async fn revoke_user_refresh_tokens(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    now: i64,
+) -> DbResult<u64> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
+             SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
+             WHERE tenant_id = $1 AND user_id = $2 AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(tenant_id).bind(user_id).bind(now)
+        .execute(&mut *tx).await?;
+        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL")
+            .bind(tenant_id).bind(user_id).bind(now)
+            .execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    })
+}
+
 /// The families started by the redemption of an authorization code.
 pub async fn list_families_of_code(
     pool: &Pool,

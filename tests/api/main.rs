@@ -10,6 +10,7 @@ mod bad_input;
 mod cli;
 mod demo;
 mod discovery;
+mod first_party;
 mod flow;
 mod helpers;
 mod keys;

@@ -1,0 +1,142 @@
+//! `/api/v1/auth/*`: login, refresh, revoke, logout, me.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::accounts;
+use crate::error::ApiError;
+use crate::first_party::{self, LoginError};
+use crate::http::api::{data, Json, Principal};
+use crate::http::extractors::{audit_context, TenantProvider};
+use crate::state::AppState;
+use crate::tokens::{self, TokenResponse};
+
+#[derive(Deserialize)]
+pub struct LoginBody {
+    username: Option<String>,
+    email: Option<String>,
+    password: Option<String>,
+}
+
+fn token_data(t: &TokenResponse) -> serde_json::Value {
+    json!({
+        "token": t.access_token,
+        "access_token": t.access_token,
+        "refresh_token": t.refresh_token,
+        "expires_in": t.expires_in,
+        "token_type": "Bearer",
+    })
+}
+
+/// `POST /api/v1/auth/login` `{"username"|"email", "password"}`
+pub async fn login_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<LoginBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(email), Some(password)) = (body.email.or(body.username), body.password) else {
+        return Err(ApiError::ValidationFailed(
+            "username (or email) and password are required".into(),
+        ));
+    };
+    let (_, t) = first_party::login(&state, &p, &email, &password, &audit_context(&req))
+        .await
+        .map_err(|e| match e {
+            LoginError::Account(a) => ApiError::from(a),
+            LoginError::Token(t) => ApiError::from(t),
+        })?;
+    Ok(data(StatusCode::OK, token_data(&t)))
+}
+
+#[derive(Deserialize)]
+pub struct RefreshBody {
+    refresh_token: Option<String>,
+}
+
+/// `POST /api/v1/auth/refresh` `{"refresh_token"}` — rotation; reuse revokes the family.
+pub async fn refresh_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<RefreshBody>,
+) -> Result<HttpResponse, ApiError> {
+    let rt = body
+        .refresh_token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::ValidationFailed("refresh_token is required".into()))?;
+    let t = first_party::refresh(&state, &p, &rt, &audit_context(&req)).await?;
+    Ok(data(StatusCode::OK, token_data(&t)))
+}
+
+#[derive(Deserialize)]
+pub struct RevokeBody {
+    token: Option<String>,
+}
+
+/// `POST /api/v1/auth/revoke` `{"token"}` — an access or refresh token of the caller.
+pub async fn revoke_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<RevokeBody>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body
+        .token
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::ValidationFailed("token is required".into()))?;
+    tokens::revoke_for_user(
+        &state,
+        &principal.provider,
+        principal.user_id(),
+        &token,
+        &audit_context(&req),
+    )
+    .await?;
+    Ok(data(StatusCode::OK, json!({ "revoked": true })))
+}
+
+/// `POST /api/v1/auth/logout` — revokes every refresh token of the caller and this token.
+pub async fn logout_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    first_party::logout(
+        &state,
+        &principal.provider,
+        principal.user_id(),
+        &principal.token.jti,
+        principal.token.exp,
+        &audit_context(&req),
+    )
+    .await?;
+    Ok(data(StatusCode::OK, json!({ "logged_out": true })))
+}
+
+/// `GET /api/v1/auth/me` — the caller's profile, roles and permissions.
+pub async fn me_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    let p = &principal.provider;
+    let user = accounts::find_user(&state, &p.tenant, principal.user_id())
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| ApiError::Unauthorized("the token's subject is not a user".into()))?;
+    Ok(data(
+        StatusCode::OK,
+        json!({
+            "id": user.id,
+            "email": user.email,
+            "email_verified": user.email_verified,
+            "name": user.name,
+            "tenant_id": p.tenant.id,
+            "tenant": p.tenant.slug,
+            "roles": principal.roles(),
+            "permissions": principal.permissions(),
+        }),
+    ))
+}
