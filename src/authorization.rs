@@ -47,6 +47,42 @@ impl AuthorizationRequest {
     pub fn has_prompt(&self, p: &str) -> bool {
         self.prompt.iter().any(|x| x == p)
     }
+
+    /// What the user consents to: the requested scopes, plus the scopes that cover claims
+    /// asked for one by one with the `claims` parameter (Core §5.5), so that no claim is
+    /// released without consent.
+    pub fn consent_scopes(&self) -> Vec<String> {
+        let mut out = self.scope.clone();
+        let requested = ["id_token", "userinfo"].into_iter().flat_map(|section| {
+            self.claims
+                .as_ref()
+                .and_then(|c| c.get(section))
+                .and_then(Value::as_object)
+                .map(|m| m.keys().cloned().collect::<Vec<_>>())
+                .unwrap_or_default()
+        });
+        for claim in requested {
+            if let Some(scope) = crate::tokens::scope_of_claim(&claim) {
+                if !out.iter().any(|s| s == scope) {
+                    out.push(scope.to_string());
+                }
+            }
+        }
+        out
+    }
+
+    /// Whether the live session may be reused by choice ("Continue as"): only when picking
+    /// the account is the sole reason for the sign-in page — no prompt=login, no max_age,
+    /// and no id_token_hint naming someone else (Core §3.1.2.1).
+    pub fn allows_continue_as(&self, session: &Session) -> bool {
+        self.has_prompt("select_account")
+            && !self.has_prompt("login")
+            && self.max_age.is_none()
+            && self
+                .hint_sub
+                .as_ref()
+                .is_none_or(|sub| sub == &session.user_id)
+    }
 }
 
 /// Where an error response goes once the redirect URI is trusted.
@@ -314,7 +350,11 @@ pub async fn validate(
 /// The subject of an ID token we issued to this client; expiry does not matter for a hint
 /// (Core §3.1.2.1).
 pub fn id_token_hint_subject(provider: &Provider, token: &str, client_id: &str) -> Option<String> {
-    let (_, claims) = provider.keys.verify(token).ok()?;
+    let (typ, claims) = provider.keys.verify(token).ok()?;
+    // Only an ID token: not an access token (at+jwt) nor a logout token (logout+jwt).
+    if typ.as_deref() != Some("JWT") || claims.contains_key("events") {
+        return None;
+    }
     if claims.get("iss").and_then(Value::as_str) != Some(provider.issuer.as_str()) {
         return None;
     }
@@ -388,7 +428,14 @@ pub async fn decide(
     };
     if req.has_prompt("consent")
         || !client.skip_consent
-            && !has_consent(state, provider, client, &session.user_id, &req.scope).await?
+            && !has_consent(
+                state,
+                provider,
+                client,
+                &session.user_id,
+                &req.consent_scopes(),
+            )
+            .await?
     {
         if req.has_prompt("none") {
             return Ok(Next::Fail(error_for(

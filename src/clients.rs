@@ -238,9 +238,16 @@ pub async fn create_client(
     if let Some(uri) = &new.backchannel_logout_uri {
         let url = url::Url::parse(uri)
             .map_err(|_| ClientError::Invalid("backchannel_logout_uri is not a URL".into()))?;
-        if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
+        // Back-Channel Logout §2.2: https; plain http only to a loopback address (local
+        // development), so a registration cannot aim server-side requests elsewhere in clear.
+        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
+            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
+            || url.host_str() == Some("localhost");
+        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback))
+            || url.fragment().is_some()
+        {
             return Err(ClientError::Invalid(
-                "backchannel_logout_uri must be an http(s) URL without fragment".into(),
+                "backchannel_logout_uri must be an https URL (http only for loopback) without fragment".into(),
             ));
         }
     }

@@ -40,7 +40,7 @@ impl Provider {
 pub const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// Claims the provider can return.
-pub const CLAIMS_SUPPORTED: [&str; 24] = [
+pub const CLAIMS_SUPPORTED: [&str; 19] = [
     "iss",
     "sub",
     "aud",
@@ -60,11 +60,6 @@ pub const CLAIMS_SUPPORTED: [&str; 24] = [
     "updated_at",
     "email",
     "email_verified",
-    "tenant_id",
-    "roles",
-    "permissions",
-    "client_id",
-    "scope",
 ];
 
 pub fn issuer_for(public_url: &str, slug: &str) -> String {
@@ -72,10 +67,12 @@ pub fn issuer_for(public_url: &str, slug: &str) -> String {
 }
 
 /// OpenID Connect Discovery 1.0 §3 (and RFC 8414): every value listed is one we honour.
-pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
+/// (`_tenant` will decide per-tenant entries such as `registration_endpoint`, advertised
+/// once dynamic registration is served.)
+pub fn discovery_document(issuer: &str, _tenant: &Tenant) -> serde_json::Value {
     let e = |p: &str| format!("{issuer}{p}");
     let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
-    let mut doc = json!({
+    let doc = json!({
         "issuer": issuer,
         "authorization_endpoint": e("/authorize"),
         "token_endpoint": e("/token"),
@@ -109,9 +106,6 @@ pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
         "frontchannel_logout_supported": false,
         "access_token_signing_alg_values_supported": algs,
     });
-    if tenant.settings.registration_enabled {
-        doc["registration_endpoint"] = json!(e("/register"));
-    }
     doc
 }
 

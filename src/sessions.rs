@@ -82,6 +82,43 @@ pub async fn start_session(
     })
 }
 
+/// A new authentication of the user of a live session (prompt=login, max_age): the cookie
+/// value is replaced and auth_time updated, but the session — and the relying parties'
+/// view of it (`sid`) — continues.
+pub async fn reauthenticate(
+    state: &AppState,
+    tenant: &Tenant,
+    session: &Session,
+    amr: &[&str],
+    acr: &str,
+) -> Result<Option<Started>, sqlx::Error> {
+    let cookie = crypto::random_token(32);
+    let now = storage::now();
+    let amr_list: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
+    let expires_at = now + state.config.session_ttl;
+    let updated = storage::sessions::update_session_authentication(
+        &state.pool,
+        &tenant.id,
+        &session.sid,
+        &crypto::token_digest(&cookie),
+        now,
+        &storage::json_list(&amr_list),
+        acr,
+        expires_at,
+    )
+    .await?;
+    Ok(updated.then(|| Started {
+        cookie,
+        session: Session {
+            auth_time: now,
+            amr: amr_list,
+            acr: acr.to_string(),
+            expires_at,
+            ..session.clone()
+        },
+    }))
+}
+
 /// The live session a cookie value stands for, if any.
 pub async fn find_session(
     state: &AppState,
@@ -96,6 +133,15 @@ pub async fn find_session(
         storage::sessions::find_live_session(&state.pool, &tenant.id, &digest, storage::now())
             .await?
             .map(Session::from),
+    )
+}
+
+/// Whether the session `sid` of this tenant is still live.
+pub async fn is_live(state: &AppState, tenant: &Tenant, sid: &str) -> Result<bool, sqlx::Error> {
+    Ok(
+        storage::sessions::find_live_session_by_sid(&state.pool, &tenant.id, sid, storage::now())
+            .await?
+            .is_some(),
     )
 }
 
@@ -115,6 +161,15 @@ pub async fn end_session(
     if !storage::sessions::end_session(&state.pool, &provider.tenant.id, &session.sid, now).await? {
         return Ok(());
     }
+    // Refresh tokens granted without offline_access live no longer than the sign-in session
+    // (OpenID Connect Core §11, Back-Channel Logout §2.7).
+    storage::tokens::revoke_session_refresh_tokens(
+        &state.pool,
+        &provider.tenant.id,
+        &session.sid,
+        now,
+    )
+    .await?;
     let client_ids = storage::sessions::list_session_clients(&state.pool, &session.sid).await?;
     let clients: Vec<Client> =
         storage::clients::list_clients_by_ids(&state.pool, &provider.tenant.id, &client_ids)
@@ -166,7 +221,7 @@ fn logout_token(
         "iss": provider.issuer,
         "aud": client.id,
         "iat": now,
-        "exp": now + 120,
+        "exp": now + LOGOUT_TOKEN_TTL,
         "jti": crypto::random_token(16),
         "sub": session.user_id,
         "sid": session.sid,
@@ -178,6 +233,9 @@ fn logout_token(
 }
 
 pub const MAX_DELIVERY_ATTEMPTS: i64 = 6;
+/// Longer than the whole retry schedule (5 + 10 + 20 + 40 + 80 s), so the last attempt
+/// still carries a valid token.
+const LOGOUT_TOKEN_TTL: i64 = 300;
 const DELIVERY_LEASE: i64 = 60;
 
 /// One attempt at a queued delivery (skipped if another instance holds it).

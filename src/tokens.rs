@@ -104,6 +104,15 @@ pub fn access_token_ttl(state: &AppState, provider: &Provider, client: &Client) 
         .unwrap_or(state.config.access_token_ttl)
 }
 
+/// The scope that releases a standard claim (Core §5.4).
+pub fn scope_of_claim(claim: &str) -> Option<&'static str> {
+    match claim {
+        "name" | "given_name" | "family_name" | "locale" | "updated_at" => Some("profile"),
+        "email" | "email_verified" => Some("email"),
+        _ => None,
+    }
+}
+
 /// Standard claims a user has for the granted scopes (Core §5.4) plus individually
 /// requested ones (Core §5.5) from the `claims` parameter section `section`.
 pub fn user_claims(
@@ -162,6 +171,9 @@ struct Lineage {
     family: Option<String>,
     code_hash: Option<String>,
     jti: Option<String>,
+    /// Scope of the new refresh token when it differs from the access token's: a refresh
+    /// that narrows the access token keeps the refresh token's original scope (RFC 6749 §6).
+    refresh_scope: Option<Vec<String>>,
 }
 
 /// Issues an access token, an ID token when `openid` was granted to a user, and a refresh
@@ -213,6 +225,16 @@ async fn issue(
     }
     if let Some(sid) = &grant.sid {
         at.insert("sid".into(), json!(sid));
+    }
+    // Claims the relying party asked for at userinfo (Core §5.5) travel with the token.
+    if let Some(names) = grant
+        .claims
+        .as_ref()
+        .and_then(|c| c.get("userinfo"))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect::<Vec<_>>())
+    {
+        at.insert("userinfo_claims".into(), json!(names));
     }
     for (name, value) in &tenant.settings.custom_claims {
         let resolved = match value.as_str().and_then(|s| s.strip_prefix("user.")) {
@@ -272,7 +294,7 @@ async fn issue(
             client_id: client.id.clone(),
             user_id: grant.user.as_ref().map(|u| u.id.clone()),
             sid: grant.sid.clone(),
-            scope: scope.clone(),
+            scope: storage::json_list(lineage.refresh_scope.as_ref().unwrap_or(&grant.scope)),
             claims: grant.claims.as_ref().map(Value::to_string),
             auth_time: grant.auth_time,
             amr: storage::json_list(&grant.amr),
@@ -362,56 +384,37 @@ pub async fn exchange_code(
     let now = storage::now();
     let jti = crypto::random_token(16);
     let ttl = access_token_ttl(state, provider, client);
-    let Some(row) = storage::authorization::redeem_code(
-        &state.pool,
-        &tenant.id,
-        &client.id,
-        &code_hash,
-        &jti,
-        now + ttl,
-        now,
-    )
-    .await?
-    else {
-        if let Some(old) =
-            storage::authorization::find_code(&state.pool, &tenant.id, &code_hash).await?
-        {
-            if old.client_id == client.id && old.redeemed_at.is_some() {
-                revoke_code_grant(state, provider, &old, ctx).await?;
-            }
-        }
-        return Err(TokenError::InvalidGrant(
-            "authorization code is invalid, expired or already used".into(),
-        ));
+    // RFC 7636 §4.6: S256(verifier) must equal the challenge. The comparison happens in the
+    // UPDATE so that a failed attempt does not burn the code; what is compared are digests
+    // the attacker cannot steer, so equality in SQL leaks nothing useful.
+    let challenge = code_verifier.map(|v| crypto::b64url(&crypto::sha256(v.as_bytes())));
+    let redemption = storage::authorization::Redemption {
+        tenant_id: &tenant.id,
+        client_id: &client.id,
+        code_hash: &code_hash,
+        redirect_uri,
+        challenge: challenge.as_deref(),
+        access_token_jti: &jti,
+        access_token_exp: now + ttl,
     };
-    if row.expires_at <= now {
+    let Some(row) = storage::authorization::redeem_code(&state.pool, &redemption, now).await?
+    else {
+        return Err(explain_failed_redemption(
+            state,
+            provider,
+            client,
+            &code_hash,
+            redirect_uri,
+            challenge.as_deref(),
+            now,
+            ctx,
+        )
+        .await);
+    };
+    if !sessions::is_live(state, tenant, &row.sid).await? {
         return Err(TokenError::InvalidGrant(
-            "authorization code is invalid, expired or already used".into(),
+            "the sign-in session of this code has ended".into(),
         ));
-    }
-    // RFC 6749 §4.1.3: redirect_uri must be identical to the one of the request.
-    if redirect_uri != Some(row.redirect_uri.as_str()) {
-        return Err(TokenError::InvalidGrant(
-            "redirect_uri does not match the authorization request".into(),
-        ));
-    }
-    match (&row.code_challenge, code_verifier) {
-        (Some(challenge), Some(verifier)) => {
-            let computed = crypto::b64url(&crypto::sha256(verifier.as_bytes()));
-            if !crypto::constant_time_eq(computed.as_bytes(), challenge.as_bytes()) {
-                return Err(TokenError::InvalidGrant("PKCE verification failed".into()));
-            }
-        }
-        (Some(_), None) => {
-            return Err(TokenError::InvalidGrant("code_verifier is required".into()));
-        }
-        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
-        (None, Some(_)) => {
-            return Err(TokenError::InvalidGrant(
-                "code_verifier given but no code_challenge was sent".into(),
-            ));
-        }
-        (None, None) => {}
     }
     let user = accounts::find_user(state, tenant, &row.user_id)
         .await
@@ -447,6 +450,53 @@ pub async fn exchange_code(
     .await?;
     sessions::add_client(state, &row.sid, &client.id).await?;
     Ok(issued.response)
+}
+
+/// Why a code could not be redeemed (the code is left as it was, unless this is a replay).
+#[allow(clippy::too_many_arguments)] // the inputs of the failed redemption, read once
+async fn explain_failed_redemption(
+    state: &AppState,
+    provider: &Provider,
+    client: &Client,
+    code_hash: &str,
+    redirect_uri: Option<&str>,
+    challenge: Option<&str>,
+    now: i64,
+    ctx: &Context,
+) -> TokenError {
+    let invalid = || {
+        TokenError::InvalidGrant("authorization code is invalid, expired or already used".into())
+    };
+    let old = match storage::authorization::find_code(&state.pool, &provider.tenant.id, code_hash)
+        .await
+    {
+        Ok(Some(old)) if old.client_id == client.id => old,
+        Ok(_) => return invalid(),
+        Err(e) => return e.into(),
+    };
+    if old.redeemed_at.is_some() {
+        return match revoke_code_grant(state, provider, &old, ctx).await {
+            Ok(()) => invalid(),
+            Err(e) => e,
+        };
+    }
+    if old.expires_at <= now {
+        return invalid();
+    }
+    // RFC 6749 §4.1.3: redirect_uri must be identical to the one of the request.
+    if redirect_uri != Some(old.redirect_uri.as_str()) {
+        return TokenError::InvalidGrant(
+            "redirect_uri does not match the authorization request".into(),
+        );
+    }
+    match (&old.code_challenge, challenge) {
+        (Some(_), None) => TokenError::InvalidGrant("code_verifier is required".into()),
+        // RFC 9700 §2.1.1: a verifier without a challenge is a downgrade attempt.
+        (None, Some(_)) => {
+            TokenError::InvalidGrant("code_verifier given but no code_challenge was sent".into())
+        }
+        _ => TokenError::InvalidGrant("PKCE verification failed".into()),
+    }
 }
 
 /// A replayed code: revoke the refresh token families and the access token it issued.
@@ -540,17 +590,29 @@ pub async fn refresh(
             }
         };
     let granted = storage::parse_list(&row.scope);
+    // Without offline_access a refresh token lives only as long as its browser session.
+    if let Some(sid) = &row.sid {
+        if !granted.iter().any(|s| s == "offline_access")
+            && !sessions::is_live(state, tenant, sid).await?
+        {
+            storage::tokens::revoke_refresh_family(&state.pool, &tenant.id, &row.family_id, now)
+                .await?;
+            return Err(TokenError::InvalidGrant(
+                "the sign-in session of this refresh token has ended".into(),
+            ));
+        }
+    }
     let scope = match scope {
         Some(s) => {
             let wanted = parse_scope(s).map_err(TokenError::InvalidScope)?;
-            if let Some(extra) = wanted.iter().find(|w| !granted.contains(w)) {
+            if let Some(extra) = wanted.iter().find(|w| !granted.contains(*w)) {
                 return Err(TokenError::InvalidScope(format!(
                     "scope {extra:?} was not granted to this refresh token"
                 )));
             }
             wanted
         }
-        None => granted,
+        None => granted.clone(),
     };
     let user = match &row.user_id {
         Some(id) => accounts::find_user(state, tenant, id)
@@ -581,6 +643,7 @@ pub async fn refresh(
         family: Some(row.family_id),
         code_hash: row.code_hash,
         jti: None,
+        refresh_scope: Some(granted),
     };
     Ok(issue(state, provider, client, &grant, lineage, ctx)
         .await?
@@ -819,10 +882,19 @@ pub async fn revoke_for_user(
     Ok(())
 }
 
+fn audience_includes(claims: &Map<String, Value>, id: &str) -> bool {
+    match claims.get("aud") {
+        Some(Value::String(a)) => a == id,
+        Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(id)),
+        _ => false,
+    }
+}
+
 /// RFC 7662 §2.2: the state of a token of this tenant; anything not live is `active:false`.
 pub async fn introspect(
     state: &AppState,
     provider: &Provider,
+    caller: &Client,
     token: &str,
 ) -> Result<Value, TokenError> {
     let inactive = json!({ "active": false });
@@ -834,13 +906,18 @@ pub async fn introspect(
         else {
             return Ok(inactive);
         };
-        if row.used_at.is_some() || row.revoked_at.is_some() || row.expires_at <= now {
+        // RFC 7662 §4: only the client the token was issued to learns about it.
+        if row.client_id != caller.id
+            || row.used_at.is_some()
+            || row.revoked_at.is_some()
+            || row.expires_at <= now
+        {
             return Ok(inactive);
         }
         return Ok(json!({
             "active": true,
             "token_type": "refresh_token",
-            "scope": row.scope,
+            "scope": storage::parse_list(&row.scope).join(" "),
             "client_id": row.client_id,
             "sub": row.user_id,
             "iss": provider.issuer,
@@ -850,6 +927,10 @@ pub async fn introspect(
         }));
     }
     match validate_access_token(state, provider, token).await {
+        // RFC 7662 §4: the token's own client, or a resource server named in its audience.
+        Ok(at) if at.client_id != caller.id && !audience_includes(&at.claims, &caller.id) => {
+            Ok(inactive)
+        }
         Ok(at) => {
             let mut out = at.claims;
             out.insert("active".into(), json!(true));

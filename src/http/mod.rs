@@ -49,6 +49,11 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
             .route("/demo/login", web::get().to(demo::demo_login))
             .route("/demo/callback", web::get().to(demo::demo_callback));
     }
+    // RFC 8414 §3: the well-known segment goes before the issuer's path.
+    cfg.route(
+        "/.well-known/oauth-authorization-server/t/{tenant}",
+        web::get().to(oidc::discovery_get),
+    );
     cfg.service(web::scope("/t/{tenant}").configure(tenant_routes));
     if default_tenant {
         cfg.configure(tenant_routes);

@@ -143,7 +143,19 @@ pub async fn userinfo(
         .map_err(|_| BearerChallenge::from(tokens::BearerError::Unexpected))?
         .filter(|u| !u.disabled)
         .ok_or(BearerChallenge::from(tokens::BearerError::Invalid))?;
-    let mut claims = tokens::user_claims(&user, &at.scope, None, "userinfo");
+    let requested = at
+        .claims
+        .get("userinfo_claims")
+        .and_then(Value::as_array)
+        .map(|names| {
+            let m: serde_json::Map<String, Value> = names
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|n| (n.to_string(), Value::Null))
+                .collect();
+            json!({ "userinfo": m })
+        });
+    let mut claims = tokens::user_claims(&user, &at.scope, requested.as_ref(), "userinfo");
     claims.insert("sub".into(), json!(user.id));
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -183,6 +195,6 @@ pub async fn introspect_post(
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let result = tokens::introspect(&state, &p, token).await?;
+    let result = tokens::introspect(&state, &p, &client, token).await?;
     Ok(no_store_json(&result))
 }

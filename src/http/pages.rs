@@ -21,7 +21,19 @@ use crate::provider::Provider;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
 
-const CSRF_COOKIE: &str = "portcullis_csrf";
+/// The CSRF seed cookie; on https the `__Host-` prefix pins it to this host (no sibling
+/// subdomain can plant one).
+fn csrf_cookie_name(state: &AppState) -> &'static str {
+    if state.config.is_https() {
+        "__Host-portcullis_csrf"
+    } else {
+        "portcullis_csrf"
+    }
+}
+
+/// What a CSRF token is bound to besides the browser: the pending request of a sign-in or
+/// consent form, or the sign-out form.
+const LOGOUT_FORM: &str = "logout";
 
 fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
     let accept = req
@@ -32,17 +44,17 @@ fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
 }
 
 /// The CSRF cookie value of this browser, and whether it must be set.
-fn csrf_seed(req: &HttpRequest) -> (String, bool) {
-    match req.cookie(CSRF_COOKIE) {
+fn csrf_seed(state: &AppState, req: &HttpRequest) -> (String, bool) {
+    match req.cookie(csrf_cookie_name(state)) {
         Some(c) if c.value().len() == 43 => (c.value().to_string(), false),
         _ => (crypto::random_token(32), true),
     }
 }
 
-fn csrf_token(state: &AppState, seed: &str) -> String {
+fn csrf_token(state: &AppState, seed: &str, binding: &str) -> String {
     crypto::b64url(&crypto::hmac_sha256(
         &state.mac_key,
-        format!("csrf:{seed}").as_bytes(),
+        format!("csrf:{seed}:{binding}").as_bytes(),
     ))
 }
 
@@ -50,12 +62,17 @@ fn check_csrf(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
+    binding: &str,
     loc: Locale,
 ) -> Result<(), PageError> {
-    let ok = match (req.cookie(CSRF_COOKIE), params.get("csrf_token")) {
-        (Some(c), Some(given)) => {
-            crypto::constant_time_eq(csrf_token(state, c.value()).as_bytes(), given.as_bytes())
-        }
+    let ok = match (
+        req.cookie(csrf_cookie_name(state)),
+        params.get("csrf_token"),
+    ) {
+        (Some(c), Some(given)) => crypto::constant_time_eq(
+            csrf_token(state, c.value(), binding).as_bytes(),
+            given.as_bytes(),
+        ),
         _ => false,
     };
     if ok {
@@ -332,7 +349,7 @@ fn sign_in_page(
     let page = SignInPage {
         f: frame(p, loc),
         action: p.endpoint("/login"),
-        csrf: csrf_token(state, seed),
+        csrf: csrf_token(state, seed, &pending.id),
         request_id: &pending.id,
         email: view.email,
         error: view.error,
@@ -351,14 +368,10 @@ pub async fn sign_in_get(
     let mut loc = locale(&req, None);
     let pending = pending(&state, &p, q.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
-    let (seed, set) = csrf_seed(&req);
+    let (seed, set) = csrf_seed(&state, &req);
     // "Continue as" is offered only when account choice is the sole reason for the page.
     let current = match current_session(&state, &req, &p).await? {
-        Some(s)
-            if pending.request.has_prompt("select_account")
-                && !pending.request.has_prompt("login")
-                && pending.request.max_age.is_none() =>
-        {
+        Some(s) if pending.request.allows_continue_as(&s) => {
             accounts::find_user(&state, &p.tenant, &s.user_id)
                 .await?
                 .map(|u| u.email)
@@ -375,7 +388,7 @@ pub async fn sign_in_get(
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8");
     if set {
-        resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+        resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
     }
     Ok(resp.body(body))
 }
@@ -388,15 +401,14 @@ pub async fn sign_in_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, loc)?;
+    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
     let pending = pending(&state, &p, form.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
     let ctx = audit_context(&req);
     let existing = current_session(&state, &req, &p).await?;
     if form.get("action") == Some("continue") {
         if let Some(s) = existing.clone() {
-            if pending.request.has_prompt("select_account") && !pending.request.has_prompt("login")
-            {
+            if pending.request.allows_continue_as(&s) {
                 authorization::mark_authenticated(&state, &p, &pending.id, &s.sid).await?;
                 let pending = Pending {
                     authenticated_sid: Some(s.sid.clone()),
@@ -417,7 +429,7 @@ pub async fn sign_in_post(
                 &ctx,
             );
             let seed = req
-                .cookie(CSRF_COOKIE)
+                .cookie(csrf_cookie_name(&state))
                 .map(|c| c.value().to_string())
                 .unwrap_or_default();
             let view = SignInView {
@@ -432,20 +444,34 @@ pub async fn sign_in_post(
         }
         Err(e) => return Err(PageError::from(e)),
     };
-    if let Some(old) = existing {
-        sessions::end_session(&state, &p, &old).await?;
-    }
-    let ua = ctx.user_agent.clone();
-    let started = sessions::start_session(
-        &state,
-        &p.tenant,
-        &user,
-        &["pwd"],
-        "1",
-        client_ip(&req).as_deref(),
-        ua.as_deref(),
-    )
-    .await?;
+    // The same user signing in again continues their session (same sid for the relying
+    // parties); another user ends it first (with back-channel logout).
+    let renewed = match &existing {
+        Some(old) if old.user_id == user.id => {
+            sessions::reauthenticate(&state, &p.tenant, old, &["pwd"], "1").await?
+        }
+        Some(old) => {
+            sessions::end_session(&state, &p, old).await?;
+            None
+        }
+        None => None,
+    };
+    let started = match renewed {
+        Some(s) => s,
+        None => {
+            let ua = ctx.user_agent.clone();
+            sessions::start_session(
+                &state,
+                &p.tenant,
+                &user,
+                &["pwd"],
+                "1",
+                client_ip(&req).as_deref(),
+                ua.as_deref(),
+            )
+            .await?
+        }
+    };
     authorization::mark_authenticated(&state, &p, &pending.id, &started.session.sid).await?;
     audit::record(
         &state,
@@ -488,22 +514,23 @@ pub async fn consent_get(
         )));
     };
     let user = accounts::find_user(&state, &p.tenant, &session.user_id).await?;
-    let (seed, set) = csrf_seed(&req);
+    let (seed, set) = csrf_seed(&state, &req);
     let t = loc.texts();
+    let consent_scopes = pending.request.consent_scopes();
     let page = ConsentPage {
         f: frame(&p, loc),
         action: p.endpoint("/consent"),
-        csrf: csrf_token(&state, &seed),
+        csrf: csrf_token(&state, &seed, &pending.id),
         request_id: &pending.id,
         client_name: &pending.client.name,
-        scopes: pending.request.scope.iter().map(|s| t.scope(s)).collect(),
+        scopes: consent_scopes.iter().map(|s| t.scope(s)).collect(),
         account: user.map(|u| u.email).unwrap_or_default(),
     };
     let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8");
     if set {
-        resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+        resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
     }
     Ok(resp.body(body))
 }
@@ -516,7 +543,7 @@ pub async fn consent_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, loc)?;
+    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
     let pending = pending(&state, &p, form.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
     let Some(session) = current_session(&state, &req, &p).await? else {
@@ -542,7 +569,7 @@ pub async fn consent_post(
         &p,
         &pending.client,
         &session.user_id,
-        &pending.request.scope,
+        &pending.request.consent_scopes(),
     )
     .await?;
     resume(&state, &p, &pending, &session, true, loc).await
@@ -577,11 +604,13 @@ pub async fn logout(
             .keys
             .verify(hint)
             .ok()
-            .map(|(_, c)| c)
-            .filter(|c| {
-                c.get("iss").and_then(|v| v.as_str()) == Some(p.issuer.as_str())
+            .filter(|(typ, c)| {
+                typ.as_deref() == Some("JWT")
+                    && c.get("iss").and_then(|v| v.as_str()) == Some(p.issuer.as_str())
                     && !c.contains_key("client_id")
+                    && !c.contains_key("events")
             })
+            .map(|(_, c)| c)
             .ok_or_else(|| {
                 PageError::bad_request(
                     loc,
@@ -649,7 +678,7 @@ pub async fn logout(
     let confirmed =
         req.method() == actix_web::http::Method::POST && params.get("confirm").is_some();
     if confirmed {
-        check_csrf(&state, &req, &params, loc)?;
+        check_csrf(&state, &req, &params, LOGOUT_FORM, loc)?;
     }
     let hint_matches = session
         .as_ref()
@@ -675,7 +704,7 @@ pub async fn logout(
             )
         }
         Some(s) => {
-            let (seed, set) = csrf_seed(&req);
+            let (seed, set) = csrf_seed(&state, &req);
             let account = accounts::find_user(&state, &p.tenant, &s.user_id)
                 .await?
                 .map(|u| u.email)
@@ -696,7 +725,7 @@ pub async fn logout(
             let page = LogoutPage {
                 f: frame(&p, loc),
                 action: p.endpoint("/logout"),
-                csrf: csrf_token(&state, &seed),
+                csrf: csrf_token(&state, &seed, LOGOUT_FORM),
                 hidden,
                 account,
             };
@@ -704,7 +733,7 @@ pub async fn logout(
             let mut resp = HttpResponse::Ok();
             resp.content_type("text/html; charset=utf-8");
             if set {
-                resp.cookie(cookie(&state, CSRF_COOKIE.into(), seed, None));
+                resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
             }
             Ok(resp.body(body))
         }

@@ -140,23 +140,30 @@ pub async fn insert_code(pool: &Pool, c: &CodeRow) -> DbResult<()> {
     .map(|_| ()))
 }
 
-/// Marks a code of this tenant and client redeemed, atomically: exactly one caller gets
-/// the row back, however many redeem it at once. The access token's id is recorded so a
-/// later replay can revoke it.
-pub async fn redeem_code(
-    pool: &Pool,
-    tenant_id: &str,
-    client_id: &str,
-    code_hash: &str,
-    access_token_jti: &str,
-    access_token_exp: i64,
-    now: i64,
-) -> DbResult<Option<CodeRow>> {
+/// What a redemption must match: client, redirect URI and PKCE challenge (the S256 digest
+/// of the presented verifier, or none when no verifier was presented).
+pub struct Redemption<'a> {
+    pub tenant_id: &'a str,
+    pub client_id: &'a str,
+    pub code_hash: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub challenge: Option<&'a str>,
+    pub access_token_jti: &'a str,
+    pub access_token_exp: i64,
+}
+
+/// Marks a code redeemed, atomically and only if it is unexpired and every binding matches:
+/// exactly one caller gets the row back however many redeem it at once, and a request that
+/// fails a check (say, a wrong PKCE verifier) does not use the code up. The access token's
+/// id is recorded so that a later replay can revoke it.
+pub async fn redeem_code(pool: &Pool, r: &Redemption<'_>, now: i64) -> DbResult<Option<CodeRow>> {
     dispatch!(pool, p => sqlx::query_as::<_, CodeRow>(
         "UPDATE authorization_codes SET redeemed_at = $4, access_token_jti = $5, access_token_exp = $6 \
-         WHERE code_hash = $1 AND tenant_id = $2 AND client_id = $3 AND redeemed_at IS NULL RETURNING *",
+         WHERE code_hash = $1 AND tenant_id = $2 AND client_id = $3 AND redeemed_at IS NULL AND expires_at > $4 \
+         AND redirect_uri = $7 AND ((code_challenge IS NULL AND $8 IS NULL) OR code_challenge = $8) RETURNING *",
     )
-    .bind(code_hash).bind(tenant_id).bind(client_id).bind(now).bind(access_token_jti).bind(access_token_exp)
+    .bind(r.code_hash).bind(r.tenant_id).bind(r.client_id).bind(now).bind(r.access_token_jti)
+    .bind(r.access_token_exp).bind(r.redirect_uri).bind(r.challenge)
     .fetch_optional(p)
     .await)
 }

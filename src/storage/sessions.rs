@@ -63,6 +63,28 @@ pub async fn find_live_session_by_sid(
     .await)
 }
 
+/// Records a fresh authentication in a live session: new cookie digest (no fixation), new
+/// auth_time and methods, same `sid`.
+#[allow(clippy::too_many_arguments)] // one row's columns
+pub async fn update_session_authentication(
+    pool: &Pool,
+    tenant_id: &str,
+    sid: &str,
+    id_hash: &str,
+    auth_time: i64,
+    amr: &str,
+    acr: &str,
+    expires_at: i64,
+) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query(
+        "UPDATE browser_sessions SET id_hash = $3, auth_time = $4, amr = $5, acr = $6, expires_at = $7 WHERE tenant_id = $1 AND sid = $2 AND ended_at IS NULL",
+    )
+    .bind(tenant_id).bind(sid).bind(id_hash).bind(auth_time).bind(amr).bind(acr).bind(expires_at)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() > 0))
+}
+
 /// Ends a session; returns whether it was live.
 pub async fn end_session(pool: &Pool, tenant_id: &str, sid: &str, now: i64) -> DbResult<bool> {
     dispatch!(pool, p => sqlx::query("UPDATE browser_sessions SET ended_at = $3 WHERE tenant_id = $1 AND sid = $2 AND ended_at IS NULL")

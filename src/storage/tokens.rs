@@ -123,6 +123,32 @@ pub async fn revoke_user_refresh_tokens(
     })
 }
 
+/// Revokes the refresh tokens bound to a browser session (those granted without
+/// `offline_access`) and deny-lists their access tokens.
+pub async fn revoke_session_refresh_tokens(
+    pool: &Pool,
+    tenant_id: &str,
+    sid: &str,
+    now: i64,
+) -> DbResult<u64> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
+             SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
+             WHERE tenant_id = $1 AND sid = $2 AND scope NOT LIKE '%\"offline_access\"%' AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
+             ON CONFLICT (jti) DO NOTHING",
+        )
+        .bind(tenant_id).bind(sid).bind(now)
+        .execute(&mut *tx).await?;
+        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND sid = $2 AND scope NOT LIKE '%\"offline_access\"%' AND revoked_at IS NULL")
+            .bind(tenant_id).bind(sid).bind(now)
+            .execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    })
+}
+
 /// The families started by the redemption of an authorization code.
 pub async fn list_families_of_code(
     pool: &Pool,
