@@ -130,6 +130,23 @@ async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_a
         None,
     );
     assert_eq!(bad.status.code(), Some(1));
+    let plain_bcl = cli.run(
+        &[
+            "client",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "X",
+            "--redirect-uri",
+            "https://a.example/cb",
+            "--backchannel-logout-uri",
+            "http://internal.example/bcl",
+        ],
+        None,
+    );
+    assert_eq!(plain_bcl.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&plain_bcl.stderr).contains("https"));
 
     let role = cli.json(
         &[

@@ -16,4 +16,5 @@ mod helpers;
 mod keys;
 mod logout;
 mod parameters;
+mod review;
 mod tokens;
