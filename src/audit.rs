@@ -5,7 +5,9 @@
 use serde_json::{Map, Value};
 
 use crate::state::AppState;
-use crate::storage::{self, audit::AuditRow};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::storage::{self, audit::AuditRow, Pool};
 use crate::tenants::Tenant;
 
 /// Who and where a request came from; built by the transport layer.
@@ -64,20 +66,80 @@ impl AuditEvent {
     }
 }
 
-/// Records an event without delaying the caller; a failure to write is logged.
-pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
-    let row = AuditRow {
-        id: uuid::Uuid::new_v4().to_string(),
-        tenant_id: event.tenant_id,
-        event: event.event.to_string(),
-        actor: event.actor,
-        client_id: event.client_id,
-        ip: ctx.ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-        correlation_id: ctx.correlation_id.clone(),
-        details: Value::Object(event.details).to_string(),
-        created_at: storage::now(),
-    };
+impl AuditEvent {
+    fn into_row(self, ctx: &Context) -> AuditRow {
+        AuditRow {
+            id: uuid::Uuid::new_v4().to_string(),
+            tenant_id: self.tenant_id,
+            event: self.event.to_string(),
+            actor: self.actor,
+            client_id: self.client_id,
+            ip: ctx.ip.clone(),
+            user_agent: ctx.user_agent.clone(),
+            correlation_id: ctx.correlation_id.clone(),
+            details: Value::Object(self.details).to_string(),
+            created_at: storage::now(),
+        }
+    }
+}
+
+enum Message {
+    Event(Box<AuditRow>),
+    Flush(oneshot::Sender<()>),
+}
+
+/// The queue in front of the audit table: events are written by one background task in
+/// batches (one transaction per batch), so recording costs a request no database write.
+#[derive(Clone)]
+pub struct AuditSink {
+    tx: mpsc::Sender<Message>,
+}
+
+const QUEUE: usize = 16_384;
+const BATCH: usize = 512;
+
+impl AuditSink {
+    /// Starts the writer task (needs a Tokio runtime).
+    pub fn start(pool: Pool) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
+        tokio::spawn(async move {
+            let mut batch: Vec<AuditRow> = Vec::with_capacity(BATCH);
+            let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
+            while let Some(first) = rx.recv().await {
+                let mut next = Some(first);
+                while let Some(msg) = next.take() {
+                    match msg {
+                        Message::Event(row) => batch.push(*row),
+                        Message::Flush(done) => waiters.push(done),
+                    }
+                    if batch.len() < BATCH {
+                        next = rx.try_recv().ok();
+                    }
+                }
+                if !batch.is_empty() {
+                    if let Err(e) = storage::audit::insert_audit_events(&pool, &batch).await {
+                        tracing::error!(error = %e, count = batch.len(), "cannot write audit events");
+                    }
+                    batch.clear();
+                }
+                for done in waiters.drain(..) {
+                    let _ = done.send(());
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Waits until every event recorded before this call is written.
+    pub async fn flush(&self) {
+        let (done, wait) = oneshot::channel();
+        if self.tx.send(Message::Flush(done)).await.is_ok() {
+            let _ = wait.await;
+        }
+    }
+}
+
+fn log(row: &AuditRow) {
     tracing::info!(
         event = %row.event,
         tenant_id = row.tenant_id.as_deref().unwrap_or("-"),
@@ -86,30 +148,36 @@ pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
         correlation_id = row.correlation_id.as_deref().unwrap_or("-"),
         "audit"
     );
-    let pool = state.pool.clone();
-    tokio::spawn(async move {
-        if let Err(e) = storage::audit::insert_audit_event(&pool, &row).await {
-            tracing::error!(error = %e, event = %row.event, "cannot write audit event");
-        }
-    });
+}
+
+/// Records an event without delaying the caller. When the queue is full the event is
+/// written directly instead (back-pressure, never loss).
+pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
+    let row = event.into_row(ctx);
+    log(&row);
+    if let Err(
+        mpsc::error::TrySendError::Full(Message::Event(row))
+        | mpsc::error::TrySendError::Closed(Message::Event(row)),
+    ) = state.audit.tx.try_send(Message::Event(Box::new(row)))
+    {
+        let pool = state.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) =
+                storage::audit::insert_audit_events(&pool, std::slice::from_ref(&*row)).await
+            {
+                tracing::error!(error = %e, event = %row.event, "cannot write audit event");
+            }
+        });
+    }
 }
 
 /// Records an event and waits for the write (for the CLI, which exits right after).
 pub async fn record_now(state: &AppState, event: AuditEvent, ctx: &Context) {
-    let id = uuid::Uuid::new_v4().to_string();
-    let row = AuditRow {
-        id,
-        tenant_id: event.tenant_id,
-        event: event.event.to_string(),
-        actor: event.actor,
-        client_id: event.client_id,
-        ip: ctx.ip.clone(),
-        user_agent: ctx.user_agent.clone(),
-        correlation_id: ctx.correlation_id.clone(),
-        details: Value::Object(event.details).to_string(),
-        created_at: storage::now(),
-    };
-    if let Err(e) = storage::audit::insert_audit_event(&state.pool, &row).await {
+    let row = event.into_row(ctx);
+    log(&row);
+    if let Err(e) =
+        storage::audit::insert_audit_events(&state.pool, std::slice::from_ref(&row)).await
+    {
         tracing::error!(error = %e, event = %row.event, "cannot write audit event");
     }
 }

@@ -222,9 +222,11 @@ async fn serve(config: Config, demo: bool, json_out: bool) -> anyhow::Result<()>
             }
         }
     }
-    let app = Application::with_state(state, demo)?;
+    let app = Application::with_state(state.clone(), demo)?;
     tracing::info!(bind = %app.state.config.bind, public_url = %app.state.config.public_url, "portcullis listening");
     app.run_until_stopped().await?;
+    // In-flight requests are done; write the audit events they queued.
+    state.audit.flush().await;
     Ok(())
 }
 

@@ -2,6 +2,10 @@
 //! §4.1.3), secrets (server-generated, 256 bits, stored as SHA-256) and client
 //! authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3).
 
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::time::{Duration, Instant};
+
 use crate::crypto;
 use crate::keys::Alg;
 use crate::state::AppState;
@@ -338,6 +342,51 @@ pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Cli
     }
 }
 
+/// Registered clients as an instance has recently read them, so the token endpoint does
+/// not query the database per request. Entries live `cache_ttl_secs`, so a change made
+/// elsewhere is served within seconds. Only clients that exist are cached, and the map is
+/// bounded.
+pub struct ClientCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<(String, String), (Client, Instant)>>,
+}
+
+const CLIENT_CACHE_MAX: usize = 10_000;
+
+impl ClientCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+
+    fn get(&self, tenant_id: &str, client_id: &str) -> Option<Client> {
+        let entries = self.entries.read().ok()?;
+        let (client, at) = entries.get(&(tenant_id.to_string(), client_id.to_string()))?;
+        (at.elapsed() < self.ttl).then(|| client.clone())
+    }
+
+    fn put(&self, client: &Client) {
+        if let Ok(mut entries) = self.entries.write() {
+            if entries.len() >= CLIENT_CACHE_MAX {
+                entries.clear();
+            }
+            entries.insert(
+                (client.tenant_id.clone(), client.id.clone()),
+                (client.clone(), Instant::now()),
+            );
+        }
+    }
+
+    /// Forgets a client this instance changed.
+    pub fn invalidate(&self, tenant_id: &str, client_id: &str) {
+        if let Ok(mut entries) = self.entries.write() {
+            entries.remove(&(tenant_id.to_string(), client_id.to_string()));
+        }
+    }
+}
+
 pub async fn find_client(
     state: &AppState,
     tenant: &Tenant,
@@ -346,11 +395,16 @@ pub async fn find_client(
     if client_id.is_empty() || client_id.len() > 200 {
         return Ok(None);
     }
-    Ok(
-        storage::clients::find_client(&state.pool, &tenant.id, client_id)
-            .await?
-            .map(Client::from),
-    )
+    if let Some(c) = state.clients.get(&tenant.id, client_id) {
+        return Ok(Some(c));
+    }
+    let found = storage::clients::find_client(&state.pool, &tenant.id, client_id)
+        .await?
+        .map(Client::from);
+    if let Some(c) = &found {
+        state.clients.put(c);
+    }
+    Ok(found)
 }
 
 /// How a client presented itself (RFC 6749 §2.3.1).

@@ -5,6 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::PasswordHasher;
+use crate::audit::AuditSink;
+use crate::clients::ClientCache;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::provider::ProviderCache;
@@ -21,9 +23,12 @@ pub struct AppState {
     pub http: reqwest::Client,
     /// Key for CSRF tokens and other server-side MACs, derived from the master key.
     pub mac_key: Arc<Vec<u8>>,
+    pub audit: AuditSink,
+    pub clients: Arc<ClientCache>,
 }
 
 impl AppState {
+    /// Builds the state; starts the audit writer, so it must run inside a Tokio runtime.
     pub fn new(config: Config, pool: Pool, master_key: MasterKey) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.outbound_timeout_secs))
@@ -32,7 +37,10 @@ impl AppState {
             .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
             .build()?;
         let mac_key = Arc::new(master_key.derive("portcullis mac v1"));
+        let ttl = Duration::from_secs(config.cache_ttl_secs);
         Ok(Self {
+            audit: AuditSink::start(pool.clone()),
+            clients: Arc::new(ClientCache::new(ttl)),
             hasher: PasswordHasher::new(config.argon2),
             providers: Arc::new(ProviderCache::new(Duration::from_secs(
                 config.cache_ttl_secs,

@@ -16,15 +16,21 @@ pub struct AuditRow {
     pub created_at: i64,
 }
 
-pub async fn insert_audit_event(pool: &Pool, e: &AuditRow) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query(
-        "INSERT INTO audit_events (id, tenant_id, event, actor, client_id, ip, user_agent, correlation_id, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
-    .bind(&e.id).bind(&e.tenant_id).bind(&e.event).bind(&e.actor).bind(&e.client_id)
-    .bind(&e.ip).bind(&e.user_agent).bind(&e.correlation_id).bind(&e.details).bind(e.created_at)
-    .execute(p)
-    .await
-    .map(|_| ()))
+/// Appends events in one transaction.
+pub async fn insert_audit_events(pool: &Pool, events: &[AuditRow]) -> DbResult<()> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        for e in events {
+            sqlx::query(
+                "INSERT INTO audit_events (id, tenant_id, event, actor, client_id, ip, user_agent, correlation_id, details, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&e.id).bind(&e.tenant_id).bind(&e.event).bind(&e.actor).bind(&e.client_id)
+            .bind(&e.ip).bind(&e.user_agent).bind(&e.correlation_id).bind(&e.details).bind(e.created_at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await
+    })
 }
 
 pub async fn list_audit_events(
