@@ -551,3 +551,30 @@ impl From<anyhow::Error> for ApiError {
         ApiError::unexpected(&e)
     }
 }
+
+impl From<crate::api_keys::ApiKeyError> for ApiError {
+    fn from(e: crate::api_keys::ApiKeyError) -> Self {
+        use crate::api_keys::ApiKeyError;
+        match e {
+            ApiKeyError::Invalid(m) => ApiError::ValidationFailed(m),
+            ApiKeyError::NotFound => ApiError::NotFound,
+            ApiKeyError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<crate::rbac::RbacError> for ApiError {
+    fn from(e: crate::rbac::RbacError) -> Self {
+        use crate::rbac::RbacError;
+        match e {
+            RbacError::Invalid(m) => ApiError::ValidationFailed(m),
+            RbacError::AlreadyExists => {
+                ApiError::Conflict("a role with this name already exists".into())
+            }
+            RbacError::NotFound(what) => {
+                ApiError::ValidationFailed(format!("{what} does not exist"))
+            }
+            RbacError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}

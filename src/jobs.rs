@@ -15,6 +15,9 @@ pub fn spawn(state: AppState) {
         loop {
             tick.tick().await;
             sessions::deliver_due(&state).await;
+            if n % 5 == 0 {
+                crate::api_keys::flush_usage(&state).await;
+            }
             if n % 300 == 0 {
                 purge(&state).await;
             }

@@ -5,6 +5,7 @@
 //! [`authorization`], [`audit`]), and SQL only in [`storage`].
 
 pub mod accounts;
+pub mod api_keys;
 pub mod audit;
 pub mod authorization;
 pub mod cli;

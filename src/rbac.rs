@@ -54,6 +54,8 @@ pub enum RbacError {
     Invalid(String),
     #[error("role already exists")]
     AlreadyExists,
+    #[error("{0} not found")]
+    NotFound(&'static str),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -132,6 +134,90 @@ pub async fn create_role(
         Err(e) if storage::is_unique_violation(&e) => Err(RbacError::AlreadyExists),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Everything Portcullis itself checks (SPEC "Permissions Portcullis itself checks").
+pub const BUILTIN_PERMISSIONS: [&str; 26] = [
+    "clients:read",
+    "clients:create",
+    "clients:update",
+    "clients:delete",
+    "users:read",
+    "users:create",
+    "users:update",
+    "users:delete",
+    "users:roles:assign",
+    "roles:read",
+    "roles:create",
+    "roles:update",
+    "roles:delete",
+    "apikeys:read",
+    "apikeys:create",
+    "apikeys:revoke",
+    "sso:read",
+    "sso:configure",
+    "keys:read",
+    "keys:rotate",
+    "settings:read",
+    "settings:update",
+    "audit:read",
+    "tenants:read",
+    "tenants:create",
+    "*",
+];
+
+/// Whether `held` grants every one of `wanted`.
+pub fn grants_all(held: &[String], wanted: &[String]) -> bool {
+    let held: Vec<Permission> = held
+        .iter()
+        .filter_map(|p| Permission::parse(p).ok())
+        .collect();
+    wanted.iter().all(|w| {
+        held.iter().any(|h| {
+            if w == "*" {
+                h.as_str() == "*"
+            } else if let Some(prefix) = w.strip_suffix('*') {
+                // A wildcard is granted only by a wildcard at least as broad.
+                h.as_str() == "*"
+                    || h.as_str()
+                        .strip_suffix('*')
+                        .is_some_and(|hp| prefix.starts_with(hp))
+            } else {
+                h.grants(w)
+            }
+        })
+    })
+}
+
+pub async fn list_roles(state: &AppState, tenant: &Tenant) -> Result<Vec<RoleRow>, sqlx::Error> {
+    storage::roles::list_roles(&state.pool, &tenant.id).await
+}
+
+/// The permissions a role carries, with those of the roles it inherits.
+pub async fn role_permissions(
+    state: &AppState,
+    tenant: &Tenant,
+    role: &RoleRow,
+) -> Result<Vec<String>, sqlx::Error> {
+    let all = storage::roles::list_roles(&state.pool, &tenant.id).await?;
+    Ok(expand(&all, std::slice::from_ref(&role.id), &role.client_id).permissions)
+}
+
+/// Gives a user of this tenant a tenant-wide role.
+pub async fn assign_role(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    role: &RoleRow,
+) -> Result<(), RbacError> {
+    if storage::users::find_user(&state.pool, &tenant.id, user_id)
+        .await?
+        .is_none()
+    {
+        return Err(RbacError::NotFound("user"));
+    }
+    storage::roles::insert_user_role(&state.pool, user_id, &role.id).await?;
+    Ok(())
 }
 
 /// The roles a user holds (directly or by inheritance) that apply to `client_id`

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::PasswordHasher;
+use crate::api_keys::UsageCounter;
 use crate::audit::AuditSink;
 use crate::clients::ClientCache;
 use crate::config::Config;
@@ -24,6 +25,9 @@ pub struct AppState {
     /// Key for CSRF tokens and other server-side MACs, derived from the master key.
     pub mac_key: Arc<Vec<u8>>,
     pub audit: AuditSink,
+    /// Key for API key digests, derived from the master key.
+    pub api_key_mac: Arc<Vec<u8>>,
+    pub api_key_usage: Arc<UsageCounter>,
     pub clients: Arc<ClientCache>,
 }
 
@@ -40,6 +44,8 @@ impl AppState {
         let ttl = Duration::from_secs(config.cache_ttl_secs);
         Ok(Self {
             audit: AuditSink::start(pool.clone()),
+            api_key_mac: Arc::new(master_key.derive("portcullis api keys v1")),
+            api_key_usage: Arc::new(UsageCounter::default()),
             clients: Arc::new(ClientCache::new(ttl)),
             hasher: PasswordHasher::new(config.argon2),
             providers: Arc::new(ProviderCache::new(Duration::from_secs(

@@ -224,6 +224,37 @@ impl TestApp {
         self.create_user_in(&self.tenant, email).await
     }
 
+    pub async fn create_user_with_roles(&self, email: &str, roles: &[&str]) -> String {
+        accounts::create_user(
+            &self.state,
+            &self.tenant,
+            NewUser {
+                email: Email::parse(email).unwrap(),
+                password: Some(Password::parse(PASSWORD).unwrap()),
+                name: None,
+                email_verified: true,
+                roles: roles.iter().map(|r| r.to_string()).collect(),
+            },
+        )
+        .await
+        .unwrap()
+        .id
+    }
+
+    /// A first-party access token from `/api/v1/auth/login`.
+    pub async fn login(&self, email: &str) -> String {
+        let r = self
+            .http
+            .post(self.url("/api/v1/auth/login"))
+            .json(&serde_json::json!({"email": email, "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let body: Value = r.json().await.unwrap();
+        body["data"]["token"].as_str().unwrap().to_string()
+    }
+
     pub async fn create_user_in(&self, tenant: &Tenant, email: &str) -> String {
         accounts::create_user(
             &self.state,

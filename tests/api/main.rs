@@ -16,5 +16,6 @@ mod helpers;
 mod keys;
 mod logout;
 mod parameters;
+mod rbac_and_keys;
 mod review;
 mod tokens;

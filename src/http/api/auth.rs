@@ -90,7 +90,7 @@ pub async fn revoke_post(
     tokens::revoke_for_user(
         &state,
         &principal.provider,
-        principal.user_id(),
+        principal.user_id()?,
         &token,
         &audit_context(&req),
     )
@@ -104,12 +104,13 @@ pub async fn logout_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
+    let token = principal.user_token()?;
     first_party::logout(
         &state,
         &principal.provider,
-        principal.user_id(),
-        &principal.token.jti,
-        principal.token.exp,
+        &token.sub,
+        &token.jti,
+        token.exp,
         &audit_context(&req),
     )
     .await?;
@@ -122,7 +123,7 @@ pub async fn me_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     let p = &principal.provider;
-    let user = accounts::find_user(&state, &p.tenant, principal.user_id())
+    let user = accounts::find_user(&state, &p.tenant, principal.user_id()?)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized("the token's subject is not a user".into()))?;

@@ -11,20 +11,45 @@ use actix_web::{web, FromRequest, HttpRequest, HttpResponse};
 use serde::de::DeserializeOwned;
 use serde_json::{json, Value};
 
+use crate::api_keys::ApiKey;
 use crate::error::ApiError;
 use crate::http::extractors::{bearer_token, TenantProvider};
 use crate::provider::Provider;
+use crate::rbac::Permission;
 use crate::state::AppState;
 use crate::tokens::{self, AccessToken};
 
+pub mod api_keys;
 pub mod auth;
+pub mod rbac;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/auth/login", web::post().to(auth::login_post))
         .route("/api/v1/auth/refresh", web::post().to(auth::refresh_post))
         .route("/api/v1/auth/revoke", web::post().to(auth::revoke_post))
         .route("/api/v1/auth/logout", web::post().to(auth::logout_post))
-        .route("/api/v1/auth/me", web::get().to(auth::me_get));
+        .route("/api/v1/auth/me", web::get().to(auth::me_get))
+        .route("/api/v1/rbac/roles", web::get().to(rbac::roles_get))
+        .route("/api/v1/rbac/roles", web::post().to(rbac::roles_post))
+        .route(
+            "/api/v1/rbac/permissions",
+            web::get().to(rbac::permissions_get),
+        )
+        .route("/api/v1/rbac/assign", web::post().to(rbac::assign_post))
+        .route("/api/v1/apikeys", web::post().to(api_keys::create_post))
+        .route("/api/v1/apikeys", web::get().to(api_keys::list_get))
+        .route(
+            "/api/v1/apikeys/verify",
+            web::post().to(api_keys::verify_post),
+        )
+        .route(
+            "/api/v1/apikeys/{id}/rotate",
+            web::post().to(api_keys::rotate_post),
+        )
+        .route(
+            "/api/v1/apikeys/{id}",
+            web::delete().to(api_keys::revoke_delete),
+        );
 }
 
 /// `{"data": …}` with `Cache-Control: no-store`.
@@ -55,23 +80,71 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     }
 }
 
-/// A caller authenticated by a Portcullis access token of this tenant.
+/// Who is calling: a user with a Portcullis access token of this tenant, or an API key of
+/// this tenant (`x-api-key: …` or `Authorization: Bearer ak_…`).
+pub enum Subject {
+    User(AccessToken),
+    ApiKey(ApiKey),
+}
+
 pub struct Principal {
     pub provider: Arc<Provider>,
-    pub token: AccessToken,
+    pub subject: Subject,
 }
 
 impl Principal {
-    pub fn user_id(&self) -> &str {
-        &self.token.sub
+    /// The user's token, for endpoints that act on the signed-in user.
+    pub fn user_token(&self) -> Result<&AccessToken, ApiError> {
+        match &self.subject {
+            Subject::User(t) => Ok(t),
+            Subject::ApiKey(_) => Err(ApiError::Unauthorized(
+                "this endpoint needs a user's access token, not an API key".into(),
+            )),
+        }
+    }
+
+    pub fn user_id(&self) -> Result<&str, ApiError> {
+        self.user_token().map(|t| t.sub.as_str())
+    }
+
+    /// `user:{id}` or `apikey:{id}`, for the audit log.
+    pub fn actor(&self) -> String {
+        match &self.subject {
+            Subject::User(t) => t.sub.clone(),
+            Subject::ApiKey(k) => format!("apikey:{}", k.id),
+        }
     }
 
     pub fn permissions(&self) -> Vec<String> {
-        string_list(self.token.claims.get("permissions"))
+        match &self.subject {
+            Subject::User(t) => string_list(t.claims.get("permissions")),
+            Subject::ApiKey(k) => k.scopes.clone(),
+        }
     }
 
     pub fn roles(&self) -> Vec<String> {
-        string_list(self.token.claims.get("roles"))
+        match &self.subject {
+            Subject::User(t) => string_list(t.claims.get("roles")),
+            Subject::ApiKey(_) => Vec::new(),
+        }
+    }
+
+    /// Fails with `INSUFFICIENT_PERMISSIONS` (naming what is required and what is held)
+    /// unless one of the caller's permissions grants `permission`.
+    pub fn require(&self, permission: &str) -> Result<(), ApiError> {
+        let held = self.permissions();
+        let granted = held
+            .iter()
+            .filter_map(|p| Permission::parse(p).ok())
+            .any(|p| p.grants(permission));
+        if granted {
+            Ok(())
+        } else {
+            Err(ApiError::InsufficientPermissions {
+                required: vec![permission.to_string()],
+                held,
+            })
+        }
     }
 }
 
@@ -86,20 +159,40 @@ fn string_list(v: Option<&Value>) -> Vec<String> {
         .unwrap_or_default()
 }
 
+fn unauthorized() -> ApiError {
+    ApiError::Unauthorized("Missing or invalid authentication token".into())
+}
+
 impl FromRequest for Principal {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().cloned();
+        let api_key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let token = bearer_token(req);
         let tenant = TenantProvider::from_request(req, payload);
         Box::pin(async move {
             let TenantProvider(provider) = tenant.await?;
             let state = state.ok_or(ApiError::Internal)?;
-            let token = token.ok_or_else(|| {
-                ApiError::Unauthorized("Missing or invalid authentication token".into())
-            })?;
+            let key = api_key.or_else(|| token.clone().filter(|t| t.starts_with("ak_")));
+            if let Some(key) = key {
+                // The tenant comes from the key: a key of another tenant fails like garbage.
+                let k = crate::api_keys::verify(&state, &key)
+                    .await
+                    .map_err(|e| ApiError::unexpected(&e))?
+                    .filter(|k| k.tenant_id.as_deref() == Some(provider.tenant.id.as_str()))
+                    .ok_or_else(unauthorized)?;
+                return Ok(Principal {
+                    provider,
+                    subject: Subject::ApiKey(k),
+                });
+            }
+            let token = token.ok_or_else(unauthorized)?;
             let at = tokens::validate_access_token(&state, &provider, &token)
                 .await
                 .map_err(ApiError::from)?;
@@ -113,7 +206,7 @@ impl FromRequest for Principal {
             }
             Ok(Principal {
                 provider,
-                token: at,
+                subject: Subject::User(at),
             })
         })
     }

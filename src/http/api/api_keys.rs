@@ -1,0 +1,162 @@
+//! `/api/v1/apikeys`: create (shown once), list, rotate with a grace period, revoke, verify.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::api_keys::{self, ApiKey, NewApiKey};
+use crate::audit::{self, AuditEvent};
+use crate::error::ApiError;
+use crate::http::api::{data, Json, Principal};
+use crate::http::extractors::{audit_context, TenantProvider};
+use crate::rbac;
+use crate::state::AppState;
+
+#[derive(Deserialize)]
+pub struct CreateBody {
+    name: Option<String>,
+    scopes: Option<Vec<String>>,
+    expires_in_days: Option<i64>,
+}
+
+fn with_secret(k: &ApiKey, key: &str) -> serde_json::Value {
+    let mut v = json!(k);
+    v["key"] = json!(key);
+    v
+}
+
+/// `POST /api/v1/apikeys` (apikeys:create). A key holds only permissions its creator holds.
+pub async fn create_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<CreateBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("apikeys:create")?;
+    let scopes = body.scopes.unwrap_or_default();
+    let held = principal.permissions();
+    if !rbac::grants_all(&held, &scopes) {
+        return Err(ApiError::InsufficientPermissions {
+            required: scopes,
+            held,
+        });
+    }
+    let actor = principal.actor();
+    let (k, key) = api_keys::create(
+        &state,
+        Some(&principal.provider.tenant),
+        NewApiKey {
+            name: body.name.as_deref().unwrap_or(""),
+            scopes,
+            expires_in_days: body.expires_in_days,
+            created_by: Some(&actor),
+        },
+    )
+    .await?;
+    audit::record(
+        &state,
+        AuditEvent::new("apikey.created", Some(&principal.provider.tenant))
+            .actor(Some(&actor))
+            .detail("key_id", k.id.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::CREATED, with_secret(&k, &key)))
+}
+
+/// `GET /api/v1/apikeys` (apikeys:read) — never the secrets.
+pub async fn list_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("apikeys:read")?;
+    api_keys::flush_usage(&state).await;
+    let keys = api_keys::list(&state, Some(&principal.provider.tenant)).await?;
+    Ok(data(StatusCode::OK, json!(keys)))
+}
+
+#[derive(Deserialize)]
+pub struct RotateBody {
+    grace_period_hours: Option<i64>,
+}
+
+/// `POST /api/v1/apikeys/{id}/rotate` (apikeys:create) — a new secret; the old one works
+/// for the grace period (default 24 h).
+pub async fn rotate_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<RotateBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("apikeys:create")?;
+    let id = key_id(&req);
+    let grace = body.grace_period_hours.map(|h| h.saturating_mul(3600));
+    let (k, key) = api_keys::rotate(&state, Some(&principal.provider.tenant), id, grace).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("apikey.rotated", Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail("key_id", k.id.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::OK, with_secret(&k, &key)))
+}
+
+/// `DELETE /api/v1/apikeys/{id}` (apikeys:revoke)
+pub async fn revoke_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("apikeys:revoke")?;
+    let k = api_keys::revoke(&state, Some(&principal.provider.tenant), key_id(&req)).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("apikey.revoked", Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail("key_id", k.id.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::OK, json!(k)))
+}
+
+/// The `{id}` of `…/api/v1/apikeys/{id}` (under a tenant or at the root).
+fn key_id(req: &HttpRequest) -> &str {
+    req.match_info().get("id").unwrap_or("")
+}
+
+#[derive(Deserialize)]
+pub struct VerifyBody {
+    key: Option<String>,
+}
+
+/// `POST /api/v1/apikeys/verify` `{"key"}` — no authentication (seed 004): whether the key
+/// is live for this tenant, and its claims.
+pub async fn verify_post(
+    state: web::Data<AppState>,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<VerifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let key = body
+        .key
+        .filter(|k| !k.is_empty())
+        .ok_or_else(|| ApiError::ValidationFailed("key is required".into()))?;
+    let found = api_keys::verify(&state, &key)
+        .await?
+        .filter(|k| k.tenant_id.as_deref() == Some(p.tenant.id.as_str()));
+    Ok(data(
+        StatusCode::OK,
+        match found {
+            Some(k) => json!({
+                "valid": true,
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "scopes": k.scopes,
+                "tenant_id": p.tenant.id,
+                "expires_at": api_keys::format_instant(k.expires_at),
+            }),
+            None => json!({ "valid": false }),
+        },
+    ))
+}

@@ -1,0 +1,140 @@
+//! `/api/v1/rbac`: roles, permissions, role assignment.
+
+use std::collections::BTreeSet;
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::audit::{self, AuditEvent};
+use crate::error::ApiError;
+use crate::http::api::{data, Json, Principal};
+use crate::http::extractors::audit_context;
+use crate::rbac;
+use crate::state::AppState;
+use crate::storage::{parse_list, roles::RoleRow};
+
+fn role_json(r: &RoleRow) -> serde_json::Value {
+    json!({
+        "id": r.id,
+        "name": r.name,
+        "description": r.description,
+        "permissions": parse_list(&r.permissions),
+        "inherits": parse_list(&r.inherits),
+        "client_id": if r.client_id.is_empty() { None } else { Some(&r.client_id) },
+    })
+}
+
+/// `GET /api/v1/rbac/roles` (roles:read)
+pub async fn roles_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:read")?;
+    let roles = rbac::list_roles(&state, &principal.provider.tenant).await?;
+    Ok(data(
+        StatusCode::OK,
+        json!(roles.iter().map(role_json).collect::<Vec<_>>()),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct RoleBody {
+    name: Option<String>,
+    #[serde(default)]
+    permissions: Vec<String>,
+    #[serde(default)]
+    inherits: Vec<String>,
+}
+
+/// `POST /api/v1/rbac/roles` (roles:create)
+pub async fn roles_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<RoleBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:create")?;
+    let name = body.name.unwrap_or_default();
+    let role = rbac::create_role(
+        &state,
+        &principal.provider.tenant,
+        &name,
+        &body.permissions,
+        &body.inherits,
+    )
+    .await?;
+    audit::record(
+        &state,
+        AuditEvent::new("role.created", Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail("role", role.name.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::CREATED, role_json(&role)))
+}
+
+/// `GET /api/v1/rbac/permissions` (roles:read) — the permissions Portcullis checks and those
+/// the tenant's roles use.
+pub async fn permissions_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:read")?;
+    let mut all: BTreeSet<String> = rbac::BUILTIN_PERMISSIONS
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for r in rbac::list_roles(&state, &principal.provider.tenant).await? {
+        all.extend(parse_list(&r.permissions));
+    }
+    Ok(data(StatusCode::OK, json!(all)))
+}
+
+#[derive(Deserialize)]
+pub struct AssignBody {
+    user_id: Option<String>,
+    role: Option<String>,
+}
+
+/// `POST /api/v1/rbac/assign` `{"user_id","role"}` (users:roles:assign). Nobody grants a
+/// role carrying permissions they do not hold themselves.
+pub async fn assign_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<AssignBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:roles:assign")?;
+    let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
+        return Err(ApiError::ValidationFailed(
+            "user_id and role are required".into(),
+        ));
+    };
+    let tenant = &principal.provider.tenant;
+    let role = rbac::find_role(&state, tenant, &role_name)
+        .await?
+        .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
+    let needed = rbac::role_permissions(&state, tenant, &role).await?;
+    let held = principal.permissions();
+    if !rbac::grants_all(&held, &needed) {
+        return Err(ApiError::InsufficientPermissions {
+            required: needed,
+            held,
+        });
+    }
+    rbac::assign_role(&state, tenant, &user_id, &role).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("role.assigned", Some(tenant))
+            .actor(Some(&principal.actor()))
+            .detail("user_id", user_id.as_str())
+            .detail("role", role.name.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(
+        StatusCode::OK,
+        json!({ "user_id": user_id, "role": role.name }),
+    ))
+}
