@@ -350,6 +350,50 @@ pub async fn authenticate(
     Ok(User::from(row))
 }
 
+/// A page of a tenant's users after the cursor `(created_at, id)`.
+pub async fn list_users(
+    state: &AppState,
+    tenant: &Tenant,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> Result<Vec<(User, i64)>, AccountError> {
+    Ok(
+        storage::users::list_users(&state.pool, &tenant.id, after, limit)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let created = r.created_at;
+                (User::from(r), created)
+            })
+            .collect(),
+    )
+}
+
+/// Deletes a user with their sessions, tokens and role assignments.
+pub async fn delete_user(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<bool, AccountError> {
+    let now = storage::now();
+    storage::tokens::revoke_user_refresh_tokens(&state.pool, &tenant.id, user_id, now).await?;
+    Ok(storage::users::delete_user(&state.pool, &tenant.id, user_id).await?)
+}
+
+impl User {
+    /// The profile as the admin API shows it (never the password hash).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "id": self.id,
+            "email": self.email,
+            "email_verified": self.email_verified,
+            "name": self.name,
+            "disabled": self.disabled,
+            "attributes": self.attributes,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -181,3 +181,40 @@ pub async fn record_now(state: &AppState, event: AuditEvent, ctx: &Context) {
         tracing::error!(error = %e, event = %row.event, "cannot write audit event");
     }
 }
+
+/// One page of a tenant's audit events, newest first, with the cursor of the next page.
+pub async fn query(
+    state: &AppState,
+    tenant: &Tenant,
+    filter: &storage::audit::AuditFilter,
+    limit: i64,
+) -> Result<(Vec<Value>, Option<String>), sqlx::Error> {
+    // Events still queued on this instance are written first, so a query sees them.
+    state.audit.flush().await;
+    let rows =
+        storage::audit::list_audit_events(&state.pool, &tenant.id, filter, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    let page: Vec<&AuditRow> = rows.iter().take(limit as usize).collect();
+    let next = if more {
+        page.last().map(|r| format!("{}.{}", r.created_at, r.id))
+    } else {
+        None
+    };
+    let events = page
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "id": r.id,
+                "event": r.event,
+                "actor": r.actor,
+                "client_id": r.client_id,
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+                "correlation_id": r.correlation_id,
+                "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
+                "created_at": crate::api_keys::format_instant(r.created_at),
+            })
+        })
+        .collect();
+    Ok((events, next))
+}

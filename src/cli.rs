@@ -67,6 +67,33 @@ pub enum Command {
     /// Manage signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Apikey(ApikeyCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApikeyCommand {
+    /// Create an API key; the key is printed only here.
+    Create {
+        /// The tenant whose key it is.
+        #[arg(
+            long,
+            required_unless_present = "platform",
+            conflicts_with = "platform"
+        )]
+        tenant: Option<String>,
+        /// A platform key (tenant management: tenants:read, tenants:create).
+        #[arg(long)]
+        platform: bool,
+        #[arg(long)]
+        name: String,
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Days until it expires (at most 365; default 90).
+        #[arg(long)]
+        expires_in_days: Option<i64>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -353,6 +380,42 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             let kids = keys::rotate_keys(state, &tenant).await?;
             audit::record_now(state, AuditEvent::new("keys.rotated", Some(&tenant)), &ctx).await;
             Ok(json!({ "tenant": tenant.slug, "next_kids": kids }))
+        }
+        Command::Apikey(ApikeyCommand::Create {
+            tenant,
+            platform: _,
+            name,
+            scopes,
+            expires_in_days,
+        }) => {
+            let tenant = match tenant {
+                Some(slug) => Some(tenant_by_slug(state, &slug).await?),
+                None => None,
+            };
+            let (k, key) = crate::api_keys::create(
+                state,
+                tenant.as_ref(),
+                crate::api_keys::NewApiKey {
+                    name: &name,
+                    scopes,
+                    expires_in_days,
+                    created_by: Some("cli"),
+                },
+            )
+            .await?;
+            audit::record_now(
+                state,
+                AuditEvent::new("apikey.created", tenant.as_ref()).detail("key_id", k.id.as_str()),
+                &ctx,
+            )
+            .await;
+            Ok(json!({
+                "id": k.id,
+                "key": key,
+                "prefix": k.prefix,
+                "scopes": k.scopes,
+                "expires_at": crate::api_keys::format_instant(k.expires_at),
+            }))
         }
         Command::Serve { .. } | Command::Migrate => {
             Err(anyhow::anyhow!("not an administration command"))

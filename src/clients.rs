@@ -462,6 +462,52 @@ pub async fn authenticate_client(
     }
 }
 
+pub async fn list_clients(state: &AppState, tenant: &Tenant) -> Result<Vec<Client>, ClientError> {
+    Ok(storage::clients::list_clients(&state.pool, &tenant.id)
+        .await?
+        .into_iter()
+        .map(Client::from)
+        .filter(|c| c.id != first_party_client_id(tenant))
+        .collect())
+}
+
+/// Deletes a client; its refresh tokens stop working (they name a client that no longer
+/// authenticates) and its cached entry is dropped on this instance.
+pub async fn delete_client(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+) -> Result<bool, ClientError> {
+    if client_id == first_party_client_id(tenant) {
+        return Err(ClientError::Invalid(
+            "the built-in first-party client cannot be deleted".into(),
+        ));
+    }
+    let deleted = storage::clients::delete_client(&state.pool, &tenant.id, client_id).await?;
+    state.clients.invalidate(&tenant.id, client_id);
+    Ok(deleted)
+}
+
+impl Client {
+    /// The registration as the admin API shows it (never the secret or its digest).
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "client_id": self.id,
+            "name": self.name,
+            "public": !self.confidential,
+            "redirect_uris": self.redirect_uris,
+            "post_logout_redirect_uris": self.post_logout_redirect_uris,
+            "grant_types": self.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "scopes": self.scopes,
+            "allowed_origins": self.allowed_origins,
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "skip_consent": self.skip_consent,
+            "signing_alg": self.signing_alg.as_str(),
+            "access_token_ttl": self.access_token_ttl,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -165,6 +165,14 @@ pub async fn update_settings(
     Ok(())
 }
 
+pub async fn list_tenants(state: &AppState) -> Result<Vec<Tenant>, TenantError> {
+    Ok(storage::tenants::list_tenants(&state.pool)
+        .await?
+        .into_iter()
+        .map(Tenant::from)
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

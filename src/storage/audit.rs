@@ -33,17 +33,39 @@ pub async fn insert_audit_events(pool: &Pool, events: &[AuditRow]) -> DbResult<(
     })
 }
 
+/// Filters of an audit query; every field is optional.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub event: Option<String>,
+    pub actor: Option<String>,
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    /// Cursor: only events strictly older than `(created_at, id)`.
+    pub before: Option<(i64, String)>,
+}
+
+/// A tenant's events, newest first, one page at a time.
 pub async fn list_audit_events(
     pool: &Pool,
     tenant_id: &str,
-    event: Option<&str>,
+    f: &AuditFilter,
     limit: i64,
 ) -> DbResult<Vec<AuditRow>> {
+    let (bt, bid) = f.before.clone().unwrap_or((i64::MAX, String::new()));
     dispatch!(pool, p => sqlx::query_as::<_, AuditRow>(
-        "SELECT * FROM audit_events WHERE tenant_id = $1 AND ($2 IS NULL OR event = $2) ORDER BY created_at DESC, id DESC LIMIT $3",
+        "SELECT * FROM audit_events WHERE tenant_id = $1 \
+         AND ($2 IS NULL OR event = $2) AND ($3 IS NULL OR actor = $3) \
+         AND created_at >= $4 AND created_at <= $5 \
+         AND (created_at < $6 OR (created_at = $6 AND ($7 = '' OR id < $7))) \
+         ORDER BY created_at DESC, id DESC LIMIT $8",
     )
     .bind(tenant_id)
-    .bind(event)
+    .bind(&f.event)
+    .bind(&f.actor)
+    .bind(f.from.unwrap_or(0))
+    .bind(f.to.unwrap_or(i64::MAX))
+    .bind(bt)
+    .bind(&bid)
     .bind(limit)
     .fetch_all(p)
     .await)

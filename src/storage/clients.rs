@@ -62,3 +62,19 @@ pub async fn list_clients_by_ids(
     }
     Ok(out)
 }
+
+pub async fn list_clients(pool: &Pool, tenant_id: &str) -> DbResult<Vec<ClientRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE tenant_id = $1 ORDER BY created_at, client_id")
+        .bind(tenant_id)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn delete_client(pool: &Pool, tenant_id: &str, client_id: &str) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
+        .bind(tenant_id)
+        .bind(client_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}

@@ -69,3 +69,31 @@ pub async fn update_password_hash(
         .await
         .map(|_| ()))
 }
+
+/// A page of users ordered by creation, after the cursor `(created_at, id)`.
+pub async fn list_users(
+    pool: &Pool,
+    tenant_id: &str,
+    after: Option<(i64, &str)>,
+    limit: i64,
+) -> DbResult<Vec<UserRow>> {
+    let (t, id) = after.unwrap_or((i64::MIN, ""));
+    dispatch!(pool, p => sqlx::query_as::<_, UserRow>(
+        "SELECT * FROM users WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4",
+    )
+    .bind(tenant_id)
+    .bind(t)
+    .bind(id)
+    .bind(limit)
+    .fetch_all(p)
+    .await)
+}
+
+pub async fn delete_user(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}

@@ -195,6 +195,62 @@ async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_a
     assert_eq!(weak.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
 
+    let key = cli.json(
+        &[
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "svc",
+            "--scope",
+            "users:read",
+            "--expires-in-days",
+            "30",
+            "--json",
+        ],
+        None,
+    );
+    assert!(key["key"]
+        .as_str()
+        .unwrap()
+        .starts_with(key["prefix"].as_str().unwrap()));
+    assert_eq!(key["scopes"], serde_json::json!(["users:read"]));
+    assert!(key["expires_at"].as_str().unwrap().ends_with('Z'));
+    let platform = cli.json(
+        &[
+            "apikey",
+            "create",
+            "--platform",
+            "--name",
+            "ops",
+            "--scope",
+            "tenants:create",
+            "--json",
+        ],
+        None,
+    );
+    assert!(platform["id"].is_string());
+    let bad = cli.run(
+        &[
+            "apikey",
+            "create",
+            "--tenant",
+            "acme",
+            "--name",
+            "x",
+            "--scope",
+            "tenants:create",
+        ],
+        None,
+    );
+    assert_eq!(bad.status.code(), Some(1));
+    assert_eq!(
+        cli.run(&["apikey", "create", "--name", "x", "--scope", "a:b"], None)
+            .status
+            .code(),
+        Some(2)
+    );
     let k = cli.json(&["keys", "rotate", "--tenant", "acme", "--json"], None);
     assert_eq!(k["next_kids"].as_array().unwrap().len(), 3);
     assert_eq!(

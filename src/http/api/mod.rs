@@ -19,6 +19,7 @@ use crate::rbac::Permission;
 use crate::state::AppState;
 use crate::tokens::{self, AccessToken};
 
+pub mod admin;
 pub mod api_keys;
 pub mod auth;
 pub mod rbac;
@@ -49,7 +50,41 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/apikeys/{id}",
             web::delete().to(api_keys::revoke_delete),
-        );
+        )
+        .route("/api/v1/admin/clients", web::get().to(admin::clients_get))
+        .route("/api/v1/admin/clients", web::post().to(admin::clients_post))
+        .route(
+            "/api/v1/admin/clients/{id}",
+            web::get().to(admin::client_get),
+        )
+        .route(
+            "/api/v1/admin/clients/{id}",
+            web::delete().to(admin::client_delete),
+        )
+        .route("/api/v1/admin/users", web::get().to(admin::users_get))
+        .route("/api/v1/admin/users", web::post().to(admin::users_post))
+        .route("/api/v1/admin/users/{id}", web::get().to(admin::user_get))
+        .route(
+            "/api/v1/admin/users/{id}",
+            web::delete().to(admin::user_delete),
+        )
+        .route("/api/v1/admin/keys", web::get().to(admin::keys_get))
+        .route(
+            "/api/v1/admin/keys/rotate",
+            web::post().to(admin::keys_rotate_post),
+        )
+        .route("/api/v1/admin/settings", web::get().to(admin::settings_get))
+        .route(
+            "/api/v1/admin/settings",
+            web::patch().to(admin::settings_patch),
+        )
+        .route("/api/v1/admin/audit", web::get().to(admin::audit_get));
+}
+
+/// Platform routes, at the root only (not under a tenant).
+pub fn platform_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/api/v1/admin/tenants", web::post().to(admin::tenants_post))
+        .route("/api/v1/admin/tenants", web::get().to(admin::tenants_get));
 }
 
 /// `{"data": …}` with `Cache-Control: no-store`.

@@ -1,0 +1,513 @@
+//! The admin API (`{issuer}/api/v1/admin/…`): clients, users, signing keys, tenant settings
+//! and the audit log of one tenant, authorised by the caller's permissions (a user token's
+//! or an API key's scopes); and, at the root, tenants (platform keys only). Every write is
+//! audited.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::accounts::{self, Email, NewUser, Password};
+use crate::audit::{self, AuditEvent};
+use crate::clients::{self, ClientError, GrantType, NewClient, RedirectUri};
+use crate::error::ApiError;
+use crate::http::api::{data, Json, Principal};
+use crate::http::extractors::{audit_context, query_params};
+use crate::keys::{self, Alg};
+use crate::rbac;
+use crate::state::AppState;
+use crate::storage::audit::AuditFilter;
+use crate::tenants::{self, TenantError, TenantSettings, TenantSlug};
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => ApiError::ValidationFailed(m),
+            ClientError::InvalidClient => ApiError::Unauthorized(e.to_string()),
+            ClientError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::InvalidSlug => ApiError::ValidationFailed(e.to_string()),
+            TenantError::AlreadyExists => ApiError::Conflict(e.to_string()),
+            TenantError::NotFound => ApiError::NotFound,
+            TenantError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+fn path_id(req: &HttpRequest) -> &str {
+    req.match_info().get("id").unwrap_or("")
+}
+
+fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    event: &'static str,
+    detail: (&str, &str),
+) {
+    audit::record(
+        state,
+        AuditEvent::new(event, Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail(detail.0, detail.1),
+        &audit_context(req),
+    );
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct ClientBody {
+    name: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    public: bool,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    allowed_origins: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    skip_consent: bool,
+    signing_alg: Option<String>,
+    access_token_ttl: Option<i64>,
+}
+
+/// `GET /api/v1/admin/clients` (clients:read)
+pub async fn clients_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:read")?;
+    let list = clients::list_clients(&state, &principal.provider.tenant).await?;
+    Ok(data(
+        StatusCode::OK,
+        json!(list.iter().map(|c| c.to_json()).collect::<Vec<_>>()),
+    ))
+}
+
+/// `POST /api/v1/admin/clients` (clients:create) — the secret is in this answer only.
+pub async fn clients_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(b): Json<ClientBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:create")?;
+    let mut new = NewClient::new(&b.name);
+    new.public = b.public;
+    new.redirect_uris = b
+        .redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()?;
+    new.post_logout_redirect_uris = b
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()?;
+    if !b.grant_types.is_empty() {
+        new.grant_types = b
+            .grant_types
+            .iter()
+            .map(|g| {
+                GrantType::parse(g)
+                    .ok_or_else(|| ApiError::ValidationFailed(format!("unknown grant type {g:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if !b.scopes.is_empty() {
+        new.scopes = b.scopes;
+    }
+    new.allowed_origins = b.allowed_origins;
+    new.backchannel_logout_uri = b.backchannel_logout_uri;
+    new.skip_consent = b.skip_consent;
+    if let Some(alg) = b.signing_alg {
+        new.signing_alg = Alg::parse(&alg).ok_or_else(|| {
+            ApiError::ValidationFailed("signing_alg must be RS256, ES256 or EdDSA".into())
+        })?;
+    }
+    new.access_token_ttl = b.access_token_ttl;
+    let (client, secret) = clients::create_client(&state, &principal.provider.tenant, new).await?;
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.created",
+        ("client_id", &client.id),
+    );
+    let mut out = client.to_json();
+    if let Some(s) = secret {
+        out["client_secret"] = json!(s);
+    }
+    Ok(data(StatusCode::CREATED, out))
+}
+
+/// `GET /api/v1/admin/clients/{id}` (clients:read)
+pub async fn client_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:read")?;
+    let c = clients::find_client(&state, &principal.provider.tenant, path_id(&req))
+        .await?
+        .filter(|c| c.id != clients::first_party_client_id(&principal.provider.tenant))
+        .ok_or(ApiError::NotFound)?;
+    Ok(data(StatusCode::OK, c.to_json()))
+}
+
+/// `DELETE /api/v1/admin/clients/{id}` (clients:delete)
+pub async fn client_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:delete")?;
+    let id = path_id(&req);
+    if !clients::delete_client(&state, &principal.provider.tenant, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.deleted",
+        ("client_id", id),
+    );
+    Ok(data(StatusCode::OK, json!({ "deleted": true })))
+}
+
+/// `GET /api/v1/admin/users?limit=&cursor=` (users:read), in creation order.
+pub async fn users_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:read")?;
+    let q = query_params(&req);
+    let limit = q
+        .get("limit")
+        .and_then(|l| l.parse::<i64>().ok())
+        .unwrap_or(50)
+        .clamp(1, 200);
+    let cursor = q
+        .get("cursor")
+        .and_then(|c| c.split_once('.'))
+        .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id)));
+    let mut page =
+        accounts::list_users(&state, &principal.provider.tenant, cursor, limit + 1).await?;
+    let next = if page.len() as i64 > limit {
+        page.truncate(limit as usize);
+        page.last()
+            .map(|(u, created)| format!("{created}.{}", u.id))
+    } else {
+        None
+    };
+    let users: Vec<Value> = page.iter().map(|(u, _)| u.to_json()).collect();
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "data": users, "next_cursor": next })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct UserBody {
+    email: String,
+    password: Option<String>,
+    name: Option<String>,
+    roles: Vec<String>,
+}
+
+/// `POST /api/v1/admin/users` (users:create; with roles also users:roles:assign and every
+/// permission of those roles).
+pub async fn users_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(b): Json<UserBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:create")?;
+    let tenant = &principal.provider.tenant;
+    if !b.roles.is_empty() {
+        principal.require("users:roles:assign")?;
+        for name in &b.roles {
+            let role = rbac::find_role(&state, tenant, name)
+                .await?
+                .ok_or_else(|| {
+                    ApiError::ValidationFailed(format!("role {name:?} does not exist"))
+                })?;
+            let needed = rbac::role_permissions(&state, tenant, &role).await?;
+            let held = principal.permissions();
+            if !rbac::grants_all(&held, &needed) {
+                return Err(ApiError::InsufficientPermissions {
+                    required: needed,
+                    held,
+                });
+            }
+        }
+    }
+    let user = accounts::create_user(
+        &state,
+        tenant,
+        NewUser {
+            email: Email::parse(&b.email)?,
+            password: b.password.as_deref().map(Password::parse).transpose()?,
+            name: b.name,
+            email_verified: false,
+            roles: b.roles,
+        },
+    )
+    .await?;
+    record(
+        &state,
+        &req,
+        &principal,
+        "user.created",
+        ("user_id", &user.id),
+    );
+    Ok(data(StatusCode::CREATED, user.to_json()))
+}
+
+/// `GET /api/v1/admin/users/{id}` (users:read), with the user's effective roles.
+pub async fn user_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:read")?;
+    let tenant = &principal.provider.tenant;
+    let user = accounts::find_user(&state, tenant, path_id(&req))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let access = rbac::effective_access(&state, tenant, &user.id, "").await?;
+    let mut out = user.to_json();
+    out["roles"] = json!(access.roles);
+    out["permissions"] = json!(access.permissions);
+    Ok(data(StatusCode::OK, out))
+}
+
+/// `DELETE /api/v1/admin/users/{id}` (users:delete)
+pub async fn user_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:delete")?;
+    let id = path_id(&req);
+    if !accounts::delete_user(&state, &principal.provider.tenant, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    record(&state, &req, &principal, "user.deleted", ("user_id", id));
+    Ok(data(StatusCode::OK, json!({ "deleted": true })))
+}
+
+/// `GET /api/v1/admin/keys` (keys:read) — the published public keys.
+pub async fn keys_get(principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require("keys:read")?;
+    let jwks: Value = serde_json::from_slice(&principal.provider.keys.jwks)
+        .map_err(|e| ApiError::unexpected(&e))?;
+    Ok(data(StatusCode::OK, jwks))
+}
+
+/// `POST /api/v1/admin/keys/rotate` (keys:rotate)
+pub async fn keys_rotate_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("keys:rotate")?;
+    let tenant = &principal.provider.tenant;
+    let kids = keys::rotate_keys(&state, tenant).await?;
+    state.providers.invalidate(&tenant.slug);
+    record(
+        &state,
+        &req,
+        &principal,
+        "keys.rotated",
+        ("next_kids", &kids.join(" ")),
+    );
+    Ok(data(StatusCode::OK, json!({ "next_kids": kids })))
+}
+
+/// `GET /api/v1/admin/settings` (settings:read)
+pub async fn settings_get(principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require("settings:read")?;
+    Ok(data(
+        StatusCode::OK,
+        json!(principal.provider.tenant.settings),
+    ))
+}
+
+/// `PATCH /api/v1/admin/settings` (settings:update) — a JSON merge patch (RFC 7386).
+pub async fn settings_patch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(patch): Json<Value>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("settings:update")?;
+    let tenant = &principal.provider.tenant;
+    let mut current = json!(tenant.settings);
+    merge(&mut current, &patch);
+    let settings: TenantSettings = serde_json::from_value(current)
+        .map_err(|e| ApiError::ValidationFailed(format!("invalid settings: {e}")))?;
+    if settings.refresh_token_reuse_interval < 0 || settings.refresh_token_reuse_interval > 300 {
+        return Err(ApiError::ValidationFailed(
+            "refresh_token_reuse_interval must be 0-300 seconds".into(),
+        ));
+    }
+    if settings
+        .access_token_ttl
+        .is_some_and(|t| !(60..=clients::MAX_ACCESS_TOKEN_TTL).contains(&t))
+    {
+        return Err(ApiError::ValidationFailed(format!(
+            "access_token_ttl must be 60-{} seconds",
+            clients::MAX_ACCESS_TOKEN_TTL
+        )));
+    }
+    tenants::update_settings(&state, tenant, &settings).await?;
+    state.providers.invalidate(&tenant.slug);
+    record(
+        &state,
+        &req,
+        &principal,
+        "settings.updated",
+        (
+            "keys",
+            &patch
+                .as_object()
+                .map(|o| o.keys().cloned().collect::<Vec<_>>().join(" "))
+                .unwrap_or_default(),
+        ),
+    );
+    Ok(data(StatusCode::OK, json!(settings)))
+}
+
+fn merge(target: &mut Value, patch: &Value) {
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
+/// `GET /api/v1/admin/audit?event=&actor=&from=&to=&limit=&cursor=` (audit:read) — newest
+/// first; `from`/`to` are Unix seconds; `next_cursor` fetches the next page.
+pub async fn audit_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("audit:read")?;
+    let q = query_params(&req);
+    let number = |k: &str| -> Result<Option<i64>, ApiError> {
+        q.get(k)
+            .map(|v| {
+                v.parse::<i64>()
+                    .map_err(|_| ApiError::ValidationFailed(format!("{k} must be an integer")))
+            })
+            .transpose()
+    };
+    let before = match q.get("cursor") {
+        Some(c) => Some(
+            c.split_once('.')
+                .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id.to_string())))
+                .ok_or_else(|| ApiError::ValidationFailed("malformed cursor".into()))?,
+        ),
+        None => None,
+    };
+    let filter = AuditFilter {
+        event: q.get("event").map(str::to_string),
+        actor: q.get("actor").map(str::to_string),
+        from: number("from")?,
+        to: number("to")?,
+        before,
+    };
+    let limit = number("limit")?.unwrap_or(50).clamp(1, 500);
+    let (events, next) = audit::query(&state, &principal.provider.tenant, &filter, limit).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "data": events, "next_cursor": next })))
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+pub struct TenantBody {
+    slug: String,
+    name: Option<String>,
+}
+
+/// A platform API key (`apikey create --platform`), from `x-api-key` or Bearer.
+async fn platform_key(
+    state: &AppState,
+    req: &HttpRequest,
+    permission: &str,
+) -> Result<crate::api_keys::ApiKey, ApiError> {
+    let key = req
+        .headers()
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| crate::http::extractors::bearer_token(req))
+        .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
+    let k = crate::api_keys::verify(state, &key)
+        .await?
+        .filter(|k| k.tenant_id.is_none())
+        .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
+    let held = k.scopes.clone();
+    if !rbac::grants_all(&held, &[permission.to_string()]) {
+        return Err(ApiError::InsufficientPermissions {
+            required: vec![permission.into()],
+            held,
+        });
+    }
+    Ok(k)
+}
+
+/// `POST /api/v1/admin/tenants` (platform key with tenants:create)
+pub async fn tenants_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    Json(b): Json<TenantBody>,
+) -> Result<HttpResponse, ApiError> {
+    let k = platform_key(&state, &req, "tenants:create").await?;
+    let slug = TenantSlug::parse(&b.slug)?;
+    let t = tenants::create_tenant(&state, &slug, b.name.as_deref()).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("tenant.created", Some(&t)).actor(Some(&format!("apikey:{}", k.id))),
+        &audit_context(&req),
+    );
+    Ok(data(
+        StatusCode::CREATED,
+        json!({ "id": t.id, "slug": t.slug, "name": t.name, "issuer": crate::provider::issuer_for(&state.config.public_url, &t.slug) }),
+    ))
+}
+
+/// `GET /api/v1/admin/tenants` (platform key with tenants:read)
+pub async fn tenants_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, ApiError> {
+    platform_key(&state, &req, "tenants:read").await?;
+    let list = tenants::list_tenants(&state).await?;
+    Ok(data(
+        StatusCode::OK,
+        json!(list
+            .iter()
+            .map(|t| json!({ "id": t.id, "slug": t.slug, "name": t.name, "issuer": crate::provider::issuer_for(&state.config.public_url, &t.slug) }))
+            .collect::<Vec<_>>()),
+    ))
+}
