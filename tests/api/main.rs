@@ -14,6 +14,7 @@ mod discovery;
 mod first_party;
 mod flow;
 mod helpers;
+mod isolation;
 mod keys;
 mod logout;
 mod parameters;
