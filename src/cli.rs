@@ -364,7 +364,13 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             inherits,
         }) => {
             let tenant = tenant_by_slug(state, &tenant).await?;
-            let role = rbac::create_role(state, &tenant, &name, &permissions, &inherits).await?;
+            let new = rbac::NewRole {
+                name,
+                permissions: permissions.clone(),
+                inherits: inherits.clone(),
+                ..rbac::NewRole::default()
+            };
+            let role = rbac::create_role(state, &tenant, new).await?;
             audit::record_now(
                 state,
                 AuditEvent::new("role.created", Some(&tenant)).detail("role", role.name.as_str()),

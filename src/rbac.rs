@@ -90,14 +90,24 @@ pub async fn find_role(
     storage::roles::find_role_by_name(&state.pool, &tenant.id, "", name).await
 }
 
-/// Creates a tenant-wide role. Inherited roles must exist (so no cycle can form).
+/// A role to create: tenant-wide, or an app role scoped to one client (seed 004).
+#[derive(Debug, Clone, Default)]
+pub struct NewRole {
+    pub name: String,
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub inherits: Vec<String>,
+    pub client_id: Option<String>,
+}
+
+/// Creates a role. Inherited roles must already exist (so no cycle can ever form); an app
+/// role may inherit roles of its client or tenant-wide ones.
 pub async fn create_role(
     state: &AppState,
     tenant: &Tenant,
-    name: &str,
-    permissions: &[String],
-    inherits: &[String],
+    new: NewRole,
 ) -> Result<RoleRow, RbacError> {
+    let name = new.name.as_str();
     if name.is_empty()
         || name.len() > 100
         || !name
@@ -108,12 +118,28 @@ pub async fn create_role(
             "role name must be 1-100 characters of letters, digits, '_', '.', '-'".into(),
         ));
     }
-    let perms = permissions
+    if new.description.len() > 500 {
+        return Err(RbacError::Invalid(
+            "description must be at most 500 characters".into(),
+        ));
+    }
+    let client_id = new.client_id.unwrap_or_default();
+    if !client_id.is_empty()
+        && storage::clients::find_client(&state.pool, &tenant.id, &client_id)
+            .await?
+            .is_none()
+    {
+        return Err(RbacError::NotFound("client"));
+    }
+    let perms = new
+        .permissions
         .iter()
         .map(|p| Permission::parse(p).map(|p| p.0))
         .collect::<Result<Vec<_>, _>>()?;
-    for parent in inherits {
-        if find_role(state, tenant, parent).await?.is_none() {
+    for parent in &new.inherits {
+        let own =
+            storage::roles::find_role_by_name(&state.pool, &tenant.id, &client_id, parent).await?;
+        if own.is_none() && find_role(state, tenant, parent).await?.is_none() {
             return Err(RbacError::Invalid(format!(
                 "inherited role {parent:?} does not exist"
             )));
@@ -122,11 +148,11 @@ pub async fn create_role(
     let row = RoleRow {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id.clone(),
-        client_id: String::new(),
+        client_id,
         name: name.to_string(),
-        description: String::new(),
+        description: new.description.clone(),
         permissions: json_list(&perms),
-        inherits: json_list(inherits),
+        inherits: json_list(&new.inherits),
         created_at: storage::now(),
     };
     match storage::roles::insert_role(&state.pool, &row).await {
@@ -134,6 +160,80 @@ pub async fn create_role(
         Err(e) if storage::is_unique_violation(&e) => Err(RbacError::AlreadyExists),
         Err(e) => Err(e.into()),
     }
+}
+
+/// A tenant-wide role, or an app role of `client_id`.
+pub async fn find_scoped_role(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: Option<&str>,
+    name: &str,
+) -> Result<Option<RoleRow>, sqlx::Error> {
+    storage::roles::find_role_by_name(&state.pool, &tenant.id, client_id.unwrap_or(""), name).await
+}
+
+/// A documented starting set of roles a tenant can import.
+pub struct Template {
+    pub name: &'static str,
+    pub description: &'static str,
+    pub roles: &'static [(
+        &'static str,
+        &'static str,
+        &'static [&'static str],
+        &'static [&'static str],
+    )],
+}
+
+/// Role templates (name, description, permissions, inherits per role).
+pub const TEMPLATES: [Template; 2] = [
+    Template {
+        name: "financial-institution",
+        description: "Payments institution roles (treasury, operator, securities, forex, viewer, auditor); admin is built in",
+        roles: &[
+            ("viewer", "Read-only access", &["transactions:read", "settlements:read", "str:balance:read", "securities:read", "forex:read", "cash:read"], &[]),
+            ("auditor", "Compliance auditor: read all and generate extracts", &["extracts:create", "audit:read"], &["viewer"]),
+            ("operator", "Transaction operator (TED, DOC)", &["transactions:create", "transactions:cancel", "ted:create", "doc:create"], &["viewer"]),
+            ("treasury", "Treasury operations: STR, TED, DOC, balance, settlements", &["str:*", "ted:*", "doc:*", "settlements:*", "transactions:*", "cash:create"], &["viewer"]),
+            ("securities", "Securities desk: SEL, CTP", &["securities:*", "sel:*", "ctp:*"], &["viewer"]),
+            ("forex", "FX desk: CAM", &["forex:*", "cam:*"], &["viewer"]),
+        ],
+    },
+    Template {
+        name: "analytics-platform",
+        description: "Viewer, analyst; admin is built in",
+        roles: &[
+            ("viewer", "Read own data", &["data:read"], &[]),
+            ("analyst", "Upload, process, chat, export", &["data:upload", "data:process", "chat:use", "data:export"], &["viewer"]),
+        ],
+    },
+];
+
+/// Creates the roles of a template that do not exist yet; returns the names created.
+pub async fn import_template(
+    state: &AppState,
+    tenant: &Tenant,
+    template: &str,
+) -> Result<Vec<String>, RbacError> {
+    let t = TEMPLATES
+        .iter()
+        .find(|t| t.name == template)
+        .ok_or_else(|| RbacError::Invalid(format!("unknown template {template:?}")))?;
+    let mut created = Vec::new();
+    for (name, description, perms, inherits) in t.roles {
+        if find_role(state, tenant, name).await?.is_some() {
+            continue;
+        }
+        let new = NewRole {
+            name: name.to_string(),
+            description: description.to_string(),
+            permissions: perms.iter().map(|p| p.to_string()).collect(),
+            inherits: inherits.iter().map(|p| p.to_string()).collect(),
+            client_id: None,
+        };
+        create_role(state, tenant, new).await?;
+        created.push(name.to_string());
+    }
+    Ok(created)
 }
 
 /// Everything Portcullis itself checks (SPEC "Permissions Portcullis itself checks").

@@ -417,3 +417,136 @@ async fn an_api_key_of_another_tenant_fails_like_garbage() {
         .unwrap();
     assert_eq!(r.status(), 200, "the key works at its own tenant");
 }
+
+#[tokio::test]
+async fn a_documented_role_template_can_be_imported() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    let admin = app.login("admin@acme.test").await;
+    let (s, templates) = call(
+        &app,
+        reqwest::Method::GET,
+        "/api/v1/rbac/templates",
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(templates["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|t| t["name"] == "financial-institution"));
+    let (s, out) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/roles/import",
+        &admin,
+        Some(json!({"template": "financial-institution"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{out}");
+    assert_eq!(
+        out["data"]["created"],
+        json!([
+            "viewer",
+            "auditor",
+            "operator",
+            "treasury",
+            "securities",
+            "forex"
+        ])
+    );
+    let (_, again) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/roles/import",
+        &admin,
+        Some(json!({"template": "financial-institution"})),
+    )
+    .await;
+    assert_eq!(
+        again["data"]["created"],
+        json!([]),
+        "importing twice creates nothing"
+    );
+    let user = app.create_user("op@acme.test").await;
+    call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/assign",
+        &admin,
+        Some(json!({"user_id": user, "role": "operator"})),
+    )
+    .await;
+    let claims = jwt_claims(&app.login("op@acme.test").await);
+    assert_eq!(claims["roles"], json!(["operator", "viewer"]));
+    assert!(claims["permissions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("transactions:read")));
+    let (s, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/roles/import",
+        &admin,
+        Some(json!({"template": "nope"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (422, json!("VALIDATION_FAILED"))
+    );
+}
+
+#[tokio::test]
+async fn app_roles_apply_only_to_tokens_of_their_client() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    let admin = app.login("admin@acme.test").await;
+    let c = app.create_client(ClientOptions::default()).await;
+    let user = app.create_user("ana@example.com").await;
+    let (s, role) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/roles",
+        &admin,
+        Some(json!({"name": "editor", "permissions": ["docs:edit"], "client_id": c.id})),
+    )
+    .await;
+    assert_eq!(s, 201, "{role}");
+    assert_eq!(role["data"]["client_id"], c.id);
+    let (s, _) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/assign",
+        &admin,
+        Some(json!({"user_id": user, "role": "editor", "client_id": c.id})),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let tokens = app.tokens_for(&c, "ana@example.com").await;
+    let at = jwt_claims(tokens["access_token"].as_str().unwrap());
+    assert_eq!(at["roles"], json!(["editor"]));
+    assert_eq!(at["permissions"], json!(["docs:edit"]));
+    let first_party = jwt_claims(&app.login("ana@example.com").await);
+    assert_eq!(
+        first_party["roles"],
+        json!([]),
+        "not the client's token: no app role"
+    );
+    let (s, body) = call(
+        &app,
+        reqwest::Method::POST,
+        "/api/v1/rbac/roles",
+        &admin,
+        Some(json!({"name": "x", "permissions": ["a:b"], "client_id": "no-such-client"})),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (422, json!("VALIDATION_FAILED"))
+    );
+}

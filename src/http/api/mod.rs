@@ -37,6 +37,11 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(rbac::permissions_get),
         )
         .route("/api/v1/rbac/assign", web::post().to(rbac::assign_post))
+        .route("/api/v1/rbac/templates", web::get().to(rbac::templates_get))
+        .route(
+            "/api/v1/rbac/roles/import",
+            web::post().to(rbac::import_post),
+        )
         .route("/api/v1/apikeys", web::post().to(api_keys::create_post))
         .route("/api/v1/apikeys", web::get().to(api_keys::list_get))
         .route(

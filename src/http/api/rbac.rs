@@ -39,13 +39,15 @@ pub async fn roles_get(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Default)]
+#[serde(default)]
 pub struct RoleBody {
-    name: Option<String>,
-    #[serde(default)]
+    name: String,
+    description: String,
     permissions: Vec<String>,
-    #[serde(default)]
     inherits: Vec<String>,
+    /// An app role, scoped to this client.
+    client_id: Option<String>,
 }
 
 /// `POST /api/v1/rbac/roles` (roles:create)
@@ -56,15 +58,14 @@ pub async fn roles_post(
     Json(body): Json<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("roles:create")?;
-    let name = body.name.unwrap_or_default();
-    let role = rbac::create_role(
-        &state,
-        &principal.provider.tenant,
-        &name,
-        &body.permissions,
-        &body.inherits,
-    )
-    .await?;
+    let new = rbac::NewRole {
+        name: body.name,
+        description: body.description,
+        permissions: body.permissions,
+        inherits: body.inherits,
+        client_id: body.client_id,
+    };
+    let role = rbac::create_role(&state, &principal.provider.tenant, new).await?;
     audit::record(
         &state,
         AuditEvent::new("role.created", Some(&principal.provider.tenant))
@@ -96,6 +97,8 @@ pub async fn permissions_get(
 pub struct AssignBody {
     user_id: Option<String>,
     role: Option<String>,
+    /// For an app role: its client.
+    client_id: Option<String>,
 }
 
 /// `POST /api/v1/rbac/assign` `{"user_id","role"}` (users:roles:assign). Nobody grants a
@@ -113,7 +116,7 @@ pub async fn assign_post(
         ));
     };
     let tenant = &principal.provider.tenant;
-    let role = rbac::find_role(&state, tenant, &role_name)
+    let role = rbac::find_scoped_role(&state, tenant, body.client_id.as_deref(), &role_name)
         .await?
         .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
     let needed = rbac::role_permissions(&state, tenant, &role).await?;
@@ -136,5 +139,50 @@ pub async fn assign_post(
     Ok(data(
         StatusCode::OK,
         json!({ "user_id": user_id, "role": role.name }),
+    ))
+}
+
+#[derive(Deserialize)]
+pub struct ImportBody {
+    template: Option<String>,
+}
+
+/// `GET /api/v1/rbac/templates` (roles:read) — the role templates a tenant can import.
+pub async fn templates_get(principal: Principal) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:read")?;
+    let list: Vec<serde_json::Value> = rbac::TEMPLATES
+        .iter()
+        .map(|t| {
+            json!({
+                "name": t.name,
+                "description": t.description,
+                "roles": t.roles.iter().map(|(n, d, p, i)| json!({"name": n, "description": d, "permissions": p, "inherits": i})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(data(StatusCode::OK, json!(list)))
+}
+
+/// `POST /api/v1/rbac/roles/import` `{"template"}` (roles:create) — creates the template's
+/// roles that do not exist yet.
+pub async fn import_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<ImportBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:create")?;
+    let template = body.template.unwrap_or_default();
+    let created = rbac::import_template(&state, &principal.provider.tenant, &template).await?;
+    audit::record(
+        &state,
+        AuditEvent::new("role.template_imported", Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail("template", template.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(
+        StatusCode::OK,
+        json!({ "template": template, "created": created }),
     ))
 }
