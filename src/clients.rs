@@ -205,13 +205,11 @@ fn is_scope_token(s: &str) -> bool {
             .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
 }
 
-/// Registers a client. Confidential clients get a server-generated secret, returned here
-/// once and stored only as its digest.
-pub async fn create_client(
-    state: &AppState,
+/// Validates a registration and builds its row, with the secret of a confidential client.
+fn new_client_row(
     tenant: &Tenant,
-    new: NewClient,
-) -> Result<(Client, Option<String>), ClientError> {
+    new: &NewClient,
+) -> Result<(ClientRow, Option<String>), ClientError> {
     if new.name.trim().is_empty() || new.name.len() > 200 {
         return Err(ClientError::Invalid(
             "client name must be 1-200 characters".into(),
@@ -289,9 +287,87 @@ pub async fn create_client(
         access_token_ttl: new.access_token_ttl,
         created_at: now,
         updated_at: now,
+        registration_token_hash: None,
     };
+    Ok((row, secret))
+}
+
+/// Registers a client. Confidential clients get a server-generated secret, returned here
+/// once and stored only as its digest.
+pub async fn create_client(
+    state: &AppState,
+    tenant: &Tenant,
+    new: NewClient,
+) -> Result<(Client, Option<String>), ClientError> {
+    let (row, secret) = new_client_row(tenant, &new)?;
     storage::clients::insert_client(&state.pool, &row).await?;
     Ok((Client::from(row), secret))
+}
+
+/// A dynamically registered client (RFC 7591): its secret and its registration access
+/// token (RFC 7592), both shown only here.
+pub struct Registered {
+    pub client: Client,
+    pub secret: Option<String>,
+    pub registration_token: String,
+    pub issued_at: i64,
+}
+
+pub async fn register_client(
+    state: &AppState,
+    tenant: &Tenant,
+    new: NewClient,
+) -> Result<Registered, ClientError> {
+    let (mut row, secret) = new_client_row(tenant, &new)?;
+    let token = format!("rat_{}", crypto::random_token(32));
+    row.registration_token_hash = Some(crypto::token_digest(&token));
+    storage::clients::insert_client(&state.pool, &row).await?;
+    Ok(Registered {
+        issued_at: row.created_at,
+        client: Client::from(row),
+        secret,
+        registration_token: token,
+    })
+}
+
+/// The dynamically registered client a registration access token belongs to.
+pub async fn authenticate_registration(
+    state: &AppState,
+    tenant: &Tenant,
+    client_id: &str,
+    token: &str,
+) -> Result<Client, ClientError> {
+    let row = storage::clients::find_client(&state.pool, &tenant.id, client_id)
+        .await?
+        .ok_or(ClientError::InvalidClient)?;
+    match &row.registration_token_hash {
+        Some(stored)
+            if crypto::constant_time_eq(
+                stored.as_bytes(),
+                crypto::token_digest(token).as_bytes(),
+            ) =>
+        {
+            Ok(Client::from(row))
+        }
+        _ => Err(ClientError::InvalidClient),
+    }
+}
+
+/// Replaces a registered client's metadata (RFC 7592 §2.2); id, secret and type stay.
+pub async fn update_registration(
+    state: &AppState,
+    tenant: &Tenant,
+    client: &Client,
+    mut new: NewClient,
+) -> Result<Client, ClientError> {
+    new.public = !client.confidential;
+    let (mut row, _) = new_client_row(tenant, &new)?;
+    row.client_id = client.id.clone();
+    storage::clients::update_client(&state.pool, &row).await?;
+    state.clients.invalidate(&tenant.id, &client.id);
+    find_client(state, tenant, &client.id)
+        .await?
+        .ok_or(ClientError::InvalidClient)
 }
 
 /// The id of a tenant's built-in first-party client, which the JSON API (`/api/v1/auth/*`)
@@ -331,6 +407,7 @@ pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Cli
         access_token_ttl: None,
         created_at: now,
         updated_at: now,
+        registration_token_hash: None,
     };
     match storage::clients::insert_client(&state.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),

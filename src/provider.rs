@@ -67,12 +67,10 @@ pub fn issuer_for(public_url: &str, slug: &str) -> String {
 }
 
 /// OpenID Connect Discovery 1.0 §3 (and RFC 8414): every value listed is one we honour.
-/// (`_tenant` will decide per-tenant entries such as `registration_endpoint`, advertised
-/// once dynamic registration is served.)
-pub fn discovery_document(issuer: &str, _tenant: &Tenant) -> serde_json::Value {
+pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
     let e = |p: &str| format!("{issuer}{p}");
     let algs: Vec<&str> = Alg::ALL.iter().map(|a| a.as_str()).collect();
-    let doc = json!({
+    let mut doc = json!({
         "issuer": issuer,
         "authorization_endpoint": e("/authorize"),
         "token_endpoint": e("/token"),
@@ -106,6 +104,9 @@ pub fn discovery_document(issuer: &str, _tenant: &Tenant) -> serde_json::Value {
         "frontchannel_logout_supported": false,
         "access_token_signing_alg_values_supported": algs,
     });
+    if tenant.settings.registration_enabled {
+        doc["registration_endpoint"] = json!(e("/register"));
+    }
     doc
 }
 

@@ -51,6 +51,9 @@ pub struct TenantSettings {
     pub branding: Branding,
     /// Dynamic client registration (RFC 7591) enabled for this tenant.
     pub registration_enabled: bool,
+    /// Registration needs an initial access token: an API key of the tenant holding
+    /// `clients:create`.
+    pub registration_token_required: bool,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]

@@ -10,6 +10,7 @@ pub mod health;
 pub mod middleware;
 pub mod oidc;
 pub mod pages;
+pub mod register;
 
 /// Routes of one tenant, mounted under `/t/{tenant}` and, for the default tenant, at the root.
 pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
@@ -36,6 +37,19 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/logout", web::get().to(pages::logout))
     .route("/logout", web::post().to(pages::logout))
     .route("/branding.css", web::get().to(pages::branding_css))
+    .route("/register", web::post().to(register::register_post))
+    .route(
+        "/register/{client_id}",
+        web::get().to(register::registration_get),
+    )
+    .route(
+        "/register/{client_id}",
+        web::put().to(register::registration_put),
+    )
+    .route(
+        "/register/{client_id}",
+        web::delete().to(register::registration_delete),
+    )
     .configure(api::routes);
 }
 

@@ -19,5 +19,6 @@ mod keys;
 mod logout;
 mod parameters;
 mod rbac_and_keys;
+mod registration;
 mod review;
 mod tokens;
