@@ -52,6 +52,8 @@ pub enum Command {
     },
     /// Apply database migrations.
     Migrate,
+    /// Print the OpenAPI document of the JSON APIs.
+    Openapi,
     /// Manage tenants.
     #[command(subcommand)]
     Tenant(TenantCommand),
@@ -204,6 +206,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let json_out = cli.json;
     match cli.command {
         Command::Serve { demo } => serve(config, demo, json_out).await,
+        Command::Openapi => {
+            println!("{}", crate::http::openapi::document());
+            Ok(())
+        }
         Command::Migrate => {
             let state = startup::open_state(config).await?;
             print(
@@ -423,7 +429,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 "expires_at": crate::api_keys::format_instant(k.expires_at),
             }))
         }
-        Command::Serve { .. } | Command::Migrate => {
+        Command::Serve { .. } | Command::Migrate | Command::Openapi => {
             Err(anyhow::anyhow!("not an administration command"))
         }
     }

@@ -56,6 +56,7 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
+        let openapi = web::Data::new(http::openapi::OpenApiJson(http::openapi::document()));
         let default_tenant = state.config.default_tenant.is_some();
         let max_body = state.config.max_body_bytes;
         let workers = match state.config.workers {
@@ -65,6 +66,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
+                .app_data(openapi.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(from_fn(http::middleware::request_context))
                 .configure(|cfg| http::routes(cfg, default_tenant, demo))

@@ -9,6 +9,7 @@ pub mod extractors;
 pub mod health;
 pub mod middleware;
 pub mod oidc;
+pub mod openapi;
 pub mod pages;
 pub mod register;
 
@@ -56,6 +57,7 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
 /// The whole application's routes.
 pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
     cfg.route("/health", web::get().to(health::health))
+        .route("/openapi.json", web::get().to(openapi::openapi_get))
         .route("/ready", web::get().to(health::ready))
         .route("/static/{file}", web::get().to(pages::static_file));
     if demo {

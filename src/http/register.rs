@@ -20,7 +20,7 @@ use crate::state::AppState;
 
 /// Client metadata (RFC 7591 §2, OpenID Connect Registration §2, RP-Initiated and
 /// Back-Channel Logout).
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct Metadata {
     redirect_uris: Vec<String>,
@@ -142,6 +142,18 @@ fn enabled(p: &Provider) -> Result<(), OAuthError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/register",
+    tag = "registration",
+    params(crate::http::openapi::TenantPath),
+    request_body = Metadata,
+    responses(
+        (status = 201, description = "Client id, secret and registration access token"),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "Missing or invalid (initial or registration) access token")
+    ),
+)]
 /// `POST {issuer}/register` (RFC 7591 §3)
 pub async fn register_post(
     state: web::Data<AppState>,
@@ -206,6 +218,17 @@ async fn registered(
         .map_err(|_| BearerChallenge::from(crate::tokens::BearerError::Invalid).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/register/{client_id}",
+    tag = "registration",
+    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    responses(
+        (status = 200, description = "Registered metadata"),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "Missing or invalid (initial or registration) access token")
+    ),
+)]
 /// `GET {issuer}/register/{client_id}` (RFC 7592 §2.1)
 pub async fn registration_get(
     state: web::Data<AppState>,
@@ -218,6 +241,18 @@ pub async fn registration_get(
         .json(metadata_json(&p, &c)))
 }
 
+#[utoipa::path(
+    put,
+    path = "/t/{tenant}/register/{client_id}",
+    tag = "registration",
+    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    request_body = Metadata,
+    responses(
+        (status = 200, description = "Updated metadata"),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "Missing or invalid (initial or registration) access token")
+    ),
+)]
 /// `PUT {issuer}/register/{client_id}` (RFC 7592 §2.2) — replaces the metadata.
 pub async fn registration_put(
     state: web::Data<AppState>,
@@ -243,6 +278,17 @@ pub async fn registration_put(
         .json(metadata_json(&p, &updated)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/register/{client_id}",
+    tag = "registration",
+    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 401, description = "Missing or invalid (initial or registration) access token")
+    ),
+)]
 /// `DELETE {issuer}/register/{client_id}` (RFC 7592 §2.3)
 pub async fn registration_delete(
     state: web::Data<AppState>,

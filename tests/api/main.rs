@@ -17,6 +17,7 @@ mod helpers;
 mod isolation;
 mod keys;
 mod logout;
+mod openapi;
 mod parameters;
 mod rbac_and_keys;
 mod registration;

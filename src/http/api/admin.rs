@@ -14,6 +14,8 @@ use crate::clients::{self, ClientError, GrantType, NewClient, RedirectUri};
 use crate::error::ApiError;
 use crate::http::api::{data, Json, Principal};
 use crate::http::extractors::{audit_context, query_params};
+#[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
+use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::keys::{self, Alg};
 use crate::rbac;
 use crate::state::AppState;
@@ -61,7 +63,7 @@ fn record(
     );
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ClientBody {
     name: String,
@@ -77,6 +79,18 @@ pub struct ClientBody {
     access_token_ttl: Option<i64>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/clients",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Clients (clients:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/clients` (clients:read)
 pub async fn clients_get(
     state: web::Data<AppState>,
@@ -90,6 +104,20 @@ pub async fn clients_get(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/clients",
+    tag = "admin",
+    params(TenantPath),
+    request_body = ClientBody,
+    responses(
+        (status = 201, description = "Created; client_secret shown only here (clients:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/admin/clients` (clients:create) — the secret is in this answer only.
 pub async fn clients_post(
     state: web::Data<AppState>,
@@ -147,6 +175,19 @@ pub async fn clients_post(
     Ok(data(StatusCode::CREATED, out))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Client (clients:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/clients/{id}` (clients:read)
 pub async fn client_get(
     state: web::Data<AppState>,
@@ -161,6 +202,19 @@ pub async fn client_get(
     Ok(data(StatusCode::OK, c.to_json()))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Deleted (clients:delete)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `DELETE /api/v1/admin/clients/{id}` (clients:delete)
 pub async fn client_delete(
     state: web::Data<AppState>,
@@ -182,6 +236,18 @@ pub async fn client_delete(
     Ok(data(StatusCode::OK, json!({ "deleted": true })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/users",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "A page of users (users:read); query: limit, cursor", body = PageEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/users?limit=&cursor=` (users:read), in creation order.
 pub async fn users_get(
     state: web::Data<AppState>,
@@ -214,7 +280,7 @@ pub async fn users_get(
         .json(json!({ "data": users, "next_cursor": next })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UserBody {
     email: String,
@@ -223,6 +289,21 @@ pub struct UserBody {
     roles: Vec<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/users",
+    tag = "admin",
+    params(TenantPath),
+    request_body = UserBody,
+    responses(
+        (status = 201, description = "Created (users:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/admin/users` (users:create; with roles also users:roles:assign and every
 /// permission of those roles).
 pub async fn users_post(
@@ -273,6 +354,19 @@ pub async fn users_post(
     Ok(data(StatusCode::CREATED, user.to_json()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/users/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "User with roles (users:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/users/{id}` (users:read), with the user's effective roles.
 pub async fn user_get(
     state: web::Data<AppState>,
@@ -291,6 +385,19 @@ pub async fn user_get(
     Ok(data(StatusCode::OK, out))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/api/v1/admin/users/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Deleted (users:delete)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `DELETE /api/v1/admin/users/{id}` (users:delete)
 pub async fn user_delete(
     state: web::Data<AppState>,
@@ -306,6 +413,18 @@ pub async fn user_delete(
     Ok(data(StatusCode::OK, json!({ "deleted": true })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/keys",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Published signing keys (keys:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/keys` (keys:read) — the published public keys.
 pub async fn keys_get(principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require("keys:read")?;
@@ -314,6 +433,18 @@ pub async fn keys_get(principal: Principal) -> Result<HttpResponse, ApiError> {
     Ok(data(StatusCode::OK, jwks))
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/keys/rotate",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Rotated (keys:rotate)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/admin/keys/rotate` (keys:rotate)
 pub async fn keys_rotate_post(
     state: web::Data<AppState>,
@@ -334,6 +465,18 @@ pub async fn keys_rotate_post(
     Ok(data(StatusCode::OK, json!({ "next_kids": kids })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/settings",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Tenant settings (settings:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/settings` (settings:read)
 pub async fn settings_get(principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require("settings:read")?;
@@ -343,6 +486,20 @@ pub async fn settings_get(principal: Principal) -> Result<HttpResponse, ApiError
     ))
 }
 
+#[utoipa::path(
+    patch,
+    path = "/t/{tenant}/api/v1/admin/settings",
+    tag = "admin",
+    params(TenantPath),
+    request_body = Object,
+    responses(
+        (status = 200, description = "Updated settings (settings:update); body: JSON merge patch", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `PATCH /api/v1/admin/settings` (settings:update) — a JSON merge patch (RFC 7386).
 pub async fn settings_patch(
     state: web::Data<AppState>,
@@ -403,6 +560,19 @@ fn merge(target: &mut Value, patch: &Value) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/audit",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Audit events, newest first (audit:read); query: event, actor, from, to, limit, cursor", body = PageEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/audit?event=&actor=&from=&to=&limit=&cursor=` (audit:read) — newest
 /// first; `from`/`to` are Unix seconds; `next_cursor` fetches the next page.
 pub async fn audit_get(
@@ -442,7 +612,7 @@ pub async fn audit_get(
         .json(json!({ "data": events, "next_cursor": next })))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct TenantBody {
     slug: String,
@@ -476,6 +646,20 @@ async fn platform_key(
     Ok(k)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/tenants",
+    tag = "platform",
+    request_body = TenantBody,
+    responses(
+        (status = 201, description = "Created (platform key with tenants:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/admin/tenants` (platform key with tenants:create)
 pub async fn tenants_post(
     state: web::Data<AppState>,
@@ -496,6 +680,17 @@ pub async fn tenants_post(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/tenants",
+    tag = "platform",
+    responses(
+        (status = 200, description = "Tenants (platform key with tenants:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/admin/tenants` (platform key with tenants:read)
 pub async fn tenants_get(
     state: web::Data<AppState>,

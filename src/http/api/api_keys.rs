@@ -10,10 +10,12 @@ use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
 use crate::http::api::{data, Json, Principal};
 use crate::http::extractors::{audit_context, TenantProvider};
+#[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
+use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::rbac;
 use crate::state::AppState;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct CreateBody {
     name: Option<String>,
     scopes: Option<Vec<String>>,
@@ -26,6 +28,20 @@ fn with_secret(k: &ApiKey, key: &str) -> serde_json::Value {
     v
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/apikeys",
+    tag = "apikeys",
+    params(TenantPath),
+    request_body = CreateBody,
+    responses(
+        (status = 201, description = "The key, shown only here (apikeys:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/apikeys` (apikeys:create). A key holds only permissions its creator holds.
 pub async fn create_post(
     state: web::Data<AppState>,
@@ -64,6 +80,18 @@ pub async fn create_post(
     Ok(data(StatusCode::CREATED, with_secret(&k, &key)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/apikeys",
+    tag = "apikeys",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Keys with usage, never secrets (apikeys:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/apikeys` (apikeys:read) — never the secrets.
 pub async fn list_get(
     state: web::Data<AppState>,
@@ -75,11 +103,26 @@ pub async fn list_get(
     Ok(data(StatusCode::OK, json!(keys)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RotateBody {
     grace_period_hours: Option<i64>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/apikeys/{id}/rotate",
+    tag = "apikeys",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    request_body = RotateBody,
+    responses(
+        (status = 200, description = "The new key (apikeys:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/apikeys/{id}/rotate` (apikeys:create) — a new secret; the old one works
 /// for the grace period (default 24 h).
 pub async fn rotate_post(
@@ -102,6 +145,19 @@ pub async fn rotate_post(
     Ok(data(StatusCode::OK, with_secret(&k, &key)))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/api/v1/apikeys/{id}",
+    tag = "apikeys",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Revoked (apikeys:revoke)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `DELETE /api/v1/apikeys/{id}` (apikeys:revoke)
 pub async fn revoke_delete(
     state: web::Data<AppState>,
@@ -125,11 +181,22 @@ fn key_id(req: &HttpRequest) -> &str {
     req.match_info().get("id").unwrap_or("")
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct VerifyBody {
     key: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/apikeys/verify",
+    tag = "apikeys",
+    params(TenantPath),
+    request_body = VerifyBody,
+    responses(
+        (status = 200, description = "Whether the key is live here (valid), and its claims", body = DataEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+)]
 /// `POST /api/v1/apikeys/verify` `{"key"}` — no authentication (seed 004): whether the key
 /// is live for this tenant, and its claims.
 pub async fn verify_post(

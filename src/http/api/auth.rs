@@ -10,10 +10,12 @@ use crate::error::ApiError;
 use crate::first_party::{self, LoginError};
 use crate::http::api::{data, Json, Principal};
 use crate::http::extractors::{audit_context, TenantProvider};
+#[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
+use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::state::AppState;
 use crate::tokens::{self, TokenResponse};
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     username: Option<String>,
     email: Option<String>,
@@ -30,6 +32,18 @@ fn token_data(t: &TokenResponse) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/login",
+    tag = "auth",
+    params(TenantPath),
+    request_body = LoginBody,
+    responses(
+        (status = 200, description = "Tokens", body = TokenEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+)]
 /// `POST /api/v1/auth/login` `{"username"|"email", "password"}`
 pub async fn login_post(
     state: web::Data<AppState>,
@@ -51,11 +65,23 @@ pub async fn login_post(
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RefreshBody {
     refresh_token: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/refresh",
+    tag = "auth",
+    params(TenantPath),
+    request_body = RefreshBody,
+    responses(
+        (status = 200, description = "New tokens; the presented refresh token is used up", body = TokenEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+)]
 /// `POST /api/v1/auth/refresh` `{"refresh_token"}` — rotation; reuse revokes the family.
 pub async fn refresh_post(
     state: web::Data<AppState>,
@@ -71,11 +97,24 @@ pub async fn refresh_post(
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct RevokeBody {
     token: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/revoke",
+    tag = "auth",
+    params(TenantPath),
+    request_body = RevokeBody,
+    responses(
+        (status = 200, description = "Revoked", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/auth/revoke` `{"token"}` — an access or refresh token of the caller.
 pub async fn revoke_post(
     state: web::Data<AppState>,
@@ -98,6 +137,17 @@ pub async fn revoke_post(
     Ok(data(StatusCode::OK, json!({ "revoked": true })))
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/logout",
+    tag = "auth",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Every refresh token of the user revoked", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/auth/logout` — revokes every refresh token of the caller and this token.
 pub async fn logout_post(
     state: web::Data<AppState>,
@@ -117,6 +167,17 @@ pub async fn logout_post(
     Ok(data(StatusCode::OK, json!({ "logged_out": true })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/auth/me",
+    tag = "auth",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "The signed-in user, roles and permissions", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/auth/me` — the caller's profile, roles and permissions.
 pub async fn me_get(
     state: web::Data<AppState>,

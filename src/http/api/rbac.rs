@@ -11,6 +11,8 @@ use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
 use crate::http::api::{data, Json, Principal};
 use crate::http::extractors::audit_context;
+#[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
+use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::rbac;
 use crate::state::AppState;
 use crate::storage::{parse_list, roles::RoleRow};
@@ -26,6 +28,18 @@ fn role_json(r: &RoleRow) -> serde_json::Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/rbac/roles",
+    tag = "rbac",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Roles (roles:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/rbac/roles` (roles:read)
 pub async fn roles_get(
     state: web::Data<AppState>,
@@ -39,7 +53,7 @@ pub async fn roles_get(
     ))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct RoleBody {
     name: String,
@@ -50,6 +64,21 @@ pub struct RoleBody {
     client_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/rbac/roles",
+    tag = "rbac",
+    params(TenantPath),
+    request_body = RoleBody,
+    responses(
+        (status = 201, description = "Created (roles:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 409, description = "CONFLICT", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/rbac/roles` (roles:create)
 pub async fn roles_post(
     state: web::Data<AppState>,
@@ -76,6 +105,18 @@ pub async fn roles_post(
     Ok(data(StatusCode::CREATED, role_json(&role)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/rbac/permissions",
+    tag = "rbac",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Permissions (roles:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/rbac/permissions` (roles:read) — the permissions Portcullis checks and those
 /// the tenant's roles use.
 pub async fn permissions_get(
@@ -93,7 +134,7 @@ pub async fn permissions_get(
     Ok(data(StatusCode::OK, json!(all)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct AssignBody {
     user_id: Option<String>,
     role: Option<String>,
@@ -101,6 +142,20 @@ pub struct AssignBody {
     client_id: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/rbac/assign",
+    tag = "rbac",
+    params(TenantPath),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "Assigned (users:roles:assign)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/rbac/assign` `{"user_id","role"}` (users:roles:assign). Nobody grants a
 /// role carrying permissions they do not hold themselves.
 pub async fn assign_post(
@@ -142,11 +197,23 @@ pub async fn assign_post(
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 pub struct ImportBody {
     template: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/rbac/templates",
+    tag = "rbac",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Role templates (roles:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `GET /api/v1/rbac/templates` (roles:read) — the role templates a tenant can import.
 pub async fn templates_get(principal: Principal) -> Result<HttpResponse, ApiError> {
     principal.require("roles:read")?;
@@ -163,6 +230,20 @@ pub async fn templates_get(principal: Principal) -> Result<HttpResponse, ApiErro
     Ok(data(StatusCode::OK, json!(list)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/rbac/roles/import",
+    tag = "rbac",
+    params(TenantPath),
+    request_body = ImportBody,
+    responses(
+        (status = 200, description = "Roles created (roles:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
 /// `POST /api/v1/rbac/roles/import` `{"template"}` (roles:create) — creates the template's
 /// roles that do not exist yet.
 pub async fn import_post(

@@ -1,0 +1,146 @@
+//! The OpenAPI 3.1 document of the first-party JSON API, the admin API and dynamic client
+//! registration, generated from the handlers' annotations (utoipa) — never written by hand.
+//! Served pre-serialised at `/openapi.json`; `portcullis openapi` prints it, and the suite
+//! checks that the committed `openapi.json` is current.
+
+use actix_web::{http::header, HttpResponse};
+use serde::Serialize;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+
+use crate::http::api;
+
+/// The tenant of a route under `/t/{tenant}` (the default tenant is also served at the root).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct TenantPath {
+    /// Tenant slug.
+    pub tenant: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenData {
+    /// JWT access token (RFC 9068).
+    pub token: String,
+    /// The same access token, under the OAuth name.
+    pub access_token: String,
+    /// Opaque refresh token; rotated on every use.
+    pub refresh_token: String,
+    pub expires_in: i64,
+    #[schema(example = "Bearer")]
+    pub token_type: String,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct TokenEnvelope {
+    pub data: TokenData,
+}
+
+/// `{"data": …}`
+#[derive(Serialize, ToSchema)]
+pub struct DataEnvelope {
+    #[schema(value_type = Object)]
+    pub data: serde_json::Value,
+}
+
+/// A page: `{"data": […], "next_cursor": …}`
+#[derive(Serialize, ToSchema)]
+pub struct PageEnvelope {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// INVALID_CREDENTIALS, TOKEN_EXPIRED, TOKEN_REVOKED, REFRESH_TOKEN_REUSE, UNAUTHORIZED,
+    /// INSUFFICIENT_PERMISSIONS, ACCOUNT_LOCKED, VALIDATION_FAILED, NOT_FOUND, CONFLICT,
+    /// INTERNAL_ERROR
+    pub code: String,
+    pub message: String,
+    pub correlation_id: String,
+    /// With INSUFFICIENT_PERMISSIONS.
+    pub required_permissions: Option<Vec<String>>,
+    /// With INSUFFICIENT_PERMISSIONS.
+    pub held_permissions: Option<Vec<String>>,
+    /// Seconds, with ACCOUNT_LOCKED.
+    pub retry_after: Option<i64>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    pub error: ErrorBody,
+}
+
+/// RFC 6749 §5.2 / RFC 7591 §3.2.2 error.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthErrorBody {
+    pub error: String,
+    pub error_description: String,
+}
+
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT or ak_… API key")
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Portcullis API", description = "First-party JSON API, admin API and dynamic client registration of Portcullis. OAuth 2.0 / OpenID Connect endpoints are described by each tenant's discovery document."),
+    paths(
+        api::auth::login_post, api::auth::refresh_post, api::auth::revoke_post, api::auth::logout_post, api::auth::me_get,
+        api::rbac::roles_get, api::rbac::roles_post, api::rbac::permissions_get, api::rbac::assign_post, api::rbac::templates_get, api::rbac::import_post,
+        api::api_keys::create_post, api::api_keys::list_get, api::api_keys::rotate_post, api::api_keys::revoke_delete, api::api_keys::verify_post,
+        api::admin::clients_get, api::admin::clients_post, api::admin::client_get, api::admin::client_delete,
+        api::admin::users_get, api::admin::users_post, api::admin::user_get, api::admin::user_delete,
+        api::admin::keys_get, api::admin::keys_rotate_post, api::admin::settings_get, api::admin::settings_patch, api::admin::audit_get,
+        api::admin::tenants_post, api::admin::tenants_get,
+        crate::http::register::register_post, crate::http::register::registration_get, crate::http::register::registration_put, crate::http::register::registration_delete,
+    ),
+    components(schemas(TokenData, TokenEnvelope, DataEnvelope, PageEnvelope, ErrorBody, ErrorEnvelope, OAuthErrorBody)),
+    modifiers(&Security),
+    tags(
+        (name = "auth", description = "Sign-in, refresh, revocation, sign-out (first-party)"),
+        (name = "rbac", description = "Roles and permissions"),
+        (name = "apikeys", description = "API keys"),
+        (name = "admin", description = "Tenant administration"),
+        (name = "platform", description = "Tenant management (platform keys)"),
+        (name = "registration", description = "Dynamic client registration (RFC 7591, RFC 7592)"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as pretty JSON (what `openapi.json` in the repository holds).
+pub fn document() -> String {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_string();
+    doc.to_pretty_json().unwrap_or_else(|_| "{}".into())
+}
+
+/// `GET /openapi.json`
+pub async fn openapi_get(doc: actix_web::web::Data<OpenApiJson>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/json")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=300"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .body(doc.0.clone())
+}
+
+/// The pre-serialised document.
+pub struct OpenApiJson(pub String);
