@@ -250,6 +250,9 @@ pub struct NewUser {
     pub name: Option<String>,
     pub email_verified: bool,
     pub roles: Vec<String>,
+    /// Free-form attributes (for example a department), usable in tenant custom claims as
+    /// `"user.<name>"`.
+    pub attributes: Map<String, Value>,
 }
 
 pub async fn create_user(
@@ -287,7 +290,7 @@ pub async fn create_user(
         given_name: None,
         family_name: None,
         locale: None,
-        attributes: "{}".into(),
+        attributes: Value::Object(new.attributes.clone()).to_string(),
         disabled: false,
         created_at: now,
         updated_at: now,

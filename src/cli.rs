@@ -352,6 +352,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                     name,
                     email_verified: false,
                     roles,
+                    attributes: Default::default(),
                 },
             )
             .await?;

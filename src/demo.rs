@@ -54,6 +54,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<DemoCredentials>> {
             name: Some("Demo User".into()),
             email_verified: true,
             roles: vec![],
+            attributes: Default::default(),
         },
     )
     .await?;

@@ -250,3 +250,67 @@ async fn the_default_tenant_answers_the_json_api_at_the_root_as_in_the_seeds() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn an_expired_access_token_is_token_expired() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let provider = app
+        .state
+        .providers
+        .get(&app.state, "acme")
+        .await
+        .unwrap()
+        .unwrap();
+    let now = portcullis::storage::now();
+    let expired = provider
+        .keys
+        .sign(
+            portcullis::keys::Alg::Rs256,
+            "at+jwt",
+            &json!({"iss": app.issuer(), "sub": user, "client_id": portcullis::clients::first_party_client_id(&app.tenant), "jti": "j1", "iat": now - 100, "exp": now - 10}),
+        )
+        .unwrap();
+    let r = app
+        .http
+        .get(app.url("/api/v1/auth/me"))
+        .bearer_auth(&expired)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(
+        r.json::<Value>().await.unwrap()["error"]["code"],
+        "TOKEN_EXPIRED"
+    );
+}
+
+#[tokio::test]
+async fn custom_claims_come_from_tenant_settings_and_user_attributes() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    let admin = app.login("admin@acme.test").await;
+    let r = app
+        .http
+        .patch(app.url("/api/v1/admin/settings"))
+        .bearer_auth(&admin)
+        .json(&json!({"custom_claims": {"ispb": "12345678", "department": "user.department"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = app
+        .http
+        .post(app.url("/api/v1/admin/users"))
+        .bearer_auth(&admin)
+        .json(&json!({"email": "op@acme.test", "password": PASSWORD, "attributes": {"department": "treasury"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let claims = jwt_claims(&app.login("op@acme.test").await);
+    assert_eq!(claims["ispb"], "12345678");
+    assert_eq!(claims["department"], "treasury");
+    assert_eq!(claims["tenant_id"], app.tenant.id);
+}

@@ -234,6 +234,7 @@ impl TestApp {
                 name: None,
                 email_verified: true,
                 roles: roles.iter().map(|r| r.to_string()).collect(),
+                attributes: Default::default(),
             },
         )
         .await
@@ -265,6 +266,7 @@ impl TestApp {
                 name: Some("Ana Souza".into()),
                 email_verified: true,
                 roles: vec![],
+                attributes: Default::default(),
             },
         )
         .await

@@ -21,6 +21,7 @@ async fn credentials_of_one_tenant_get_nothing_from_another() {
             name: None,
             email_verified: true,
             roles: vec!["admin".into()],
+            attributes: Default::default(),
         },
     )
     .await

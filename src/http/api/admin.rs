@@ -287,6 +287,8 @@ pub struct UserBody {
     password: Option<String>,
     name: Option<String>,
     roles: Vec<String>,
+    #[schema(value_type = Object)]
+    attributes: serde_json::Map<String, Value>,
 }
 
 #[utoipa::path(
@@ -341,6 +343,7 @@ pub async fn users_post(
             name: b.name,
             email_verified: false,
             roles: b.roles,
+            attributes: b.attributes,
         },
     )
     .await?;
