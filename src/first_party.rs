@@ -32,10 +32,15 @@ pub async fn login(
     let user = match accounts::authenticate(state, tenant, email, password).await {
         Ok(u) => u,
         Err(e) => {
-            if matches!(e, AccountError::InvalidCredentials) {
+            let event = match e {
+                AccountError::InvalidCredentials => Some("signin.failure"),
+                AccountError::AccountLocked { .. } => Some("signin.locked"),
+                _ => None,
+            };
+            if let Some(event) = event {
                 audit::record(
                     state,
-                    AuditEvent::new("signin.failure", Some(tenant)).detail("channel", "api"),
+                    AuditEvent::new(event, Some(tenant)).detail("channel", "api"),
                     ctx,
                 );
             }

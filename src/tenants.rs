@@ -51,9 +51,30 @@ pub struct TenantSettings {
     pub branding: Branding,
     /// Dynamic client registration (RFC 7591) enabled for this tenant.
     pub registration_enabled: bool,
+    /// Brute-force protection of sign-ins.
+    pub lockout: LockoutPolicy,
     /// Registration needs an initial access token: an API key of the tenant holding
     /// `clients:create`.
     pub registration_token_required: bool,
+}
+
+/// SPEC: 5 failed sign-ins within 15 minutes lock the account for 15 minutes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default)]
+pub struct LockoutPolicy {
+    pub threshold: i64,
+    pub window_secs: i64,
+    pub duration_secs: i64,
+}
+
+impl Default for LockoutPolicy {
+    fn default() -> Self {
+        Self {
+            threshold: 5,
+            window_secs: 900,
+            duration_secs: 900,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]

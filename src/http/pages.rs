@@ -422,10 +422,26 @@ pub async fn sign_in_post(
     let password = form.get("password").unwrap_or("");
     let user = match accounts::authenticate(&state, &p.tenant, email, password).await {
         Ok(u) => u,
-        Err(AccountError::InvalidCredentials) => {
+        Err(e @ (AccountError::InvalidCredentials | AccountError::AccountLocked { .. })) => {
+            let t = loc.texts();
+            let (event, status, message) = match e {
+                AccountError::AccountLocked { until } => {
+                    let minutes = (until - crate::storage::now() + 59) / 60;
+                    (
+                        "signin.locked",
+                        StatusCode::LOCKED,
+                        format!("{} {} {}", t.account_locked, minutes.max(1), t.minutes),
+                    )
+                }
+                _ => (
+                    "signin.failure",
+                    StatusCode::UNAUTHORIZED,
+                    t.invalid_credentials.to_string(),
+                ),
+            };
             audit::record(
                 &state,
-                AuditEvent::new("signin.failure", Some(&p.tenant)).client(&pending.client.id),
+                AuditEvent::new(event, Some(&p.tenant)).client(&pending.client.id),
                 &ctx,
             );
             let seed = req
@@ -434,11 +450,11 @@ pub async fn sign_in_post(
                 .unwrap_or_default();
             let view = SignInView {
                 email,
-                error: Some(loc.texts().invalid_credentials),
+                error: Some(&message),
                 current_account: None,
             };
             let body = sign_in_page(&state, &p, &pending, &seed, loc, view)?;
-            return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
+            return Ok(HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
                 .body(body));
         }

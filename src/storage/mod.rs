@@ -15,6 +15,7 @@ pub mod audit;
 pub mod authorization;
 pub mod clients;
 pub mod keys;
+pub mod lockout;
 pub mod roles;
 pub mod sessions;
 pub mod settings;

@@ -16,6 +16,7 @@ mod flow;
 mod helpers;
 mod isolation;
 mod keys;
+mod lockout;
 mod logout;
 mod openapi;
 mod parameters;

@@ -417,6 +417,32 @@ pub async fn user_delete(
 }
 
 #[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/users/{id}/unlock",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Lockout lifted (users:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/users/{id}/unlock` (users:update) — lifts a brute-force lockout.
+pub async fn user_unlock_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:update")?;
+    let id = path_id(&req);
+    accounts::unlock(&state, &principal.provider.tenant, id).await?;
+    record(&state, &req, &principal, "user.unlocked", ("user_id", id));
+    Ok(data(StatusCode::OK, json!({ "unlocked": true })))
+}
+
+#[utoipa::path(
     get,
     path = "/t/{tenant}/api/v1/admin/keys",
     tag = "admin",

@@ -73,6 +73,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/admin/users/{id}",
             web::delete().to(admin::user_delete),
         )
+        .route(
+            "/api/v1/admin/users/{id}/unlock",
+            web::post().to(admin::user_unlock_post),
+        )
         .route("/api/v1/admin/keys", web::get().to(admin::keys_get))
         .route(
             "/api/v1/admin/keys/rotate",
