@@ -507,6 +507,7 @@ pub async fn save_request(
         sid: sid.map(str::to_string),
         created_at: now,
         expires_at: now + state.config.authorization_request_ttl,
+        mfa_user_id: None,
     };
     storage::authorization::insert_authorization_request(&state.pool, &row).await?;
     Ok(row.id)

@@ -385,6 +385,10 @@ pub enum ApiError {
         required: Vec<String>,
         held: Vec<String>,
     },
+    MfaRequired {
+        challenge_id: String,
+    },
+    MfaInvalidCode,
     AccountLocked {
         retry_after: i64,
     },
@@ -423,6 +427,16 @@ impl ApiError {
                 StatusCode::FORBIDDEN,
                 "INSUFFICIENT_PERMISSIONS",
                 format!("Missing required permission: {}", required.join(", ")),
+            ),
+            ApiError::MfaRequired { .. } => (
+                StatusCode::FORBIDDEN,
+                "MFA_REQUIRED",
+                "This operation requires MFA verification".into(),
+            ),
+            ApiError::MfaInvalidCode => (
+                StatusCode::UNAUTHORIZED,
+                "MFA_INVALID_CODE",
+                "The MFA code is incorrect".into(),
             ),
             ApiError::AccountLocked { .. } => (
                 StatusCode::LOCKED,
@@ -472,6 +486,9 @@ impl ResponseError for ApiError {
                 error["required_permissions"] = json!(required);
                 error["held_permissions"] = json!(held);
             }
+            ApiError::MfaRequired { challenge_id } => {
+                error["mfa_challenge_id"] = json!(challenge_id);
+            }
             ApiError::AccountLocked { retry_after } => {
                 error["retry_after"] = json!(retry_after);
                 resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
@@ -480,6 +497,7 @@ impl ResponseError for ApiError {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
             }
             ApiError::InvalidCredentials
+            | ApiError::MfaInvalidCode
             | ApiError::RefreshTokenReuse
             | ApiError::ValidationFailed(_)
             | ApiError::NotFound
@@ -575,6 +593,32 @@ impl From<crate::rbac::RbacError> for ApiError {
                 ApiError::ValidationFailed(format!("{what} does not exist"))
             }
             RbacError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<crate::mfa::MfaError> for ApiError {
+    fn from(e: crate::mfa::MfaError) -> Self {
+        use crate::mfa::MfaError;
+        match e {
+            MfaError::InvalidCode | MfaError::InvalidChallenge => ApiError::MfaInvalidCode,
+            MfaError::NotEnrolled => {
+                ApiError::ValidationFailed("MFA is not enrolled: call /mfa/setup first".into())
+            }
+            MfaError::AlreadyEnabled => ApiError::Conflict(e.to_string()),
+            MfaError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<crate::first_party::LoginError> for ApiError {
+    fn from(e: crate::first_party::LoginError) -> Self {
+        use crate::first_party::LoginError;
+        match e {
+            LoginError::Account(a) => a.into(),
+            LoginError::Token(t) => t.into(),
+            LoginError::MfaRequired(challenge_id) => ApiError::MfaRequired { challenge_id },
+            LoginError::Mfa(m) => m.into(),
         }
     }
 }

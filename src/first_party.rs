@@ -5,6 +5,7 @@
 use crate::accounts::{self, AccountError, User};
 use crate::audit::{self, AuditEvent, Context};
 use crate::clients;
+use crate::mfa::{self, MfaError};
 use crate::provider::Provider;
 use crate::state::AppState;
 use crate::storage;
@@ -19,7 +20,15 @@ pub enum LoginError {
     Account(#[from] AccountError),
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The password was right; the second factor is due (answer the challenge).
+    #[error("MFA required")]
+    MfaRequired(String),
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
 }
+
+/// How long an MFA proof counts as recent for privileged operations, in seconds.
+pub const MFA_FRESHNESS: i64 = 300;
 
 pub async fn login(
     state: &AppState,
@@ -47,20 +56,16 @@ pub async fn login(
             return Err(e.into());
         }
     };
-    let client = clients::first_party_client(state, tenant)
-        .await
-        .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
-    let grant = Grant {
-        user: Some(user.clone()),
-        scope: SCOPES.iter().map(|s| s.to_string()).collect(),
-        sid: None,
-        auth_time: Some(storage::now()),
-        amr: vec!["pwd".into()],
-        acr: "1".into(),
-        nonce: None,
-        claims: None,
-    };
-    let tokens = tokens::issue_for_user(state, provider, &client, &grant, ctx).await?;
+    if mfa::is_enabled(state, tenant, &user.id).await? {
+        let challenge = mfa::create_challenge(state, tenant, &user.id).await?;
+        audit::record(
+            state,
+            AuditEvent::new("mfa.challenged", Some(tenant)).actor(Some(&user.id)),
+            ctx,
+        );
+        return Err(LoginError::MfaRequired(challenge));
+    }
+    let tokens = issue(state, provider, &user, &["pwd"], ctx).await?;
     audit::record(
         state,
         AuditEvent::new("signin.success", Some(tenant))
@@ -69,6 +74,62 @@ pub async fn login(
         ctx,
     );
     Ok((user, tokens))
+}
+
+async fn issue(
+    state: &AppState,
+    provider: &Provider,
+    user: &User,
+    amr: &[&str],
+    ctx: &Context,
+) -> Result<TokenResponse, TokenError> {
+    let client = clients::first_party_client(state, &provider.tenant)
+        .await
+        .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
+    let grant = Grant {
+        user: Some(user.clone()),
+        scope: SCOPES.iter().map(|s| s.to_string()).collect(),
+        sid: None,
+        auth_time: Some(storage::now()),
+        amr: amr.iter().map(|s| s.to_string()).collect(),
+        acr: if amr.contains(&"otp") { "2" } else { "1" }.into(),
+        nonce: None,
+        claims: None,
+    };
+    tokens::issue_for_user(state, provider, &client, &grant, ctx).await
+}
+
+/// Answers an MFA challenge (`POST /auth/mfa/verify`): tokens with `amr` pwd+otp and
+/// `mfa_verified`.
+pub async fn verify_mfa(
+    state: &AppState,
+    provider: &Provider,
+    challenge_id: &str,
+    code: &str,
+    ctx: &Context,
+) -> Result<TokenResponse, LoginError> {
+    let tenant = &provider.tenant;
+    let (user_id, _) = match mfa::answer_challenge(state, tenant, challenge_id, code).await {
+        Ok(v) => v,
+        Err(e) => {
+            audit::record(state, AuditEvent::new("mfa.failure", Some(tenant)), ctx);
+            return Err(e.into());
+        }
+    };
+    let user = accounts::find_user(state, tenant, &user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or(LoginError::Account(AccountError::InvalidCredentials))?;
+    let tokens = issue(state, provider, &user, &["pwd", "otp"], ctx).await?;
+    audit::record(
+        state,
+        AuditEvent::new("signin.success", Some(tenant))
+            .actor(Some(&user.id))
+            .detail("channel", "api")
+            .detail("mfa", true),
+        ctx,
+    );
+    Ok(tokens)
 }
 
 pub async fn refresh(

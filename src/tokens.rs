@@ -222,6 +222,9 @@ async fn issue(
     if grant.user.is_some() {
         at.insert("acr".into(), json!(grant.acr));
         at.insert("amr".into(), json!(grant.amr));
+        if grant.amr.iter().any(|m| m == "otp") {
+            at.insert("mfa_verified".into(), json!(true));
+        }
     }
     if let Some(sid) = &grant.sid {
         at.insert("sid".into(), json!(sid));

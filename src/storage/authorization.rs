@@ -11,6 +11,8 @@ pub struct AuthorizationRequestRow {
     pub sid: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    /// A user who gave the right password and must now give the second factor.
+    pub mfa_user_id: Option<String>,
 }
 
 pub async fn insert_authorization_request(
@@ -40,6 +42,22 @@ pub async fn find_authorization_request(
     .bind(now)
     .fetch_optional(p)
     .await)
+}
+
+/// Records that `user_id` passed the first factor for this request (the second is due).
+pub async fn set_mfa_user(
+    pool: &Pool,
+    tenant_id: &str,
+    id: &str,
+    user_id: Option<&str>,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET mfa_user_id = $3 WHERE id = $1 AND tenant_id = $2")
+        .bind(id)
+        .bind(tenant_id)
+        .bind(user_id)
+        .execute(p)
+        .await
+        .map(|_| ()))
 }
 
 /// Records that the user authenticated for this request in session `sid`.

@@ -16,6 +16,7 @@ pub mod authorization;
 pub mod clients;
 pub mod keys;
 pub mod lockout;
+pub mod mfa;
 pub mod roles;
 pub mod sessions;
 pub mod settings;

@@ -18,6 +18,7 @@ mod isolation;
 mod keys;
 mod lockout;
 mod logout;
+mod mfa;
 mod openapi;
 mod parameters;
 mod rbac_and_keys;

@@ -7,7 +7,7 @@ use serde_json::json;
 
 use crate::accounts;
 use crate::error::ApiError;
-use crate::first_party::{self, LoginError};
+use crate::first_party;
 use crate::http::api::{data, Json, Principal};
 use crate::http::extractors::{audit_context, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
@@ -56,13 +56,46 @@ pub async fn login_post(
             "username (or email) and password are required".into(),
         ));
     };
-    let (_, t) = first_party::login(&state, &p, &email, &password, &audit_context(&req))
-        .await
-        .map_err(|e| match e {
-            LoginError::Account(a) => ApiError::from(a),
-            LoginError::Token(t) => ApiError::from(t),
-        })?;
+    let (_, t) = first_party::login(&state, &p, &email, &password, &audit_context(&req)).await?;
     Ok(data(StatusCode::OK, token_data(&t)))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct MfaVerifyBody {
+    challenge_id: Option<String>,
+    code: Option<String>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/mfa/verify",
+    tag = "auth",
+    params(TenantPath),
+    request_body = MfaVerifyBody,
+    responses(
+        (status = 200, description = "Tokens with mfa_verified: true and mfa_expires_in", body = DataEnvelope),
+        (status = 401, description = "MFA_INVALID_CODE", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+)]
+/// `POST /api/v1/auth/mfa/verify` `{"challenge_id","code"}` — answers the `MFA_REQUIRED`
+/// challenge with a TOTP or backup code (seed 000).
+pub async fn mfa_verify_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<MfaVerifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(challenge), Some(code)) = (body.challenge_id, body.code) else {
+        return Err(ApiError::ValidationFailed(
+            "challenge_id and code are required".into(),
+        ));
+    };
+    let t = first_party::verify_mfa(&state, &p, &challenge, &code, &audit_context(&req)).await?;
+    let mut out = token_data(&t);
+    out["mfa_verified"] = json!(true);
+    out["mfa_expires_in"] = json!(first_party::MFA_FRESHNESS);
+    Ok(data(StatusCode::OK, out))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

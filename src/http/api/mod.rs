@@ -22,6 +22,7 @@ use crate::tokens::{self, AccessToken};
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod mfa;
 pub mod rbac;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -30,6 +31,22 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/auth/revoke", web::post().to(auth::revoke_post))
         .route("/api/v1/auth/logout", web::post().to(auth::logout_post))
         .route("/api/v1/auth/me", web::get().to(auth::me_get))
+        .route(
+            "/api/v1/auth/mfa/verify",
+            web::post().to(auth::mfa_verify_post),
+        )
+        .route("/api/v1/mfa/setup", web::post().to(mfa::setup_post))
+        .route("/api/v1/mfa/verify", web::post().to(mfa::verify_post))
+        .route("/api/v1/mfa/enable", web::post().to(mfa::enable_post))
+        .route("/api/v1/mfa/disable", web::post().to(mfa::disable_post))
+        .route(
+            "/api/v1/mfa/backup-codes",
+            web::get().to(mfa::backup_codes_get),
+        )
+        .route(
+            "/api/v1/mfa/backup-codes",
+            web::post().to(mfa::backup_codes_post),
+        )
         .route("/api/v1/rbac/roles", web::get().to(rbac::roles_get))
         .route("/api/v1/rbac/roles", web::post().to(rbac::roles_post))
         .route(
