@@ -352,20 +352,9 @@ pub async fn authenticate(
         .and_then(|r| r.password_hash.clone());
     let (ok, outdated) = state.hasher.verify(stored, password).await?;
     let Some(row) = row.filter(|_| ok) else {
-        let policy = &tenant.settings.lockout;
-        let locked = storage::lockout::record_failure(
-            &state.pool,
-            &tenant.id,
-            &email_key,
-            now,
-            policy.window_secs,
-            policy.threshold.max(1),
-            policy.duration_secs,
-        )
-        .await?;
-        return Err(match locked {
-            Some(until) if until > now => AccountError::AccountLocked { until },
-            _ => AccountError::InvalidCredentials,
+        return Err(match record_failure(state, tenant, &email_key).await? {
+            Some(until) => AccountError::AccountLocked { until },
+            None => AccountError::InvalidCredentials,
         });
     };
     storage::lockout::clear_failures(&state.pool, &tenant.id, &email_key).await?;
@@ -400,6 +389,28 @@ pub async fn list_users(
             })
             .collect(),
     )
+}
+
+/// Counts a failed sign-in step (a wrong password or a wrong second-factor code) for an
+/// address; returns the end of the lockout when the address is now locked.
+pub async fn record_failure(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let policy = &tenant.settings.lockout;
+    let now = storage::now();
+    let locked = storage::lockout::record_failure(
+        &state.pool,
+        &tenant.id,
+        &email.trim().to_lowercase(),
+        now,
+        policy.window_secs,
+        policy.threshold.max(1),
+        policy.duration_secs,
+    )
+    .await?;
+    Ok(locked.filter(|until| *until > now))
 }
 
 /// Lifts a lockout of the user's address (admin action).

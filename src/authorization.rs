@@ -519,6 +519,8 @@ pub struct Pending {
     pub client: Client,
     pub request: AuthorizationRequest,
     pub authenticated_sid: Option<String>,
+    /// The user who gave the right password and still owes the second factor.
+    pub mfa_user_id: Option<String>,
 }
 
 pub async fn load_request(
@@ -553,7 +555,18 @@ pub async fn load_request(
         client,
         request,
         authenticated_sid: row.sid,
+        mfa_user_id: row.mfa_user_id,
     }))
+}
+
+/// Records (or clears) the user who must still give the second factor for this request.
+pub async fn set_mfa_user(
+    state: &AppState,
+    provider: &Provider,
+    id: &str,
+    user_id: Option<&str>,
+) -> Result<(), sqlx::Error> {
+    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id).await
 }
 
 pub async fn mark_authenticated(

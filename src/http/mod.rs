@@ -28,6 +28,8 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::post().to(pages::authorize))
     .route("/login", web::get().to(pages::sign_in_get))
     .route("/login", web::post().to(pages::sign_in_post))
+    .route("/mfa", web::get().to(pages::mfa_get))
+    .route("/mfa", web::post().to(pages::mfa_post))
     .route("/consent", web::get().to(pages::consent_get))
     .route("/consent", web::post().to(pages::consent_post))
     .route("/token", web::post().to(oidc::token_post))

@@ -17,6 +17,7 @@ use crate::crypto;
 use crate::error::{Frame, PageError};
 use crate::http::extractors::{audit_context, client_ip, query_params, FormParams, TenantProvider};
 use crate::i18n::{self, Locale, Texts};
+use crate::mfa;
 use crate::provider::Provider;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
@@ -134,6 +135,16 @@ struct SignInPage<'a> {
     email: &'a str,
     error: Option<&'a str>,
     current_account: Option<String>,
+}
+
+#[derive(Template)]
+#[template(path = "mfa.html")]
+struct MfaPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    request_id: &'a str,
+    error: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -460,14 +471,45 @@ pub async fn sign_in_post(
         }
         Err(e) => return Err(PageError::from(e)),
     };
+    if mfa::is_enabled(&state, &p.tenant, &user.id)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?
+    {
+        // The password was right; the second factor is due before any session exists.
+        authorization::set_mfa_user(&state, &p, &pending.id, Some(&user.id)).await?;
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/mfa"),
+            pending.id
+        )));
+    }
+    let existing = current_session(&state, &req, &p).await?;
+    complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
+}
+
+/// Starts (or renews) the browser session after every required factor, then continues the
+/// authorization request.
+#[allow(clippy::too_many_arguments)] // the pieces of one sign-in, passed once
+async fn complete_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    pending: Pending,
+    user: &accounts::User,
+    existing: Option<Session>,
+    amr: &[&str],
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let ctx = audit_context(req);
+    let acr = if amr.contains(&"otp") { "2" } else { "1" };
     // The same user signing in again continues their session (same sid for the relying
     // parties); another user ends it first (with back-channel logout).
     let renewed = match &existing {
         Some(old) if old.user_id == user.id => {
-            sessions::reauthenticate(&state, &p.tenant, old, &["pwd"], "1").await?
+            sessions::reauthenticate(state, &p.tenant, old, amr, acr).await?
         }
         Some(old) => {
-            sessions::end_session(&state, &p, old).await?;
+            sessions::end_session(state, p, old).await?;
             None
         }
         None => None,
@@ -477,20 +519,20 @@ pub async fn sign_in_post(
         None => {
             let ua = ctx.user_agent.clone();
             sessions::start_session(
-                &state,
+                state,
                 &p.tenant,
-                &user,
-                &["pwd"],
-                "1",
-                client_ip(&req).as_deref(),
+                user,
+                amr,
+                acr,
+                client_ip(req).as_deref(),
                 ua.as_deref(),
             )
             .await?
         }
     };
-    authorization::mark_authenticated(&state, &p, &pending.id, &started.session.sid).await?;
+    authorization::mark_authenticated(state, p, &pending.id, &started.session.sid).await?;
     audit::record(
-        &state,
+        state,
         AuditEvent::new("signin.success", Some(&p.tenant))
             .actor(Some(&user.id))
             .client(&pending.client.id),
@@ -500,9 +542,9 @@ pub async fn sign_in_post(
         authenticated_sid: Some(started.session.sid.clone()),
         ..pending
     };
-    let mut resp = resume(&state, &p, &pending, &started.session, false, loc).await?;
+    let mut resp = resume(state, p, &pending, &started.session, false, loc).await?;
     let c = cookie(
-        &state,
+        state,
         sessions::cookie_name(&p.tenant.slug),
         started.cookie,
         Some(state.config.session_ttl),
@@ -510,6 +552,134 @@ pub async fn sign_in_post(
     resp.add_cookie(&c)
         .map_err(|e| PageError::unexpected(loc, &e))?;
     Ok(resp)
+}
+
+fn mfa_page(
+    state: &AppState,
+    p: &Provider,
+    pending: &Pending,
+    seed: &str,
+    loc: Locale,
+    error: Option<&str>,
+) -> Result<String, PageError> {
+    MfaPage {
+        f: frame(p, loc),
+        action: p.endpoint("/mfa"),
+        csrf: csrf_token(state, seed, &pending.id),
+        request_id: &pending.id,
+        error,
+    }
+    .render()
+    .map_err(|e| PageError::unexpected(loc, &e))
+}
+
+/// `GET {issuer}/mfa?request=…` — the "Authentication code" page of a sign-in.
+pub async fn mfa_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let mut loc = locale(&req, None);
+    let pending = pending(&state, &p, q.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    if pending.mfa_user_id.is_none() {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    }
+    let (seed, set) = csrf_seed(&state, &req);
+    let body = mfa_page(&state, &p, &pending, &seed, loc, None)?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if set {
+        resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
+    }
+    Ok(resp.body(body))
+}
+
+/// `POST {issuer}/mfa` — checks the TOTP or backup code, then completes the sign-in. Wrong
+/// codes count towards the address's lockout like wrong passwords.
+pub async fn mfa_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let mut loc = locale(&req, None);
+    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
+    let pending = pending(&state, &p, form.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let Some(user_id) = pending.mfa_user_id.clone() else {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    let user = accounts::find_user(&state, &p.tenant, &user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let ctx = audit_context(&req);
+    match mfa::verify(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await {
+        Ok(_) => {
+            authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+            let existing = current_session(&state, &req, &p).await?;
+            let pending = Pending {
+                mfa_user_id: None,
+                ..pending
+            };
+            complete_sign_in(
+                &state,
+                &req,
+                &p,
+                pending,
+                &user,
+                existing,
+                &["pwd", "otp"],
+                loc,
+            )
+            .await
+        }
+        Err(
+            mfa::MfaError::InvalidCode
+            | mfa::MfaError::NotEnrolled
+            | mfa::MfaError::InvalidChallenge
+            | mfa::MfaError::AlreadyEnabled,
+        ) => {
+            audit::record(
+                &state,
+                AuditEvent::new("mfa.failure", Some(&p.tenant)).actor(Some(&user.id)),
+                &ctx,
+            );
+            let t = loc.texts();
+            let (status, message) =
+                match accounts::record_failure(&state, &p.tenant, &user.email).await? {
+                    Some(until) => {
+                        // Locked: the sign-in starts over once the lockout ends.
+                        authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+                        let minutes = (until - crate::storage::now() + 59) / 60;
+                        (
+                            StatusCode::LOCKED,
+                            format!("{} {} {}", t.account_locked, minutes.max(1), t.minutes),
+                        )
+                    }
+                    None => (StatusCode::UNAUTHORIZED, t.invalid_code.to_string()),
+                };
+            let seed = req
+                .cookie(csrf_cookie_name(&state))
+                .map(|c| c.value().to_string())
+                .unwrap_or_default();
+            let body = mfa_page(&state, &p, &pending, &seed, loc, Some(&message))?;
+            Ok(HttpResponse::build(status)
+                .content_type("text/html; charset=utf-8")
+                .body(body))
+        }
+        Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
+    }
 }
 
 /// `GET {issuer}/consent?request=…`

@@ -184,3 +184,113 @@ async fn totp_enrolment_login_challenge_backup_codes_and_disable() {
     .await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test]
+async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says_so() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let enrollment = portcullis::mfa::setup(&app.state, &app.tenant, &user, "ana@example.com")
+        .await
+        .unwrap();
+    portcullis::mfa::enable(
+        &app.state,
+        &app.tenant,
+        &user,
+        &code_for(&enrollment.secret),
+    )
+    .await
+    .unwrap();
+    let c = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let verifier = portcullis::crypto::random_token(32);
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(verifier.as_bytes()));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&nonce=n&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        c.id
+    );
+    let r = browser.get(&url).send().await.unwrap();
+    let html = browser
+        .get(r.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = parse_form(&html);
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), "ana@example.com".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let mfa_url = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(mfa_url.contains("/mfa?request="), "{mfa_url}");
+    let html = browser
+        .get(&mfa_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"<label for="code">Authentication code</label>"#));
+    assert!(html.contains(">Verify</button>"));
+    assert!(html.contains(r#"autocomplete="one-time-code""#));
+    let form = parse_form(&html);
+    let mut wrong = form.hidden.clone();
+    wrong.push(("code".into(), "000000".into()));
+    let r = browser
+        .post(&form.action)
+        .form(&wrong)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("The code is not valid."));
+    // The next time step's code (within the ±1 window; the current one was used to enable).
+    let bytes = Secret::Encoded(enrollment.secret.clone())
+        .to_bytes()
+        .unwrap();
+    let next = TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
+        .unwrap()
+        .generate(portcullis::storage::now() as u64 + 30);
+    let mut right = form.hidden.clone();
+    right.push(("code".into(), next));
+    let r = browser
+        .post(&form.action)
+        .form(&right)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let q = query_of(r.headers()["location"].to_str().unwrap());
+    let code = param(&q, "code").unwrap();
+    let tokens: Value = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["amr"], json!(["pwd", "otp"]));
+    assert_eq!(id["acr"], "2");
+}
