@@ -48,6 +48,13 @@ impl AuthorizationRequest {
         self.prompt.iter().any(|x| x == p)
     }
 
+    /// Whether `acr_values` asks for this level.
+    pub fn wants_acr(&self, level: &str) -> bool {
+        self.acr_values
+            .as_deref()
+            .is_some_and(|v| v.split(' ').any(|x| x == level))
+    }
+
     /// What the user consents to: the requested scopes, plus the scopes that cover claims
     /// asked for one by one with the `claims` parameter (Core §5.5), so that no claim is
     /// released without consent.
@@ -377,6 +384,8 @@ pub fn id_token_hint_subject(provider: &Provider, token: &str, client_id: &str) 
 #[derive(Debug)]
 pub enum Next {
     SignIn,
+    /// The user is signed in but must give the second factor (step-up).
+    SecondFactor,
     Consent,
     Issue,
     Fail(ErrorRedirect),
@@ -426,6 +435,24 @@ pub async fn decide(
     let Some(session) = session else {
         return Ok(Next::SignIn);
     };
+    // Step-up (Core §3.1.2.1 acr_values): "2" asks for a second factor. A user enrolled in
+    // MFA whose session has only the password gives it now; for a user without MFA the
+    // request is voluntary and the ID token's acr tells the client what happened.
+    if req.wants_acr("2")
+        && session.acr != "2"
+        && crate::mfa::is_enabled(state, &provider.tenant, &session.user_id)
+            .await
+            .map_err(|e| AuthorizeError::Unexpected(e.into()))?
+    {
+        if req.has_prompt("none") {
+            return Ok(Next::Fail(error_for(
+                req,
+                "interaction_required",
+                "a second factor is required",
+            )));
+        }
+        return Ok(Next::SecondFactor);
+    }
     if req.has_prompt("consent")
         || !client.skip_consent
             && !has_consent(

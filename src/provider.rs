@@ -97,6 +97,7 @@ pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        "acr_values_supported": ["1", "2"],
         "ui_locales_supported": crate::i18n::SUPPORTED,
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,

@@ -36,7 +36,7 @@ impl TenantSlug {
 
 /// Tenant-wide settings, stored as JSON; every field has a default so older rows and
 /// partial updates stay readable.
-#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default)]
 pub struct TenantSettings {
     /// Overrides the server's default access token lifetime.
@@ -53,9 +53,32 @@ pub struct TenantSettings {
     pub registration_enabled: bool,
     /// Brute-force protection of sign-ins.
     pub lockout: LockoutPolicy,
+    /// Permissions whose use needs a recent second factor from users enrolled in MFA (the
+    /// first-party API answers MFA_REQUIRED otherwise). Default: role assignment and
+    /// configuration changes.
+    pub mfa_step_up_permissions: Vec<String>,
     /// Registration needs an initial access token: an API key of the tenant holding
     /// `clients:create`.
     pub registration_token_required: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        Self {
+            access_token_ttl: None,
+            refresh_token_reuse_interval: 0,
+            access_token_audience: None,
+            custom_claims: BTreeMap::new(),
+            branding: Branding::default(),
+            registration_enabled: false,
+            lockout: LockoutPolicy::default(),
+            mfa_step_up_permissions: ["users:roles:assign", "settings:update", "keys:rotate"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
+            registration_token_required: false,
+        }
+    }
 }
 
 /// SPEC: 5 failed sign-ins within 15 minutes lock the account for 15 minutes.

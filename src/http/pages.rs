@@ -270,7 +270,14 @@ pub async fn authorize(
                 p.endpoint("/consent")
             )))
         }
-        (Next::SignIn | Next::Consent | Next::Issue, _) => {
+        (Next::SecondFactor, Some(s)) => {
+            let id = authorization::save_request(&state, &p, &request, None)
+                .await
+                .map_err(PageError::from)?;
+            authorization::set_mfa_user(&state, &p, &id, Some(&s.user_id)).await?;
+            Ok(see_other(&format!("{}?request={id}", p.endpoint("/mfa"))))
+        }
+        (Next::SignIn | Next::Consent | Next::Issue | Next::SecondFactor, _) => {
             let id = authorization::save_request(&state, &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
@@ -320,6 +327,14 @@ async fn resume(
             p.endpoint("/login"),
             pending.id
         ))),
+        Next::SecondFactor => {
+            authorization::set_mfa_user(state, p, &pending.id, Some(&session.user_id)).await?;
+            Ok(see_other(&format!(
+                "{}?request={}",
+                p.endpoint("/mfa"),
+                pending.id
+            )))
+        }
         Next::Consent if !consented => Ok(see_other(&format!(
             "{}?request={}",
             p.endpoint("/consent"),

@@ -294,3 +294,184 @@ async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says
     assert_eq!(id["amr"], json!(["pwd", "otp"]));
     assert_eq!(id["acr"], "2");
 }
+
+async fn enroll(app: &TestApp, user: &str) -> String {
+    let e = portcullis::mfa::setup(&app.state, &app.tenant, user, "x@example.com")
+        .await
+        .unwrap();
+    let bytes = Secret::Encoded(e.secret.clone()).to_bytes().unwrap();
+    let code = TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
+        .unwrap()
+        .generate(portcullis::storage::now() as u64 - 30);
+    portcullis::mfa::enable(&app.state, &app.tenant, user, &code)
+        .await
+        .unwrap();
+    e.secret
+}
+
+fn code_at(secret: &str, offset: i64) -> String {
+    let bytes = Secret::Encoded(secret.to_string()).to_bytes().unwrap();
+    TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
+        .unwrap()
+        .generate((portcullis::storage::now() + offset) as u64)
+}
+
+#[tokio::test]
+async fn acr_values_2_steps_up_a_password_only_session_with_the_second_factor() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let c = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    // A live session from before MFA was enabled: acr 1.
+    let browser = app.new_browser();
+    app.code_for(&browser, &c, "ana@example.com", &[]).await;
+    let secret = enroll(&app, &user).await;
+    let verifier = portcullis::crypto::random_token(32);
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(verifier.as_bytes()));
+    let base = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge}&code_challenge_method=S256&acr_values=2",
+        app.url("/authorize"),
+        c.id
+    );
+    let r = browser
+        .get(format!("{base}&prompt=none"))
+        .send()
+        .await
+        .unwrap();
+    let q = query_of(r.headers()["location"].to_str().unwrap());
+    assert_eq!(param(&q, "error").as_deref(), Some("interaction_required"));
+    let r = browser.get(&base).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let mfa_url = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(
+        mfa_url.contains("/mfa?request="),
+        "only the missing factor is asked: {mfa_url}"
+    );
+    let form = parse_form(
+        &browser
+            .get(&mfa_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let mut fields = form.hidden.clone();
+    fields.push(("code".into(), code_at(&secret, 0)));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let code = param(&query_of(r.headers()["location"].to_str().unwrap()), "code").unwrap();
+    let tokens: Value = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["acr"], "2");
+    assert_eq!(id["amr"], json!(["pwd", "otp"]));
+}
+
+#[tokio::test]
+async fn a_privileged_request_without_recent_mfa_answers_mfa_required_then_the_upgraded_token_passes(
+) {
+    let app = spawn_app().await;
+    let admin_id = app
+        .create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    let target = app.create_user("ana@acme.test").await;
+    // A token from before MFA was enabled (password only).
+    let token = app.login("admin@acme.test").await;
+    let secret = enroll(&app, &admin_id).await;
+    let (s, body) = post(
+        &app,
+        "/api/v1/rbac/assign",
+        Some(&token),
+        json!({"user_id": target, "role": "admin"}),
+    )
+    .await;
+    assert_eq!(s, 403, "{body}");
+    assert_eq!(body["error"]["code"], "MFA_REQUIRED");
+    let challenge = body["error"]["mfa_challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (s, verified) = post(
+        &app,
+        "/api/v1/auth/mfa/verify",
+        Some(&token),
+        json!({"challenge_id": challenge, "code": code_at(&secret, 0)}),
+    )
+    .await;
+    assert_eq!(s, 200, "{verified}");
+    assert_eq!(verified["data"]["mfa_verified"], true);
+    let upgraded = verified["data"]["token"].as_str().unwrap();
+    let (s, _) = post(
+        &app,
+        "/api/v1/rbac/assign",
+        Some(upgraded),
+        json!({"user_id": target, "role": "admin"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // A non-privileged request never needed it.
+    let r = app
+        .http
+        .get(app.url("/api/v1/rbac/roles"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let old = portcullis::accounts::PasswordHasher::new(portcullis::config::Argon2Params {
+        memory_kib: 512,
+        iterations: 2,
+        parallelism: 1,
+    });
+    let old_hash = old.hash(PASSWORD).await.unwrap();
+    portcullis::storage::users::update_password_hash(
+        &app.state.pool,
+        &app.tenant.id,
+        &user,
+        &old_hash,
+        0,
+    )
+    .await
+    .unwrap();
+    app.login("ana@example.com").await;
+    let row = portcullis::storage::users::find_user(&app.state.pool, &app.tenant.id, &user)
+        .await
+        .unwrap()
+        .unwrap();
+    let stored = row.password_hash.unwrap();
+    assert_ne!(stored, old_hash);
+    assert!(
+        stored.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+        "{stored}"
+    );
+    app.login("ana@example.com").await;
+}

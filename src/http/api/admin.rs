@@ -480,7 +480,7 @@ pub async fn keys_rotate_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("keys:rotate")?;
+    principal.require_privileged(&state, "keys:rotate").await?;
     let tenant = &principal.provider.tenant;
     let kids = keys::rotate_keys(&state, tenant).await?;
     state.providers.invalidate(&tenant.slug);
@@ -536,7 +536,9 @@ pub async fn settings_patch(
     principal: Principal,
     Json(patch): Json<Value>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("settings:update")?;
+    principal
+        .require_privileged(&state, "settings:update")
+        .await?;
     let tenant = &principal.provider.tenant;
     let mut current = json!(tenant.settings);
     merge(&mut current, &patch);

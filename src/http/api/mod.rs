@@ -190,6 +190,40 @@ impl Principal {
         }
     }
 
+    /// `require`, and for the tenant's step-up permissions a recent second factor from a
+    /// user enrolled in MFA: otherwise `MFA_REQUIRED` with a challenge to answer at
+    /// `/auth/mfa/verify` (seed 000).
+    pub async fn require_privileged(
+        &self,
+        state: &AppState,
+        permission: &str,
+    ) -> Result<(), ApiError> {
+        self.require(permission)?;
+        let Subject::User(token) = &self.subject else {
+            return Ok(());
+        };
+        let tenant = &self.provider.tenant;
+        if !tenant
+            .settings
+            .mfa_step_up_permissions
+            .iter()
+            .any(|p| p == permission)
+        {
+            return Ok(());
+        }
+        let recent = token.claims.get("mfa_verified").and_then(Value::as_bool) == Some(true)
+            && token
+                .claims
+                .get("auth_time")
+                .and_then(Value::as_i64)
+                .is_some_and(|t| crate::storage::now() - t <= crate::first_party::MFA_FRESHNESS);
+        if recent || !crate::mfa::is_enabled(state, tenant, &token.sub).await? {
+            return Ok(());
+        }
+        let challenge_id = crate::mfa::create_challenge(state, tenant, &token.sub).await?;
+        Err(ApiError::MfaRequired { challenge_id })
+    }
+
     /// Fails with `INSUFFICIENT_PERMISSIONS` (naming what is required and what is held)
     /// unless one of the caller's permissions grants `permission`.
     pub fn require(&self, permission: &str) -> Result<(), ApiError> {

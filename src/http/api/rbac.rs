@@ -164,7 +164,9 @@ pub async fn assign_post(
     principal: Principal,
     Json(body): Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:roles:assign")?;
+    principal
+        .require_privileged(&state, "users:roles:assign")
+        .await?;
     let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
         return Err(ApiError::ValidationFailed(
             "user_id and role are required".into(),
