@@ -53,41 +53,73 @@ impl Email {
     }
 }
 
+/// A tenant's password policy (SPEC default: 12 characters with upper, lower, digit and
+/// symbol; none of the last 5 passwords).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    /// How many previous passwords (the current one included) may not be reused.
+    pub history: i64,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            require_upper: true,
+            require_lower: true,
+            require_digit: true,
+            require_symbol: true,
+            history: 5,
+        }
+    }
+}
+
 /// A new password that satisfies the policy (SPEC: at least 12 characters with upper,
 /// lower, digit and symbol).
 pub struct Password(SecretString);
 
 impl Password {
+    /// Checks the default policy (SPEC).
     pub fn parse(s: &str) -> Result<Self, AccountError> {
+        Self::parse_with(s, &PasswordPolicy::default())
+    }
+
+    /// Checks a tenant's policy; every rule that fails is named, in words.
+    pub fn parse_with(s: &str, policy: &PasswordPolicy) -> Result<Self, AccountError> {
         let mut missing = Vec::new();
-        if s.chars().count() < 12 {
-            missing.push("at least 12 characters");
+        let len = s.chars().count();
+        if len < policy.min_length {
+            missing.push(format!("at least {} characters", policy.min_length));
         }
-        if s.chars().count() > 1024 {
-            missing.push("at most 1024 characters");
+        if len > 1024 {
+            missing.push("at most 1024 characters".to_string());
         }
-        if !s.chars().any(|c| c.is_uppercase()) {
-            missing.push("an upper-case letter");
+        if policy.require_upper && !s.chars().any(|c| c.is_uppercase()) {
+            missing.push("an upper-case letter".to_string());
         }
-        if !s.chars().any(|c| c.is_lowercase()) {
-            missing.push("a lower-case letter");
+        if policy.require_lower && !s.chars().any(|c| c.is_lowercase()) {
+            missing.push("a lower-case letter".to_string());
         }
-        if !s.chars().any(|c| c.is_ascii_digit()) {
-            missing.push("a digit");
+        if policy.require_digit && !s.chars().any(|c| c.is_ascii_digit()) {
+            missing.push("a digit".to_string());
         }
-        if !s
-            .chars()
-            .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
+        if policy.require_symbol
+            && !s
+                .chars()
+                .any(|c| !c.is_alphanumeric() && !c.is_whitespace())
         {
-            missing.push("a symbol");
+            missing.push("a symbol".to_string());
         }
         if missing.is_empty() {
             Ok(Self(SecretString::from(s.to_string())))
         } else {
-            Err(AccountError::Validation(format!(
-                "password needs {}",
-                missing.join(", ")
-            )))
+            Err(AccountError::WeakPassword(missing))
         }
     }
 
@@ -100,6 +132,13 @@ impl Password {
 pub enum AccountError {
     #[error("{0}")]
     Validation(String),
+    /// The password rules that are not met.
+    #[error("password needs {}", .0.join(", "))]
+    WeakPassword(Vec<String>),
+    #[error("the password was used recently; choose another")]
+    PasswordReused,
+    #[error("the link is invalid, expired or already used")]
+    InvalidToken,
     #[error("invalid e-mail or password")]
     InvalidCredentials,
     #[error("account is locked until {until}")]
@@ -445,6 +484,211 @@ impl User {
             "attributes": self.attributes,
         })
     }
+}
+
+const VERIFY_EMAIL: &str = "verify_email";
+const RESET_PASSWORD: &str = "reset_password";
+const VERIFY_TTL: i64 = 24 * 3600;
+const RESET_TTL: i64 = 3600;
+
+async fn email_link(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    purpose: &str,
+    ttl: i64,
+) -> Result<String, AccountError> {
+    let token = crate::crypto::random_token(32);
+    let now = storage::now();
+    storage::users::insert_email_token(
+        &state.pool,
+        &crate::crypto::token_digest(&token),
+        &tenant.id,
+        user_id,
+        purpose,
+        now,
+        now + ttl,
+    )
+    .await?;
+    Ok(token)
+}
+
+fn issuer(state: &AppState, tenant: &Tenant) -> String {
+    crate::provider::issuer_for(&state.config.public_url, &tenant.slug)
+}
+
+/// Sets a new password after checking the tenant's policy and history; the current hash
+/// goes into the history; every refresh token of the user is revoked.
+async fn set_password(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    current_hash: Option<String>,
+    new: &str,
+) -> Result<(), AccountError> {
+    let policy = &tenant.settings.password_policy;
+    let password = Password::parse_with(new, policy)?;
+    let mut previous: Vec<String> = current_hash.iter().cloned().collect();
+    previous.extend(
+        storage::users::list_password_history(&state.pool, user_id, (policy.history - 1).max(0))
+            .await?,
+    );
+    for old in previous.into_iter().take(policy.history.max(0) as usize) {
+        if state.hasher.verify(Some(old), password.expose()).await?.0 {
+            return Err(AccountError::PasswordReused);
+        }
+    }
+    let hash = state.hasher.hash(password.expose()).await?;
+    let now = storage::now();
+    storage::users::update_password_hash(&state.pool, &tenant.id, user_id, &hash, now).await?;
+    if let Some(old) = current_hash {
+        storage::users::insert_password_history(&state.pool, user_id, &old, now).await?;
+    }
+    storage::tokens::revoke_user_refresh_tokens(&state.pool, &tenant.id, user_id, now).await?;
+    Ok(())
+}
+
+/// Changes a password, asking for the current one.
+pub async fn change_password(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    current: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    let row = storage::users::find_user(&state.pool, &tenant.id, user_id)
+        .await?
+        .ok_or(AccountError::NotFound)?;
+    let (ok, _) = state
+        .hasher
+        .verify(row.password_hash.clone(), current)
+        .await?;
+    if !ok {
+        return Err(AccountError::InvalidCredentials);
+    }
+    set_password(state, tenant, user_id, row.password_hash, new).await
+}
+
+/// Self-registration (when the tenant allows it). The answer never tells whether the
+/// address already had an account: its owner gets a mail either way.
+pub async fn register(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+    password: &str,
+    name: Option<String>,
+) -> Result<(), AccountError> {
+    if !tenant.settings.self_registration {
+        return Err(AccountError::NotFound);
+    }
+    let email = Email::parse(email)?;
+    let password = Password::parse_with(password, &tenant.settings.password_policy)?;
+    let new = NewUser {
+        email: email.clone(),
+        password: Some(password),
+        name,
+        email_verified: false,
+        roles: vec![],
+        attributes: Default::default(),
+    };
+    match create_user(state, tenant, new).await {
+        Ok(user) => {
+            let token = email_link(state, tenant, &user.id, VERIFY_EMAIL, VERIFY_TTL).await?;
+            let link = format!("{}/verify-email?token={token}", issuer(state, tenant));
+            let body = format!(
+                "Confirm your e-mail address for {}: {link}\n\nThe link works once, for 24 hours.",
+                tenant.display_name()
+            );
+            crate::mail::send(
+                state,
+                tenant,
+                email.as_str(),
+                "Confirm your e-mail address",
+                &body,
+            )
+            .await?;
+            Ok(())
+        }
+        Err(AccountError::AlreadyExists) => {
+            let body = format!("Someone tried to create an account for this address at {}. You already have one; to reset your password, use \"forgot password\".", tenant.display_name());
+            crate::mail::send(
+                state,
+                tenant,
+                email.as_str(),
+                "You already have an account",
+                &body,
+            )
+            .await?;
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Confirms an address with the single-use link of the verification mail.
+pub async fn verify_email(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+) -> Result<(), AccountError> {
+    let now = storage::now();
+    let user_id = storage::users::use_email_token(
+        &state.pool,
+        &crate::crypto::token_digest(token),
+        &tenant.id,
+        VERIFY_EMAIL,
+        now,
+    )
+    .await?
+    .ok_or(AccountError::InvalidToken)?;
+    storage::users::set_email_verified(&state.pool, &tenant.id, &user_id, now).await?;
+    Ok(())
+}
+
+/// Sends a reset link if the address has an account; says nothing either way.
+pub async fn request_password_reset(
+    state: &AppState,
+    tenant: &Tenant,
+    email: &str,
+) -> Result<(), AccountError> {
+    let Ok(email) = Email::parse(email) else {
+        return Ok(());
+    };
+    let Some(user) =
+        storage::users::find_user_by_email(&state.pool, &tenant.id, &email.key()).await?
+    else {
+        return Ok(());
+    };
+    let token = email_link(state, tenant, &user.id, RESET_PASSWORD, RESET_TTL).await?;
+    let link = format!("{}/reset-password?token={token}", issuer(state, tenant));
+    let body = format!("Reset your password for {}: {link}\n\nThe link works once, for one hour. If you did not ask for it, ignore this mail.", tenant.display_name());
+    crate::mail::send(state, tenant, &user.email, "Reset your password", &body).await?;
+    Ok(())
+}
+
+/// Sets a new password with the single-use link of the reset mail; lifts a lockout.
+pub async fn reset_password(
+    state: &AppState,
+    tenant: &Tenant,
+    token: &str,
+    new: &str,
+) -> Result<(), AccountError> {
+    Password::parse_with(new, &tenant.settings.password_policy)?;
+    let user_id = storage::users::use_email_token(
+        &state.pool,
+        &crate::crypto::token_digest(token),
+        &tenant.id,
+        RESET_PASSWORD,
+        storage::now(),
+    )
+    .await?
+    .ok_or(AccountError::InvalidToken)?;
+    let row = storage::users::find_user(&state.pool, &tenant.id, &user_id)
+        .await?
+        .ok_or(AccountError::InvalidToken)?;
+    set_password(state, tenant, &user_id, row.password_hash.clone(), new).await?;
+    storage::lockout::clear_failures(&state.pool, &tenant.id, &row.email_key).await?;
+    Ok(())
 }
 
 #[cfg(test)]

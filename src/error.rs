@@ -335,6 +335,9 @@ impl From<AccountError> for PageError {
     fn from(e: AccountError) -> Self {
         match e {
             AccountError::Validation(m) => PageError::bad_request(Locale::En, m),
+            AccountError::WeakPassword(_)
+            | AccountError::PasswordReused
+            | AccountError::InvalidToken => PageError::bad_request(Locale::En, e.to_string()),
             AccountError::InvalidCredentials => {
                 PageError::new(StatusCode::UNAUTHORIZED, Locale::En, e.to_string())
             }
@@ -393,6 +396,8 @@ pub enum ApiError {
         retry_after: i64,
     },
     ValidationFailed(String),
+    /// VALIDATION_FAILED naming each password rule that is not met (`details`).
+    InvalidPassword(Vec<String>),
     NotFound,
     Conflict(String),
     Internal,
@@ -448,6 +453,11 @@ impl ApiError {
                 "VALIDATION_FAILED",
                 m.clone(),
             ),
+            ApiError::InvalidPassword(rules) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "VALIDATION_FAILED",
+                format!("password needs {}", rules.join(", ")),
+            ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found".into()),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m.clone()),
             ApiError::Internal => (
@@ -489,6 +499,12 @@ impl ResponseError for ApiError {
             ApiError::MfaRequired { challenge_id } => {
                 error["mfa_challenge_id"] = json!(challenge_id);
             }
+            ApiError::InvalidPassword(rules) => {
+                error["details"] = json!(rules
+                    .iter()
+                    .map(|r| json!({"field": "password", "rule": r}))
+                    .collect::<Vec<_>>());
+            }
             ApiError::AccountLocked { retry_after } => {
                 error["retry_after"] = json!(retry_after);
                 resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
@@ -526,6 +542,10 @@ impl From<AccountError> for ApiError {
     fn from(e: AccountError) -> Self {
         match e {
             AccountError::Validation(m) => ApiError::ValidationFailed(m),
+            AccountError::WeakPassword(rules) => ApiError::InvalidPassword(rules),
+            AccountError::PasswordReused | AccountError::InvalidToken => {
+                ApiError::ValidationFailed(e.to_string())
+            }
             AccountError::InvalidCredentials => ApiError::InvalidCredentials,
             AccountError::AccountLocked { until } => ApiError::AccountLocked {
                 retry_after: (until - crate::storage::now()).max(1),

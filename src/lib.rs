@@ -19,6 +19,7 @@ pub mod http;
 pub mod i18n;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod mfa;
 pub mod provider;
 pub mod rbac;

@@ -53,6 +53,9 @@ pub struct TenantSettings {
     pub registration_enabled: bool,
     /// Brute-force protection of sign-ins.
     pub lockout: LockoutPolicy,
+    pub password_policy: crate::accounts::PasswordPolicy,
+    /// Anyone may create an account with `POST /auth/register`.
+    pub self_registration: bool,
     /// Permissions whose use needs a recent second factor from users enrolled in MFA (the
     /// first-party API answers MFA_REQUIRED otherwise). Default: role assignment and
     /// configuration changes.
@@ -72,6 +75,8 @@ impl Default for TenantSettings {
             branding: Branding::default(),
             registration_enabled: false,
             lockout: LockoutPolicy::default(),
+            password_policy: crate::accounts::PasswordPolicy::default(),
+            self_registration: false,
             mfa_step_up_permissions: ["users:roles:assign", "settings:update", "keys:rotate"]
                 .iter()
                 .map(|s| s.to_string())

@@ -97,3 +97,108 @@ pub async fn delete_user(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResul
         .await
         .map(|r| r.rows_affected() > 0))
 }
+
+pub async fn insert_password_history(
+    pool: &Pool,
+    user_id: &str,
+    hash: &str,
+    now: i64,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("INSERT INTO password_history (user_id, hash, created_at) VALUES ($1, $2, $3)")
+        .bind(user_id)
+        .bind(hash)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+/// The most recent previous hashes, newest first.
+pub async fn list_password_history(
+    pool: &Pool,
+    user_id: &str,
+    limit: i64,
+) -> DbResult<Vec<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2")
+        .bind(user_id)
+        .bind(limit)
+        .fetch_all(p)
+        .await)
+}
+
+pub async fn set_email_verified(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    now: i64,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("UPDATE users SET email_verified = TRUE, updated_at = $3 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+pub async fn insert_email_token(
+    pool: &Pool,
+    token_hash: &str,
+    tenant_id: &str,
+    user_id: &str,
+    purpose: &str,
+    now: i64,
+    expires_at: i64,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("INSERT INTO email_tokens (token_hash, tenant_id, user_id, purpose, created_at, expires_at, used_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
+        .bind(token_hash).bind(tenant_id).bind(user_id).bind(purpose).bind(now).bind(expires_at)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+/// Uses a live e-mail token once; returns its user.
+pub async fn use_email_token(
+    pool: &Pool,
+    token_hash: &str,
+    tenant_id: &str,
+    purpose: &str,
+    now: i64,
+) -> DbResult<Option<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>(
+        "UPDATE email_tokens SET used_at = $4 WHERE token_hash = $1 AND tenant_id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $4 RETURNING user_id",
+    )
+    .bind(token_hash).bind(tenant_id).bind(purpose).bind(now)
+    .fetch_optional(p)
+    .await)
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: String,
+    pub tenant_id: String,
+    pub recipient: String,
+    pub subject: String,
+    pub body: String,
+    pub created_at: i64,
+}
+
+pub async fn insert_outbox(pool: &Pool, m: &OutboxRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("INSERT INTO outbox (id, tenant_id, recipient, subject, body, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        .bind(&m.id).bind(&m.tenant_id).bind(&m.recipient).bind(&m.subject).bind(&m.body).bind(m.created_at)
+        .execute(p)
+        .await
+        .map(|_| ()))
+}
+
+pub async fn list_outbox(
+    pool: &Pool,
+    tenant_id: &str,
+    recipient: &str,
+) -> DbResult<Vec<OutboxRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, OutboxRow>("SELECT * FROM outbox WHERE tenant_id = $1 AND recipient = $2 ORDER BY created_at, id")
+        .bind(tenant_id)
+        .bind(recipient)
+        .fetch_all(p)
+        .await)
+}

@@ -235,3 +235,140 @@ pub async fn me_get(
         }),
     ))
 }
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct RegisterBody {
+    email: Option<String>,
+    password: Option<String>,
+    name: Option<String>,
+}
+
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/register", tag = "auth", params(TenantPath), request_body = RegisterBody,
+    responses(
+        (status = 202, description = "A confirmation mail is on its way (the same answer whether or not the address had an account)", body = DataEnvelope),
+        (status = 404, description = "NOT_FOUND: self-registration is off for this tenant", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED (with details for password rules)", body = ErrorEnvelope)
+    ))]
+/// `POST /api/v1/auth/register` — self-registration, when the tenant allows it.
+pub async fn register_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<RegisterBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(email), Some(password)) = (body.email, body.password) else {
+        return Err(ApiError::ValidationFailed(
+            "email and password are required".into(),
+        ));
+    };
+    accounts::register(&state, &p.tenant, &email, &password, body.name).await?;
+    crate::audit::record(
+        &state,
+        crate::audit::AuditEvent::new("user.registered", Some(&p.tenant)),
+        &audit_context(&req),
+    );
+    Ok(data(
+        StatusCode::ACCEPTED,
+        json!({ "status": "verification_sent" }),
+    ))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct TokenBody {
+    token: Option<String>,
+}
+
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/verify-email", tag = "auth", params(TenantPath), request_body = TokenBody,
+    responses((status = 200, description = "The address is verified", body = DataEnvelope), (status = 422, description = "VALIDATION_FAILED: invalid, expired or used link", body = ErrorEnvelope)))]
+/// `POST /api/v1/auth/verify-email` `{"token"}` — the token of the verification mail.
+pub async fn verify_email_post(
+    state: web::Data<AppState>,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<TokenBody>,
+) -> Result<HttpResponse, ApiError> {
+    let token = body.token.unwrap_or_default();
+    accounts::verify_email(&state, &p.tenant, &token).await?;
+    Ok(data(StatusCode::OK, json!({ "email_verified": true })))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ResetBody {
+    /// Step 1: the address to send a reset link to.
+    email: Option<String>,
+    /// Step 2: the token of the link, and the new password.
+    token: Option<String>,
+    new_password: Option<String>,
+}
+
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/reset-password", tag = "auth", params(TenantPath), request_body = ResetBody,
+    responses(
+        (status = 202, description = "{\"email\"}: a reset link is sent if the address has an account (same answer either way)", body = DataEnvelope),
+        (status = 200, description = "{\"token\",\"new_password\"}: the password is set; every refresh token is revoked", body = DataEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ))]
+/// `POST /api/v1/auth/reset-password` — `{"email"}` asks for a link; `{"token",
+/// "new_password"}` sets the password. Never reveals whether an address exists.
+pub async fn reset_password_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<ResetBody>,
+) -> Result<HttpResponse, ApiError> {
+    match (body.email, body.token, body.new_password) {
+        (Some(email), None, None) => {
+            accounts::request_password_reset(&state, &p.tenant, &email).await?;
+            Ok(data(
+                StatusCode::ACCEPTED,
+                json!({ "status": "reset_link_sent_if_the_address_exists" }),
+            ))
+        }
+        (None, Some(token), Some(new_password)) => {
+            accounts::reset_password(&state, &p.tenant, &token, &new_password).await?;
+            crate::audit::record(
+                &state,
+                crate::audit::AuditEvent::new("password.reset", Some(&p.tenant)),
+                &audit_context(&req),
+            );
+            Ok(data(StatusCode::OK, json!({ "password_reset": true })))
+        }
+        _ => Err(ApiError::ValidationFailed(
+            "send either {\"email\"} or {\"token\", \"new_password\"}".into(),
+        )),
+    }
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct ChangePasswordBody {
+    current_password: Option<String>,
+    new_password: Option<String>,
+}
+
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/change-password", tag = "auth", params(TenantPath), request_body = ChangePasswordBody,
+    responses(
+        (status = 200, description = "Changed; every refresh token of the user is revoked", body = DataEnvelope),
+        (status = 401, description = "INVALID_CREDENTIALS (wrong current password)", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED: policy or one of the last passwords", body = ErrorEnvelope)
+    ),
+    security(("bearer" = [])))]
+/// `POST /api/v1/auth/change-password` — asks for the current password.
+pub async fn change_password_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<ChangePasswordBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(current), Some(new)) = (body.current_password, body.new_password) else {
+        return Err(ApiError::ValidationFailed(
+            "current_password and new_password are required".into(),
+        ));
+    };
+    let user_id = principal.user_id()?.to_string();
+    accounts::change_password(&state, &principal.provider.tenant, &user_id, &current, &new).await?;
+    crate::audit::record(
+        &state,
+        crate::audit::AuditEvent::new("password.changed", Some(&principal.provider.tenant))
+            .actor(Some(&user_id)),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::OK, json!({ "password_changed": true })))
+}

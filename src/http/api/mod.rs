@@ -35,6 +35,19 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/auth/mfa/verify",
             web::post().to(auth::mfa_verify_post),
         )
+        .route("/api/v1/auth/register", web::post().to(auth::register_post))
+        .route(
+            "/api/v1/auth/verify-email",
+            web::post().to(auth::verify_email_post),
+        )
+        .route(
+            "/api/v1/auth/reset-password",
+            web::post().to(auth::reset_password_post),
+        )
+        .route(
+            "/api/v1/auth/change-password",
+            web::post().to(auth::change_password_post),
+        )
         .route("/api/v1/mfa/setup", web::post().to(mfa::setup_post))
         .route("/api/v1/mfa/verify", web::post().to(mfa::verify_post))
         .route("/api/v1/mfa/enable", web::post().to(mfa::enable_post))

@@ -1,0 +1,306 @@
+//! Password policy and history, self-registration, e-mail verification and password reset.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn post(app: &TestApp, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+    let mut req = app.http.post(app.url(path)).json(&body);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn login_with(app: &TestApp, email: &str, password: &str) -> Option<String> {
+    let (s, body) = post(
+        app,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": email, "password": password}),
+    )
+    .await;
+    (s == 200).then(|| body["data"]["token"].as_str().unwrap().to_string())
+}
+
+fn token_in(mail: &str) -> String {
+    let start = mail.find("token=").unwrap() + 6;
+    mail[start..].split_whitespace().next().unwrap().to_string()
+}
+
+async fn outbox(app: &TestApp, to: &str) -> Vec<portcullis::storage::users::OutboxRow> {
+    portcullis::storage::users::list_outbox(&app.state.pool, &app.tenant.id, to)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn policy_failures_name_each_rule_and_the_last_five_passwords_cannot_be_reused() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    let token = login_with(&app, "ana@example.com", PASSWORD).await.unwrap();
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/change-password",
+        Some(&token),
+        json!({"current_password": PASSWORD, "new_password": "short"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(body["error"]["code"], "VALIDATION_FAILED");
+    let rules: Vec<String> = body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d["rule"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        rules,
+        [
+            "at least 12 characters",
+            "an upper-case letter",
+            "a digit",
+            "a symbol"
+        ]
+    );
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/change-password",
+        Some(&token),
+        json!({"current_password": "Wrong-Password-1", "new_password": "Another-Pass-77"}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (401, json!("INVALID_CREDENTIALS"))
+    );
+
+    let passwords: Vec<String> = (1..=5).map(|i| format!("Rotated-Pass-{i}!")).collect();
+    let mut current = PASSWORD.to_string();
+    for next in &passwords[..4] {
+        let token = login_with(&app, "ana@example.com", &current).await.unwrap();
+        let (s, body) = post(
+            &app,
+            "/api/v1/auth/change-password",
+            Some(&token),
+            json!({"current_password": current, "new_password": next}),
+        )
+        .await;
+        assert_eq!(s, 200, "{body}");
+        // A password change signs the user out everywhere.
+        let r = app
+            .http
+            .get(app.url("/api/v1/auth/me"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        current = next.clone();
+    }
+    // The original password is among the last five (current + four before): refused.
+    let token = login_with(&app, "ana@example.com", &current).await.unwrap();
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/change-password",
+        Some(&token),
+        json!({"current_password": current, "new_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        body["error"]["message"],
+        "the password was used recently; choose another"
+    );
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/change-password",
+        Some(&token),
+        json!({"current_password": current, "new_password": passwords[4]}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    // Six changes later the original is out of the window.
+    let token = login_with(&app, "ana@example.com", &passwords[4])
+        .await
+        .unwrap();
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/change-password",
+        Some(&token),
+        json!({"current_password": passwords[4], "new_password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+}
+
+#[tokio::test]
+async fn self_registration_sends_a_single_use_verification_link() {
+    let app = spawn_app().await;
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "new@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (404, json!("NOT_FOUND")),
+        "off by default"
+    );
+    let mut settings = app.tenant.settings.clone();
+    settings.self_registration = true;
+    portcullis::tenants::update_settings(&app.state, &app.tenant, &settings)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "new@example.com", "password": PASSWORD, "name": "New"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let mails = outbox(&app, "new@example.com").await;
+    assert_eq!(mails.len(), 1);
+    assert!(mails[0]
+        .body
+        .contains(&format!("{}/verify-email?token=", app.issuer())));
+    let token = token_in(&mails[0].body);
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/verify-email",
+        None,
+        json!({"token": token}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (422, json!("VALIDATION_FAILED")),
+        "single use"
+    );
+    // Registering an existing address answers the same, and mails its owner instead.
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "new@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    let mails = outbox(&app, "new@example.com").await;
+    assert_eq!(mails.len(), 2);
+    assert!(mails
+        .iter()
+        .any(|m| m.subject == "You already have an account"));
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/register",
+        None,
+        json!({"email": "weak@example.com", "password": "weakpassword"}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (422, json!("VALIDATION_FAILED"))
+    );
+}
+
+#[tokio::test]
+async fn password_reset_links_are_single_use_expire_and_never_reveal_an_address() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let (s, unknown) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"email": "ghost@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    assert!(outbox(&app, "ghost@example.com").await.is_empty());
+    let (s, known) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"email": "ana@example.com"}),
+    )
+    .await;
+    assert_eq!(s, 202);
+    assert_eq!(
+        unknown, known,
+        "the same answer for known and unknown addresses"
+    );
+    let token = token_in(&outbox(&app, "ana@example.com").await[0].body);
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"token": token, "new_password": "weak"}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (422, json!("VALIDATION_FAILED"))
+    );
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"token": token, "new_password": "Fresh-Password-9"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(login_with(&app, "ana@example.com", "Fresh-Password-9")
+        .await
+        .is_some());
+    assert!(login_with(&app, "ana@example.com", PASSWORD)
+        .await
+        .is_none());
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"token": token, "new_password": "Other-Password-9"}),
+    )
+    .await;
+    assert_eq!(s, 422, "single use");
+    // An expired link.
+    let expired = "expired-token-value";
+    let now = portcullis::storage::now();
+    portcullis::storage::users::insert_email_token(
+        &app.state.pool,
+        &portcullis::crypto::token_digest(expired),
+        &app.tenant.id,
+        &user,
+        "reset_password",
+        now - 7200,
+        now - 3600,
+    )
+    .await
+    .unwrap();
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"token": expired, "new_password": "Other-Password-9"}),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        body["error"]["message"],
+        "the link is invalid, expired or already used"
+    );
+}
