@@ -28,6 +28,12 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/authorize", web::post().to(pages::authorize))
     .route("/login", web::get().to(pages::sign_in_get))
     .route("/login", web::post().to(pages::sign_in_post))
+    .route("/verify-email", web::get().to(pages::verify_email_get))
+    .route("/reset-password", web::get().to(pages::reset_password_get))
+    .route(
+        "/reset-password",
+        web::post().to(pages::reset_password_post),
+    )
     .route("/mfa", web::get().to(pages::mfa_get))
     .route("/mfa", web::post().to(pages::mfa_post))
     .route("/consent", web::get().to(pages::consent_get))

@@ -148,6 +148,24 @@ struct MfaPage<'a> {
 }
 
 #[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    f: Frame<'a>,
+    title: &'a str,
+    text: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "reset_password.html")]
+struct ResetPasswordPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    token: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
 #[template(path = "consent.html")]
 struct ConsentPage<'a> {
     f: Frame<'a>,
@@ -992,4 +1010,131 @@ pub async fn static_file(path: web::Path<String>) -> HttpResponse {
         .content_type(ctype)
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(body)
+}
+
+/// `GET {issuer}/verify-email?token=…` — the link of the verification mail.
+pub async fn verify_email_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let loc = locale(&req, None);
+    let t = loc.texts();
+    let (status, title, text) =
+        match accounts::verify_email(&state, &p.tenant, q.get("token").unwrap_or("")).await {
+            Ok(()) => (
+                StatusCode::OK,
+                t.email_verified_title,
+                t.email_verified_text,
+            ),
+            Err(AccountError::InvalidToken) => {
+                (StatusCode::BAD_REQUEST, t.error_title, t.link_invalid)
+            }
+            Err(e) => return Err(PageError::from(e)),
+        };
+    html(
+        status,
+        MessagePage {
+            f: frame(&p, loc),
+            title,
+            text,
+        },
+    )
+}
+
+fn reset_page<'a>(
+    state: &AppState,
+    p: &'a Provider,
+    seed: &str,
+    token: &'a str,
+    loc: Locale,
+    error: Option<&'a str>,
+) -> ResetPasswordPage<'a> {
+    ResetPasswordPage {
+        f: frame(p, loc),
+        action: p.endpoint("/reset-password"),
+        csrf: csrf_token(state, seed, "reset"),
+        token,
+        error,
+    }
+}
+
+/// `GET {issuer}/reset-password?token=…` — the form of the reset mail's link.
+pub async fn reset_password_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let loc = locale(&req, None);
+    let (seed, set) = csrf_seed(&state, &req);
+    let body = reset_page(&state, &p, &seed, q.get("token").unwrap_or(""), loc, None)
+        .render()
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if set {
+        resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
+    }
+    Ok(resp.body(body))
+}
+
+/// `POST {issuer}/reset-password` — sets the new password (policy and history apply).
+pub async fn reset_password_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    check_csrf(&state, &req, &form, "reset", loc)?;
+    let token = form.get("token").unwrap_or("");
+    let t = loc.texts();
+    match accounts::reset_password(
+        &state,
+        &p.tenant,
+        token,
+        form.get("new_password").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(()) => {
+            audit::record(
+                &state,
+                AuditEvent::new("password.reset", Some(&p.tenant)),
+                &audit_context(&req),
+            );
+            html(
+                StatusCode::OK,
+                MessagePage {
+                    f: frame(&p, loc),
+                    title: t.reset_title,
+                    text: t.password_set_text,
+                },
+            )
+        }
+        Err(AccountError::InvalidToken) => html(
+            StatusCode::BAD_REQUEST,
+            MessagePage {
+                f: frame(&p, loc),
+                title: t.error_title,
+                text: t.link_invalid,
+            },
+        ),
+        Err(e @ (AccountError::WeakPassword(_) | AccountError::PasswordReused)) => {
+            let seed = req
+                .cookie(csrf_cookie_name(&state))
+                .map(|c| c.value().to_string())
+                .unwrap_or_default();
+            let message = e.to_string();
+            let body = reset_page(&state, &p, &seed, token, loc, Some(&message))
+                .render()
+                .map_err(|e| PageError::unexpected(loc, &e))?;
+            Ok(HttpResponse::build(StatusCode::UNPROCESSABLE_ENTITY)
+                .content_type("text/html; charset=utf-8")
+                .body(body))
+        }
+        Err(e) => Err(PageError::from(e)),
+    }
 }

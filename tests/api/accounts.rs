@@ -304,3 +304,61 @@ async fn password_reset_links_are_single_use_expire_and_never_reveal_an_address(
         "the link is invalid, expired or already used"
     );
 }
+
+#[tokio::test]
+async fn the_links_in_the_mails_open_working_pages() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    post(
+        &app,
+        "/api/v1/auth/reset-password",
+        None,
+        json!({"email": "ana@example.com"}),
+    )
+    .await;
+    let mail = &outbox(&app, "ana@example.com").await[0].body;
+    let link = mail
+        .split_whitespace()
+        .find(|w| w.contains("/reset-password?token="))
+        .unwrap()
+        .to_string();
+    let browser = app.new_browser();
+    let html = browser
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(r#"<label for="new_password">New password</label>"#));
+    assert!(html.contains(r#"autocomplete="new-password""#));
+    let form = parse_form(&html);
+    let mut weak = form.hidden.clone();
+    weak.push(("new_password".into(), "weak".into()));
+    let r = browser.post(&form.action).form(&weak).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("password needs at least 12 characters"));
+    let mut good = form.hidden.clone();
+    good.push(("new_password".into(), "Brand-New-Pass-5".into()));
+    let r = browser.post(&form.action).form(&good).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(login_with(&app, "ana@example.com", "Brand-New-Pass-5")
+        .await
+        .is_some());
+    let r = browser
+        .get(format!("{}/verify-email?token=nope", app.issuer()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("This link is invalid, has expired or was already used."));
+}
