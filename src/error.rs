@@ -622,6 +622,9 @@ impl From<crate::mfa::MfaError> for ApiError {
         use crate::mfa::MfaError;
         match e {
             MfaError::InvalidCode | MfaError::InvalidChallenge => ApiError::MfaInvalidCode,
+            MfaError::Locked { until } => ApiError::AccountLocked {
+                retry_after: (until - crate::storage::now()).max(1),
+            },
             MfaError::NotEnrolled => {
                 ApiError::ValidationFailed("MFA is not enrolled: call /mfa/setup first".into())
             }

@@ -26,6 +26,8 @@ pub enum MfaError {
     AlreadyEnabled,
     #[error("the MFA challenge is unknown, expired or used up")]
     InvalidChallenge,
+    #[error("too many failed attempts; locked until {until}")]
+    Locked { until: i64 },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -288,7 +290,24 @@ pub async fn answer_challenge(
     )
     .await?
     .ok_or(MfaError::InvalidChallenge)?;
-    let proof = verify(state, tenant, &user_id, code).await?;
+    let proof = match verify(state, tenant, &user_id, code).await {
+        Ok(p) => p,
+        Err(MfaError::InvalidCode) => {
+            // Wrong codes count towards the address's lockout like wrong passwords, so
+            // knowing the password does not allow guessing codes without limit.
+            if let Some(user) = storage::users::find_user(&state.pool, &tenant.id, &user_id).await?
+            {
+                if let Some(until) =
+                    crate::accounts::record_failure(state, tenant, &user.email).await?
+                {
+                    storage::mfa::delete_challenge(&state.pool, &hash).await?;
+                    return Err(MfaError::Locked { until });
+                }
+            }
+            return Err(MfaError::InvalidCode);
+        }
+        Err(e) => return Err(e),
+    };
     if !storage::mfa::delete_challenge(&state.pool, &hash).await? {
         return Err(MfaError::InvalidChallenge);
     }

@@ -681,7 +681,8 @@ pub async fn mfa_post(
             mfa::MfaError::InvalidCode
             | mfa::MfaError::NotEnrolled
             | mfa::MfaError::InvalidChallenge
-            | mfa::MfaError::AlreadyEnabled,
+            | mfa::MfaError::AlreadyEnabled
+            | mfa::MfaError::Locked { .. },
         ) => {
             audit::record(
                 &state,

@@ -475,3 +475,54 @@ async fn a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in() {
     );
     app.login("ana@example.com").await;
 }
+
+#[tokio::test]
+async fn wrong_codes_lock_the_account_even_for_someone_who_knows_the_password() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    enroll(&app, &user).await;
+    let (_, body) = post(
+        &app,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "ana@example.com", "password": PASSWORD}),
+    )
+    .await;
+    let challenge = body["error"]["mfa_challenge_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for i in 1..=4 {
+        let (s, body) = post(
+            &app,
+            "/api/v1/auth/mfa/verify",
+            None,
+            json!({"challenge_id": challenge, "code": "000000"}),
+        )
+        .await;
+        assert_eq!(
+            (s, body["error"]["code"].clone()),
+            (401, json!("MFA_INVALID_CODE")),
+            "attempt {i}"
+        );
+    }
+    let (s, body) = post(
+        &app,
+        "/api/v1/auth/mfa/verify",
+        None,
+        json!({"challenge_id": challenge, "code": "000000"}),
+    )
+    .await;
+    assert_eq!(
+        (s, body["error"]["code"].clone()),
+        (423, json!("ACCOUNT_LOCKED"))
+    );
+    let (s, _) = post(
+        &app,
+        "/api/v1/auth/login",
+        None,
+        json!({"email": "ana@example.com", "password": PASSWORD}),
+    )
+    .await;
+    assert_eq!(s, 423);
+}
