@@ -54,6 +54,9 @@ pub struct TenantSettings {
     /// Brute-force protection of sign-ins.
     pub lockout: LockoutPolicy,
     pub password_policy: crate::accounts::PasswordPolicy,
+    /// Second factor at browser sign-in: off, optional (asked when enrolled) or required
+    /// (enrolment before continuing).
+    pub mfa_policy: MfaPolicy,
     /// Anyone may create an account with `POST /auth/register`.
     pub self_registration: bool,
     /// Permissions whose use needs a recent second factor from users enrolled in MFA (the
@@ -76,6 +79,7 @@ impl Default for TenantSettings {
             registration_enabled: false,
             lockout: LockoutPolicy::default(),
             password_policy: crate::accounts::PasswordPolicy::default(),
+            mfa_policy: MfaPolicy::Optional,
             self_registration: false,
             mfa_step_up_permissions: ["users:roles:assign", "settings:update", "keys:rotate"]
                 .iter()
@@ -84,6 +88,15 @@ impl Default for TenantSettings {
             registration_token_required: false,
         }
     }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MfaPolicy {
+    Off,
+    #[default]
+    Optional,
+    Required,
 }
 
 /// SPEC: 5 failed sign-ins within 15 minutes lock the account for 15 minutes.

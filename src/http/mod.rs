@@ -34,6 +34,9 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
         "/reset-password",
         web::post().to(pages::reset_password_post),
     )
+    .route("/mfa/enroll", web::get().to(pages::mfa_enroll_get))
+    .route("/mfa/enroll", web::post().to(pages::mfa_enroll_post))
+    .route("/continue", web::get().to(pages::continue_get))
     .route("/mfa", web::get().to(pages::mfa_get))
     .route("/mfa", web::post().to(pages::mfa_post))
     .route("/consent", web::get().to(pages::consent_get))

@@ -21,6 +21,7 @@ use crate::mfa;
 use crate::provider::Provider;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
+use crate::tenants::MfaPolicy;
 
 /// The CSRF seed cookie; on https the `__Host-` prefix pins it to this host (no sibling
 /// subdomain can plant one).
@@ -145,6 +146,27 @@ struct MfaPage<'a> {
     csrf: String,
     request_id: &'a str,
     error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "mfa_enroll.html")]
+struct MfaEnrollPage<'a> {
+    f: Frame<'a>,
+    action: String,
+    csrf: String,
+    request_id: &'a str,
+    qr_svg: &'a str,
+    secret: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "backup_codes.html")]
+struct BackupCodesPage<'a> {
+    f: Frame<'a>,
+    codes: &'a [String],
+    continue_action: String,
+    request_id: &'a str,
 }
 
 #[derive(Template)]
@@ -504,15 +526,21 @@ pub async fn sign_in_post(
         }
         Err(e) => return Err(PageError::from(e)),
     };
-    if mfa::is_enabled(&state, &p.tenant, &user.id)
+    let enrolled = mfa::is_enabled(&state, &p.tenant, &user.id)
         .await
-        .map_err(|e| PageError::unexpected(loc, &e))?
-    {
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    let next_step = match (p.tenant.settings.mfa_policy, enrolled) {
+        (MfaPolicy::Off, _) | (MfaPolicy::Optional, false) => None,
+        (MfaPolicy::Optional | MfaPolicy::Required, true) => Some("/mfa"),
+        // Required but not enrolled: enrolment comes before the session.
+        (MfaPolicy::Required, false) => Some("/mfa/enroll"),
+    };
+    if let Some(step) = next_step {
         // The password was right; the second factor is due before any session exists.
         authorization::set_mfa_user(&state, &p, &pending.id, Some(&user.id)).await?;
         return Ok(see_other(&format!(
             "{}?request={}",
-            p.endpoint("/mfa"),
+            p.endpoint(step),
             pending.id
         )));
     }
@@ -520,19 +548,17 @@ pub async fn sign_in_post(
     complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
 }
 
-/// Starts (or renews) the browser session after every required factor, then continues the
-/// authorization request.
-#[allow(clippy::too_many_arguments)] // the pieces of one sign-in, passed once
-async fn complete_sign_in(
+/// Starts (or renews) the browser session once every required factor is given, and binds
+/// the pending request to it.
+async fn establish_session(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
-    pending: Pending,
+    pending: &Pending,
     user: &accounts::User,
     existing: Option<Session>,
     amr: &[&str],
-    loc: Locale,
-) -> Result<HttpResponse, PageError> {
+) -> Result<sessions::Started, PageError> {
     let ctx = audit_context(req);
     let acr = if amr.contains(&"otp") { "2" } else { "1" };
     // The same user signing in again continues their session (same sid for the relying
@@ -571,18 +597,38 @@ async fn complete_sign_in(
             .client(&pending.client.id),
         &ctx,
     );
+    Ok(started)
+}
+
+/// The session cookie of a started session.
+fn session_cookie<'a>(state: &AppState, p: &Provider, started: &sessions::Started) -> Cookie<'a> {
+    cookie(
+        state,
+        sessions::cookie_name(&p.tenant.slug),
+        started.cookie.clone(),
+        Some(state.config.session_ttl),
+    )
+}
+
+/// Starts (or renews) the session after every required factor, then continues the request.
+#[allow(clippy::too_many_arguments)] // the pieces of one sign-in, passed once
+async fn complete_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    pending: Pending,
+    user: &accounts::User,
+    existing: Option<Session>,
+    amr: &[&str],
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let started = establish_session(state, req, p, &pending, user, existing, amr).await?;
     let pending = Pending {
         authenticated_sid: Some(started.session.sid.clone()),
         ..pending
     };
     let mut resp = resume(state, p, &pending, &started.session, false, loc).await?;
-    let c = cookie(
-        state,
-        sessions::cookie_name(&p.tenant.slug),
-        started.cookie,
-        Some(state.config.session_ttl),
-    );
-    resp.add_cookie(&c)
+    resp.add_cookie(&session_cookie(state, p, &started))
         .map_err(|e| PageError::unexpected(loc, &e))?;
     Ok(resp)
 }
@@ -1137,5 +1183,141 @@ pub async fn reset_password_post(
                 .body(body))
         }
         Err(e) => Err(PageError::from(e)),
+    }
+}
+
+/// `GET {issuer}/mfa/enroll?request=…` — enrolment required by the tenant's MFA policy:
+/// the QR code (SVG, rendered here) and the secret in text, then a first code.
+pub async fn mfa_enroll_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let mut loc = locale(&req, None);
+    let pending = pending(&state, &p, q.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let Some(user_id) = pending.mfa_user_id.clone() else {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    let user = accounts::find_user(&state, &p.tenant, &user_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    let (seed, set) = csrf_seed(&state, &req);
+    let page = MfaEnrollPage {
+        f: frame(&p, loc),
+        action: p.endpoint("/mfa/enroll"),
+        csrf: csrf_token(&state, &seed, &pending.id),
+        request_id: &pending.id,
+        qr_svg: &enrollment.qr_svg,
+        secret: &enrollment.secret,
+        error: None,
+    };
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("text/html; charset=utf-8");
+    if set {
+        resp.cookie(cookie(&state, csrf_cookie_name(&state).into(), seed, None));
+    }
+    Ok(resp.body(body))
+}
+
+/// `POST {issuer}/mfa/enroll` — a first valid code enables TOTP; the backup codes are shown
+/// once, with the way to continue.
+pub async fn mfa_enroll_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let mut loc = locale(&req, None);
+    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
+    let pending = pending(&state, &p, form.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let Some(user_id) = pending.mfa_user_id.clone() else {
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    let user = accounts::find_user(&state, &p.tenant, &user_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let codes = match mfa::enable(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await
+    {
+        Ok(codes) => codes,
+        Err(mfa::MfaError::Unexpected(e)) => return Err(PageError::unexpected(loc, &e)),
+        Err(_) => {
+            // Start again with a fresh secret; say why.
+            let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email)
+                .await
+                .map_err(|e| PageError::unexpected(loc, &e))?;
+            let seed = req
+                .cookie(csrf_cookie_name(&state))
+                .map(|c| c.value().to_string())
+                .unwrap_or_default();
+            let page = MfaEnrollPage {
+                f: frame(&p, loc),
+                action: p.endpoint("/mfa/enroll"),
+                csrf: csrf_token(&state, &seed, &pending.id),
+                request_id: &pending.id,
+                qr_svg: &enrollment.qr_svg,
+                secret: &enrollment.secret,
+                error: Some(loc.texts().invalid_code),
+            };
+            let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+            return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
+                .content_type("text/html; charset=utf-8")
+                .body(body));
+        }
+    };
+    audit::record(
+        &state,
+        AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&user.id)),
+        &audit_context(&req),
+    );
+    authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+    let existing = current_session(&state, &req, &p).await?;
+    let started =
+        establish_session(&state, &req, &p, &pending, &user, existing, &["pwd", "otp"]).await?;
+    let page = BackupCodesPage {
+        f: frame(&p, loc),
+        codes: &codes,
+        continue_action: p.endpoint("/continue"),
+        request_id: &pending.id,
+    };
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .cookie(session_cookie(&state, &p, &started))
+        .body(body))
+}
+
+/// `GET {issuer}/continue?request=…` — continues a request after an interstitial page (the
+/// backup codes), in the session that authenticated for it.
+pub async fn continue_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let mut loc = locale(&req, None);
+    let pending = pending(&state, &p, q.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    match current_session(&state, &req, &p).await? {
+        Some(s) => resume(&state, &p, &pending, &s, false, loc).await,
+        None => Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/login"),
+            pending.id
+        ))),
     }
 }

@@ -526,3 +526,128 @@ async fn wrong_codes_lock_the_account_even_for_someone_who_knows_the_password() 
     .await;
     assert_eq!(s, 423);
 }
+
+async fn set_policy(app: &TestApp, policy: portcullis::tenants::MfaPolicy) {
+    let mut s = app.tenant.settings.clone();
+    s.mfa_policy = policy;
+    portcullis::tenants::update_settings(&app.state, &app.tenant, &s)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+}
+
+#[tokio::test]
+async fn a_required_policy_enrols_the_user_during_sign_in_and_off_skips_the_factor() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    set_policy(&app, portcullis::tenants::MfaPolicy::Required).await;
+    let c = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let verifier = portcullis::crypto::random_token(32);
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(verifier.as_bytes()));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        c.id
+    );
+    let r = browser.get(&url).send().await.unwrap();
+    let form = parse_form(
+        &browser
+            .get(r.headers()["location"].to_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), "ana@example.com".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let enroll_url = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(enroll_url.contains("/mfa/enroll?request="), "{enroll_url}");
+    let html = browser
+        .get(&enroll_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<svg"), "QR code rendered server-side as SVG");
+    let secret = html
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    let form = parse_form(&html);
+    let mut fields = form.hidden.clone();
+    fields.push(("code".into(), code_for(&secret)));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert_eq!(
+        html.matches("<li><code>").count(),
+        10,
+        "ten backup codes, shown once"
+    );
+    let cont = parse_form_get(&html);
+    let r = browser.get(&cont).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let code = param(&query_of(r.headers()["location"].to_str().unwrap()), "code").unwrap();
+    let tokens: Value = app
+        .token(
+            &c,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT_URI),
+                ("code_verifier", &verifier),
+            ],
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["amr"],
+        json!(["pwd", "otp"])
+    );
+
+    // Policy off: the enrolled user signs in with the password alone.
+    set_policy(&app, portcullis::tenants::MfaPolicy::Off).await;
+    let (code, _) = app
+        .code_for(&app.new_browser(), &c, "ana@example.com", &[])
+        .await;
+    assert!(!code.is_empty());
+}
+
+/// The URL a GET form submits to (its action with its hidden fields as the query).
+fn parse_form_get(html: &str) -> String {
+    let start = html.find(r#"<form method="get" action=""#).unwrap()
+        + r#"<form method="get" action=""#.len();
+    let action = unescape(&html[start..start + html[start..].find('"').unwrap()]);
+    let rest = &html[start..];
+    let v = rest.split(r#"name="request" value=""#).nth(1).unwrap();
+    let value = unescape(&v[..v.find('"').unwrap()]);
+    format!("{action}?request={value}")
+}
