@@ -41,6 +41,10 @@ pub struct AuthorizationRequest {
     pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
     pub claims: Option<Value>,
+    /// A sign-in for Portcullis's own account page: no code is issued, the browser goes
+    /// back to the page.
+    #[serde(default)]
+    pub account_page: bool,
 }
 
 impl AuthorizationRequest {
@@ -350,6 +354,7 @@ pub async fn validate(
         ui_locales: params.get("ui_locales").map(str::to_string),
         acr_values: params.get("acr_values").map(str::to_string),
         claims,
+        account_page: false,
     };
     Ok((client, request))
 }
@@ -695,4 +700,33 @@ pub fn redirect_location(resp: &CodeResponse) -> String {
         }
         Err(_) => resp.redirect_uri.clone(),
     }
+}
+
+/// A pending sign-in for the account page (tenant's first-party client, no code issued).
+pub async fn account_sign_in(
+    state: &AppState,
+    provider: &Provider,
+    ui_locales: Option<&str>,
+) -> Result<String, AuthorizeError> {
+    let client = clients::first_party_client(state, &provider.tenant)
+        .await
+        .map_err(|e| AuthorizeError::Unexpected(anyhow::anyhow!(e.to_string())))?;
+    let req = AuthorizationRequest {
+        client_id: client.id,
+        redirect_uri: provider.endpoint("/account"),
+        response_mode: ResponseMode::Query,
+        scope: vec!["openid".into()],
+        state: None,
+        nonce: None,
+        code_challenge: None,
+        prompt: vec![],
+        max_age: None,
+        login_hint: None,
+        hint_sub: None,
+        ui_locales: ui_locales.map(str::to_string),
+        acr_values: None,
+        claims: None,
+        account_page: true,
+    };
+    save_request(state, provider, &req, None).await
 }

@@ -209,6 +209,78 @@ pub async fn end_session(
     Ok(())
 }
 
+/// A session as the account page lists it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub sid: String,
+    pub created_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+pub async fn list_user_sessions(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<SessionInfo>, sqlx::Error> {
+    Ok(
+        storage::sessions::list_user_sessions(&state.pool, &tenant.id, user_id, storage::now())
+            .await?
+            .into_iter()
+            .map(|r| SessionInfo {
+                sid: r.sid,
+                created_at: r.created_at,
+                ip: r.ip,
+                user_agent: r.user_agent,
+            })
+            .collect(),
+    )
+}
+
+/// Ends one of the user's sessions (with back-channel logout).
+pub async fn end_user_session(
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+    sid: &str,
+) -> Result<bool, anyhow::Error> {
+    let Some(row) = storage::sessions::find_live_session_by_sid(
+        &state.pool,
+        &provider.tenant.id,
+        sid,
+        storage::now(),
+    )
+    .await?
+    else {
+        return Ok(false);
+    };
+    if row.user_id != user_id {
+        return Ok(false);
+    }
+    end_session(state, provider, &Session::from(row)).await?;
+    Ok(true)
+}
+
+/// Signs the user out everywhere: every session ends (with back-channel logout) and every
+/// refresh token is revoked, offline ones included.
+pub async fn end_all_user_sessions(
+    state: &AppState,
+    provider: &Provider,
+    user_id: &str,
+) -> Result<(), anyhow::Error> {
+    for s in list_user_sessions(state, &provider.tenant, user_id).await? {
+        end_user_session(state, provider, user_id, &s.sid).await?;
+    }
+    storage::tokens::revoke_user_refresh_tokens(
+        &state.pool,
+        &provider.tenant.id,
+        user_id,
+        storage::now(),
+    )
+    .await?;
+    Ok(())
+}
+
 /// Back-Channel Logout 1.0 §2.4: a signed JWT with `typ` `logout+jwt`, `sid`, `sub` and
 /// the back-channel logout event, and no `nonce`.
 fn logout_token(

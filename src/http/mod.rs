@@ -37,6 +37,29 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/mfa/enroll", web::get().to(pages::mfa_enroll_get))
     .route("/mfa/enroll", web::post().to(pages::mfa_enroll_post))
     .route("/continue", web::get().to(pages::continue_get))
+    .route("/account", web::get().to(pages::account_get))
+    .route(
+        "/account/password",
+        web::post().to(pages::account_password_post),
+    )
+    .route("/account/mfa", web::get().to(pages::account_mfa_get))
+    .route("/account/mfa", web::post().to(pages::account_mfa_post))
+    .route(
+        "/account/mfa/disable",
+        web::post().to(pages::account_mfa_disable_post),
+    )
+    .route(
+        "/account/backup-codes",
+        web::post().to(pages::account_backup_codes_post),
+    )
+    .route(
+        "/account/sessions/end",
+        web::post().to(pages::account_session_end_post),
+    )
+    .route(
+        "/account/sessions/end-all",
+        web::post().to(pages::account_sessions_end_all_post),
+    )
     .route("/mfa", web::get().to(pages::mfa_get))
     .route("/mfa", web::post().to(pages::mfa_post))
     .route("/consent", web::get().to(pages::consent_get))

@@ -120,3 +120,20 @@ pub async fn delete_expired_sessions(pool: &Pool, now: i64) -> DbResult<u64> {
             .bind(now).execute(p).await.map(|r| r.rows_affected())
     })
 }
+
+/// A user's live sessions, newest first.
+pub async fn list_user_sessions(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    now: i64,
+) -> DbResult<Vec<SessionRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, SessionRow>(
+        "SELECT * FROM browser_sessions WHERE tenant_id = $1 AND user_id = $2 AND ended_at IS NULL AND expires_at > $3 ORDER BY created_at DESC",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(now)
+    .fetch_all(p)
+    .await)
+}

@@ -362,3 +362,185 @@ async fn the_links_in_the_mails_open_working_pages() {
         .unwrap()
         .contains("This link is invalid, has expired or was already used."));
 }
+
+async fn signed_in_account_browser(app: &TestApp, email: &str, password: &str) -> reqwest::Client {
+    let browser = app.new_browser();
+    let r = browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let login = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(login.contains("/login?request="));
+    let back = drive_forms(&browser, &login, email, password, &app.url("/account")).await;
+    assert_eq!(back, app.url("/account"));
+    browser
+}
+
+fn account_form(html: &str, action_suffix: &str) -> Form {
+    let forms: Vec<&str> = html.split("<form ").skip(1).collect();
+    let f = forms
+        .iter()
+        .find(|f| f.contains(&format!("{action_suffix}\"")))
+        .unwrap();
+    parse_form(&format!("<form {f}"))
+}
+
+#[tokio::test]
+async fn the_account_page_changes_the_password_enrols_mfa_and_signs_sessions_out() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    let browser = signed_in_account_browser(&app, "ana@example.com", PASSWORD).await;
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("Your account") && html.contains("ana@example.com"));
+    assert!(html.contains("this device"));
+
+    // Change password: the policy is told in words, then success.
+    let form = account_form(&html, "/account/password");
+    let mut weak = form.hidden.clone();
+    weak.extend([
+        ("current_password".to_string(), PASSWORD.to_string()),
+        ("new_password".to_string(), "weakweakweak".to_string()),
+    ]);
+    let r = browser.post(&form.action).form(&weak).send().await.unwrap();
+    assert_eq!(r.status(), 422);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("password needs an upper-case letter, a digit, a symbol"));
+    let mut good = form.hidden.clone();
+    good.extend([
+        ("current_password".to_string(), PASSWORD.to_string()),
+        ("new_password".to_string(), "Changed-Pass-88".to_string()),
+    ]);
+    let r = browser.post(&form.action).form(&good).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Your password was changed."));
+
+    // A second device, signed out from the first.
+    let other = signed_in_account_browser(&app, "ana@example.com", "Changed-Pass-88").await;
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let rows: Vec<&str> = html
+        .split("<li>")
+        .skip(1)
+        .filter(|r| r.contains("/account/sessions/end\""))
+        .collect();
+    assert_eq!(rows.len(), 2, "both sessions are listed");
+    let theirs = rows.iter().find(|r| !r.contains("this device")).unwrap();
+    let form = parse_form(&format!("<form {}", theirs.split("<form ").nth(1).unwrap()));
+    let r = browser
+        .post(&form.action)
+        .form(&form.hidden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        other
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        303,
+        "the other device is signed out"
+    );
+    assert_eq!(
+        browser
+            .get(app.url("/account"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200,
+        "this one is not"
+    );
+
+    // MFA enrolment with a QR code, then backup codes.
+    let html = browser
+        .get(app.url("/account/mfa"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("<svg"));
+    let secret = html
+        .split("<code>")
+        .nth(1)
+        .unwrap()
+        .split("</code>")
+        .next()
+        .unwrap()
+        .to_string();
+    let form = parse_form(&html);
+    let mut fields = form.hidden.clone();
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
+    let code = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
+        .unwrap()
+        .generate_current()
+        .unwrap();
+    fields.push(("code".into(), code));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.text().await.unwrap().matches("<li><code>").count(), 10);
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("unused backup codes: 10"));
+
+    let html = browser
+        .get(app.url("/account"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = account_form(&html, "/account/sessions/end-all");
+    let r = browser
+        .post(&form.action)
+        .form(&form.hidden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("You have been signed out."));
+    let r = browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        303,
+        "signed out everywhere, this device included"
+    );
+}
