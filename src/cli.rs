@@ -138,6 +138,10 @@ pub struct ClientCreate {
     /// Access token lifetime for this client, in seconds.
     #[arg(long)]
     access_token_ttl: Option<i64>,
+    /// Second factor for this client's sign-ins: off, optional or required (the stricter of
+    /// this and the tenant's policy applies).
+    #[arg(long)]
+    mfa_policy: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -313,6 +317,12 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             new.signing_alg = Alg::parse(&c.signing_alg)
                 .ok_or_else(|| anyhow::anyhow!("signing alg must be RS256, ES256 or EdDSA"))?;
             new.access_token_ttl = c.access_token_ttl;
+            new.mfa_policy = match &c.mfa_policy {
+                Some(p) => Some(crate::tenants::MfaPolicy::parse(p).ok_or_else(|| {
+                    anyhow::anyhow!("mfa policy must be off, optional or required")
+                })?),
+                None => None,
+            };
             let (client, secret) = clients::create_client(state, &tenant, new).await?;
             audit::record_now(
                 state,

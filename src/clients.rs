@@ -10,7 +10,7 @@ use crate::crypto;
 use crate::keys::Alg;
 use crate::state::AppState;
 use crate::storage::{self, clients::ClientRow, json_list, parse_list};
-use crate::tenants::Tenant;
+use crate::tenants::{MfaPolicy, Tenant};
 
 /// Upper bound for a per-client access token lifetime, in seconds.
 pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
@@ -90,6 +90,8 @@ pub struct Client {
     pub require_pkce: bool,
     pub signing_alg: Alg,
     pub access_token_ttl: Option<i64>,
+    /// The client's own second-factor policy; the stricter of it and the tenant's applies.
+    pub mfa_policy: Option<MfaPolicy>,
 }
 
 impl From<ClientRow> for Client {
@@ -113,6 +115,7 @@ impl From<ClientRow> for Client {
             require_pkce: r.require_pkce || !r.confidential,
             signing_alg: Alg::parse(&r.signing_alg).unwrap_or(Alg::Rs256),
             access_token_ttl: r.access_token_ttl,
+            mfa_policy: r.mfa_policy.as_deref().and_then(MfaPolicy::parse),
         }
     }
 }
@@ -149,6 +152,7 @@ pub struct NewClient {
     pub skip_consent: bool,
     pub signing_alg: Alg,
     pub access_token_ttl: Option<i64>,
+    pub mfa_policy: Option<MfaPolicy>,
 }
 
 impl NewClient {
@@ -165,6 +169,7 @@ impl NewClient {
             skip_consent: false,
             signing_alg: Alg::Rs256,
             access_token_ttl: None,
+            mfa_policy: None,
         }
     }
 }
@@ -288,6 +293,7 @@ fn new_client_row(
         created_at: now,
         updated_at: now,
         registration_token_hash: None,
+        mfa_policy: new.mfa_policy.map(|p| p.as_str().to_string()),
     };
     Ok((row, secret))
 }
@@ -408,6 +414,7 @@ pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Cli
         created_at: now,
         updated_at: now,
         registration_token_hash: None,
+        mfa_policy: None,
     };
     match storage::clients::insert_client(&state.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),
@@ -581,6 +588,7 @@ impl Client {
             "skip_consent": self.skip_consent,
             "signing_alg": self.signing_alg.as_str(),
             "access_token_ttl": self.access_token_ttl,
+            "mfa_policy": self.mfa_policy.map(MfaPolicy::as_str),
         })
     }
 }

@@ -90,13 +90,33 @@ impl Default for TenantSettings {
     }
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+/// Ordered from weakest to strictest, so the stricter of two policies is their `max`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum MfaPolicy {
     Off,
     #[default]
     Optional,
     Required,
+}
+
+impl MfaPolicy {
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "off" => Some(MfaPolicy::Off),
+            "optional" => Some(MfaPolicy::Optional),
+            "required" => Some(MfaPolicy::Required),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MfaPolicy::Off => "off",
+            MfaPolicy::Optional => "optional",
+            MfaPolicy::Required => "required",
+        }
+    }
 }
 
 /// SPEC: 5 failed sign-ins within 15 minutes lock the account for 15 minutes.

@@ -532,7 +532,13 @@ pub async fn sign_in_post(
     let enrolled = mfa::is_enabled(&state, &p.tenant, &user.id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
-    let next_step = match (p.tenant.settings.mfa_policy, enrolled) {
+    // The stricter of the tenant's and the client's policy applies.
+    let policy = p
+        .tenant
+        .settings
+        .mfa_policy
+        .max(pending.client.mfa_policy.unwrap_or(MfaPolicy::Off));
+    let next_step = match (policy, enrolled) {
         (MfaPolicy::Off, _) | (MfaPolicy::Optional, false) => None,
         (MfaPolicy::Optional | MfaPolicy::Required, true) => Some("/mfa"),
         // Required but not enrolled: enrolment comes before the session.

@@ -651,3 +651,68 @@ fn parse_form_get(html: &str) -> String {
     let value = unescape(&v[..v.find('"').unwrap()]);
     format!("{action}?request={value}")
 }
+
+#[tokio::test]
+async fn a_client_can_require_mfa_for_its_own_sign_ins() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    app.create_user("ana@example.com").await;
+    let admin = app.login("admin@acme.test").await;
+    let r = app
+        .http
+        .post(app.url("/api/v1/admin/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Bank", "redirect_uris": [REDIRECT_URI], "skip_consent": true, "mfa_policy": "required"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["mfa_policy"], "required");
+    let strict = TestClient {
+        id: body["data"]["client_id"].as_str().unwrap().into(),
+        secret: body["data"]["client_secret"].as_str().map(str::to_string),
+    };
+    let relaxed = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    // The relaxed client signs in with the password alone.
+    app.code_for(&app.new_browser(), &relaxed, "ana@example.com", &[])
+        .await;
+    // The strict one sends the (not enrolled) user to enrolment.
+    let browser = app.new_browser();
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(b"v"));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        strict.id
+    );
+    let r = browser.get(&url).send().await.unwrap();
+    let form = parse_form(
+        &browser
+            .get(r.headers()["location"].to_str().unwrap())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+    );
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), "ana@example.com".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("/mfa/enroll?request="));
+}

@@ -77,6 +77,8 @@ pub struct ClientBody {
     skip_consent: bool,
     signing_alg: Option<String>,
     access_token_ttl: Option<i64>,
+    /// off, optional or required
+    mfa_policy: Option<String>,
 }
 
 #[utoipa::path(
@@ -160,6 +162,11 @@ pub async fn clients_post(
         })?;
     }
     new.access_token_ttl = b.access_token_ttl;
+    if let Some(policy) = b.mfa_policy {
+        new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
+            ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
+        })?);
+    }
     let (client, secret) = clients::create_client(&state, &principal.provider.tenant, new).await?;
     record(
         &state,
