@@ -76,6 +76,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Timeout for every outbound HTTP call (back-channel logout, upstream IdPs).
     pub outbound_timeout_secs: u64,
+    /// SMTP server for outgoing mail (`smtp://user:pass@host:587`, `smtps://…`); without it
+    /// mail goes to the local outbox table.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub smtp_url: Option<SecretString>,
+    /// Sender of outgoing mail.
+    pub smtp_from: String,
     pub log_format: LogFormat,
     pub log_level: String,
     /// Number of HTTP worker threads (0 = one per core).
@@ -112,6 +118,8 @@ impl Default for Config {
             cache_ttl_secs: 2,
             max_body_bytes: 64 * 1024,
             outbound_timeout_secs: 5,
+            smtp_url: None,
+            smtp_from: "Portcullis <no-reply@localhost>".into(),
             log_format: LogFormat::Text,
             log_level: "info".into(),
             workers: 0,

@@ -1,9 +1,44 @@
-//! Outgoing mail. Without an SMTP server configured, messages go to the local outbox table
-//! (documented in README), so development and tests can read them; nothing is lost.
+//! Outgoing mail: through SMTP (lettre) when `smtp_url` is configured, with the outbound
+//! timeout; otherwise into the local outbox table (documented in README), so development
+//! and tests can read it. A message that SMTP refuses is kept in the outbox too.
+
+use lettre::message::header::ContentType;
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use secrecy::ExposeSecret;
 
 use crate::state::AppState;
 use crate::storage::{self, users::OutboxRow};
 use crate::tenants::Tenant;
+
+/// The SMTP transport built from `smtp_url`, if configured.
+pub fn transport(
+    state_config: &crate::config::Config,
+) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
+    let Some(url) = &state_config.smtp_url else {
+        return Ok(None);
+    };
+    let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+        .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
+        .timeout(Some(std::time::Duration::from_secs(
+            state_config.outbound_timeout_secs,
+        )))
+        .build();
+    Ok(Some(t))
+}
+
+async fn smtp(state: &AppState, to: &str, subject: &str, body: &str) -> anyhow::Result<bool> {
+    let Some(transport) = state.smtp.as_ref() else {
+        return Ok(false);
+    };
+    let message = Message::builder()
+        .from(state.config.smtp_from.parse()?)
+        .to(to.parse()?)
+        .subject(subject)
+        .header(ContentType::TEXT_PLAIN)
+        .body(body.to_string())?;
+    transport.send(message).await?;
+    Ok(true)
+}
 
 pub async fn send(
     state: &AppState,
@@ -12,6 +47,16 @@ pub async fn send(
     subject: &str,
     body: &str,
 ) -> Result<(), sqlx::Error> {
+    match smtp(state, to, subject, body).await {
+        Ok(true) => {
+            tracing::info!(tenant = %tenant.slug, subject, "mail sent");
+            return Ok(());
+        }
+        Ok(false) => {}
+        Err(e) => {
+            tracing::warn!(tenant = %tenant.slug, subject, error = %e, "SMTP delivery failed; the mail is kept in the outbox")
+        }
+    }
     let row = OutboxRow {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id.clone(),

@@ -25,6 +25,8 @@ pub struct AppState {
     /// Key for CSRF tokens and other server-side MACs, derived from the master key.
     pub mac_key: Arc<Vec<u8>>,
     pub audit: AuditSink,
+    /// SMTP transport when `smtp_url` is configured.
+    pub smtp: Option<Arc<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>>,
     /// Key for API key digests, derived from the master key.
     pub api_key_mac: Arc<Vec<u8>>,
     pub api_key_usage: Arc<UsageCounter>,
@@ -44,6 +46,7 @@ impl AppState {
         let ttl = Duration::from_secs(config.cache_ttl_secs);
         Ok(Self {
             audit: AuditSink::start(pool.clone()),
+            smtp: crate::mail::transport(&config)?.map(Arc::new),
             api_key_mac: Arc::new(master_key.derive("portcullis api keys v1")),
             api_key_usage: Arc::new(UsageCounter::default()),
             clients: Arc::new(ClientCache::new(ttl)),

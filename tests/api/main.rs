@@ -25,4 +25,5 @@ mod parameters;
 mod rbac_and_keys;
 mod registration;
 mod review;
+mod smtp;
 mod tokens;
