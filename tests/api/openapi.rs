@@ -20,6 +20,21 @@ async fn the_committed_openapi_document_is_the_generated_one_and_is_served() {
         .unwrap();
     assert_eq!(served, serde_json::from_str::<Value>(&generated).unwrap());
     assert!(served["openapi"].as_str().unwrap().starts_with("3."));
+    let mut ids: Vec<&str> = served["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|ops| {
+            ops.as_object()
+                .unwrap()
+                .values()
+                .map(|op| op["operationId"].as_str().unwrap())
+        })
+        .collect();
+    let count = ids.len();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique");
     for path in [
         "/t/{tenant}/api/v1/auth/login",
         "/t/{tenant}/api/v1/apikeys",

@@ -243,7 +243,7 @@ pub struct RegisterBody {
     name: Option<String>,
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/register", tag = "auth", params(TenantPath), request_body = RegisterBody,
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/auth/register", operation_id = "auth_register_post", tag = "auth", params(TenantPath), request_body = RegisterBody,
     responses(
         (status = 202, description = "A confirmation mail is on its way (the same answer whether or not the address had an account)", body = DataEnvelope),
         (status = 404, description = "NOT_FOUND: self-registration is off for this tenant", body = ErrorEnvelope),

@@ -51,7 +51,7 @@ pub async fn setup_post(
     Ok(data(StatusCode::OK, json!(enrollment)))
 }
 
-#[utoipa::path(post, path = "/t/{tenant}/api/v1/mfa/verify", tag = "mfa", params(TenantPath), request_body = CodeBody,
+#[utoipa::path(post, path = "/t/{tenant}/api/v1/mfa/verify", operation_id = "mfa_code_verify_post", tag = "mfa", params(TenantPath), request_body = CodeBody,
     responses((status = 200, description = "{\"valid\": true}", body = DataEnvelope), (status = 401, description = "MFA_INVALID_CODE", body = ErrorEnvelope)),
     security(("bearer" = [])))]
 /// `POST /api/v1/mfa/verify` `{"code"}` — checks a code (of the pending secret during
