@@ -442,13 +442,16 @@ pub async fn decide(
     };
     // Step-up (Core §3.1.2.1 acr_values): "2" asks for a second factor. A user enrolled in
     // MFA whose session has only the password gives it now; for a user without MFA the
-    // request is voluntary and the ID token's acr tells the client what happened.
-    if req.wants_acr("2")
-        && session.acr != "2"
-        && crate::mfa::is_enabled(state, &provider.tenant, &session.user_id)
-            .await
-            .map_err(|e| AuthorizeError::Unexpected(e.into()))?
-    {
+    // request is voluntary and the ID token's acr tells the client what happened. A scope
+    // the client declared privileged always needs it (enrolling first if need be).
+    let privileged = client.is_privileged_request(&req.scope);
+    let step_up = session.acr != "2"
+        && (privileged
+            || req.wants_acr("2")
+                && crate::mfa::is_enabled(state, &provider.tenant, &session.user_id)
+                    .await
+                    .map_err(|e| AuthorizeError::Unexpected(e.into()))?);
+    if step_up {
         if req.has_prompt("none") {
             return Ok(Next::Fail(error_for(
                 req,

@@ -92,6 +92,8 @@ pub struct Client {
     pub access_token_ttl: Option<i64>,
     /// The client's own second-factor policy; the stricter of it and the tenant's applies.
     pub mfa_policy: Option<MfaPolicy>,
+    /// Scopes whose request needs the second factor (step-up).
+    pub privileged_scopes: Vec<String>,
 }
 
 impl From<ClientRow> for Client {
@@ -116,11 +118,17 @@ impl From<ClientRow> for Client {
             signing_alg: Alg::parse(&r.signing_alg).unwrap_or(Alg::Rs256),
             access_token_ttl: r.access_token_ttl,
             mfa_policy: r.mfa_policy.as_deref().and_then(MfaPolicy::parse),
+            privileged_scopes: parse_list(&r.privileged_scopes),
         }
     }
 }
 
 impl Client {
+    /// Whether any of `scope` is declared privileged (its request needs the second factor).
+    pub fn is_privileged_request(&self, scope: &[String]) -> bool {
+        scope.iter().any(|s| self.privileged_scopes.contains(s))
+    }
+
     pub fn allows_grant(&self, g: GrantType) -> bool {
         self.grant_types.contains(&g)
     }
@@ -153,6 +161,7 @@ pub struct NewClient {
     pub signing_alg: Alg,
     pub access_token_ttl: Option<i64>,
     pub mfa_policy: Option<MfaPolicy>,
+    pub privileged_scopes: Vec<String>,
 }
 
 impl NewClient {
@@ -170,6 +179,7 @@ impl NewClient {
             signing_alg: Alg::Rs256,
             access_token_ttl: None,
             mfa_policy: None,
+            privileged_scopes: vec![],
         }
     }
 }
@@ -258,6 +268,15 @@ fn new_client_row(
             ));
         }
     }
+    if let Some(bad) = new
+        .privileged_scopes
+        .iter()
+        .find(|s| !new.scopes.contains(s))
+    {
+        return Err(ClientError::Invalid(format!(
+            "privileged scope {bad:?} is not one of the client's scopes"
+        )));
+    }
     if let Some(bad) = new.scopes.iter().find(|s| !is_scope_token(s)) {
         return Err(ClientError::Invalid(format!("invalid scope {bad:?}")));
     }
@@ -294,6 +313,7 @@ fn new_client_row(
         updated_at: now,
         registration_token_hash: None,
         mfa_policy: new.mfa_policy.map(|p| p.as_str().to_string()),
+        privileged_scopes: json_list(&new.privileged_scopes),
     };
     Ok((row, secret))
 }
@@ -415,6 +435,7 @@ pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Cli
         updated_at: now,
         registration_token_hash: None,
         mfa_policy: None,
+        privileged_scopes: "[]".into(),
     };
     match storage::clients::insert_client(&state.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),
@@ -589,6 +610,7 @@ impl Client {
             "signing_alg": self.signing_alg.as_str(),
             "access_token_ttl": self.access_token_ttl,
             "mfa_policy": self.mfa_policy.map(MfaPolicy::as_str),
+            "privileged_scopes": self.privileged_scopes,
         })
     }
 }

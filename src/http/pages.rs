@@ -533,11 +533,18 @@ pub async fn sign_in_post(
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
     // The stricter of the tenant's and the client's policy applies.
+    // A client-declared privileged scope needs the second factor (enrolling if need be).
+    let privileged = if pending.client.is_privileged_request(&pending.request.scope) {
+        MfaPolicy::Required
+    } else {
+        MfaPolicy::Off
+    };
     let policy = p
         .tenant
         .settings
         .mfa_policy
-        .max(pending.client.mfa_policy.unwrap_or(MfaPolicy::Off));
+        .max(pending.client.mfa_policy.unwrap_or(MfaPolicy::Off))
+        .max(privileged);
     let next_step = match (policy, enrolled) {
         (MfaPolicy::Off, _) | (MfaPolicy::Optional, false) => None,
         (MfaPolicy::Optional | MfaPolicy::Required, true) => Some("/mfa"),
@@ -671,10 +678,21 @@ pub async fn mfa_get(
     let mut loc = locale(&req, None);
     let pending = pending(&state, &p, q.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
-    if pending.mfa_user_id.is_none() {
+    let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(see_other(&format!(
             "{}?request={}",
             p.endpoint("/login"),
+            pending.id
+        )));
+    };
+    if !mfa::is_enabled(&state, &p.tenant, &user_id)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?
+    {
+        // A second factor is needed but none is enrolled yet: enrol first.
+        return Ok(see_other(&format!(
+            "{}?request={}",
+            p.endpoint("/mfa/enroll"),
             pending.id
         )));
     }

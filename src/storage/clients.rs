@@ -23,17 +23,18 @@ pub struct ClientRow {
     pub updated_at: i64,
     pub registration_token_hash: Option<String>,
     pub mfa_policy: Option<String>,
+    pub privileged_scopes: String,
 }
 
 pub async fn insert_client(pool: &Pool, c: &ClientRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
-        "INSERT INTO clients (client_id, tenant_id, name, secret_hash, confidential, redirect_uris, post_logout_redirect_uris, grant_types, scopes, allowed_origins, backchannel_logout_uri, skip_consent, require_pkce, signing_alg, access_token_ttl, created_at, updated_at, registration_token_hash, mfa_policy) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+        "INSERT INTO clients (client_id, tenant_id, name, secret_hash, confidential, redirect_uris, post_logout_redirect_uris, grant_types, scopes, allowed_origins, backchannel_logout_uri, skip_consent, require_pkce, signing_alg, access_token_ttl, created_at, updated_at, registration_token_hash, mfa_policy, privileged_scopes) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)",
     )
     .bind(&c.client_id).bind(&c.tenant_id).bind(&c.name).bind(&c.secret_hash).bind(c.confidential)
     .bind(&c.redirect_uris).bind(&c.post_logout_redirect_uris).bind(&c.grant_types).bind(&c.scopes)
     .bind(&c.allowed_origins).bind(&c.backchannel_logout_uri).bind(c.skip_consent).bind(c.require_pkce)
-    .bind(&c.signing_alg).bind(c.access_token_ttl).bind(c.created_at).bind(c.updated_at).bind(&c.registration_token_hash).bind(&c.mfa_policy)
+    .bind(&c.signing_alg).bind(c.access_token_ttl).bind(c.created_at).bind(c.updated_at).bind(&c.registration_token_hash).bind(&c.mfa_policy).bind(&c.privileged_scopes)
     .execute(p)
     .await
     .map(|_| ()))

@@ -716,3 +716,62 @@ async fn a_client_can_require_mfa_for_its_own_sign_ins() {
         .unwrap()
         .contains("/mfa/enroll?request="));
 }
+
+#[tokio::test]
+async fn a_client_declared_privileged_scope_needs_the_second_factor() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    app.create_user("ana@example.com").await;
+    let admin = app.login("admin@acme.test").await;
+    let r = app
+        .http
+        .post(app.url("/api/v1/admin/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Payments", "redirect_uris": [REDIRECT_URI], "skip_consent": true, "scopes": ["openid", "payments"], "privileged_scopes": ["payments"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let body: Value = r.json().await.unwrap();
+    let client = TestClient {
+        id: body["data"]["client_id"].as_str().unwrap().into(),
+        secret: body["data"]["client_secret"].as_str().map(str::to_string),
+    };
+    let browser = app.new_browser();
+    // Without the privileged scope: the password is enough.
+    let challenge0 = portcullis::crypto::b64url(&portcullis::crypto::sha256(b"v"));
+    let url0 = format!("{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge0}&code_challenge_method=S256", app.url("/authorize"), client.id);
+    let q = app
+        .authorize_through_forms(&browser, &url0, "ana@example.com")
+        .await;
+    assert!(param(&q, "code").is_some());
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(b"v"));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid%20payments&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        client.id
+    );
+    let r = browser.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let mfa_url = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(mfa_url.contains("/mfa?request="), "{mfa_url}");
+    let r = browser.get(&mfa_url).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(
+        r.headers()["location"]
+            .to_str()
+            .unwrap()
+            .contains("/mfa/enroll?request="),
+        "not enrolled: enrolment first"
+    );
+    let r = app
+        .http
+        .post(app.url("/api/v1/admin/clients"))
+        .bearer_auth(&admin)
+        .json(&json!({"name": "Bad", "redirect_uris": [REDIRECT_URI], "scopes": ["openid"], "privileged_scopes": ["payments"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+}

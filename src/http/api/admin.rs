@@ -79,6 +79,8 @@ pub struct ClientBody {
     access_token_ttl: Option<i64>,
     /// off, optional or required
     mfa_policy: Option<String>,
+    /// Scopes whose request needs the second factor.
+    privileged_scopes: Vec<String>,
 }
 
 #[utoipa::path(
@@ -162,6 +164,7 @@ pub async fn clients_post(
         })?;
     }
     new.access_token_ttl = b.access_token_ttl;
+    new.privileged_scopes = b.privileged_scopes;
     if let Some(policy) = b.mfa_policy {
         new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
             ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
