@@ -104,7 +104,10 @@ pub async fn insert_password_history(
     hash: &str,
     now: i64,
 ) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query("INSERT INTO password_history (user_id, hash, created_at) VALUES ($1, $2, $3)")
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO password_history (user_id, hash, created_at, seq) \
+         SELECT $1, $2, $3, COALESCE(MAX(seq), 0) + 1 FROM password_history WHERE user_id = $1",
+    )
         .bind(user_id)
         .bind(hash)
         .bind(now)
@@ -119,7 +122,7 @@ pub async fn list_password_history(
     user_id: &str,
     limit: i64,
 ) -> DbResult<Vec<String>> {
-    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY created_at DESC LIMIT $2")
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT hash FROM password_history WHERE user_id = $1 ORDER BY seq DESC, created_at DESC LIMIT $2")
         .bind(user_id)
         .bind(limit)
         .fetch_all(p)
