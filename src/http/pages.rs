@@ -1396,6 +1396,19 @@ async fn account_session(
     Ok(Ok((session, user)))
 }
 
+/// The common preamble of the account page's forms: the CSRF check, then the signed-in
+/// user (or the redirect to sign in first).
+async fn account_form_session(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    form: &Params,
+    loc: Locale,
+) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
+    check_csrf(state, req, form, ACCOUNT_FORM, loc)?;
+    account_session(state, req, p, loc).await
+}
+
 async fn account_page(
     state: &AppState,
     req: &HttpRequest,
@@ -1484,8 +1497,7 @@ pub async fn account_password_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (session, user) = match account_session(&state, &req, &p, loc).await? {
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -1604,8 +1616,7 @@ pub async fn account_mfa_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (session, user) = match account_session(&state, &req, &p, loc).await? {
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -1646,8 +1657,7 @@ pub async fn account_mfa_disable_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (session, user) = match account_session(&state, &req, &p, loc).await? {
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -1694,8 +1704,7 @@ pub async fn account_backup_codes_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (session, user) = match account_session(&state, &req, &p, loc).await? {
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -1731,8 +1740,7 @@ pub async fn account_session_end_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (session, user) = match account_session(&state, &req, &p, loc).await? {
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -1764,8 +1772,7 @@ pub async fn account_sessions_end_all_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    check_csrf(&state, &req, &form, ACCOUNT_FORM, loc)?;
-    let (_, user) = match account_session(&state, &req, &p, loc).await? {
+    let (_, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
