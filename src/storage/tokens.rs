@@ -71,82 +71,81 @@ pub async fn find_refresh_token(
         .await)
 }
 
-/// Revokes every refresh token of a family and deny-lists the access tokens issued with
-/// them. Returns how many refresh tokens were still unrevoked.
+/// Which refresh tokens a revocation covers (a fixed SQL condition on `$2`).
+#[derive(Clone, Copy)]
+enum Revocation {
+    Family,
+    User,
+    /// Those bound to a browser session, i.e. granted without `offline_access`.
+    SessionBound,
+}
+
+impl Revocation {
+    fn condition(self) -> &'static str {
+        match self {
+            Revocation::Family => "family_id = $2",
+            Revocation::User => "user_id = $2",
+            Revocation::SessionBound => "sid = $2 AND scope NOT LIKE '%\"offline_access\"%'",
+        }
+    }
+}
+
+/// Revokes the refresh tokens a revocation covers and, in the same transaction, deny-lists
+/// the access tokens issued with them. Returns how many refresh tokens were still unrevoked.
+async fn revoke(
+    pool: &Pool,
+    which: Revocation,
+    tenant_id: &str,
+    key: &str,
+    now: i64,
+) -> DbResult<u64> {
+    let condition = which.condition();
+    let deny = format!(
+        "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
+         SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
+         WHERE tenant_id = $1 AND {condition} AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
+         ON CONFLICT (jti) DO NOTHING"
+    );
+    let revoke = format!("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND {condition} AND revoked_at IS NULL");
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query(&deny).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
+        let r = sqlx::query(&revoke).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(r.rows_affected())
+    })
+}
+
+/// Revokes every refresh token of a family and the access tokens issued with them.
 pub async fn revoke_refresh_family(
     pool: &Pool,
     tenant_id: &str,
     family_id: &str,
     now: i64,
 ) -> DbResult<u64> {
-    dispatch!(pool, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
-             SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
-             WHERE tenant_id = $1 AND family_id = $2 AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(tenant_id).bind(family_id).bind(now)
-        .execute(&mut *tx).await?;
-        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND family_id = $2 AND revoked_at IS NULL")
-            .bind(tenant_id).bind(family_id).bind(now)
-            .execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(r.rows_affected())
-    })
+    revoke(pool, Revocation::Family, tenant_id, family_id, now).await
 }
 
-/// Revokes every refresh token of a user in a tenant (sign out everywhere) and deny-lists
-/// the access tokens issued with them. Returns how many were still unrevoked.
+/// Revokes every refresh token of a user in a tenant (sign out everywhere) and the access
+/// tokens issued with them.
 pub async fn revoke_user_refresh_tokens(
     pool: &Pool,
     tenant_id: &str,
     user_id: &str,
     now: i64,
 ) -> DbResult<u64> {
-    dispatch!(pool, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
-             SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
-             WHERE tenant_id = $1 AND user_id = $2 AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(tenant_id).bind(user_id).bind(now)
-        .execute(&mut *tx).await?;
-        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND user_id = $2 AND revoked_at IS NULL")
-            .bind(tenant_id).bind(user_id).bind(now)
-            .execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(r.rows_affected())
-    })
+    revoke(pool, Revocation::User, tenant_id, user_id, now).await
 }
 
-/// Revokes the refresh tokens bound to a browser session (those granted without
-/// `offline_access`) and deny-lists their access tokens.
+/// Revokes the refresh tokens bound to a browser session (granted without
+/// `offline_access`) and the access tokens issued with them.
 pub async fn revoke_session_refresh_tokens(
     pool: &Pool,
     tenant_id: &str,
     sid: &str,
     now: i64,
 ) -> DbResult<u64> {
-    dispatch!(pool, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query(
-            "INSERT INTO revoked_access_tokens (jti, tenant_id, expires_at) \
-             SELECT access_token_jti, tenant_id, access_token_exp FROM refresh_tokens \
-             WHERE tenant_id = $1 AND sid = $2 AND scope NOT LIKE '%\"offline_access\"%' AND access_token_jti IS NOT NULL AND access_token_exp > $3 \
-             ON CONFLICT (jti) DO NOTHING",
-        )
-        .bind(tenant_id).bind(sid).bind(now)
-        .execute(&mut *tx).await?;
-        let r = sqlx::query("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND sid = $2 AND scope NOT LIKE '%\"offline_access\"%' AND revoked_at IS NULL")
-            .bind(tenant_id).bind(sid).bind(now)
-            .execute(&mut *tx).await?;
-        tx.commit().await?;
-        Ok(r.rows_affected())
-    })
+    revoke(pool, Revocation::SessionBound, tenant_id, sid, now).await
 }
 
 /// The families started by the redemption of an authorization code.
