@@ -543,12 +543,14 @@ pub async fn save_request(
         created_at: now,
         expires_at: now + state.config.authorization_request_ttl,
         mfa_user_id: None,
+        first_factor: None,
     };
     storage::authorization::insert_authorization_request(&state.pool, &row).await?;
     Ok(row.id)
 }
 
 /// A stored request with its client, and the session id that authenticated for it.
+#[derive(Clone)]
 pub struct Pending {
     pub id: String,
     pub client: Client,
@@ -556,6 +558,8 @@ pub struct Pending {
     pub authenticated_sid: Option<String>,
     /// The user who gave the right password and still owes the second factor.
     pub mfa_user_id: Option<String>,
+    /// How that user proved their identity before the second factor (`pwd` when unset).
+    pub first_factor: Option<String>,
 }
 
 pub async fn load_request(
@@ -591,6 +595,7 @@ pub async fn load_request(
         request,
         authenticated_sid: row.sid,
         mfa_user_id: row.mfa_user_id,
+        first_factor: row.first_factor,
     }))
 }
 
@@ -601,7 +606,24 @@ pub async fn set_mfa_user(
     id: &str,
     user_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id).await
+    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id, None).await
+}
+
+/// Records a user who signed in upstream (`fed`) and still owes the second factor.
+pub async fn set_federated_mfa_user(
+    state: &AppState,
+    provider: &Provider,
+    id: &str,
+    user_id: &str,
+) -> Result<(), sqlx::Error> {
+    storage::authorization::set_mfa_user(
+        &state.pool,
+        &provider.tenant.id,
+        id,
+        Some(user_id),
+        Some("fed"),
+    )
+    .await
 }
 
 pub async fn mark_authenticated(

@@ -76,6 +76,30 @@ pub async fn login(
     Ok((user, tokens))
 }
 
+/// Tokens for a user who signed in at an upstream identity provider (`GET
+/// /api/v1/auth/sso/login`). When the connection applies the tenant's MFA policy, an
+/// enrolled user gets the same `MFA_REQUIRED` challenge as after a password.
+pub async fn login_federated(
+    state: &AppState,
+    provider: &Provider,
+    user: &User,
+    amr: &[&str],
+    apply_mfa: bool,
+    ctx: &Context,
+) -> Result<TokenResponse, LoginError> {
+    let tenant = &provider.tenant;
+    if apply_mfa && mfa::is_enabled(state, tenant, &user.id).await? {
+        let challenge = mfa::create_challenge(state, tenant, &user.id).await?;
+        audit::record(
+            state,
+            AuditEvent::new("mfa.challenged", Some(tenant)).actor(Some(&user.id)),
+            ctx,
+        );
+        return Err(LoginError::MfaRequired(challenge));
+    }
+    Ok(issue(state, provider, user, amr, ctx).await?)
+}
+
 async fn issue(
     state: &AppState,
     provider: &Provider,

@@ -1,5 +1,5 @@
 //! Background jobs of a running instance: purge expired codes, requests, sessions, tokens
-//! and keys, and retry back-channel logout deliveries. Every job is safe to run on several
+//! and keys, and retry back-channel logout deliveries; refresh SAML IdP metadata hourly. Every job is safe to run on several
 //! instances at once (deletes of expired rows; deliveries are claimed atomically).
 
 use std::time::Duration;
@@ -21,6 +21,11 @@ pub fn spawn(state: AppState) {
             if n % 300 == 0 {
                 purge(&state).await;
             }
+            if n % 1800 == 900 {
+                if let Err(e) = crate::federation::refresh_metadata(&state, 3600).await {
+                    tracing::warn!(error = %e, "SAML metadata refresh failed");
+                }
+            }
             n += 1;
         }
     });
@@ -33,6 +38,7 @@ async fn purge(state: &AppState) {
         storage::sessions::delete_expired_sessions(&state.pool, now).await,
         storage::tokens::delete_expired_tokens(&state.pool, now).await,
         storage::keys::delete_expired_keys(&state.pool, now).await,
+        storage::federation::purge_expired(&state.pool, now).await,
     ];
     for r in results {
         if let Err(e) = r {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod crypto;
 pub mod demo;
 pub mod error;
+pub mod federation;
 pub mod first_party;
 pub mod http;
 pub mod i18n;

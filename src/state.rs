@@ -31,6 +31,8 @@ pub struct AppState {
     pub api_key_mac: Arc<Vec<u8>>,
     pub api_key_usage: Arc<UsageCounter>,
     pub clients: Arc<ClientCache>,
+    /// Upstream OIDC discovery documents (and JWKS), reused for a few minutes.
+    pub federation: Arc<crate::federation::oidc::DiscoveryCache>,
 }
 
 impl AppState {
@@ -50,6 +52,7 @@ impl AppState {
             api_key_mac: Arc::new(master_key.derive("portcullis api keys v1")),
             api_key_usage: Arc::new(UsageCounter::default()),
             clients: Arc::new(ClientCache::new(ttl)),
+            federation: Arc::default(),
             hasher: PasswordHasher::new(config.argon2),
             providers: Arc::new(ProviderCache::new(Duration::from_secs(
                 config.cache_ttl_secs,

@@ -6,6 +6,7 @@ use actix_web::web;
 pub mod api;
 pub mod demo;
 pub mod extractors;
+pub mod federation;
 pub mod health;
 pub mod middleware;
 pub mod oidc;
@@ -72,6 +73,13 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/logout", web::get().to(pages::logout))
     .route("/logout", web::post().to(pages::logout))
     .route("/branding.css", web::get().to(pages::branding_css))
+    .route("/federation/start", web::post().to(federation::start_post))
+    .route(
+        "/federation/oidc/callback",
+        web::get().to(federation::oidc_callback),
+    )
+    .route("/saml/metadata", web::get().to(federation::saml_metadata))
+    .route("/saml/acs", web::post().to(federation::saml_acs))
     .route("/register", web::post().to(register::register_post))
     .route(
         "/register/{client_id}",
@@ -108,5 +116,10 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
     cfg.service(web::scope("/t/{tenant}").configure(tenant_routes));
     if default_tenant {
         cfg.configure(tenant_routes);
+    } else {
+        cfg.route(
+            "/api/v1/auth/sso/login",
+            web::get().to(federation::sso_login_root),
+        );
     }
 }

@@ -112,6 +112,7 @@ impl Modify for Security {
         api::admin::users_get, api::admin::users_post, api::admin::user_get, api::admin::user_delete, api::admin::user_unlock_post,
         api::admin::keys_get, api::admin::keys_rotate_post, api::admin::settings_get, api::admin::settings_patch, api::admin::audit_get,
         api::admin::tenants_post, api::admin::tenants_get,
+        api::sso::configure_post, api::sso::list_get, api::sso::create_post, api::sso::get, api::sso::delete, api::sso::test_post,
         crate::http::register::register_post, crate::http::register::registration_get, crate::http::register::registration_put, crate::http::register::registration_delete,
     ),
     components(schemas(TokenData, TokenEnvelope, DataEnvelope, PageEnvelope, ErrorBody, ErrorEnvelope, OAuthErrorBody)),
@@ -122,6 +123,7 @@ impl Modify for Security {
         (name = "rbac", description = "Roles and permissions"),
         (name = "apikeys", description = "API keys"),
         (name = "admin", description = "Tenant administration"),
+        (name = "sso", description = "Federation: SAML 2.0 and OIDC single sign-on, Google"),
         (name = "platform", description = "Tenant management (platform keys)"),
         (name = "registration", description = "Dynamic client registration (RFC 7591, RFC 7592)"),
     )

@@ -15,6 +15,7 @@ use crate::authorization::{
 use crate::clients;
 use crate::crypto;
 use crate::error::{Frame, PageError};
+use crate::federation;
 use crate::http::extractors::{audit_context, client_ip, query_params, FormParams, TenantProvider};
 use crate::i18n::{self, Locale, Texts};
 use crate::mfa;
@@ -25,7 +26,7 @@ use crate::tenants::MfaPolicy;
 
 /// The CSRF seed cookie; on https the `__Host-` prefix pins it to this host (no sibling
 /// subdomain can plant one).
-fn csrf_cookie_name(state: &AppState) -> &'static str {
+pub(super) fn csrf_cookie_name(state: &AppState) -> &'static str {
     if state.config.is_https() {
         "__Host-portcullis_csrf"
     } else {
@@ -37,7 +38,7 @@ fn csrf_cookie_name(state: &AppState) -> &'static str {
 /// consent form, or the sign-out form.
 const LOGOUT_FORM: &str = "logout";
 
-fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
+pub(super) fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
     let accept = req
         .headers()
         .get(header::ACCEPT_LANGUAGE)
@@ -46,21 +47,21 @@ fn locale(req: &HttpRequest, ui_locales: Option<&str>) -> Locale {
 }
 
 /// The CSRF cookie value of this browser, and whether it must be set.
-fn csrf_seed(state: &AppState, req: &HttpRequest) -> (String, bool) {
+pub(super) fn csrf_seed(state: &AppState, req: &HttpRequest) -> (String, bool) {
     match req.cookie(csrf_cookie_name(state)) {
         Some(c) if c.value().len() == 43 => (c.value().to_string(), false),
         _ => (crypto::random_token(32), true),
     }
 }
 
-fn csrf_token(state: &AppState, seed: &str, binding: &str) -> String {
+pub(super) fn csrf_token(state: &AppState, seed: &str, binding: &str) -> String {
     crypto::b64url(&crypto::hmac_sha256(
         &state.mac_key,
         format!("csrf:{seed}:{binding}").as_bytes(),
     ))
 }
 
-fn check_csrf(
+pub(super) fn check_csrf(
     state: &AppState,
     req: &HttpRequest,
     params: &Params,
@@ -88,7 +89,12 @@ fn check_csrf(
     }
 }
 
-fn cookie<'a>(state: &AppState, name: String, value: String, max_age: Option<i64>) -> Cookie<'a> {
+pub(super) fn cookie<'a>(
+    state: &AppState,
+    name: String,
+    value: String,
+    max_age: Option<i64>,
+) -> Cookie<'a> {
     let mut c = Cookie::build(name, value)
         .path("/")
         .http_only(true)
@@ -101,7 +107,7 @@ fn cookie<'a>(state: &AppState, name: String, value: String, max_age: Option<i64
     c
 }
 
-fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, PageError> {
+pub(super) fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, PageError> {
     let body = page
         .render()
         .map_err(|e| PageError::unexpected(Locale::En, &e))?;
@@ -110,13 +116,13 @@ fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, PageErr
         .body(body))
 }
 
-fn see_other(location: &str) -> HttpResponse {
+pub(super) fn see_other(location: &str) -> HttpResponse {
     HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location))
         .finish()
 }
 
-fn frame(p: &Provider, loc: Locale) -> Frame<'_> {
+pub(super) fn frame(p: &Provider, loc: Locale) -> Frame<'_> {
     Frame {
         lang: loc.tag(),
         t: loc.texts(),
@@ -136,6 +142,9 @@ struct SignInPage<'a> {
     email: &'a str,
     error: Option<&'a str>,
     current_account: Option<String>,
+    federation_action: String,
+    google: bool,
+    sso: bool,
 }
 
 #[derive(Template)]
@@ -169,12 +178,39 @@ struct BackupCodesPage<'a> {
     request_id: &'a str,
 }
 
+/// The "Return to the application" button of a message page: a link (query response
+/// mode) or a form (form_post).
+pub(super) struct Back {
+    pub post: bool,
+    pub action: String,
+    pub fields: Vec<(&'static str, String)>,
+}
+
+impl Back {
+    pub(super) fn from(resp: &CodeResponse) -> Self {
+        match resp.response_mode {
+            ResponseMode::Query => Self {
+                post: false,
+                action: authorization::redirect_location(resp),
+                fields: Vec::new(),
+            },
+            ResponseMode::FormPost => Self {
+                post: true,
+                action: resp.redirect_uri.clone(),
+                fields: resp.params.clone(),
+            },
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "message.html")]
-struct MessagePage<'a> {
-    f: Frame<'a>,
-    title: &'a str,
-    text: &'a str,
+pub(super) struct MessagePage<'a> {
+    pub f: Frame<'a>,
+    pub title: &'a str,
+    pub text: &'a str,
+    /// A way back to the relying party (carrying an OAuth error response).
+    pub back: Option<Back>,
 }
 
 #[derive(Template)]
@@ -226,7 +262,7 @@ struct FormPostPage<'a> {
 
 /// Sends the authorization response to the client: a redirect with the parameters in
 /// the query, or an auto-submitting form (OAuth 2.0 Form Post Response Mode).
-fn respond(resp: &CodeResponse, loc: Locale) -> Result<HttpResponse, PageError> {
+pub(super) fn respond(resp: &CodeResponse, loc: Locale) -> Result<HttpResponse, PageError> {
     match resp.response_mode {
         ResponseMode::Query => Ok(HttpResponse::Found()
             .insert_header((header::LOCATION, authorization::redirect_location(resp)))
@@ -246,7 +282,7 @@ fn respond(resp: &CodeResponse, loc: Locale) -> Result<HttpResponse, PageError> 
     }
 }
 
-async fn current_session(
+pub(super) async fn current_session(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
@@ -326,7 +362,7 @@ pub async fn authorize(
     }
 }
 
-async fn pending(
+pub(super) async fn pending(
     state: &AppState,
     p: &Provider,
     id: Option<&str>,
@@ -401,13 +437,13 @@ async fn resume(
 }
 
 /// What the sign-in form shows besides its frame.
-struct SignInView<'a> {
-    email: &'a str,
-    error: Option<&'a str>,
-    current_account: Option<String>,
+pub(super) struct SignInView<'a> {
+    pub email: &'a str,
+    pub error: Option<&'a str>,
+    pub current_account: Option<String>,
 }
 
-fn sign_in_page(
+pub(super) async fn sign_in_page(
     state: &AppState,
     p: &Provider,
     pending: &Pending,
@@ -415,6 +451,8 @@ fn sign_in_page(
     loc: Locale,
     view: SignInView<'_>,
 ) -> Result<String, PageError> {
+    // "Continue with Google" and "Single sign-on" appear when such connections exist.
+    let connections = federation::list(state, &p.tenant).await?;
     let page = SignInPage {
         f: frame(p, loc),
         action: p.endpoint("/login"),
@@ -423,6 +461,11 @@ fn sign_in_page(
         email: view.email,
         error: view.error,
         current_account: view.current_account,
+        federation_action: p.endpoint("/federation/start"),
+        google: connections.iter().any(|c| c.enabled && c.is_google()),
+        sso: connections
+            .iter()
+            .any(|c| c.enabled && !c.is_google() && !c.domains.is_empty()),
     };
     page.render().map_err(|e| PageError::unexpected(loc, &e))
 }
@@ -453,7 +496,7 @@ pub async fn sign_in_get(
         error: None,
         current_account: current,
     };
-    let body = sign_in_page(&state, &p, &pending, &seed, loc, view)?;
+    let body = sign_in_page(&state, &p, &pending, &seed, loc, view).await?;
     let mut resp = HttpResponse::Ok();
     resp.content_type("text/html; charset=utf-8");
     if set {
@@ -522,36 +565,14 @@ pub async fn sign_in_post(
                 error: Some(&message),
                 current_account: None,
             };
-            let body = sign_in_page(&state, &p, &pending, &seed, loc, view)?;
+            let body = sign_in_page(&state, &p, &pending, &seed, loc, view).await?;
             return Ok(HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
                 .body(body));
         }
         Err(e) => return Err(PageError::from(e)),
     };
-    let enrolled = mfa::is_enabled(&state, &p.tenant, &user.id)
-        .await
-        .map_err(|e| PageError::unexpected(loc, &e))?;
-    // The stricter of the tenant's and the client's policy applies.
-    // A client-declared privileged scope needs the second factor (enrolling if need be).
-    let privileged = if pending.client.is_privileged_request(&pending.request.scope) {
-        MfaPolicy::Required
-    } else {
-        MfaPolicy::Off
-    };
-    let policy = p
-        .tenant
-        .settings
-        .mfa_policy
-        .max(pending.client.mfa_policy.unwrap_or(MfaPolicy::Off))
-        .max(privileged);
-    let next_step = match (policy, enrolled) {
-        (MfaPolicy::Off, _) | (MfaPolicy::Optional, false) => None,
-        (MfaPolicy::Optional | MfaPolicy::Required, true) => Some("/mfa"),
-        // Required but not enrolled: enrolment comes before the session.
-        (MfaPolicy::Required, false) => Some("/mfa/enroll"),
-    };
-    if let Some(step) = next_step {
+    if let Some(step) = second_factor_step(&state, &p, &pending, &user.id, loc).await? {
         // The password was right; the second factor is due before any session exists.
         authorization::set_mfa_user(&state, &p, &pending.id, Some(&user.id)).await?;
         return Ok(see_other(&format!(
@@ -564,6 +585,38 @@ pub async fn sign_in_post(
     complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
 }
 
+/// The page of the second factor this sign-in still owes (`/mfa`, or `/mfa/enroll` when
+/// the factor is required but not enrolled), if any: the stricter of the tenant's and the
+/// client's policy applies, and a client-declared privileged scope requires it.
+pub(super) async fn second_factor_step(
+    state: &AppState,
+    p: &Provider,
+    pending: &Pending,
+    user_id: &str,
+    loc: Locale,
+) -> Result<Option<&'static str>, PageError> {
+    let enrolled = mfa::is_enabled(state, &p.tenant, user_id)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    let privileged = if pending.client.is_privileged_request(&pending.request.scope) {
+        MfaPolicy::Required
+    } else {
+        MfaPolicy::Off
+    };
+    let policy = p
+        .tenant
+        .settings
+        .mfa_policy
+        .max(pending.client.mfa_policy.unwrap_or(MfaPolicy::Off))
+        .max(privileged);
+    Ok(match (policy, enrolled) {
+        (MfaPolicy::Off, _) | (MfaPolicy::Optional, false) => None,
+        (MfaPolicy::Optional | MfaPolicy::Required, true) => Some("/mfa"),
+        // Required but not enrolled: enrolment comes before the session.
+        (MfaPolicy::Required, false) => Some("/mfa/enroll"),
+    })
+}
+
 /// Starts (or renews) the browser session once every required factor is given, and binds
 /// the pending request to it.
 async fn establish_session(
@@ -571,6 +624,27 @@ async fn establish_session(
     req: &HttpRequest,
     p: &Provider,
     pending: &Pending,
+    user: &accounts::User,
+    existing: Option<Session>,
+    amr: &[&str],
+) -> Result<sessions::Started, PageError> {
+    let started = start_session(state, req, p, user, existing, amr).await?;
+    authorization::mark_authenticated(state, p, &pending.id, &started.session.sid).await?;
+    audit::record(
+        state,
+        AuditEvent::new("signin.success", Some(&p.tenant))
+            .actor(Some(&user.id))
+            .client(&pending.client.id),
+        &audit_context(req),
+    );
+    Ok(started)
+}
+
+/// Starts the browser session of `user`, or renews `existing` when it is theirs.
+pub(super) async fn start_session(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
     user: &accounts::User,
     existing: Option<Session>,
     amr: &[&str],
@@ -605,19 +679,15 @@ async fn establish_session(
             .await?
         }
     };
-    authorization::mark_authenticated(state, p, &pending.id, &started.session.sid).await?;
-    audit::record(
-        state,
-        AuditEvent::new("signin.success", Some(&p.tenant))
-            .actor(Some(&user.id))
-            .client(&pending.client.id),
-        &ctx,
-    );
     Ok(started)
 }
 
 /// The session cookie of a started session.
-fn session_cookie<'a>(state: &AppState, p: &Provider, started: &sessions::Started) -> Cookie<'a> {
+pub(super) fn session_cookie<'a>(
+    state: &AppState,
+    p: &Provider,
+    started: &sessions::Started,
+) -> Cookie<'a> {
     cookie(
         state,
         sessions::cookie_name(&p.tenant.slug),
@@ -628,7 +698,7 @@ fn session_cookie<'a>(state: &AppState, p: &Provider, started: &sessions::Starte
 
 /// Starts (or renews) the session after every required factor, then continues the request.
 #[allow(clippy::too_many_arguments)] // the pieces of one sign-in, passed once
-async fn complete_sign_in(
+pub(super) async fn complete_sign_in(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
@@ -734,21 +804,14 @@ pub async fn mfa_post(
         Ok(_) => {
             authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
             let existing = current_session(&state, &req, &p).await?;
+            let first = pending.first_factor.clone();
             let pending = Pending {
                 mfa_user_id: None,
+                first_factor: None,
                 ..pending
             };
-            complete_sign_in(
-                &state,
-                &req,
-                &p,
-                pending,
-                &user,
-                existing,
-                &["pwd", "otp"],
-                loc,
-            )
-            .await
+            let amr = [first.as_deref().unwrap_or("pwd"), "otp"];
+            complete_sign_in(&state, &req, &p, pending, &user, existing, &amr, loc).await
         }
         Err(
             mfa::MfaError::InvalidCode
@@ -1113,6 +1176,7 @@ pub async fn verify_email_get(
             f: frame(&p, loc),
             title,
             text,
+            back: None,
         },
     )
 }
@@ -1185,6 +1249,7 @@ pub async fn reset_password_post(
                     f: frame(&p, loc),
                     title: t.reset_title,
                     text: t.password_set_text,
+                    back: None,
                 },
             )
         }
@@ -1194,6 +1259,7 @@ pub async fn reset_password_post(
                 f: frame(&p, loc),
                 title: t.error_title,
                 text: t.link_invalid,
+                back: None,
             },
         ),
         Err(e @ (AccountError::WeakPassword(_) | AccountError::PasswordReused)) => {
@@ -1312,9 +1378,9 @@ pub async fn mfa_enroll_post(
         &audit_context(&req),
     );
     authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+    let amr = [pending.first_factor.as_deref().unwrap_or("pwd"), "otp"];
     let existing = current_session(&state, &req, &p).await?;
-    let started =
-        establish_session(&state, &req, &p, &pending, &user, existing, &["pwd", "otp"]).await?;
+    let started = establish_session(&state, &req, &p, &pending, &user, existing, &amr).await?;
     let page = BackupCodesPage {
         f: frame(&p, loc),
         codes: &codes,

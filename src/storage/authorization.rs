@@ -13,6 +13,8 @@ pub struct AuthorizationRequestRow {
     pub expires_at: i64,
     /// A user who gave the right password and must now give the second factor.
     pub mfa_user_id: Option<String>,
+    /// How that user proved their identity first (`pwd` when unset, `fed` upstream).
+    pub first_factor: Option<String>,
 }
 
 pub async fn insert_authorization_request(
@@ -50,11 +52,13 @@ pub async fn set_mfa_user(
     tenant_id: &str,
     id: &str,
     user_id: Option<&str>,
+    first_factor: Option<&str>,
 ) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET mfa_user_id = $3 WHERE id = $1 AND tenant_id = $2")
+    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET mfa_user_id = $3, first_factor = $4 WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(tenant_id)
         .bind(user_id)
+        .bind(first_factor)
         .execute(p)
         .await
         .map(|_| ()))

@@ -14,6 +14,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod authorization;
 pub mod clients;
+pub mod federation;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;

@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod demo;
 mod discovery;
+mod federation;
 mod first_party;
 mod flow;
 mod helpers;

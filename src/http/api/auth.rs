@@ -22,7 +22,7 @@ pub struct LoginBody {
     password: Option<String>,
 }
 
-fn token_data(t: &TokenResponse) -> serde_json::Value {
+pub fn token_data(t: &TokenResponse) -> serde_json::Value {
     json!({
         "token": t.access_token,
         "access_token": t.access_token,

@@ -24,6 +24,7 @@ pub mod api_keys;
 pub mod auth;
 pub mod mfa;
 pub mod rbac;
+pub mod sso;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/auth/login", web::post().to(auth::login_post))
@@ -117,7 +118,23 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/admin/settings",
             web::patch().to(admin::settings_patch),
         )
-        .route("/api/v1/admin/audit", web::get().to(admin::audit_get));
+        .route("/api/v1/admin/audit", web::get().to(admin::audit_get))
+        .route(
+            "/api/v1/auth/sso/configure",
+            web::post().to(sso::configure_post),
+        )
+        .route(
+            "/api/v1/auth/sso/login",
+            web::get().to(crate::http::federation::sso_login_get),
+        )
+        .route("/api/v1/admin/sso", web::get().to(sso::list_get))
+        .route("/api/v1/admin/sso", web::post().to(sso::create_post))
+        .route("/api/v1/admin/sso/{id}", web::get().to(sso::get))
+        .route("/api/v1/admin/sso/{id}", web::delete().to(sso::delete))
+        .route(
+            "/api/v1/admin/sso/{id}/test",
+            web::post().to(sso::test_post),
+        );
 }
 
 /// Platform routes, at the root only (not under a tenant).

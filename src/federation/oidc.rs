@@ -1,0 +1,382 @@
+//! OpenID Connect upstreams (Google and any other provider), as a relying party with the
+//! openidconnect crate: discovery, authorization code with PKCE (S256), state and nonce,
+//! the ID token verified against the upstream's JWKS (issuer, audience, expiry, nonce,
+//! signature). Every outbound call has the server's timeout and a size limit.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use openidconnect::core::{
+    CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
+};
+use openidconnect::{
+    AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest,
+    HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{Check, Connection, ConnectionConfig, FederationError, UpstreamIdentity, MAX_DOCUMENT};
+use crate::state::AppState;
+
+/// How long a fetched discovery document (and its JWKS) is reused.
+const DISCOVERY_TTL: Duration = Duration::from_secs(600);
+
+/// An upstream call failed (transport, status, size).
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct FetchError(String);
+
+/// The server's outbound client with a response size limit, for the openidconnect crate.
+pub struct Bounded<'a>(pub &'a reqwest::Client);
+
+impl<'c> AsyncHttpClient<'c> for Bounded<'_> {
+    type Error = FetchError;
+    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, FetchError>> + Send + 'c>>;
+
+    fn call(&'c self, request: HttpRequest) -> Self::Future {
+        Box::pin(async move {
+            let request: reqwest::Request = request
+                .try_into()
+                .map_err(|e: reqwest::Error| FetchError(e.to_string()))?;
+            let url = request.url().clone();
+            let mut response = self
+                .0
+                .execute(request)
+                .await
+                .map_err(|e| FetchError(format!("{url}: {}", transport_error(&e))))?;
+            let mut builder = http::Response::builder().status(response.status());
+            for (name, value) in response.headers() {
+                builder = builder.header(name, value);
+            }
+            let body = read_bounded(&mut response)
+                .await
+                .map_err(|e| FetchError(format!("{url}: {e}")))?;
+            builder.body(body).map_err(|e| FetchError(e.to_string()))
+        })
+    }
+}
+
+fn transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+    }
+}
+
+/// Reads a response body of at most [`MAX_DOCUMENT`] bytes.
+pub async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, String> {
+    if response
+        .content_length()
+        .is_some_and(|n| n > MAX_DOCUMENT as u64)
+    {
+        return Err(format!("response larger than {MAX_DOCUMENT} bytes"));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("response larger than {MAX_DOCUMENT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// Discovery documents by issuer, reused for [`DISCOVERY_TTL`].
+#[derive(Default)]
+pub struct DiscoveryCache(Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>);
+
+impl DiscoveryCache {
+    fn get(&self, issuer: &str) -> Option<CoreProviderMetadata> {
+        let map = self.0.lock().ok()?;
+        map.get(issuer)
+            .filter(|(at, _)| at.elapsed() < DISCOVERY_TTL)
+            .map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, issuer: &str, meta: CoreProviderMetadata) {
+        if let Ok(mut map) = self.0.lock() {
+            map.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
+            map.insert(issuer.to_string(), (Instant::now(), meta));
+        }
+    }
+}
+
+/// Fetches the upstream's discovery document and JWKS (bypassing the cache).
+pub async fn discover(
+    state: &AppState,
+    config: &ConnectionConfig,
+) -> Result<CoreProviderMetadata, String> {
+    let issuer = config.issuer.as_deref().ok_or("no issuer configured")?;
+    let url = IssuerUrl::new(issuer.to_string()).map_err(|e| e.to_string())?;
+    let meta = CoreProviderMetadata::discover_async(url, &Bounded(&state.http))
+        .await
+        .map_err(|e| discovery_error(&e))?;
+    state.federation.put(issuer, meta.clone());
+    Ok(meta)
+}
+
+fn discovery_error<E: std::error::Error>(e: &openidconnect::DiscoveryError<E>) -> String {
+    use std::error::Error;
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+async fn metadata(
+    state: &AppState,
+    config: &ConnectionConfig,
+) -> Result<CoreProviderMetadata, String> {
+    match config
+        .issuer
+        .as_deref()
+        .and_then(|i| state.federation.get(i))
+    {
+        Some(m) => Ok(m),
+        None => discover(state, config).await,
+    }
+}
+
+/// What the callback needs and only the server may know: sealed into the flow row.
+#[derive(Serialize, Deserialize)]
+pub struct FlowSecrets {
+    pub verifier: String,
+    pub nonce: String,
+}
+
+/// The redirect to the upstream's authorization endpoint for a new flow.
+pub async fn authorization_url(
+    state: &AppState,
+    conn: &Connection,
+    redirect_uri: &str,
+    flow_handle: &str,
+) -> Result<(url::Url, FlowSecrets), FederationError> {
+    let meta = metadata(state, &conn.config).await.map_err(|e| {
+        FederationError::failed(
+            "upstream_unavailable",
+            format!("The identity provider is unavailable ({e})."),
+        )
+    })?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
+        None,
+    )
+    .set_redirect_uri(
+        RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| FederationError::Unexpected(e.into()))?,
+    );
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let handle = flow_handle.to_string();
+    let mut auth = client.authorize_url(
+        CoreAuthenticationFlow::AuthorizationCode,
+        move || CsrfToken::new(handle.clone()),
+        Nonce::new_random,
+    );
+    let scopes: Vec<String> = if conn.config.scopes.is_empty() {
+        vec!["email".into(), "profile".into()]
+    } else {
+        conn.config
+            .scopes
+            .iter()
+            .filter(|s| *s != "openid")
+            .cloned()
+            .collect()
+    };
+    for s in scopes {
+        auth = auth.add_scope(Scope::new(s));
+    }
+    let (url, _, nonce) = auth.set_pkce_challenge(challenge).url();
+    Ok((
+        url,
+        FlowSecrets {
+            verifier: verifier.secret().clone(),
+            nonce: nonce.secret().clone(),
+        },
+    ))
+}
+
+type Claims = CoreIdTokenClaims;
+
+/// Redeems the upstream's code (with the PKCE verifier) and verifies its ID token.
+pub async fn finish(
+    state: &AppState,
+    conn: &Connection,
+    redirect_uri: &str,
+    code: &str,
+    secrets: &FlowSecrets,
+) -> Result<UpstreamIdentity, FederationError> {
+    let unavailable = |e: String| {
+        FederationError::failed(
+            "upstream_unavailable",
+            format!("The identity provider is unavailable ({e})."),
+        )
+    };
+    let meta = metadata(state, &conn.config).await.map_err(unavailable)?;
+    let secret = super::client_secret(state, conn)?;
+    let client = CoreClient::from_provider_metadata(
+        meta,
+        ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
+        Some(ClientSecret::new(secret)),
+    )
+    .set_redirect_uri(
+        RedirectUrl::new(redirect_uri.to_string())
+            .map_err(|e| FederationError::Unexpected(e.into()))?,
+    );
+    let exchange = client
+        .exchange_code(AuthorizationCode::new(code.to_string()))
+        .map_err(|e| unavailable(e.to_string()))?
+        .set_pkce_verifier(PkceCodeVerifier::new(secrets.verifier.clone()));
+    let tokens = exchange
+        .request_async(&Bounded(&state.http))
+        .await
+        .map_err(|e| {
+            FederationError::failed(
+                "code_exchange_failed",
+                format!(
+                    "The identity provider refused the sign-in ({}).",
+                    token_error(&e)
+                ),
+            )
+        })?;
+    let id_token = tokens.id_token().ok_or_else(|| {
+        FederationError::failed("no_id_token", "The identity provider sent no ID token.")
+    })?;
+    let nonce = Nonce::new(secrets.nonce.clone());
+    let claims: Claims = match id_token.claims(&client.id_token_verifier(), &nonce) {
+        Ok(c) => c.clone(),
+        Err(first) => {
+            // The upstream may have rotated its keys since discovery: fetch once more.
+            let meta = discover(state, &conn.config).await.map_err(unavailable)?;
+            let retry = CoreClient::from_provider_metadata(
+                meta,
+                ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
+                None,
+            );
+            let verifier = retry.id_token_verifier();
+            let claims = id_token.claims(&verifier, &nonce).map_err(|_| {
+                FederationError::failed(
+                    "id_token_invalid",
+                    format!("The identity provider's ID token is not valid ({first})."),
+                )
+            })?;
+            claims.clone()
+        }
+    };
+    // Claims beyond the standard ones (groups, or whatever the mapping names) come from
+    // the payload of the token just verified.
+    let extra = id_token
+        .to_string()
+        .split('.')
+        .nth(1)
+        .and_then(crate::crypto::b64url_decode)
+        .and_then(|b| serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(&b).ok())
+        .unwrap_or_default();
+    Ok(identity(conn, &claims, &extra))
+}
+
+fn token_error<E: std::error::Error, T: openidconnect::ErrorResponse>(
+    e: &openidconnect::RequestTokenError<E, T>,
+) -> String {
+    match e {
+        openidconnect::RequestTokenError::ServerResponse(r) => r.to_string(),
+        other => other.to_string(),
+    }
+}
+
+fn identity(
+    conn: &Connection,
+    c: &Claims,
+    extra: &serde_json::Map<String, serde_json::Value>,
+) -> UpstreamIdentity {
+    let text = |name: &str| extra.get(name).and_then(|v| v.as_str()).map(str::to_string);
+    let email = match conn.mapping.email.as_deref() {
+        Some(attr) if attr != "email" => text(attr),
+        _ => c.email().map(|e| e.as_str().to_string()),
+    };
+    let name = match conn.mapping.name.as_deref() {
+        Some(attr) if attr != "name" => text(attr),
+        _ => c
+            .name()
+            .and_then(|n| n.get(None))
+            .map(|n| n.as_str().to_string()),
+    };
+    let groups = conn
+        .mapping
+        .roles
+        .as_deref()
+        .and_then(|attr| extra.get(attr))
+        .map(|v| match v {
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            serde_json::Value::String(s) => vec![s.clone()],
+            _ => Vec::new(),
+        })
+        .unwrap_or_default();
+    UpstreamIdentity {
+        issuer: c.issuer().as_str().to_string(),
+        subject: c.subject().as_str().to_string(),
+        email,
+        email_verified: c.email_verified().unwrap_or(false),
+        name,
+        groups,
+        amr: c
+            .auth_method_refs()
+            .map(|a| a.iter().map(|m| m.as_str().to_string()).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// "Test connection": discovery, JWKS, endpoints.
+pub async fn test(state: &AppState, conn: &Connection) -> Vec<Check> {
+    let mut checks = Vec::new();
+    match discover(state, &conn.config).await {
+        Ok(meta) => {
+            checks.push(Check {
+                name: "discovery",
+                ok: true,
+                detail: format!("issuer {}", meta.issuer().as_str()),
+            });
+            let keys = meta.jwks().keys().len();
+            checks.push(Check {
+                name: "jwks",
+                ok: keys > 0,
+                detail: format!("{keys} signing keys"),
+            });
+            let token = meta.token_endpoint().map(|u| u.to_string());
+            checks.push(Check {
+                name: "endpoints",
+                ok: token.is_some(),
+                detail: format!(
+                    "authorization {}, token {}",
+                    meta.authorization_endpoint().as_str(),
+                    token.unwrap_or_else(|| "missing".into())
+                ),
+            });
+        }
+        Err(e) => checks.push(Check {
+            name: "discovery",
+            ok: false,
+            detail: e,
+        }),
+    }
+    checks.push(Check {
+        name: "client_secret",
+        ok: conn.has_secret,
+        detail: if conn.has_secret { "set" } else { "missing" }.into(),
+    });
+    checks
+}

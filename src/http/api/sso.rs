@@ -1,0 +1,216 @@
+//! SSO connections: `POST /auth/sso/configure` (SPEC, seed 001) and the admin API
+//! (`/admin/sso`: list, create, get, delete, test). The upstream client secret is never
+//! shown again.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::{data, Json, Principal};
+use crate::audit::{self, AuditEvent};
+use crate::error::ApiError;
+use crate::federation::{self, ConfigureRequest, FederationError};
+use crate::http::extractors::audit_context;
+#[allow(unused_imports)]
+use crate::http::openapi::{DataEnvelope, ErrorEnvelope, TenantPath};
+use crate::state::AppState;
+
+impl From<FederationError> for ApiError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::Invalid(m) => ApiError::ValidationFailed(m),
+            FederationError::NotFound => ApiError::NotFound,
+            FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
+            FederationError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    event: &'static str,
+    id: &str,
+) {
+    audit::record(
+        state,
+        AuditEvent::new(event, Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail("connection", id),
+        &audit_context(req),
+    );
+}
+
+#[utoipa::path(
+    operation_id = "sso_configure",
+    post,
+    path = "/t/{tenant}/api/v1/auth/sso/configure",
+    tag = "sso",
+    params(TenantPath),
+    request_body = ConfigureRequest,
+    responses(
+        (status = 201, description = "The connection (sso:configure); the upstream's discovery document or metadata was fetched and validated", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED (for example metadata that cannot be used)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/auth/sso/configure` (sso:configure) — adds an SSO connection: SAML 2.0
+/// (`metadata_url` or `metadata_xml`), OIDC (`issuer`, `client_id`, `client_secret`), or
+/// Google (`"provider":"google"`).
+pub async fn configure_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<ConfigureRequest>,
+) -> Result<HttpResponse, ApiError> {
+    principal
+        .require_privileged(&state, "sso:configure")
+        .await?;
+    let conn = federation::configure(&state, &principal.provider.tenant, body).await?;
+    record(&state, &req, &principal, "sso.configured", &conn.id);
+    Ok(data(StatusCode::CREATED, conn.to_json()))
+}
+
+#[utoipa::path(
+    operation_id = "sso_list",
+    get,
+    path = "/t/{tenant}/api/v1/admin/sso",
+    tag = "sso",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "SSO connections (sso:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `GET /api/v1/admin/sso` (sso:read)
+pub async fn list_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("sso:read")?;
+    let list = federation::list(&state, &principal.provider.tenant).await?;
+    Ok(data(
+        StatusCode::OK,
+        json!(list.iter().map(|c| c.to_json()).collect::<Vec<_>>()),
+    ))
+}
+
+#[utoipa::path(
+    operation_id = "sso_create",
+    post,
+    path = "/t/{tenant}/api/v1/admin/sso",
+    tag = "sso",
+    params(TenantPath),
+    request_body = ConfigureRequest,
+    responses(
+        (status = 201, description = "The connection (sso:configure)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/sso` (sso:configure) — the same as `/auth/sso/configure`.
+pub async fn create_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    body: Json<ConfigureRequest>,
+) -> Result<HttpResponse, ApiError> {
+    configure_post(state, req, principal, body).await
+}
+
+fn path_id(req: &HttpRequest) -> &str {
+    req.match_info().get("id").unwrap_or("")
+}
+
+#[utoipa::path(
+    operation_id = "sso_get",
+    get,
+    path = "/t/{tenant}/api/v1/admin/sso/{id}",
+    tag = "sso",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "The connection (sso:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `GET /api/v1/admin/sso/{id}` (sso:read)
+pub async fn get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("sso:read")?;
+    let conn = federation::find(&state, &principal.provider.tenant, path_id(&req))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    Ok(data(StatusCode::OK, conn.to_json()))
+}
+
+#[utoipa::path(
+    operation_id = "sso_delete",
+    delete,
+    path = "/t/{tenant}/api/v1/admin/sso/{id}",
+    tag = "sso",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 204, description = "Deleted with its linked identities (sso:configure)"),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `DELETE /api/v1/admin/sso/{id}` (sso:configure)
+pub async fn delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal
+        .require_privileged(&state, "sso:configure")
+        .await?;
+    let id = path_id(&req);
+    if !federation::delete(&state, &principal.provider.tenant, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    record(&state, &req, &principal, "sso.deleted", id);
+    Ok(HttpResponse::NoContent().finish())
+}
+
+#[utoipa::path(
+    operation_id = "sso_test",
+    post,
+    path = "/t/{tenant}/api/v1/admin/sso/{id}/test",
+    tag = "sso",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "{\"ok\", \"checks\":[{\"name\",\"ok\",\"detail\"}]}: metadata or discovery, certificates or JWKS, endpoints (sso:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/sso/{id}/test` (sso:read) — tells whether the connection is usable.
+pub async fn test_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("sso:read")?;
+    let conn = federation::find(&state, &principal.provider.tenant, path_id(&req))
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let report = federation::test(&state, &conn).await?;
+    Ok(data(StatusCode::OK, json!(report)))
+}

@@ -1,0 +1,587 @@
+//! Federation endpoints: starting an upstream sign-in (sign-in page buttons and
+//! `GET /api/v1/auth/sso/login`), the OIDC callback, the SAML ACS and SP metadata. The
+//! protocol work is in [`crate::federation`]; the end of a federated sign-in joins the
+//! password sign-in's path (second factor, session, code for the relying party).
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
+use super::pages::{
+    check_csrf, complete_sign_in, cookie, current_session, frame, html, locale, pending,
+    second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back, MessagePage,
+    SignInView,
+};
+use crate::audit::{self, AuditEvent};
+use crate::authorization::{self, ErrorRedirect, Pending};
+use crate::crypto;
+use crate::error::{ApiError, PageError};
+use crate::federation::{
+    self, oidc, saml, Connection, FederationError, NewFlow, Protocol, UpstreamIdentity,
+};
+use crate::first_party;
+use crate::i18n::Locale;
+use crate::provider::Provider;
+use crate::state::AppState;
+use crate::storage::federation::FlowRow;
+
+/// The cookie binding an OIDC upstream flow to the browser that started it (login CSRF).
+fn browser_cookie_name(state: &AppState) -> &'static str {
+    if state.config.is_https() {
+        "__Host-portcullis_fed"
+    } else {
+        "portcullis_fed"
+    }
+}
+
+fn callback_url(p: &Provider) -> String {
+    p.endpoint("/federation/oidc/callback")
+}
+
+/// A federated sign-in that failed: logged, audited with the upstream's identifiers, and
+/// shown on a page that leads back to the relying party with an OAuth error when a
+/// request is pending.
+async fn failure(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    conn: Option<&Connection>,
+    pending: Option<&Pending>,
+    err: FederationError,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(req, pending.and_then(|x| x.request.ui_locales.as_deref()));
+    let (reason, message) = match err {
+        FederationError::Failed { reason, message } => (reason, message),
+        FederationError::Invalid(m) => ("misconfigured", m),
+        FederationError::NotFound => ("unknown_connection", "Single sign-on is not set up.".into()),
+        FederationError::Unexpected(e) => return Err(PageError::unexpected(loc, &e)),
+    };
+    tracing::info!(
+        tenant = %p.tenant.slug,
+        connection = conn.map(|c| c.id.as_str()).unwrap_or("-"),
+        reason,
+        "federated sign-in failed"
+    );
+    let mut event = AuditEvent::new("federation.failure", Some(&p.tenant)).detail("reason", reason);
+    if let Some(c) = conn {
+        event = event
+            .detail("connection", c.id.clone())
+            .detail("protocol", c.protocol.as_str());
+    }
+    if let Some(x) = pending {
+        event = event.client(&x.client.id);
+    }
+    audit::record(state, event, &audit_context(req));
+    let back = match pending {
+        Some(x) => {
+            authorization::finish_request(state, p, &x.id).await?;
+            let e = ErrorRedirect {
+                redirect_uri: x.request.redirect_uri.clone(),
+                response_mode: x.request.response_mode,
+                state: x.request.state.clone(),
+                error: "access_denied",
+                description: format!("federated sign-in failed: {reason}"),
+            };
+            Some(Back::from(&authorization::error_response(p, &e)))
+        }
+        None => None,
+    };
+    let t = loc.texts();
+    let text = format!("{message} ({reason})");
+    html(
+        StatusCode::BAD_REQUEST,
+        MessagePage {
+            f: frame(p, loc),
+            title: t.sso_failed_title,
+            text: &text,
+            back,
+        },
+    )
+}
+
+/// Starts a flow at `conn`: the redirect to the upstream, and the browser-binding cookie.
+async fn begin(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    conn: &Connection,
+    request_id: Option<&str>,
+) -> Result<HttpResponse, FederationError> {
+    if !conn.enabled {
+        return Err(FederationError::NotFound);
+    }
+    let browser = match req.cookie(browser_cookie_name(state)) {
+        Some(c) if c.value().len() == 43 => c.value().to_string(),
+        _ => crypto::random_token(32),
+    };
+    let (mut flow, location) = match conn.protocol {
+        Protocol::Oidc => {
+            let mut flow = NewFlow::new(&p.tenant, conn, request_id, Some(&browser));
+            let (url, secrets) =
+                oidc::authorization_url(state, conn, &callback_url(p), &flow.handle).await?;
+            let json = serde_json::to_vec(&secrets).map_err(anyhow::Error::from)?;
+            flow.row.secrets = Some(
+                state
+                    .master_key
+                    .seal(&json, flow.row.id_hash.as_bytes())
+                    .map_err(|e| FederationError::Unexpected(e.into()))?,
+            );
+            (flow, url)
+        }
+        Protocol::Saml2 => {
+            // The IdP's POST to the ACS is cross-site and carries no SameSite=Lax cookie:
+            // the response is bound to the flow through RelayState and InResponseTo.
+            let mut flow = NewFlow::new(&p.tenant, conn, request_id, None);
+            let (url, id) = saml::authn_request(state, p, conn, &flow.handle).await?;
+            flow.row.saml_request_id = Some(id);
+            (flow, url)
+        }
+    };
+    flow.row.browser_hash = flow.row.browser_hash.take();
+    crate::storage::federation::insert_flow(&state.pool, &flow.row).await?;
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location.to_string()))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .cookie(cookie(
+            state,
+            browser_cookie_name(state).into(),
+            browser,
+            Some(600),
+        ))
+        .finish())
+}
+
+/// `POST {issuer}/federation/start` — "Continue with Google" (`connection=google`), a
+/// connection by id, or "Single sign-on" by the e-mail address's domain.
+pub async fn start_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let mut loc = locale(&req, None);
+    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
+    let pending = pending(&state, &p, form.get("request"), loc).await?;
+    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let connections = federation::list(&state, &p.tenant).await?;
+    let email = form.get("email").unwrap_or("");
+    let conn = match form.get("connection") {
+        Some("google") => connections.iter().find(|c| c.enabled && c.is_google()),
+        Some(id) => connections.iter().find(|c| c.enabled && c.id == id),
+        None => federation::by_email_domain(&connections, email),
+    };
+    let Some(conn) = conn else {
+        let seed = req
+            .cookie(super::pages::csrf_cookie_name(&state))
+            .map(|c| c.value().to_string())
+            .unwrap_or_default();
+        let view = SignInView {
+            email,
+            error: Some(loc.texts().no_sso_for_domain),
+            current_account: None,
+        };
+        let body = sign_in_page(&state, &p, &pending, &seed, loc, view).await?;
+        return Ok(HttpResponse::BadRequest()
+            .content_type("text/html; charset=utf-8")
+            .body(body));
+    };
+    match begin(&state, &req, &p, conn, Some(&pending.id)).await {
+        Ok(resp) => Ok(resp),
+        Err(e) => failure(&state, &req, &p, Some(conn), Some(&pending), e).await,
+    }
+}
+
+/// `GET {issuer}/api/v1/auth/sso/login` (SPEC, seed 001) — starts a federated sign-in for
+/// a first-party app: `connection` (an id or `google`), `domain` or `email` chooses the
+/// connection (the only one when the tenant has one). At the end the browser receives the
+/// first-party tokens, as from `POST /auth/login`. `tenant=<slug>` at the root selects
+/// the tenant.
+pub async fn sso_login_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, ApiError> {
+    let q = query_params(&req);
+    if let Some(slug) = q.get("tenant").filter(|s| *s != p.tenant.slug) {
+        return Ok(redirect_to_tenant(&state, &req, slug));
+    }
+    let connections = federation::list(&state, &p.tenant).await?;
+    let enabled: Vec<&Connection> = connections.iter().filter(|c| c.enabled).collect();
+    let conn = if let Some(id) = q.get("connection") {
+        enabled
+            .iter()
+            .copied()
+            .find(|c| c.id == id || (id == "google" && c.is_google()))
+    } else if let Some(d) = q.get("domain") {
+        federation::by_email_domain(&connections, &format!("x@{d}"))
+    } else if let Some(e) = q.get("email") {
+        federation::by_email_domain(&connections, e)
+    } else if enabled.len() == 1 {
+        enabled.first().copied()
+    } else {
+        return Err(ApiError::ValidationFailed(
+            "the tenant has several SSO connections: give connection, domain or email".into(),
+        ));
+    };
+    let conn = conn.ok_or(ApiError::NotFound)?;
+    begin(&state, &req, &p, conn, None).await.map_err(api_error)
+}
+
+/// `GET /api/v1/auth/sso/login?tenant=<slug>` at the root, when no default tenant serves
+/// it: the same request under the tenant's issuer.
+pub async fn sso_login_root(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    match query_params(&req).get("tenant") {
+        Some(slug) => redirect_to_tenant(&state, &req, slug),
+        None => crate::error::not_found(),
+    }
+}
+
+fn redirect_to_tenant(state: &AppState, req: &HttpRequest, slug: &str) -> HttpResponse {
+    if crate::tenants::TenantSlug::parse(slug).is_err() {
+        return crate::error::not_found();
+    }
+    let rest: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .filter(|(k, _)| k != "tenant")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut url = format!(
+        "{}/t/{slug}/api/v1/auth/sso/login",
+        state.config.public_url.trim_end_matches('/')
+    );
+    if !rest.is_empty() {
+        url.push('?');
+        url.push_str(
+            &url::form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(rest)
+                .finish(),
+        );
+    }
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .finish()
+}
+
+fn api_error(e: FederationError) -> ApiError {
+    match e {
+        FederationError::Invalid(m) => ApiError::ValidationFailed(m),
+        FederationError::NotFound => ApiError::NotFound,
+        FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
+        FederationError::Unexpected(e) => ApiError::unexpected(&e),
+    }
+}
+
+/// The flow named by `handle` (consumed or not), its connection and its pending request.
+async fn load_flow(
+    state: &AppState,
+    p: &Provider,
+    handle: &str,
+) -> Result<Option<(FlowRow, Connection, Option<Pending>)>, PageError> {
+    let Some(flow) = federation::find_flow(state, &p.tenant, handle).await? else {
+        return Ok(None);
+    };
+    let Some(conn) = federation::find(state, &p.tenant, &flow.connection_id).await? else {
+        return Ok(None);
+    };
+    let pending = match flow.request_id.as_deref() {
+        Some(id) => authorization::load_request(state, p, id)
+            .await
+            .map_err(PageError::from)?,
+        None => None,
+    };
+    Ok(Some((flow, conn, pending)))
+}
+
+/// `GET {issuer}/federation/oidc/callback` — the upstream OIDC provider's answer.
+pub async fn oidc_callback(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let q = query_params(&req);
+    let Some((flow, conn, pending)) = load_flow(&state, &p, q.get("state").unwrap_or("")).await?
+    else {
+        let e = FederationError::failed(
+            "unknown_state",
+            "This sign-in link is invalid or has expired. Start again from the application.",
+        );
+        return failure(&state, &req, &p, None, None, e).await;
+    };
+    let fail = |e| failure(&state, &req, &p, Some(&conn), pending.as_ref(), e);
+    if conn.protocol != Protocol::Oidc || flow.consumed_at.is_some() {
+        return fail(FederationError::failed(
+            "replayed",
+            "This sign-in was already completed. Start again from the application.",
+        ))
+        .await;
+    }
+    // Login CSRF: the answer must come back to the browser that started the flow.
+    let same_browser = match (req.cookie(browser_cookie_name(&state)), &flow.browser_hash) {
+        (Some(c), Some(h)) => {
+            crypto::constant_time_eq(crypto::token_digest(c.value()).as_bytes(), h.as_bytes())
+        }
+        _ => false,
+    };
+    if !same_browser {
+        return fail(FederationError::failed(
+            "browser_mismatch",
+            "This sign-in was started in another browser. Start again from the application.",
+        ))
+        .await;
+    }
+    if !federation::consume_flow(&state, &flow).await? {
+        return fail(FederationError::failed(
+            "replayed",
+            "This sign-in was already completed. Start again from the application.",
+        ))
+        .await;
+    }
+    if let Some(error) = q.get("error") {
+        let reason = if error == "access_denied" {
+            "cancelled"
+        } else {
+            "upstream_error"
+        };
+        let detail: String = q
+            .get("error_description")
+            .unwrap_or(error)
+            .chars()
+            .take(200)
+            .collect();
+        let message = if reason == "cancelled" {
+            format!("The sign-in at {} was cancelled.", conn.name)
+        } else {
+            format!("{} reported an error: {detail}", conn.name)
+        };
+        return fail(FederationError::failed(reason, message)).await;
+    }
+    let Some(code) = q.get("code") else {
+        return fail(FederationError::failed(
+            "no_code",
+            "The identity provider sent no authorization code.",
+        ))
+        .await;
+    };
+    let secrets = flow
+        .secrets
+        .as_deref()
+        .and_then(|s| state.master_key.open(s, flow.id_hash.as_bytes()).ok())
+        .and_then(|b| serde_json::from_slice::<oidc::FlowSecrets>(&b).ok());
+    let Some(secrets) = secrets else {
+        return fail(FederationError::Unexpected(anyhow::anyhow!(
+            "federation flow secrets do not open"
+        )))
+        .await;
+    };
+    match oidc::finish(&state, &conn, &callback_url(&p), code, &secrets).await {
+        Ok(identity) => complete(&state, &req, &p, &conn, Some(&flow), pending, identity).await,
+        Err(e) => fail(e).await,
+    }
+}
+
+/// `POST {issuer}/saml/acs` — the IdP's Response over HTTP-POST. Not CSRF-protected by
+/// cookie (the POST is cross-site); the signed response must answer the AuthnRequest its
+/// RelayState names, or be an unsolicited response the connection accepts.
+pub async fn saml_acs(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let relay = form.get("RelayState").unwrap_or("");
+    let loaded = if relay.is_empty() {
+        None
+    } else {
+        load_flow(&state, &p, relay).await?
+    };
+    let (flow, pending) = match &loaded {
+        Some((f, _, x)) => (Some(f), x.as_ref()),
+        None => (None, None),
+    };
+    let malformed = || {
+        FederationError::failed(
+            "malformed",
+            "The identity provider's response is not valid SAML.",
+        )
+    };
+    let conn_of_flow = loaded.as_ref().map(|(_, c, _)| c);
+    let raw = form.get("SAMLResponse").unwrap_or("");
+    let compact: String = raw.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    if compact.is_empty() || compact.len() > saml::MAX_RESPONSE {
+        return failure(&state, &req, &p, conn_of_flow, pending, malformed()).await;
+    }
+    let Some(xml) = crypto::b64_decode(&compact).and_then(|b| String::from_utf8(b).ok()) else {
+        return failure(&state, &req, &p, conn_of_flow, pending, malformed()).await;
+    };
+    let shape = match saml::shape(&xml) {
+        Ok(s) => s,
+        Err(e) => return failure(&state, &req, &p, conn_of_flow, pending, e).await,
+    };
+    // SP-initiated: the flow's connection and request; otherwise an unsolicited response
+    // from an IdP whose connection allows IdP-initiated sign-in.
+    let connections;
+    let (conn, request_id) = match &loaded {
+        Some((f, c, _)) if c.protocol == Protocol::Saml2 => (c, f.saml_request_id.as_deref()),
+        Some((_, c, _)) => {
+            return failure(&state, &req, &p, Some(c), pending, malformed()).await;
+        }
+        None => {
+            connections = federation::list(&state, &p.tenant).await?;
+            let conn = shape
+                .issuer
+                .as_deref()
+                .and_then(|i| saml::by_entity_id(&connections, i));
+            match conn {
+                Some(c) if c.config.allow_idp_initiated => (c, None),
+                other => {
+                    let e = FederationError::failed(
+                        "unsolicited",
+                        "This response does not answer a sign-in started here, and unsolicited sign-in is not enabled.",
+                    );
+                    return failure(&state, &req, &p, other, None, e).await;
+                }
+            }
+        }
+    };
+    let verified = match saml::verify_response(&p, conn, &xml, &shape, request_id) {
+        Ok(v) => v,
+        Err(e) => return failure(&state, &req, &p, Some(conn), pending, e).await,
+    };
+    let replayed = FederationError::failed(
+        "replayed",
+        "This assertion was already used. Start again from the application.",
+    );
+    if !saml::remember_assertion(&state, conn, &verified).await? {
+        return failure(&state, &req, &p, Some(conn), pending, replayed).await;
+    }
+    if let Some(f) = flow {
+        if !federation::consume_flow(&state, f).await? {
+            return failure(&state, &req, &p, Some(conn), pending, replayed).await;
+        }
+    }
+    complete(
+        &state,
+        &req,
+        &p,
+        conn,
+        flow,
+        pending.cloned(),
+        verified.identity,
+    )
+    .await
+}
+
+/// `GET {issuer}/saml/metadata` — the tenant's SP metadata.
+pub async fn saml_metadata(
+    state: web::Data<AppState>,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let xml = saml::sp_metadata(&state, &p)
+        .await
+        .map_err(|e| PageError::unexpected(Locale::En, &e))?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/samlmetadata+xml")
+        .body(xml))
+}
+
+/// The end of every federated sign-in: the local user, then the same path as a password
+/// sign-in (second factor when the connection applies the tenant's policy, session, code
+/// for the pending request); first-party tokens for `GET /auth/sso/login`; the account page
+/// for an unsolicited SAML response.
+async fn complete(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    conn: &Connection,
+    flow: Option<&FlowRow>,
+    pending: Option<Pending>,
+    identity: UpstreamIdentity,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(
+        req,
+        pending
+            .as_ref()
+            .and_then(|x| x.request.ui_locales.as_deref()),
+    );
+    if flow.is_some_and(|f| f.request_id.is_some()) && pending.is_none() {
+        return Err(PageError::bad_request(loc, loc.texts().request_expired));
+    }
+    let user = match federation::resolve_user(state, &p.tenant, conn, &identity).await {
+        Ok(u) => u,
+        Err(e) => return failure(state, req, p, Some(conn), pending.as_ref(), e).await,
+    };
+    let ctx = audit_context(req);
+    audit::record(
+        state,
+        AuditEvent::new("federation.signin", Some(&p.tenant))
+            .actor(Some(&user.id))
+            .detail("connection", conn.id.clone())
+            .detail("protocol", conn.protocol.as_str())
+            .detail("upstream_issuer", identity.issuer.clone())
+            .detail("upstream_subject", identity.subject.clone()),
+        &ctx,
+    );
+    let amr_owned = identity.session_amr();
+    let amr: Vec<&str> = amr_owned.iter().map(String::as_str).collect();
+    match (pending, flow) {
+        (Some(pending), _) => {
+            if conn.config.apply_mfa_policy {
+                if let Some(step) = second_factor_step(state, p, &pending, &user.id, loc).await? {
+                    authorization::set_federated_mfa_user(state, p, &pending.id, &user.id).await?;
+                    return Ok(see_other(&format!(
+                        "{}?request={}",
+                        p.endpoint(step),
+                        pending.id
+                    )));
+                }
+            }
+            let existing = current_session(state, req, p).await?;
+            complete_sign_in(state, req, p, pending, &user, existing, &amr, loc).await
+        }
+        (None, Some(_)) => {
+            // GET /api/v1/auth/sso/login: the first-party tokens, as from /auth/login.
+            match first_party::login_federated(
+                state,
+                p,
+                &user,
+                &amr,
+                conn.config.apply_mfa_policy,
+                &ctx,
+            )
+            .await
+            {
+                Ok(t) => {
+                    audit::record(
+                        state,
+                        AuditEvent::new("signin.success", Some(&p.tenant))
+                            .actor(Some(&user.id))
+                            .detail("channel", "sso"),
+                        &ctx,
+                    );
+                    Ok(HttpResponse::Ok()
+                        .insert_header((header::CACHE_CONTROL, "no-store"))
+                        .json(serde_json::json!({ "data": super::api::auth::token_data(&t) })))
+                }
+                Err(e) => {
+                    let e = ApiError::from(e);
+                    Ok(actix_web::ResponseError::error_response(&e))
+                }
+            }
+        }
+        (None, None) => {
+            // An unsolicited (IdP-initiated) response: a session, then the account page.
+            let existing = current_session(state, req, p).await?;
+            let started = start_session(state, req, p, &user, existing, &amr).await?;
+            audit::record(
+                state,
+                AuditEvent::new("signin.success", Some(&p.tenant))
+                    .actor(Some(&user.id))
+                    .detail("channel", "idp-initiated"),
+                &ctx,
+            );
+            let mut resp = see_other(&p.endpoint("/account"));
+            resp.add_cookie(&session_cookie(state, p, &started))
+                .map_err(|e| PageError::unexpected(loc, &e))?;
+            Ok(resp)
+        }
+    }
+}
