@@ -114,7 +114,7 @@ async fn begin(
         Some(c) if c.value().len() == 43 => c.value().to_string(),
         _ => crypto::random_token(32),
     };
-    let (mut flow, location) = match conn.protocol {
+    let (flow, location) = match conn.protocol {
         Protocol::Oidc => {
             let mut flow = NewFlow::new(&p.tenant, conn, request_id, Some(&browser));
             let (url, secrets) =
@@ -137,7 +137,6 @@ async fn begin(
             (flow, url)
         }
     };
-    flow.row.browser_hash = flow.row.browser_hash.take();
     crate::storage::federation::insert_flow(&state.pool, &flow.row).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_string()))

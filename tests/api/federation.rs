@@ -895,3 +895,59 @@ async fn saml_idp_initiated_when_enabled() {
 fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
+
+#[tokio::test]
+async fn the_second_factor_follows_a_federated_sign_in_when_the_connection_applies_it() {
+    let app = spawn_app().await;
+    let peer = oidc_peer(&app);
+    let token = admin_token(&app).await;
+    let user = app.create_user("mia@example.org").await;
+    let secret = crate::mfa::enroll(&app, &user).await;
+    crate::mfa::set_policy(&app, portcullis::tenants::MfaPolicy::Optional).await;
+    let r = configure(
+        &app,
+        &token,
+        json!({"protocol": "oidc", "name": "Org", "issuer": peer.base,
+               "client_id": UPSTREAM_CLIENT, "client_secret": UPSTREAM_SECRET,
+               "domains": ["example.org"], "link_by_email": true, "apply_mfa_policy": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let upstream = start_from_sign_in(&app, &browser, &client, ("email", "mia@example.org")).await;
+    let callback = upstream_sign_in(&browser, &upstream, "mia@example.org").await;
+    let r = browser.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let mfa = location(&r);
+    assert!(mfa.starts_with(&app.url("/mfa?request=")), "{mfa}");
+    let page = browser
+        .get(&mfa)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Authentication code"));
+    let form = parse_form(&page);
+    let mut fields = form.hidden.clone();
+    fields.push(("code".into(), crate::mfa::code_at(&secret, 0)));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let tokens = redeem(&app, &client, &location(&r)).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], user);
+    assert_eq!(id["amr"], json!(["fed", "otp"]));
+    assert_eq!(id["acr"], "2");
+}

@@ -295,7 +295,7 @@ async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says
     assert_eq!(id["acr"], "2");
 }
 
-async fn enroll(app: &TestApp, user: &str) -> String {
+pub(crate) async fn enroll(app: &TestApp, user: &str) -> String {
     let e = portcullis::mfa::setup(&app.state, &app.tenant, user, "x@example.com")
         .await
         .unwrap();
@@ -309,7 +309,7 @@ async fn enroll(app: &TestApp, user: &str) -> String {
     e.secret
 }
 
-fn code_at(secret: &str, offset: i64) -> String {
+pub(crate) fn code_at(secret: &str, offset: i64) -> String {
     let bytes = Secret::Encoded(secret.to_string()).to_bytes().unwrap();
     TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
         .unwrap()
@@ -527,7 +527,7 @@ async fn wrong_codes_lock_the_account_even_for_someone_who_knows_the_password() 
     assert_eq!(s, 423);
 }
 
-async fn set_policy(app: &TestApp, policy: portcullis::tenants::MfaPolicy) {
+pub(crate) async fn set_policy(app: &TestApp, policy: portcullis::tenants::MfaPolicy) {
     let mut s = app.tenant.settings.clone();
     s.mfa_policy = policy;
     portcullis::tenants::update_settings(&app.state, &app.tenant, &s)
