@@ -634,6 +634,18 @@ impl From<crate::mfa::MfaError> for ApiError {
     }
 }
 
+impl From<crate::federation::FederationError> for ApiError {
+    fn from(e: crate::federation::FederationError) -> Self {
+        use crate::federation::FederationError;
+        match e {
+            FederationError::Invalid(m) => ApiError::ValidationFailed(m),
+            FederationError::NotFound => ApiError::NotFound,
+            FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
+            FederationError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
 impl From<crate::first_party::LoginError> for ApiError {
     fn from(e: crate::first_party::LoginError) -> Self {
         use crate::first_party::LoginError;

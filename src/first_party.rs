@@ -56,15 +56,7 @@ pub async fn login(
             return Err(e.into());
         }
     };
-    if mfa::is_enabled(state, tenant, &user.id).await? {
-        let challenge = mfa::create_challenge(state, tenant, &user.id).await?;
-        audit::record(
-            state,
-            AuditEvent::new("mfa.challenged", Some(tenant)).actor(Some(&user.id)),
-            ctx,
-        );
-        return Err(LoginError::MfaRequired(challenge));
-    }
+    challenge_if_enrolled(state, provider, &user, ctx).await?;
     let tokens = issue(state, provider, &user, &["pwd"], ctx).await?;
     audit::record(
         state,
@@ -87,8 +79,21 @@ pub async fn login_federated(
     apply_mfa: bool,
     ctx: &Context,
 ) -> Result<TokenResponse, LoginError> {
+    if apply_mfa {
+        challenge_if_enrolled(state, provider, user, ctx).await?;
+    }
+    Ok(issue(state, provider, user, amr, ctx).await?)
+}
+
+/// `MFA_REQUIRED` with a new challenge when the user has a second factor enrolled.
+async fn challenge_if_enrolled(
+    state: &AppState,
+    provider: &Provider,
+    user: &User,
+    ctx: &Context,
+) -> Result<(), LoginError> {
     let tenant = &provider.tenant;
-    if apply_mfa && mfa::is_enabled(state, tenant, &user.id).await? {
+    if mfa::is_enabled(state, tenant, &user.id).await? {
         let challenge = mfa::create_challenge(state, tenant, &user.id).await?;
         audit::record(
             state,
@@ -97,7 +102,7 @@ pub async fn login_federated(
         );
         return Err(LoginError::MfaRequired(challenge));
     }
-    Ok(issue(state, provider, user, amr, ctx).await?)
+    Ok(())
 }
 
 async fn issue(

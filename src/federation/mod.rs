@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 
 use crate::accounts::{self, AccountError, Email, NewUser, User};
 use crate::crypto;
+use crate::provider::Provider;
 use crate::rbac;
 use crate::state::AppState;
 use crate::storage::{self, federation::ConnectionRow, federation::FlowRow};
@@ -218,8 +219,19 @@ pub struct ConfigureRequest {
     pub apply_mfa_policy: bool,
 }
 
-fn invalid(m: impl Into<String>) -> FederationError {
+pub(super) fn invalid(m: impl Into<String>) -> FederationError {
     FederationError::Invalid(m.into())
+}
+
+/// An outbound call's failure in words (for administrators; no secret in it).
+pub(super) fn transport_error(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timed out".into()
+    } else if e.is_connect() {
+        "connection failed".into()
+    } else {
+        e.to_string()
+    }
 }
 
 /// Upstream URLs are https, except loopback addresses (local IdPs and tests).
@@ -577,16 +589,9 @@ pub async fn resolve_user(
             })?;
             let existing =
                 storage::users::find_user_by_email(&state.pool, &tenant.id, &email.key()).await?;
-            let user = match existing {
-                Some(row) => {
-                    if !(conn.config.link_by_email && id.email_verified) {
-                        return Err(FederationError::failed(
-                            "account_exists",
-                            "An account with this e-mail address already exists. Sign in with your password.",
-                        ));
-                    }
-                    User::from(row)
-                }
+            match existing {
+                Some(row) if conn.config.link_by_email && id.email_verified => User::from(row),
+                Some(_) => return Err(account_exists()),
                 None => {
                     let new = NewUser {
                         email,
@@ -598,17 +603,11 @@ pub async fn resolve_user(
                     };
                     match accounts::create_user(state, tenant, new).await {
                         Ok(u) => u,
-                        Err(AccountError::AlreadyExists) => {
-                            return Err(FederationError::failed(
-                                "account_exists",
-                                "An account with this e-mail address already exists. Sign in with your password.",
-                            ))
-                        }
+                        Err(AccountError::AlreadyExists) => return Err(account_exists()),
                         Err(e) => return Err(account_error(e)),
                     }
                 }
-            };
-            user
+            }
         }
     };
     if user.disabled {
@@ -628,6 +627,14 @@ pub async fn resolve_user(
     .await?;
     grant_mapped_roles(state, tenant, conn, &user, &id.groups).await?;
     Ok(user)
+}
+
+/// An unlinked upstream identity whose address belongs to an account it may not take over.
+fn account_exists() -> FederationError {
+    FederationError::failed(
+        "account_exists",
+        "An account with this e-mail address already exists. Sign in with your password.",
+    )
 }
 
 fn account_error(e: AccountError) -> FederationError {
@@ -665,13 +672,70 @@ async fn grant_mapped_roles(
 
 /// A flow being started: the value that goes upstream (`state` or `RelayState`) and the
 /// row that remembers it.
-pub struct NewFlow {
-    pub handle: String,
-    pub row: FlowRow,
+struct NewFlow {
+    handle: String,
+    row: FlowRow,
+}
+
+/// Starts a sign-in at `conn`: records the flow and returns the upstream URL to send the
+/// browser to. An OIDC flow is bound to the browser (`browser`, the value of the cookie
+/// the caller sets); a SAML flow cannot be — the IdP's POST to the ACS is cross-site and
+/// carries no SameSite=Lax cookie — and is bound through RelayState and InResponseTo.
+pub async fn start(
+    state: &AppState,
+    p: &Provider,
+    conn: &Connection,
+    request_id: Option<&str>,
+    browser: &str,
+) -> Result<url::Url, FederationError> {
+    if !conn.enabled {
+        return Err(FederationError::NotFound);
+    }
+    let (flow, location) = match conn.protocol {
+        Protocol::Oidc => {
+            let mut flow = NewFlow::new(&p.tenant, conn, request_id, Some(browser));
+            let (url, sealed) = oidc::authorization_url(state, p, conn, &flow).await?;
+            flow.row.secrets = Some(sealed);
+            (flow, url)
+        }
+        Protocol::Saml2 => {
+            let mut flow = NewFlow::new(&p.tenant, conn, request_id, None);
+            let (url, id) = saml::authn_request(state, p, conn, &flow.handle).await?;
+            flow.row.saml_request_id = Some(id);
+            (flow, url)
+        }
+    };
+    storage::federation::insert_flow(&state.pool, &flow.row).await?;
+    Ok(location)
+}
+
+/// What the sign-in page offers: "Continue with Google", "Single sign-on".
+pub struct SignInOptions {
+    pub google: bool,
+    pub sso: bool,
+}
+
+/// The sign-in page's buttons, from one small query (no metadata documents).
+pub async fn sign_in_options(
+    state: &AppState,
+    tenant: &Tenant,
+) -> Result<SignInOptions, sqlx::Error> {
+    let rows = storage::federation::list_sign_in_options(&state.pool, &tenant.id).await?;
+    Ok(SignInOptions {
+        google: rows
+            .iter()
+            .any(|(provider, _)| provider.as_deref() == Some("google")),
+        sso: rows.iter().any(|(provider, domains)| {
+            provider.as_deref() != Some("google")
+                && !serde_json::from_str::<Vec<String>>(domains)
+                    .unwrap_or_default()
+                    .is_empty()
+        }),
+    })
 }
 
 impl NewFlow {
-    pub fn new(
+    fn new(
         tenant: &Tenant,
         conn: &Connection,
         request_id: Option<&str>,

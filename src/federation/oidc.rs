@@ -13,14 +13,19 @@ use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
 };
 use openidconnect::{
-    AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, HttpRequest,
-    HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    TokenResponse,
+    AsyncHttpClient, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointMaybeSet,
+    EndpointNotSet, EndpointSet, HttpRequest, HttpResponse, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 
-use super::{Check, Connection, ConnectionConfig, FederationError, UpstreamIdentity, MAX_DOCUMENT};
+use super::{
+    transport_error, Check, Connection, ConnectionConfig, FederationError, NewFlow,
+    UpstreamIdentity, MAX_DOCUMENT,
+};
+use crate::provider::Provider;
 use crate::state::AppState;
+use crate::storage::federation::FlowRow;
 
 /// How long a fetched discovery document (and its JWKS) is reused.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
@@ -57,16 +62,6 @@ impl<'c> AsyncHttpClient<'c> for Bounded<'_> {
                 .map_err(|e| FetchError(format!("{url}: {e}")))?;
             builder.body(body).map_err(|e| FetchError(e.to_string()))
         })
-    }
-}
-
-fn transport_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        e.to_string()
     }
 }
 
@@ -148,37 +143,64 @@ async fn metadata(
     }
 }
 
-/// What the callback needs and only the server may know: sealed into the flow row.
+/// What the callback needs and only the server may know: sealed into the flow row
+/// (AAD = the flow's id digest).
 #[derive(Serialize, Deserialize)]
-pub struct FlowSecrets {
-    pub verifier: String,
-    pub nonce: String,
+struct FlowSecrets {
+    verifier: String,
+    nonce: String,
 }
 
-/// The redirect to the upstream's authorization endpoint for a new flow.
-pub async fn authorization_url(
-    state: &AppState,
+/// `{issuer}/federation/oidc/callback`, the redirect URI registered at every upstream.
+pub fn callback_url(p: &Provider) -> String {
+    p.endpoint("/federation/oidc/callback")
+}
+
+fn unavailable(e: String) -> FederationError {
+    FederationError::failed(
+        "upstream_unavailable",
+        format!("The identity provider is unavailable ({e})."),
+    )
+}
+
+/// Portcullis as the upstream's relying party.
+type RpClient = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+fn rp_client(
+    p: &Provider,
     conn: &Connection,
-    redirect_uri: &str,
-    flow_handle: &str,
-) -> Result<(url::Url, FlowSecrets), FederationError> {
-    let meta = metadata(state, &conn.config).await.map_err(|e| {
-        FederationError::failed(
-            "upstream_unavailable",
-            format!("The identity provider is unavailable ({e})."),
-        )
-    })?;
-    let client = CoreClient::from_provider_metadata(
+    meta: CoreProviderMetadata,
+    secret: Option<String>,
+) -> Result<RpClient, FederationError> {
+    Ok(CoreClient::from_provider_metadata(
         meta,
         ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
-        None,
+        secret.map(ClientSecret::new),
     )
     .set_redirect_uri(
-        RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| FederationError::Unexpected(e.into()))?,
-    );
+        RedirectUrl::new(callback_url(p)).map_err(|e| FederationError::Unexpected(e.into()))?,
+    ))
+}
+
+/// The redirect to the upstream's authorization endpoint for a new flow, and the flow's
+/// secrets (PKCE verifier, nonce) sealed for its row.
+pub(super) async fn authorization_url(
+    state: &AppState,
+    p: &Provider,
+    conn: &Connection,
+    flow: &NewFlow,
+) -> Result<(url::Url, Vec<u8>), FederationError> {
+    let meta = metadata(state, &conn.config).await.map_err(unavailable)?;
+    let client = rp_client(p, conn, meta, None)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
-    let handle = flow_handle.to_string();
+    let handle = flow.handle.clone();
     let mut auth = client.authorize_url(
         CoreAuthenticationFlow::AuthorizationCode,
         move || CsrfToken::new(handle.clone()),
@@ -198,42 +220,39 @@ pub async fn authorization_url(
         auth = auth.add_scope(Scope::new(s));
     }
     let (url, _, nonce) = auth.set_pkce_challenge(challenge).url();
-    Ok((
-        url,
-        FlowSecrets {
-            verifier: verifier.secret().clone(),
-            nonce: nonce.secret().clone(),
-        },
-    ))
+    let secrets = FlowSecrets {
+        verifier: verifier.secret().clone(),
+        nonce: nonce.secret().clone(),
+    };
+    let json = serde_json::to_vec(&secrets).map_err(anyhow::Error::from)?;
+    let sealed = state
+        .master_key
+        .seal(&json, flow.row.id_hash.as_bytes())
+        .map_err(|e| FederationError::Unexpected(e.into()))?;
+    Ok((url, sealed))
 }
 
 type Claims = CoreIdTokenClaims;
 
-/// Redeems the upstream's code (with the PKCE verifier) and verifies its ID token.
+/// Redeems the upstream's code (with the flow's PKCE verifier) and verifies its ID token.
 pub async fn finish(
     state: &AppState,
+    p: &Provider,
     conn: &Connection,
-    redirect_uri: &str,
+    flow: &FlowRow,
     code: &str,
-    secrets: &FlowSecrets,
 ) -> Result<UpstreamIdentity, FederationError> {
-    let unavailable = |e: String| {
-        FederationError::failed(
-            "upstream_unavailable",
-            format!("The identity provider is unavailable ({e})."),
-        )
-    };
+    let secrets = flow
+        .secrets
+        .as_deref()
+        .and_then(|s| state.master_key.open(s, flow.id_hash.as_bytes()).ok())
+        .and_then(|b| serde_json::from_slice::<FlowSecrets>(&b).ok())
+        .ok_or_else(|| {
+            FederationError::Unexpected(anyhow::anyhow!("federation flow secrets do not open"))
+        })?;
     let meta = metadata(state, &conn.config).await.map_err(unavailable)?;
     let secret = super::client_secret(state, conn)?;
-    let client = CoreClient::from_provider_metadata(
-        meta,
-        ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
-        Some(ClientSecret::new(secret)),
-    )
-    .set_redirect_uri(
-        RedirectUrl::new(redirect_uri.to_string())
-            .map_err(|e| FederationError::Unexpected(e.into()))?,
-    );
+    let client = rp_client(p, conn, meta, Some(secret))?;
     let exchange = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|e| unavailable(e.to_string()))?
@@ -259,11 +278,7 @@ pub async fn finish(
         Err(first) => {
             // The upstream may have rotated its keys since discovery: fetch once more.
             let meta = discover(state, &conn.config).await.map_err(unavailable)?;
-            let retry = CoreClient::from_provider_metadata(
-                meta,
-                ClientId::new(conn.config.client_id.clone().unwrap_or_default()),
-                None,
-            );
+            let retry = rp_client(p, conn, meta, None)?;
             let verifier = retry.id_token_verifier();
             let claims = id_token.claims(&verifier, &nonce).map_err(|_| {
                 FederationError::failed(

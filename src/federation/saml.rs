@@ -24,7 +24,10 @@ use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
 use samael::schema::Assertion;
 use samael::service_provider::{Error as SpError, ServiceProvider};
 
-use super::{check_upstream_url, Check, Connection, FederationError, UpstreamIdentity};
+use super::{
+    check_upstream_url, invalid, transport_error, Check, Connection, FederationError,
+    UpstreamIdentity,
+};
 use crate::crypto;
 use crate::provider::Provider;
 use crate::state::AppState;
@@ -45,14 +48,6 @@ pub const MAX_RESPONSE: usize = 512 * 1024;
 /// database connection) would read those errors as its own. Drains the queue.
 fn clear_openssl_errors() {
     let _ = openssl::error::ErrorStack::get();
-}
-
-fn invalid(m: impl Into<String>) -> FederationError {
-    FederationError::Invalid(m.into())
-}
-
-fn failed(reason: &'static str, m: impl Into<String>) -> FederationError {
-    FederationError::failed(reason, m)
 }
 
 /// A validated IdP metadata document.
@@ -129,12 +124,12 @@ impl IdpMetadata {
 /// Fetches an IdP metadata document (timeout and size limit of every outbound call).
 pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, FederationError> {
     check_upstream_url("metadata_url", url)?;
-    let mut resp = state
-        .http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| invalid(format!("metadata_url could not be fetched: {}", short(&e))))?;
+    let mut resp = state.http.get(url).send().await.map_err(|e| {
+        invalid(format!(
+            "metadata_url could not be fetched: {}",
+            transport_error(&e)
+        ))
+    })?;
     if !resp.status().is_success() {
         return Err(invalid(format!(
             "metadata_url answered HTTP {}",
@@ -145,16 +140,6 @@ pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, Feder
         .await
         .map_err(|e| invalid(format!("metadata_url: {e}")))?;
     String::from_utf8(body).map_err(|_| invalid("metadata is not UTF-8 text"))
-}
-
-fn short(e: &reqwest::Error) -> &'static str {
-    if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    }
 }
 
 /// The tenant's SP key pair, created on first use (every instance then reads the same).
@@ -308,12 +293,12 @@ fn xml_escape(s: &str) -> String {
 
 fn idp_metadata(conn: &Connection) -> Result<IdpMetadata, FederationError> {
     let xml = conn.metadata_xml.as_deref().ok_or_else(|| {
-        failed(
+        FederationError::failed(
             "no_metadata",
             "Single sign-on is not available: the identity provider's metadata is missing.",
         )
     })?;
-    IdpMetadata::parse(xml).map_err(|e| failed("bad_metadata", format!("{e}")))
+    IdpMetadata::parse(xml).map_err(|e| FederationError::failed("bad_metadata", format!("{e}")))
 }
 
 /// The HTTP-Redirect URL of a new AuthnRequest and its ID (for InResponseTo).
@@ -358,7 +343,7 @@ pub struct Shape {
 /// Reads the response's structure without trusting it.
 pub fn shape(xml: &str) -> Result<Shape, FederationError> {
     let malformed = || {
-        failed(
+        FederationError::failed(
             "malformed",
             "The identity provider's response is not valid SAML.",
         )
@@ -376,7 +361,10 @@ pub fn shape(xml: &str) -> Result<Shape, FederationError> {
         };
         match event {
             Event::DocType(_) => {
-                return Err(failed("malformed", "The response contains a DOCTYPE."))
+                return Err(FederationError::failed(
+                    "malformed",
+                    "The response contains a DOCTYPE.",
+                ))
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let opens = matches!(event, Event::Start(_));
@@ -442,27 +430,35 @@ pub fn verify_response(
     request_id: Option<&str>,
 ) -> Result<Verified, FederationError> {
     match shape.assertions {
-        0 => return Err(failed("no_assertion", "The response carries no assertion.")),
+        0 => {
+            return Err(FederationError::failed(
+                "no_assertion",
+                "The response carries no assertion.",
+            ))
+        }
         1 => {}
         _ => {
-            return Err(failed(
+            return Err(FederationError::failed(
                 "multiple_assertions",
                 "The response carries several assertions (a signature-wrapping attempt?).",
             ))
         }
     }
     if shape.signatures == 0 {
-        return Err(failed("unsigned", "The response is not signed."));
+        return Err(FederationError::failed(
+            "unsigned",
+            "The response is not signed.",
+        ));
     }
     let idp = idp_metadata(conn)?;
     if shape.issuer.as_deref().is_some_and(|i| i != idp.entity_id) {
-        return Err(failed(
+        return Err(FederationError::failed(
             "issuer_mismatch",
             "The response comes from another identity provider.",
         ));
     }
     if request_id.is_none() && shape.in_response_to.is_some() {
-        return Err(failed(
+        return Err(FederationError::failed(
             "in_response_to_mismatch",
             "The response answers a sign-in that is not pending here.",
         ));
@@ -474,7 +470,7 @@ pub fn verify_response(
     let assertion = parsed.map_err(|e| {
         let (reason, message) = reason(&e);
         tracing::info!(connection = %conn.id, reason, error = %e, "SAML response rejected");
-        failed(reason, message)
+        FederationError::failed(reason, message)
     })?;
     let remember_until = assertion
         .conditions
@@ -545,7 +541,7 @@ fn identity(
         .as_ref()
         .and_then(|s| s.name_id.as_ref())
         .filter(|n| !n.value.trim().is_empty())
-        .ok_or_else(|| failed("no_subject", "The assertion names no subject."))?;
+        .ok_or_else(|| FederationError::failed("no_subject", "The assertion names no subject."))?;
     let attributes: Vec<&samael::attribute::Attribute> = a
         .attribute_statements
         .iter()
@@ -688,7 +684,7 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
         ok: reachable.is_ok(),
         detail: match reachable {
             Ok(r) => format!("{} answered HTTP {}", idp.sso_url, r.status().as_u16()),
-            Err(e) => format!("{}: {}", idp.sso_url, short(&e)),
+            Err(e) => format!("{}: {}", idp.sso_url, transport_error(&e)),
         },
     });
     Ok(checks)

@@ -8,16 +8,16 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
 use super::pages::{
-    check_csrf, complete_sign_in, cookie, current_session, frame, html, locale, pending,
-    second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back, MessagePage,
-    SignInView,
+    complete_sign_in, cookie, csrf_cookie_value, current_session, frame, html, locale,
+    pending_form, second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
+    MessagePage, SignInView,
 };
 use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, ErrorRedirect, Pending};
 use crate::crypto;
 use crate::error::{ApiError, PageError};
 use crate::federation::{
-    self, oidc, saml, Connection, FederationError, NewFlow, Protocol, UpstreamIdentity,
+    self, oidc, saml, Connection, FederationError, Protocol, UpstreamIdentity,
 };
 use crate::first_party;
 use crate::i18n::Locale;
@@ -32,10 +32,6 @@ fn browser_cookie_name(state: &AppState) -> &'static str {
     } else {
         "portcullis_fed"
     }
-}
-
-fn callback_url(p: &Provider) -> String {
-    p.endpoint("/federation/oidc/callback")
 }
 
 /// A federated sign-in that failed: logged, audited with the upstream's identifiers, and
@@ -107,37 +103,11 @@ async fn begin(
     conn: &Connection,
     request_id: Option<&str>,
 ) -> Result<HttpResponse, FederationError> {
-    if !conn.enabled {
-        return Err(FederationError::NotFound);
-    }
     let browser = match req.cookie(browser_cookie_name(state)) {
         Some(c) if c.value().len() == 43 => c.value().to_string(),
         _ => crypto::random_token(32),
     };
-    let (flow, location) = match conn.protocol {
-        Protocol::Oidc => {
-            let mut flow = NewFlow::new(&p.tenant, conn, request_id, Some(&browser));
-            let (url, secrets) =
-                oidc::authorization_url(state, conn, &callback_url(p), &flow.handle).await?;
-            let json = serde_json::to_vec(&secrets).map_err(anyhow::Error::from)?;
-            flow.row.secrets = Some(
-                state
-                    .master_key
-                    .seal(&json, flow.row.id_hash.as_bytes())
-                    .map_err(|e| FederationError::Unexpected(e.into()))?,
-            );
-            (flow, url)
-        }
-        Protocol::Saml2 => {
-            // The IdP's POST to the ACS is cross-site and carries no SameSite=Lax cookie:
-            // the response is bound to the flow through RelayState and InResponseTo.
-            let mut flow = NewFlow::new(&p.tenant, conn, request_id, None);
-            let (url, id) = saml::authn_request(state, p, conn, &flow.handle).await?;
-            flow.row.saml_request_id = Some(id);
-            (flow, url)
-        }
-    };
-    crate::storage::federation::insert_flow(&state.pool, &flow.row).await?;
+    let location = federation::start(state, p, conn, request_id, &browser).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -158,10 +128,7 @@ pub async fn start_post(
     TenantProvider(p): TenantProvider,
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
-    let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
-    let pending = pending(&state, &p, form.get("request"), loc).await?;
-    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let connections = federation::list(&state, &p.tenant).await?;
     let email = form.get("email").unwrap_or("");
     let conn = match form.get("connection") {
@@ -170,10 +137,7 @@ pub async fn start_post(
         None => federation::by_email_domain(&connections, email),
     };
     let Some(conn) = conn else {
-        let seed = req
-            .cookie(super::pages::csrf_cookie_name(&state))
-            .map(|c| c.value().to_string())
-            .unwrap_or_default();
+        let seed = csrf_cookie_value(&state, &req);
         let view = SignInView {
             email,
             error: Some(loc.texts().no_sso_for_domain),
@@ -223,7 +187,7 @@ pub async fn sso_login_get(
         ));
     };
     let conn = conn.ok_or(ApiError::NotFound)?;
-    begin(&state, &req, &p, conn, None).await.map_err(api_error)
+    Ok(begin(&state, &req, &p, conn, None).await?)
 }
 
 /// `GET /api/v1/auth/sso/login?tenant=<slug>` at the root, when no default tenant serves
@@ -258,15 +222,6 @@ fn redirect_to_tenant(state: &AppState, req: &HttpRequest, slug: &str) -> HttpRe
     HttpResponse::Found()
         .insert_header((header::LOCATION, url))
         .finish()
-}
-
-fn api_error(e: FederationError) -> ApiError {
-    match e {
-        FederationError::Invalid(m) => ApiError::ValidationFailed(m),
-        FederationError::NotFound => ApiError::NotFound,
-        FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
-        FederationError::Unexpected(e) => ApiError::unexpected(&e),
-    }
 }
 
 /// The flow named by `handle` (consumed or not), its connection and its pending request.
@@ -360,18 +315,7 @@ pub async fn oidc_callback(
         ))
         .await;
     };
-    let secrets = flow
-        .secrets
-        .as_deref()
-        .and_then(|s| state.master_key.open(s, flow.id_hash.as_bytes()).ok())
-        .and_then(|b| serde_json::from_slice::<oidc::FlowSecrets>(&b).ok());
-    let Some(secrets) = secrets else {
-        return fail(FederationError::Unexpected(anyhow::anyhow!(
-            "federation flow secrets do not open"
-        )))
-        .await;
-    };
-    match oidc::finish(&state, &conn, &callback_url(&p), code, &secrets).await {
+    match oidc::finish(&state, &p, &conn, &flow, code).await {
         Ok(identity) => complete(&state, &req, &p, &conn, Some(&flow), pending, identity).await,
         Err(e) => fail(e).await,
     }

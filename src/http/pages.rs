@@ -54,6 +54,14 @@ pub(super) fn csrf_seed(state: &AppState, req: &HttpRequest) -> (String, bool) {
     }
 }
 
+/// The CSRF cookie value this browser sent (empty when none): to render a form again after
+/// its submission passed the CSRF check.
+pub(super) fn csrf_cookie_value(state: &AppState, req: &HttpRequest) -> String {
+    req.cookie(csrf_cookie_name(state))
+        .map(|c| c.value().to_string())
+        .unwrap_or_default()
+}
+
 pub(super) fn csrf_token(state: &AppState, seed: &str, binding: &str) -> String {
     crypto::b64url(&crypto::hmac_sha256(
         &state.mac_key,
@@ -377,6 +385,21 @@ pub(super) async fn pending(
     found.ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))
 }
 
+/// The preamble of every form that continues a pending request: the CSRF token bound to
+/// the request, the request itself, and the locale it asked for.
+pub(super) async fn pending_form(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    form: &Params,
+) -> Result<(Pending, Locale), PageError> {
+    let loc = locale(req, None);
+    check_csrf(state, req, form, form.get("request").unwrap_or(""), loc)?;
+    let pending = pending(state, p, form.get("request"), loc).await?;
+    let loc = locale(req, pending.request.ui_locales.as_deref());
+    Ok((pending, loc))
+}
+
 /// Continues a pending request once the user has signed in (or consented).
 async fn resume(
     state: &AppState,
@@ -452,7 +475,7 @@ pub(super) async fn sign_in_page(
     view: SignInView<'_>,
 ) -> Result<String, PageError> {
     // "Continue with Google" and "Single sign-on" appear when such connections exist.
-    let connections = federation::list(state, &p.tenant).await?;
+    let options = federation::sign_in_options(state, &p.tenant).await?;
     let page = SignInPage {
         f: frame(p, loc),
         action: p.endpoint("/login"),
@@ -462,10 +485,8 @@ pub(super) async fn sign_in_page(
         error: view.error,
         current_account: view.current_account,
         federation_action: p.endpoint("/federation/start"),
-        google: connections.iter().any(|c| c.enabled && c.is_google()),
-        sso: connections
-            .iter()
-            .any(|c| c.enabled && !c.is_google() && !c.domains.is_empty()),
+        google: options.google,
+        sso: options.sso,
     };
     page.render().map_err(|e| PageError::unexpected(loc, &e))
 }
@@ -512,10 +533,7 @@ pub async fn sign_in_post(
     TenantProvider(p): TenantProvider,
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
-    let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
-    let pending = pending(&state, &p, form.get("request"), loc).await?;
-    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let ctx = audit_context(&req);
     let existing = current_session(&state, &req, &p).await?;
     if form.get("action") == Some("continue") {
@@ -556,10 +574,7 @@ pub async fn sign_in_post(
                 AuditEvent::new(event, Some(&p.tenant)).client(&pending.client.id),
                 &ctx,
             );
-            let seed = req
-                .cookie(csrf_cookie_name(&state))
-                .map(|c| c.value().to_string())
-                .unwrap_or_default();
+            let seed = csrf_cookie_value(&state, &req);
             let view = SignInView {
                 email,
                 error: Some(&message),
@@ -784,10 +799,7 @@ pub async fn mfa_post(
     TenantProvider(p): TenantProvider,
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
-    let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
-    let pending = pending(&state, &p, form.get("request"), loc).await?;
-    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(see_other(&format!(
             "{}?request={}",
@@ -839,10 +851,7 @@ pub async fn mfa_post(
                     }
                     None => (StatusCode::UNAUTHORIZED, t.invalid_code.to_string()),
                 };
-            let seed = req
-                .cookie(csrf_cookie_name(&state))
-                .map(|c| c.value().to_string())
-                .unwrap_or_default();
+            let seed = csrf_cookie_value(&state, &req);
             let body = mfa_page(&state, &p, &pending, &seed, loc, Some(&message))?;
             Ok(HttpResponse::build(status)
                 .content_type("text/html; charset=utf-8")
@@ -898,10 +907,7 @@ pub async fn consent_post(
     TenantProvider(p): TenantProvider,
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
-    let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
-    let pending = pending(&state, &p, form.get("request"), loc).await?;
-    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(session) = current_session(&state, &req, &p).await? else {
         return Ok(see_other(&format!(
             "{}?request={}",
@@ -1263,10 +1269,7 @@ pub async fn reset_password_post(
             },
         ),
         Err(e @ (AccountError::WeakPassword(_) | AccountError::PasswordReused)) => {
-            let seed = req
-                .cookie(csrf_cookie_name(&state))
-                .map(|c| c.value().to_string())
-                .unwrap_or_default();
+            let seed = csrf_cookie_value(&state, &req);
             let message = e.to_string();
             let body = reset_page(&state, &p, &seed, token, loc, Some(&message))
                 .render()
@@ -1330,10 +1333,7 @@ pub async fn mfa_enroll_post(
     TenantProvider(p): TenantProvider,
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
-    let mut loc = locale(&req, None);
-    check_csrf(&state, &req, &form, form.get("request").unwrap_or(""), loc)?;
-    let pending = pending(&state, &p, form.get("request"), loc).await?;
-    loc = locale(&req, pending.request.ui_locales.as_deref());
+    let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(see_other(&format!(
             "{}?request={}",
@@ -1353,10 +1353,7 @@ pub async fn mfa_enroll_post(
             let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email)
                 .await
                 .map_err(|e| PageError::unexpected(loc, &e))?;
-            let seed = req
-                .cookie(csrf_cookie_name(&state))
-                .map(|c| c.value().to_string())
-                .unwrap_or_default();
+            let seed = csrf_cookie_value(&state, &req);
             let page = MfaEnrollPage {
                 f: frame(&p, loc),
                 action: p.endpoint("/mfa/enroll"),

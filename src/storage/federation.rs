@@ -43,6 +43,19 @@ pub async fn list_connections(pool: &Pool, tenant_id: &str) -> DbResult<Vec<Conn
     .await)
 }
 
+/// `(provider, domains)` of the tenant's enabled connections.
+pub async fn list_sign_in_options(
+    pool: &Pool,
+    tenant_id: &str,
+) -> DbResult<Vec<(Option<String>, String)>> {
+    dispatch!(pool, p => sqlx::query_as::<_, (Option<String>, String)>(
+        "SELECT provider, domains FROM sso_connections WHERE tenant_id = $1 AND enabled = TRUE",
+    )
+    .bind(tenant_id)
+    .fetch_all(p)
+    .await)
+}
+
 pub async fn find_connection(
     pool: &Pool,
     tenant_id: &str,

@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 
 use crate::helpers::{
     jwt_claims, param, parse_form, query_of, spawn_app, unescape, ClientOptions, TestApp,
-    TestClient, PASSWORD, REDIRECT_URI,
+    TestClient, REDIRECT_URI,
 };
 
 /// A peer process, killed when dropped.
@@ -199,6 +199,19 @@ async fn redeem(app: &TestApp, client: &TestClient, redirect: &str) -> Value {
             ],
         )
         .await;
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// `POST /admin/sso/{id}/test`: the report.
+async fn test_connection(app: &TestApp, token: &str, id: &str) -> Value {
+    let r = app
+        .http
+        .post(app.url(&format!("/api/v1/admin/sso/{id}/test")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }
@@ -526,18 +539,8 @@ async fn sso_login_api_returns_first_party_tokens() {
 
     // "Test connection".
     let id = list["data"][0]["id"].as_str().unwrap();
-    let r: Value = app
-        .http
-        .post(app.url(&format!("/api/v1/admin/sso/{id}/test")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = test_connection(&app, &token, id).await;
     assert_eq!(r["data"]["ok"], true, "{r}");
-    let _ = PASSWORD;
 }
 
 /// The SAML peer's auto-post form: ACS action, SAMLResponse, RelayState.
@@ -810,16 +813,7 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
         signins[0]["details"]["upstream_subject"],
         "alice@example.com"
     );
-    let r: Value = app
-        .http
-        .post(app.url(&format!("/api/v1/admin/sso/{conn_id}/test")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = test_connection(&app, &token, &conn_id).await;
     assert_eq!(r["data"]["ok"], true, "{r}");
     let names: Vec<&str> = r["data"]["checks"]
         .as_array()

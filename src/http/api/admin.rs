@@ -12,7 +12,7 @@ use crate::accounts::{self, Email, NewUser, Password};
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, ClientError, GrantType, NewClient, RedirectUri};
 use crate::error::ApiError;
-use crate::http::api::{data, Json, Principal};
+use crate::http::api::{data, path_id, record, Json, Principal};
 use crate::http::extractors::{audit_context, query_params};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
 use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
@@ -41,26 +41,6 @@ impl From<TenantError> for ApiError {
             TenantError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }
-}
-
-fn path_id(req: &HttpRequest) -> &str {
-    req.match_info().get("id").unwrap_or("")
-}
-
-fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    principal: &Principal,
-    event: &'static str,
-    detail: (&str, &str),
-) {
-    audit::record(
-        state,
-        AuditEvent::new(event, Some(&principal.provider.tenant))
-            .actor(Some(&principal.actor()))
-            .detail(detail.0, detail.1),
-        &audit_context(req),
-    );
 }
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]

@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::api_keys::{self, ApiKey, NewApiKey};
 use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
-use crate::http::api::{data, Json, Principal};
+use crate::http::api::{data, path_id, Json, Principal};
 use crate::http::extractors::{audit_context, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
 use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
@@ -132,7 +132,7 @@ pub async fn rotate_post(
     Json(body): Json<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("apikeys:create")?;
-    let id = key_id(&req);
+    let id = path_id(&req);
     let grace = body.grace_period_hours.map(|h| h.saturating_mul(3600));
     let (k, key) = api_keys::rotate(&state, Some(&principal.provider.tenant), id, grace).await?;
     audit::record(
@@ -165,7 +165,7 @@ pub async fn revoke_delete(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("apikeys:revoke")?;
-    let k = api_keys::revoke(&state, Some(&principal.provider.tenant), key_id(&req)).await?;
+    let k = api_keys::revoke(&state, Some(&principal.provider.tenant), path_id(&req)).await?;
     audit::record(
         &state,
         AuditEvent::new("apikey.revoked", Some(&principal.provider.tenant))
@@ -174,11 +174,6 @@ pub async fn revoke_delete(
         &audit_context(&req),
     );
     Ok(data(StatusCode::OK, json!(k)))
-}
-
-/// The `{id}` of `…/api/v1/apikeys/{id}` (under a tenant or at the root).
-fn key_id(req: &HttpRequest) -> &str {
-    req.match_info().get("id").unwrap_or("")
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

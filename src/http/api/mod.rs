@@ -143,6 +143,28 @@ pub fn platform_routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/admin/tenants", web::get().to(admin::tenants_get));
 }
 
+/// The `{id}` segment of an admin route.
+pub fn path_id(req: &HttpRequest) -> &str {
+    req.match_info().get("id").unwrap_or("")
+}
+
+/// Audits an administrative change made by `principal`, with one detail.
+pub fn record(
+    state: &AppState,
+    req: &HttpRequest,
+    principal: &Principal,
+    event: &'static str,
+    detail: (&str, &str),
+) {
+    crate::audit::record(
+        state,
+        crate::audit::AuditEvent::new(event, Some(&principal.provider.tenant))
+            .actor(Some(&principal.actor()))
+            .detail(detail.0, detail.1),
+        &crate::http::extractors::audit_context(req),
+    );
+}
+
 /// `{"data": …}` with `Cache-Control: no-store`.
 pub fn data(status: actix_web::http::StatusCode, value: Value) -> HttpResponse {
     HttpResponse::build(status)

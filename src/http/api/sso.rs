@@ -6,41 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::{data, Json, Principal};
-use crate::audit::{self, AuditEvent};
+use super::{data, path_id, record, Json, Principal};
 use crate::error::ApiError;
-use crate::federation::{self, ConfigureRequest, FederationError};
-use crate::http::extractors::audit_context;
-#[allow(unused_imports)]
+use crate::federation::{self, ConfigureRequest};
 use crate::http::openapi::{DataEnvelope, ErrorEnvelope, TenantPath};
 use crate::state::AppState;
-
-impl From<FederationError> for ApiError {
-    fn from(e: FederationError) -> Self {
-        match e {
-            FederationError::Invalid(m) => ApiError::ValidationFailed(m),
-            FederationError::NotFound => ApiError::NotFound,
-            FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
-            FederationError::Unexpected(e) => ApiError::unexpected(&e),
-        }
-    }
-}
-
-fn record(
-    state: &AppState,
-    req: &HttpRequest,
-    principal: &Principal,
-    event: &'static str,
-    id: &str,
-) {
-    audit::record(
-        state,
-        AuditEvent::new(event, Some(&principal.provider.tenant))
-            .actor(Some(&principal.actor()))
-            .detail("connection", id),
-        &audit_context(req),
-    );
-}
 
 #[utoipa::path(
     operation_id = "sso_configure",
@@ -70,7 +40,13 @@ pub async fn configure_post(
         .require_privileged(&state, "sso:configure")
         .await?;
     let conn = federation::configure(&state, &principal.provider.tenant, body).await?;
-    record(&state, &req, &principal, "sso.configured", &conn.id);
+    record(
+        &state,
+        &req,
+        &principal,
+        "sso.configured",
+        ("connection", &conn.id),
+    );
     Ok(data(StatusCode::CREATED, conn.to_json()))
 }
 
@@ -123,10 +99,6 @@ pub async fn create_post(
     body: Json<ConfigureRequest>,
 ) -> Result<HttpResponse, ApiError> {
     configure_post(state, req, principal, body).await
-}
-
-fn path_id(req: &HttpRequest) -> &str {
-    req.match_info().get("id").unwrap_or("")
 }
 
 #[utoipa::path(
@@ -183,7 +155,7 @@ pub async fn delete(
     if !federation::delete(&state, &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
     }
-    record(&state, &req, &principal, "sso.deleted", id);
+    record(&state, &req, &principal, "sso.deleted", ("connection", id));
     Ok(HttpResponse::NoContent().finish())
 }
 
