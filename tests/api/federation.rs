@@ -35,17 +35,21 @@ fn start_peer(mut cmd: Command, what: &str) -> Peer {
         .stdin(Stdio::null())
         .spawn()
         .unwrap_or_else(|e| panic!("cannot start the {what} peer ({e}); run `bash .ci/dev test`"));
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("LISTENING ")
-        .unwrap_or_else(|| {
-            panic!("the {what} peer did not start: {line:?}; run `bash .ci/dev test`")
-        })
-        .to_string();
+    // The first line, within 60 s (a peer that never starts fails the test).
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(60))
+        .unwrap_or_default();
+    let Some(base) = line.trim().strip_prefix("LISTENING ").map(str::to_string) else {
+        let _ = child.kill();
+        panic!("the {what} peer did not start: {line:?}; run `bash .ci/dev test`");
+    };
     Peer { child, base }
 }
 

@@ -95,6 +95,8 @@ pub fn http_client(jar: Arc<Jar>) -> reqwest::Client {
     reqwest::Client::builder()
         .cookie_provider(jar)
         .redirect(reqwest::redirect::Policy::none())
+        // A request that hangs fails its test instead of stalling the suite.
+        .timeout(std::time::Duration::from_secs(60))
         .build()
         .unwrap()
 }
