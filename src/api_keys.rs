@@ -21,7 +21,13 @@ pub const DEFAULT_GRACE_SECONDS: i64 = 24 * 3600;
 const KEY_PREFIX: &str = "ak_";
 
 /// Permissions only platform keys hold.
-pub const PLATFORM_PERMISSIONS: [&str; 2] = ["tenants:read", "tenants:create"];
+pub const PLATFORM_PERMISSIONS: [&str; 5] = [
+    "tenants:read",
+    "tenants:create",
+    "bans:read",
+    "bans:create",
+    "bans:delete",
+];
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ApiKey {
@@ -123,7 +129,8 @@ fn check_scopes(scopes: &[String], platform: bool) -> Result<(), ApiKeyError> {
     }
     for s in scopes {
         Permission::parse(s).map_err(|e| ApiKeyError::Invalid(e.to_string()))?;
-        let platform_scope = PLATFORM_PERMISSIONS.contains(&s.as_str()) || s == "tenants:*";
+        let platform_scope =
+            PLATFORM_PERMISSIONS.contains(&s.as_str()) || s == "tenants:*" || s == "bans:*";
         if platform_scope && !platform {
             return Err(ApiKeyError::Invalid(format!(
                 "scope {s} is held only by platform keys"

@@ -139,6 +139,13 @@ impl AuditSink {
     }
 }
 
+fn count(state: &AppState, event: &AuditEvent) {
+    state.metrics.audit_event(
+        event.event,
+        event.details.get("grant_type").and_then(Value::as_str),
+    );
+}
+
 fn log(row: &AuditRow) {
     tracing::info!(
         event = %row.event,
@@ -153,6 +160,7 @@ fn log(row: &AuditRow) {
 /// Records an event without delaying the caller. When the queue is full the event is
 /// written directly instead (back-pressure, never loss).
 pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
+    count(state, &event);
     let row = event.into_row(ctx);
     log(&row);
     if let Err(
@@ -173,6 +181,7 @@ pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
 
 /// Records an event and waits for the write (for the CLI, which exits right after).
 pub async fn record_now(state: &AppState, event: AuditEvent, ctx: &Context) {
+    count(state, &event);
     let row = event.into_row(ctx);
     log(&row);
     if let Err(e) =

@@ -205,8 +205,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         database_url: cli.database_url.clone(),
         production: cli.production,
     };
-    let config = Config::load(&overrides)?;
+    let mut config = Config::load(&overrides)?;
     telemetry::init(&config.log_level, config.log_format);
+    if !matches!(cli.command, Command::Serve { .. }) {
+        // Only a serving instance counts requests; the other commands need no Redis.
+        config.redis_url = None;
+    }
     let json_out = cli.json;
     match cli.command {
         Command::Serve { demo } => serve(config, demo, json_out).await,
@@ -262,8 +266,10 @@ async fn serve(config: Config, demo: bool, json_out: bool) -> anyhow::Result<()>
     let app = Application::with_state(state.clone(), demo)?;
     tracing::info!(bind = %app.state.config.bind, public_url = %app.state.config.public_url, "portcullis listening");
     app.run_until_stopped().await?;
-    // In-flight requests are done; write the audit events they queued.
+    // In-flight requests are done; write the audit events and key usage they queued.
+    tracing::info!("stopped accepting requests; flushing queued writes");
     state.audit.flush().await;
+    crate::api_keys::flush_usage(&state).await;
     Ok(())
 }
 

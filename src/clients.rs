@@ -492,6 +492,58 @@ impl ClientCache {
     }
 }
 
+/// The browser origins a tenant's clients allow (CORS), as an instance has recently read
+/// them; refreshed after `cache_ttl_secs`.
+pub struct OriginCache {
+    ttl: Duration,
+    entries: RwLock<HashMap<String, (std::sync::Arc<Vec<String>>, Instant)>>,
+}
+
+impl OriginCache {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            entries: RwLock::new(HashMap::new()),
+        }
+    }
+}
+
+/// Whether any client of `tenant` allows the browser origin `origin` (exact match of the
+/// serialised origin).
+pub async fn tenant_allows_origin(
+    state: &AppState,
+    tenant: &Tenant,
+    origin: &str,
+) -> Result<bool, ClientError> {
+    let cached = state.origins.entries.read().ok().and_then(|e| {
+        e.get(&tenant.id)
+            .filter(|(_, at)| at.elapsed() < state.origins.ttl)
+            .map(|(o, _)| o.clone())
+    });
+    let origins = match cached {
+        Some(o) => o,
+        None => {
+            let mut all: Vec<String> =
+                storage::clients::list_allowed_origins(&state.pool, &tenant.id)
+                    .await?
+                    .iter()
+                    .flat_map(|l| parse_list(l))
+                    .collect();
+            all.sort();
+            all.dedup();
+            let all = std::sync::Arc::new(all);
+            if let Ok(mut e) = state.origins.entries.write() {
+                if e.len() >= CLIENT_CACHE_MAX {
+                    e.clear();
+                }
+                e.insert(tenant.id.clone(), (all.clone(), Instant::now()));
+            }
+            all
+        }
+    };
+    Ok(origins.iter().any(|o| o == origin))
+}
+
 pub async fn find_client(
     state: &AppState,
     tenant: &Tenant,

@@ -86,6 +86,77 @@ pub struct Config {
     pub log_level: String,
     /// Number of HTTP worker threads (0 = one per core).
     pub workers: usize,
+    /// Rate limiting, lockouts and bans of client addresses.
+    pub rate_limit: RateLimitConfig,
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    pub trusted_proxies: Vec<String>,
+    /// Redis (`redis://host:6379/0`): shared rate-limit counters for several instances.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub redis_url: Option<SecretString>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// When set, `GET /metrics` needs `Authorization: Bearer <metrics_token>`.
+    #[serde(serialize_with = "serialize_redacted")]
+    pub metrics_token: Option<SecretString>,
+    /// How often expired codes, tokens, sessions and keys are purged (once across instances).
+    pub purge_interval_secs: u64,
+    /// Age at which a tenant's active signing keys are rotated by the scheduler (0 = never).
+    pub key_rotation_secs: u64,
+    /// How often the scheduler looks for keys due for rotation (once across instances).
+    pub key_rotation_check_secs: u64,
+}
+
+/// A sliding window: at most `limit` requests per `window_secs`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Window {
+    pub limit: u64,
+    pub window_secs: u64,
+}
+
+/// SPEC "Protection": 20 requests per 60 s per client address on credential endpoints; 10
+/// rejections lock the address out for 15 minutes; repeated lockouts ban it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct RateLimitConfig {
+    pub enabled: bool,
+    /// Endpoints that check a password, a code or a secret, or mint tokens.
+    pub credentials: Window,
+    /// The rest of the JSON API, the OAuth endpoints and the pages.
+    pub api: Window,
+    /// Discovery, JWKS, metadata, static files and CORS preflights.
+    pub public: Window,
+    /// Rejections (429s) within `violation_window_secs` that lock the address out.
+    pub lockout_violations: u64,
+    pub violation_window_secs: u64,
+    pub lockout_secs: u64,
+    /// Lockouts within `ban_window_secs` after which the address is banned (persisted).
+    pub ban_after_lockouts: u64,
+    pub ban_window_secs: u64,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            credentials: Window {
+                limit: 20,
+                window_secs: 60,
+            },
+            api: Window {
+                limit: 600,
+                window_secs: 60,
+            },
+            public: Window {
+                limit: 6000,
+                window_secs: 60,
+            },
+            lockout_violations: 10,
+            violation_window_secs: 900,
+            lockout_secs: 900,
+            ban_after_lockouts: 3,
+            ban_window_secs: 86_400,
+        }
+    }
 }
 
 fn serialize_redacted<S: serde::Serializer>(
@@ -123,6 +194,14 @@ impl Default for Config {
             log_format: LogFormat::Text,
             log_level: "info".into(),
             workers: 0,
+            rate_limit: RateLimitConfig::default(),
+            trusted_proxies: Vec::new(),
+            redis_url: None,
+            redis_prefix: "portcullis:".into(),
+            metrics_token: None,
+            purge_interval_secs: 600,
+            key_rotation_secs: 90 * 86_400,
+            key_rotation_check_secs: 3600,
         }
     }
 }
@@ -216,6 +295,43 @@ impl Config {
         {
             return Err(ConfigError(
                 "argon2 parameters are out of range (memory_kib >= 8 * parallelism, iterations >= 1)".into(),
+            ));
+        }
+        let rl = &self.rate_limit;
+        for (name, w) in [
+            ("credentials", rl.credentials),
+            ("api", rl.api),
+            ("public", rl.public),
+        ] {
+            if w.limit == 0 || w.window_secs == 0 || w.window_secs > 86_400 {
+                return Err(ConfigError(format!(
+                    "rate_limit.{name}: limit must be at least 1 and window_secs 1-86400"
+                )));
+            }
+        }
+        if rl.lockout_violations == 0 || rl.violation_window_secs == 0 || rl.lockout_secs == 0 {
+            return Err(ConfigError(
+                "rate_limit.lockout_violations, violation_window_secs and lockout_secs must be positive".into(),
+            ));
+        }
+        for p in &self.trusted_proxies {
+            crate::protection::parse_net(p).ok_or_else(|| {
+                ConfigError(format!(
+                    "trusted_proxies: {p:?} is not an IP address or CIDR range"
+                ))
+            })?;
+        }
+        if let Some(url) = &self.redis_url {
+            let u = url.expose_secret();
+            if !(u.starts_with("redis://") || u.starts_with("rediss://")) {
+                return Err(ConfigError(
+                    "redis_url must start with redis:// or rediss://".into(),
+                ));
+            }
+        }
+        if self.purge_interval_secs == 0 || self.key_rotation_check_secs == 0 {
+            return Err(ConfigError(
+                "purge_interval_secs and key_rotation_check_secs must be positive".into(),
             ));
         }
         if let Some(slug) = &self.default_tenant {

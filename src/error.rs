@@ -400,6 +400,14 @@ pub enum ApiError {
     InvalidPassword(Vec<String>),
     NotFound,
     Conflict(String),
+    /// Over the rate limit, or the address is locked out (seed 003's body).
+    RateLimited {
+        retry_after: u64,
+        limit: u64,
+        window: u64,
+    },
+    /// The client's address is banned.
+    IpBanned,
     Internal,
 }
 
@@ -460,6 +468,16 @@ impl ApiError {
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "NOT_FOUND", "Not found".into()),
             ApiError::Conflict(m) => (StatusCode::CONFLICT, "CONFLICT", m.clone()),
+            ApiError::RateLimited { retry_after, .. } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "RATE_LIMITED",
+                format!("Rate limit exceeded. Try again in {retry_after} seconds."),
+            ),
+            ApiError::IpBanned => (
+                StatusCode::FORBIDDEN,
+                "IP_BANNED",
+                "Requests from this address are blocked".into(),
+            ),
             ApiError::Internal => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "INTERNAL_ERROR",
@@ -509,6 +527,16 @@ impl ResponseError for ApiError {
                 error["retry_after"] = json!(retry_after);
                 resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
             }
+            ApiError::RateLimited {
+                retry_after,
+                limit,
+                window,
+            } => {
+                error["retry_after"] = json!(retry_after);
+                error["limit"] = json!(limit);
+                error["window"] = json!(window);
+                resp.insert_header((header::RETRY_AFTER, retry_after.to_string()));
+            }
             ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenRevoked => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
             }
@@ -518,6 +546,7 @@ impl ResponseError for ApiError {
             | ApiError::ValidationFailed(_)
             | ApiError::NotFound
             | ApiError::Conflict(_)
+            | ApiError::IpBanned
             | ApiError::Internal => {}
         }
         resp.insert_header((header::CACHE_CONTROL, "no-store"))
@@ -654,6 +683,78 @@ impl From<crate::first_party::LoginError> for ApiError {
             LoginError::Token(t) => t.into(),
             LoginError::MfaRequired(challenge_id) => ApiError::MfaRequired { challenge_id },
             LoginError::Mfa(m) => m.into(),
+        }
+    }
+}
+
+/// The answer to a request the protection layer refuses, in the form its endpoint speaks:
+/// the JSON API's envelope (seed 003: `RATE_LIMITED` with `retry_after`, `limit`, `window`),
+/// RFC 6749-style JSON for OAuth endpoints, or an HTML page. Rate-limit headers are added by
+/// the middleware.
+pub fn refusal_response(
+    flavour: crate::protection::Flavour,
+    verdict: &crate::protection::Verdict,
+    locale: Locale,
+) -> HttpResponse {
+    use crate::protection::{Flavour, Verdict};
+    let limited = match verdict {
+        Verdict::Limited(q) | Verdict::Locked(q) => Some(q),
+        Verdict::Banned | Verdict::Allowed(_) => None,
+    };
+    match flavour {
+        Flavour::Api => match limited {
+            Some(q) => ApiError::RateLimited {
+                retry_after: q.retry_after,
+                limit: q.limit,
+                window: q.window_secs,
+            },
+            None => ApiError::IpBanned,
+        }
+        .error_response(),
+        Flavour::OAuth => {
+            let (status, body) = match limited {
+                Some(q) => (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    json!({
+                        "error": "rate_limited",
+                        "error_description": format!("Rate limit exceeded. Try again in {} seconds.", q.retry_after),
+                        "retry_after": q.retry_after,
+                        "limit": q.limit,
+                        "window": q.window_secs,
+                    }),
+                ),
+                None => (
+                    StatusCode::FORBIDDEN,
+                    json!({
+                        "error": "access_denied",
+                        "error_description": "requests from this address are blocked",
+                    }),
+                ),
+            };
+            let mut resp = HttpResponse::build(status);
+            if let Some(q) = limited {
+                resp.insert_header((header::RETRY_AFTER, q.retry_after.to_string()));
+            }
+            resp.insert_header((header::CACHE_CONTROL, "no-store"))
+                .json(body)
+        }
+        Flavour::Page => {
+            let t = locale.texts();
+            let mut page = match limited {
+                Some(q) => PageError::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    locale,
+                    format!("{} {} {}", t.rate_limited, q.retry_after, t.seconds),
+                ),
+                None => PageError::new(StatusCode::FORBIDDEN, locale, t.address_banned),
+            }
+            .error_response();
+            if let Some(q) = limited {
+                if let Ok(v) = header::HeaderValue::from_str(&q.retry_after.to_string()) {
+                    page.headers_mut().insert(header::RETRY_AFTER, v);
+                }
+            }
+            page
         }
     }
 }

@@ -1,27 +1,51 @@
-//! Background jobs of a running instance: purge expired codes, requests, sessions, tokens
-//! and keys, and retry back-channel logout deliveries; refresh SAML IdP metadata hourly. Every job is safe to run on several
-//! instances at once (deletes of expired rows; deliveries are claimed atomically).
+//! Background jobs of a running instance. Per instance: back-channel logout deliveries
+//! (each claimed atomically, so instances share the work), API key usage flushes, the ban
+//! list refresh and the in-process limiter sweep. Once across instances — the instance that
+//! claims the due run in `job_runs` does it: purging expired codes, requests, sessions,
+//! tokens, keys and bans; rotating signing keys older than `key_rotation_secs`; refreshing
+//! SAML IdP metadata.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::audit::{self, AuditEvent, Context};
 use crate::sessions;
 use crate::state::AppState;
 use crate::storage;
 
+const TICK: Duration = Duration::from_secs(2);
+
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        let mut tick = tokio::time::interval(TICK);
         let mut n: u64 = 0;
+        let mut schedule = Schedule::default();
         loop {
             tick.tick().await;
             sessions::deliver_due(&state).await;
             if n % 5 == 0 {
                 crate::api_keys::flush_usage(&state).await;
             }
-            if n % 300 == 0 {
+            if n % 2 == 0 {
+                if let Err(e) = state.protection.refresh_bans(&state).await {
+                    tracing::warn!(error = %e, "ban list refresh failed");
+                }
+            }
+            if n % 30 == 0 {
+                state.protection.sweep();
+            }
+            let c = &state.config;
+            if schedule.due(&state, "purge", c.purge_interval_secs).await {
                 purge(&state).await;
             }
-            if n % 1800 == 900 {
+            if c.key_rotation_secs > 0
+                && schedule
+                    .due(&state, "key_rotation", c.key_rotation_check_secs)
+                    .await
+            {
+                rotate_due_keys(&state).await;
+            }
+            if schedule.due(&state, "saml_metadata", 3600).await {
                 if let Err(e) = crate::federation::refresh_metadata(&state, 3600).await {
                     tracing::warn!(error = %e, "SAML metadata refresh failed");
                 }
@@ -29,6 +53,46 @@ pub fn spawn(state: AppState) {
             n += 1;
         }
     });
+}
+
+/// When each once-across-instances job is next due, as this instance last learned it, so
+/// the database is asked only when a run may be due.
+#[derive(Default)]
+struct Schedule {
+    next: HashMap<&'static str, i64>,
+}
+
+impl Schedule {
+    /// Whether this instance should run `job` now: it is due and this instance won the claim.
+    async fn due(&mut self, state: &AppState, job: &'static str, period_secs: u64) -> bool {
+        let now = storage::now();
+        if self.next.get(job).is_some_and(|t| *t > now) {
+            return false;
+        }
+        let next = now + period_secs as i64;
+        match storage::bans::claim_job(&state.pool, job, &state.instance_id, now, next).await {
+            Ok(true) => {
+                self.next.insert(job, next);
+                true
+            }
+            Ok(false) => {
+                // Another instance ran it; look again when it is next due.
+                match storage::bans::job_next_run(&state.pool, job).await {
+                    Ok(Some(t)) => {
+                        self.next.insert(job, t);
+                    }
+                    Ok(None) | Err(_) => {
+                        self.next.insert(job, now + TICK.as_secs() as i64);
+                    }
+                }
+                false
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, job, "cannot claim a background job");
+                false
+            }
+        }
+    }
 }
 
 async fn purge(state: &AppState) {
@@ -39,10 +103,50 @@ async fn purge(state: &AppState) {
         storage::tokens::delete_expired_tokens(&state.pool, now).await,
         storage::keys::delete_expired_keys(&state.pool, now).await,
         storage::federation::purge_expired(&state.pool, now).await,
+        storage::bans::delete_expired_bans(&state.pool, now).await,
     ];
     for r in results {
         if let Err(e) = r {
             tracing::warn!(error = %e, "purge job failed");
+        }
+    }
+}
+
+/// Rotates the keys of every tenant whose active keys are older than `key_rotation_secs`
+/// (the next key, already published, starts signing; SPEC "Keys").
+async fn rotate_due_keys(state: &AppState) {
+    let cutoff = storage::now() - state.config.key_rotation_secs as i64;
+    let due =
+        match storage::keys::list_tenants_with_keys_activated_before(&state.pool, cutoff).await {
+            Ok(ids) if ids.is_empty() => return,
+            Ok(ids) => ids,
+            Err(e) => {
+                tracing::warn!(error = %e, "key rotation check failed");
+                return;
+            }
+        };
+    let tenants = match crate::tenants::list_tenants(state).await {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::warn!(error = %e, "key rotation check failed");
+            return;
+        }
+    };
+    for tenant in tenants.iter().filter(|t| due.contains(&t.id)) {
+        match crate::keys::rotate_keys(state, tenant).await {
+            Ok(kids) => {
+                state.providers.invalidate(&tenant.slug);
+                audit::record(
+                    state,
+                    AuditEvent::new("keys.rotated", Some(tenant))
+                        .actor(Some("scheduler"))
+                        .detail("next_kids", kids.join(" ")),
+                    &Context::default(),
+                );
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tenant = %tenant.slug, "scheduled key rotation failed")
+            }
         }
     }
 }

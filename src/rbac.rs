@@ -237,7 +237,7 @@ pub async fn import_template(
 }
 
 /// Everything Portcullis itself checks (SPEC "Permissions Portcullis itself checks").
-pub const BUILTIN_PERMISSIONS: [&str; 26] = [
+pub const BUILTIN_PERMISSIONS: [&str; 29] = [
     "clients:read",
     "clients:create",
     "clients:update",
@@ -263,6 +263,9 @@ pub const BUILTIN_PERMISSIONS: [&str; 26] = [
     "audit:read",
     "tenants:read",
     "tenants:create",
+    "bans:read",
+    "bans:create",
+    "bans:delete",
     "*",
 ];
 

@@ -33,7 +33,10 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
     pool.migrate()
         .await
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
-    AppState::new(config, pool, master_key)
+    let protection = crate::protection::Protection::new(&config).await?;
+    let state = AppState::new(config, pool, master_key, protection)?;
+    state.protection.refresh_bans(&state).await?;
+    Ok(state)
 }
 
 impl Application {
@@ -68,6 +71,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(openapi.clone())
                 .app_data(web::PayloadConfig::new(max_body))
+                .wrap(from_fn(http::middleware::protect))
                 .wrap(from_fn(http::middleware::request_context))
                 .configure(|cfg| http::routes(cfg, default_tenant, demo))
                 .default_service(web::to(|| async { error::not_found() }))

@@ -10,6 +10,8 @@ use crate::audit::AuditSink;
 use crate::clients::ClientCache;
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::metrics::Metrics;
+use crate::protection::Protection;
 use crate::provider::ProviderCache;
 use crate::storage::Pool;
 
@@ -33,11 +35,23 @@ pub struct AppState {
     pub clients: Arc<ClientCache>,
     /// Upstream OIDC discovery documents (and JWKS), reused for a few minutes.
     pub federation: Arc<crate::federation::oidc::DiscoveryCache>,
+    /// Rate limits, lockouts and bans (in-process, or shared through Redis).
+    pub protection: Arc<Protection>,
+    pub metrics: Arc<Metrics>,
+    /// Browser origins the tenants' clients allow (CORS), reused for `cache_ttl_secs`.
+    pub origins: Arc<crate::clients::OriginCache>,
+    /// This instance's name in the job schedule.
+    pub instance_id: Arc<str>,
 }
 
 impl AppState {
     /// Builds the state; starts the audit writer, so it must run inside a Tokio runtime.
-    pub fn new(config: Config, pool: Pool, master_key: MasterKey) -> anyhow::Result<Self> {
+    pub fn new(
+        config: Config,
+        pool: Pool,
+        master_key: MasterKey,
+        protection: Protection,
+    ) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(config.outbound_timeout_secs))
             .connect_timeout(Duration::from_secs(config.outbound_timeout_secs))
@@ -53,6 +67,10 @@ impl AppState {
             api_key_usage: Arc::new(UsageCounter::default()),
             clients: Arc::new(ClientCache::new(ttl)),
             federation: Arc::default(),
+            protection: Arc::new(protection),
+            metrics: Arc::default(),
+            origins: Arc::new(crate::clients::OriginCache::new(ttl)),
+            instance_id: Arc::from(uuid::Uuid::new_v4().to_string()),
             hasher: PasswordHasher::new(config.argon2),
             providers: Arc::new(ProviderCache::new(Duration::from_secs(
                 config.cache_ttl_secs,

@@ -66,6 +66,9 @@ pub struct TenantSettings {
     /// Registration needs an initial access token: an API key of the tenant holding
     /// `clients:create`.
     pub registration_token_required: bool,
+    /// Rate-limit windows of this tenant's endpoint groups (`credentials`, `api`, `public`),
+    /// overriding the server's.
+    pub rate_limits: std::collections::BTreeMap<crate::protection::Group, crate::config::Window>,
 }
 
 impl Default for TenantSettings {
@@ -86,6 +89,7 @@ impl Default for TenantSettings {
                 .map(|s| s.to_string())
                 .collect(),
             registration_token_required: false,
+            rate_limits: std::collections::BTreeMap::new(),
         }
     }
 }

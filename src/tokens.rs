@@ -174,6 +174,11 @@ struct Lineage {
     /// Scope of the new refresh token when it differs from the access token's: a refresh
     /// that narrows the access token keeps the refresh token's original scope (RFC 6749 §6).
     refresh_scope: Option<Vec<String>>,
+    /// The refresh token this issue rotates: it is marked used in the same transaction that
+    /// stores its successor, so of concurrent presentations exactly one gets tokens.
+    rotates: Option<String>,
+    /// For the audit log and metrics.
+    grant_type: &'static str,
 }
 
 /// Issues an access token, an ID token when `openid` was granted to a user, and a refresh
@@ -310,7 +315,14 @@ async fn issue(
             used_at: None,
             revoked_at: None,
         };
-        storage::tokens::insert_refresh_token(&state.pool, &row).await?;
+        match &lineage.rotates {
+            Some(parent) => {
+                if !storage::tokens::rotate_refresh_token(&state.pool, parent, &row, now).await? {
+                    return Err(TokenError::RefreshReused);
+                }
+            }
+            None => storage::tokens::insert_refresh_token(&state.pool, &row).await?,
+        }
         Some(token)
     } else {
         None
@@ -322,7 +334,8 @@ async fn issue(
             .actor(grant.user.as_ref().map(|u| u.id.as_str()))
             .client(&client.id)
             .detail("jti", jti.as_str())
-            .detail("scope", scope.as_str()),
+            .detail("scope", scope.as_str())
+            .detail("grant_type", lineage.grant_type),
         ctx,
     );
     Ok(Issued {
@@ -345,11 +358,13 @@ pub async fn issue_for_user(
     grant: &Grant,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
-    Ok(
-        issue(state, provider, client, grant, Lineage::default(), ctx)
-            .await?
-            .response,
-    )
+    let lineage = Lineage {
+        grant_type: "password",
+        ..Lineage::default()
+    };
+    Ok(issue(state, provider, client, grant, lineage, ctx)
+        .await?
+        .response)
 }
 
 /// RFC 7636 §4.1: 43-128 characters of the unreserved set.
@@ -446,6 +461,7 @@ pub async fn exchange_code(
         Lineage {
             code_hash: Some(code_hash),
             jti: Some(jti),
+            grant_type: "authorization_code",
             ..Lineage::default()
         },
         ctx,
@@ -551,47 +567,27 @@ pub async fn refresh(
     let tenant = &provider.tenant;
     let hash = crypto::token_digest(refresh_token);
     let now = storage::now();
-    let row =
-        match storage::tokens::use_refresh_token(&state.pool, &tenant.id, &client.id, &hash, now)
-            .await?
+    let invalid =
+        || TokenError::InvalidGrant("refresh token is invalid, expired or revoked".into());
+    let Some(row) = storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
+    else {
+        return Err(invalid());
+    };
+    if row.client_id != client.id || row.revoked_at.is_some() || row.expires_at <= now {
+        return Err(invalid());
+    }
+    // A used token presented again is theft (RFC 9700 §4.14.2), unless the tenant allows a
+    // short reuse interval (several tabs refreshing at once): then it is not rotated again.
+    let rotates = match row.used_at {
+        None => Some(hash.clone()),
+        Some(used)
+            if tenant.settings.refresh_token_reuse_interval > 0
+                && now - used <= tenant.settings.refresh_token_reuse_interval =>
         {
-            Some(row) => row,
-            None => {
-                let invalid = || {
-                    TokenError::InvalidGrant("refresh token is invalid, expired or revoked".into())
-                };
-                let Some(old) =
-                    storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
-                else {
-                    return Err(invalid());
-                };
-                if old.client_id != client.id || old.revoked_at.is_some() || old.expires_at <= now {
-                    return Err(invalid());
-                }
-                let interval = tenant.settings.refresh_token_reuse_interval;
-                match old.used_at {
-                    Some(used) if interval > 0 && now - used <= interval => old,
-                    _ => {
-                        storage::tokens::revoke_refresh_family(
-                            &state.pool,
-                            &tenant.id,
-                            &old.family_id,
-                            now,
-                        )
-                        .await?;
-                        audit::record(
-                            state,
-                            AuditEvent::new("token.refresh_reuse", Some(tenant))
-                                .actor(old.user_id.as_deref())
-                                .client(&client.id)
-                                .detail("family", old.family_id.as_str()),
-                            ctx,
-                        );
-                        return Err(TokenError::RefreshReused);
-                    }
-                }
-            }
-        };
+            None
+        }
+        Some(_) => return Err(refresh_reused(state, tenant, client, &row, ctx).await),
+    };
     let granted = storage::parse_list(&row.scope);
     // Without offline_access a refresh token lives only as long as its browser session.
     if let Some(sid) = &row.sid {
@@ -643,14 +639,50 @@ pub async fn refresh(
             .and_then(|c| serde_json::from_str(c).ok()),
     };
     let lineage = Lineage {
-        family: Some(row.family_id),
-        code_hash: row.code_hash,
+        family: Some(row.family_id.clone()),
+        code_hash: row.code_hash.clone(),
         jti: None,
         refresh_scope: Some(granted),
+        rotates,
+        grant_type: "refresh_token",
     };
-    Ok(issue(state, provider, client, &grant, lineage, ctx)
-        .await?
-        .response)
+    match issue(state, provider, client, &grant, lineage, ctx).await {
+        Ok(issued) => Ok(issued.response),
+        // Another request rotated this token first: this presentation is the reuse.
+        Err(TokenError::RefreshReused) => {
+            Err(refresh_reused(state, tenant, client, &row, ctx).await)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A refresh token was presented after its rotation: its whole family is revoked.
+async fn refresh_reused(
+    state: &AppState,
+    tenant: &crate::tenants::Tenant,
+    client: &Client,
+    row: &RefreshTokenRow,
+    ctx: &Context,
+) -> TokenError {
+    if let Err(e) = storage::tokens::revoke_refresh_family(
+        &state.pool,
+        &tenant.id,
+        &row.family_id,
+        storage::now(),
+    )
+    .await
+    {
+        return e.into();
+    }
+    audit::record(
+        state,
+        AuditEvent::new("token.refresh_reuse", Some(tenant))
+            .actor(row.user_id.as_deref())
+            .client(&client.id)
+            .detail("family", row.family_id.as_str()),
+        ctx,
+    );
+    TokenError::RefreshReused
 }
 
 /// client_credentials grant (RFC 6749 §4.4): confidential clients only, no refresh token.
@@ -690,11 +722,13 @@ pub async fn client_credentials(
         scope,
         ..Grant::default()
     };
-    Ok(
-        issue(state, provider, client, &grant, Lineage::default(), ctx)
-            .await?
-            .response,
-    )
+    let lineage = Lineage {
+        grant_type: "client_credentials",
+        ..Lineage::default()
+    };
+    Ok(issue(state, provider, client, &grant, lineage, ctx)
+        .await?
+        .response)
 }
 
 /// A validated access token.

@@ -51,7 +51,18 @@ impl FromRequest for TenantProvider {
             .get("tenant")
             .map(str::to_string)
             .or_else(|| state.as_ref().and_then(|s| s.config.default_tenant.clone()));
+        // The protection middleware usually resolved it already.
+        let resolved = req
+            .extensions()
+            .get::<ResolvedTenant>()
+            .filter(|r| Some(&r.slug) == slug.as_ref())
+            .map(|r| r.provider.clone());
         Box::pin(async move {
+            if let Some(found) = resolved {
+                return found
+                    .map(TenantProvider)
+                    .ok_or_else(|| TenantNotFound.into());
+            }
             let (Some(state), Some(slug)) = (state, slug) else {
                 return Err(TenantNotFound.into());
             };
@@ -68,6 +79,30 @@ impl FromRequest for TenantProvider {
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
+/// The client's address as the protection middleware determined it (behind trusted
+/// proxies, from `X-Forwarded-For`).
+#[derive(Clone, Copy, Debug)]
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+/// The tenant the protection middleware resolved for `slug` (`None`: no such tenant).
+#[derive(Clone, Debug)]
+pub struct ResolvedTenant {
+    pub slug: String,
+    pub provider: Option<Arc<Provider>>,
+}
+
+/// The allowed origins of the client a handler identified, for the CORS decision.
+#[derive(Clone, Debug)]
+pub struct CorsClient(pub Vec<String>);
+
+/// Records the client a request came from, when it is a cross-origin request.
+pub fn mark_cors_client(req: &HttpRequest, client: &crate::clients::Client) {
+    if req.headers().contains_key(header::ORIGIN) {
+        req.extensions_mut()
+            .insert(CorsClient(client.allowed_origins.clone()));
+    }
+}
+
 /// Who is calling, for the audit log.
 pub fn audit_context(req: &HttpRequest) -> Context {
     Context {
@@ -81,10 +116,13 @@ pub fn audit_context(req: &HttpRequest) -> Context {
     }
 }
 
-/// The peer address. (X-Forwarded-For is honoured only for configured trusted proxies,
-/// which the protection layer adds; until then the socket peer is the client.)
+/// The client's address: from the protection middleware (which honours X-Forwarded-For
+/// only from configured trusted proxies), else the socket peer.
 pub fn client_ip(req: &HttpRequest) -> Option<String> {
-    req.peer_addr().map(|a| a.ip().to_string())
+    match req.extensions().get::<ClientAddr>() {
+        Some(ClientAddr(addr)) => addr.map(|a| a.to_string()),
+        None => req.peer_addr().map(|a| a.ip().to_string()),
+    }
 }
 
 /// A form-encoded body (`application/x-www-form-urlencoded`), bounded by `max_body_bytes`,

@@ -1,6 +1,8 @@
-//! Liveness and readiness.
+//! Liveness, readiness and metrics.
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::header;
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::state::AppState;
@@ -8,6 +10,25 @@ use crate::state::AppState;
 /// `GET /health` — the process answers.
 pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok" }))
+}
+
+/// `GET /metrics` — Prometheus (OpenMetrics text). With `metrics_token` configured, only for
+/// `Authorization: Bearer <metrics_token>`.
+pub async fn metrics(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    if let Some(expected) = &state.config.metrics_token {
+        let given = crate::http::extractors::bearer_token(&req).unwrap_or_default();
+        if !crate::crypto::constant_time_eq(
+            &crate::crypto::sha256(given.as_bytes()),
+            &crate::crypto::sha256(expected.expose_secret().as_bytes()),
+        ) {
+            return HttpResponse::Unauthorized()
+                .insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"metrics\""))
+                .finish();
+        }
+    }
+    HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .body(state.metrics.render())
 }
 
 /// `GET /ready` — the database answers too.

@@ -1,18 +1,26 @@
-//! Middleware: request id (echoed as `X-Request-Id`, the `correlation_id` of errors and
-//! audit events), security headers on every response, `Cache-Control: no-store` unless a
-//! handler chose otherwise, and one access-log line per request (path only, never query
-//! strings, which can carry codes).
+//! Middleware. `request_context` (outermost): request id (echoed as `X-Request-Id`, the
+//! `correlation_id` of errors and audit events, and a field of every log line of the
+//! request), security headers on every response, `Cache-Control: no-store` unless a handler
+//! chose otherwise, request metrics, and one access-log line per request (path only, never
+//! query strings, which can carry codes). `protect`: the client address, rate limits,
+//! lockouts and bans (with `X-RateLimit-*` headers), and CORS for the endpoints browsers
+//! call cross-origin.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, HttpMessage};
+use actix_web::{web, HttpMessage, HttpResponse};
+use tracing::Instrument;
 
 use crate::error::REQUEST_ID;
-use crate::http::extractors::RequestId;
+use crate::http::extractors::{ClientAddr, CorsClient, RequestId, ResolvedTenant};
+use crate::protection::{self, Quota, Route, Verdict};
+use crate::provider::Provider;
 use crate::state::AppState;
 
 /// The Content-Security-Policy of every page: no inline script or style.
@@ -38,13 +46,27 @@ pub async fn request_context(
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     req.extensions_mut().insert(RequestId(id.clone()));
-    let https = req
-        .app_data::<web::Data<AppState>>()
-        .is_some_and(|s| s.config.is_https());
+    let state = req.app_data::<web::Data<AppState>>().cloned();
+    let https = state.as_ref().is_some_and(|s| s.config.is_https());
     let method = req.method().clone();
     let path = req.path().to_string();
-    let mut res = REQUEST_ID.scope(id.clone(), next.call(req)).await?;
+    let span = tracing::info_span!("request", request_id = %id);
+    let in_flight = state.as_ref().map(|s| s.metrics.request_started());
+    let mut res = REQUEST_ID
+        .scope(id.clone(), next.call(req))
+        .instrument(span)
+        .await?;
+    drop(in_flight);
     let status = res.status().as_u16();
+    if let Some(state) = &state {
+        let route = res.request().match_pattern();
+        state.metrics.observe_request(
+            route.as_deref().unwrap_or("unmatched"),
+            method.as_str(),
+            status,
+            started.elapsed().as_secs_f64(),
+        );
+    }
     let h = res.headers_mut();
     if let Ok(v) = HeaderValue::from_str(&id) {
         h.insert(HeaderName::from_static("x-request-id"), v);
@@ -75,4 +97,192 @@ pub async fn request_context(
         "request"
     );
     Ok(res)
+}
+
+/// Headers a browser may send cross-origin, and response headers it may read.
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Api-Key, X-Request-Id";
+const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
+const CORS_EXPOSE_HEADERS: &str =
+    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, WWW-Authenticate";
+
+pub async fn protect(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let forwarded = req
+        .headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok());
+    let addr = state
+        .protection
+        .client_addr(req.peer_addr().map(|a| a.ip()), forwarded);
+    req.extensions_mut().insert(ClientAddr(addr));
+    let Some(route) = protection::classify(req.method().as_str(), req.path()) else {
+        return next
+            .call(req)
+            .await
+            .map(ServiceResponse::map_into_left_body);
+    };
+    let provider = resolve_tenant(&state, &req, &route).await;
+    let origin = req
+        .headers()
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+
+    let verdict = match (state.protection.policy.enabled, addr) {
+        (true, Some(ip)) => {
+            let overrides = provider.as_ref().map(|p| &p.tenant.settings.rate_limits);
+            let window = state
+                .protection
+                .window(route.group, overrides.unwrap_or(&Default::default()));
+            let tenant_key = provider.as_ref().map_or("-", |p| p.tenant.id.as_str());
+            Some(
+                state
+                    .protection
+                    .check(&state, &route, tenant_key, ip, window)
+                    .await,
+            )
+        }
+        _ => None,
+    };
+    let quota = match verdict {
+        None => None,
+        Some(Verdict::Allowed(q)) => Some(q),
+        Some(refused) => {
+            let reason = match refused {
+                Verdict::Limited(_) => "limited",
+                Verdict::Locked(_) => "locked",
+                Verdict::Banned | Verdict::Allowed(_) => "banned",
+            };
+            state.metrics.rate_limited(route.group.as_str(), reason);
+            let locale = crate::i18n::negotiate(
+                None,
+                req.headers()
+                    .get(header::ACCEPT_LANGUAGE)
+                    .and_then(|v| v.to_str().ok()),
+            );
+            let mut resp = crate::error::refusal_response(route.flavour, &refused, locale);
+            if let Verdict::Limited(q) | Verdict::Locked(q) = refused {
+                rate_headers(resp.headers_mut(), &q);
+            }
+            let allowed = cors_allowed(&state, &route, &provider, origin.as_deref(), None).await;
+            cors_headers(resp.headers_mut(), origin.as_deref(), allowed, false);
+            return Ok(req.into_response(resp).map_into_right_body());
+        }
+    };
+
+    let preflight = req.method() == Method::OPTIONS
+        && req
+            .headers()
+            .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+    if route.cors && preflight {
+        let allowed = cors_allowed(&state, &route, &provider, origin.as_deref(), None).await;
+        let mut resp = HttpResponse::NoContent().finish();
+        cors_headers(resp.headers_mut(), origin.as_deref(), allowed, true);
+        if let Some(q) = &quota {
+            rate_headers(resp.headers_mut(), q);
+        }
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
+
+    let mut res = next.call(req).await?;
+    if let Some(q) = &quota {
+        rate_headers(res.headers_mut(), q);
+    }
+    if route.cors && origin.is_some() {
+        let client = res.request().extensions().get::<CorsClient>().cloned();
+        let allowed = cors_allowed(&state, &route, &provider, origin.as_deref(), client).await;
+        cors_headers(res.headers_mut(), origin.as_deref(), allowed, false);
+    }
+    Ok(res.map_into_left_body())
+}
+
+/// The tenant a request addresses, resolved once here and reused by the `TenantProvider`
+/// extractor.
+async fn resolve_tenant(
+    state: &AppState,
+    req: &ServiceRequest,
+    route: &Route,
+) -> Option<Arc<Provider>> {
+    let slug = route
+        .tenant
+        .clone()
+        .or_else(|| state.config.default_tenant.clone())?;
+    let found = match state.providers.get(state, &slug).await {
+        Ok(p) => p,
+        // The handler's own lookup reports the failure.
+        Err(_) => return None,
+    };
+    req.extensions_mut().insert(ResolvedTenant {
+        slug,
+        provider: found.clone(),
+    });
+    found
+}
+
+/// Whether `origin` may read the response: the client the handler identified allows it, or
+/// (before a client is known, and for the JSON API) some client of the tenant does.
+async fn cors_allowed(
+    state: &AppState,
+    route: &Route,
+    provider: &Option<Arc<Provider>>,
+    origin: Option<&str>,
+    client: Option<CorsClient>,
+) -> bool {
+    let (true, Some(origin), Some(p)) = (route.cors, origin, provider) else {
+        return false;
+    };
+    match client {
+        Some(CorsClient(origins)) => origins.iter().any(|o| o == origin),
+        None => crate::clients::tenant_allows_origin(state, &p.tenant, origin)
+            .await
+            .unwrap_or(false),
+    }
+}
+
+fn cors_headers(h: &mut HeaderMap, origin: Option<&str>, allowed: bool, preflight: bool) {
+    h.append(header::VARY, HeaderValue::from_static("Origin"));
+    let Some(origin) = origin.filter(|_| allowed) else {
+        return;
+    };
+    let Ok(value) = HeaderValue::from_str(origin) else {
+        return;
+    };
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, value);
+    if preflight {
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            HeaderValue::from_static(CORS_ALLOW_METHODS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            HeaderValue::from_static(CORS_ALLOW_HEADERS),
+        );
+        h.insert(
+            header::ACCESS_CONTROL_MAX_AGE,
+            HeaderValue::from_static("86400"),
+        );
+    } else {
+        h.insert(
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            HeaderValue::from_static(CORS_EXPOSE_HEADERS),
+        );
+    }
+}
+
+fn rate_headers(h: &mut HeaderMap, q: &Quota) {
+    for (name, value) in [
+        ("x-ratelimit-limit", q.limit),
+        ("x-ratelimit-remaining", q.remaining),
+        ("x-ratelimit-reset", q.reset_at),
+    ] {
+        h.insert(HeaderName::from_static(name), HeaderValue::from(value));
+    }
 }

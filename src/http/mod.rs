@@ -101,6 +101,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
     cfg.route("/health", web::get().to(health::health))
         .route("/openapi.json", web::get().to(openapi::openapi_get))
         .route("/ready", web::get().to(health::ready))
+        .route("/metrics", web::get().to(health::metrics))
         .route("/static/{file}", web::get().to(pages::static_file));
     if demo {
         cfg.route("/demo", web::get().to(demo::demo_page))

@@ -10,7 +10,7 @@ use crate::accounts;
 use crate::clients::{self, ClientCredentials};
 use crate::error::{BearerChallenge, OAuthError};
 use crate::http::extractors::{
-    audit_context, bearer_token, client_credentials, FormParams, TenantProvider,
+    audit_context, bearer_token, client_credentials, mark_cors_client, FormParams, TenantProvider,
 };
 use crate::state::AppState;
 use crate::tokens::{self, TokenError};
@@ -61,6 +61,7 @@ async fn authenticated_client(
 ) -> Result<(clients::Client, ClientCredentials), OAuthError> {
     let creds = client_credentials(req, params)?;
     let client = clients::authenticate_client(state, &p.tenant, &creds).await?;
+    mark_cors_client(req, &client);
     Ok((client, creds))
 }
 
@@ -133,6 +134,11 @@ pub async fn userinfo(
         (None, None) => return Err(BearerChallenge::missing()),
     };
     let at = tokens::validate_access_token(&state, &p, &token).await?;
+    if req.headers().contains_key(header::ORIGIN) {
+        if let Ok(Some(client)) = clients::find_client(&state, &p.tenant, &at.client_id).await {
+            mark_cors_client(&req, &client);
+        }
+    }
     if !at.scope.iter().any(|s| s == "openid") {
         return Err(BearerChallenge::insufficient_scope(
             "the openid scope is required",

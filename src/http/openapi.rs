@@ -54,8 +54,9 @@ pub struct PageEnvelope {
 #[derive(Serialize, ToSchema)]
 pub struct ErrorBody {
     /// INVALID_CREDENTIALS, TOKEN_EXPIRED, TOKEN_REVOKED, REFRESH_TOKEN_REUSE, UNAUTHORIZED,
-    /// INSUFFICIENT_PERMISSIONS, ACCOUNT_LOCKED, VALIDATION_FAILED, NOT_FOUND, CONFLICT,
-    /// INTERNAL_ERROR
+    /// INSUFFICIENT_PERMISSIONS, MFA_REQUIRED, MFA_INVALID_CODE, ACCOUNT_LOCKED,
+    /// VALIDATION_FAILED, NOT_FOUND, CONFLICT, RATE_LIMITED (with retry_after, limit,
+    /// window), IP_BANNED, INTERNAL_ERROR
     pub code: String,
     pub message: String,
     pub correlation_id: String,
@@ -112,6 +113,7 @@ impl Modify for Security {
         api::admin::users_get, api::admin::users_post, api::admin::user_get, api::admin::user_delete, api::admin::user_unlock_post,
         api::admin::keys_get, api::admin::keys_rotate_post, api::admin::settings_get, api::admin::settings_patch, api::admin::audit_get,
         api::admin::tenants_post, api::admin::tenants_get,
+        api::bans::bans_get, api::bans::bans_post, api::bans::ban_delete,
         api::sso::configure_post, api::sso::list_get, api::sso::create_post, api::sso::get, api::sso::delete, api::sso::test_post,
         crate::http::register::register_post, crate::http::register::registration_get, crate::http::register::registration_put, crate::http::register::registration_delete,
     ),
@@ -124,7 +126,7 @@ impl Modify for Security {
         (name = "apikeys", description = "API keys"),
         (name = "admin", description = "Tenant administration"),
         (name = "sso", description = "Federation: SAML 2.0 and OIDC single sign-on, Google"),
-        (name = "platform", description = "Tenant management (platform keys)"),
+        (name = "platform", description = "Tenant management and banned addresses (platform keys)"),
         (name = "registration", description = "Dynamic client registration (RFC 7591, RFC 7592)"),
     )
 )]

@@ -73,6 +73,14 @@ pub async fn list_clients(pool: &Pool, tenant_id: &str) -> DbResult<Vec<ClientRo
         .await)
 }
 
+/// The `allowed_origins` lists (JSON text) of a tenant's clients that have any.
+pub async fn list_allowed_origins(pool: &Pool, tenant_id: &str) -> DbResult<Vec<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>("SELECT allowed_origins FROM clients WHERE tenant_id = $1 AND allowed_origins <> '[]'")
+        .bind(tenant_id)
+        .fetch_all(p)
+        .await)
+}
+
 pub async fn delete_client(pool: &Pool, tenant_id: &str, client_id: &str) -> DbResult<bool> {
     dispatch!(pool, p => sqlx::query("DELETE FROM clients WHERE tenant_id = $1 AND client_id = $2")
         .bind(tenant_id)

@@ -73,3 +73,16 @@ pub async fn delete_expired_keys(pool: &Pool, now: i64) -> DbResult<u64> {
         .await
         .map(|r| r.rows_affected()))
 }
+
+/// Tenants whose active key of some algorithm was activated at or before `cutoff`.
+pub async fn list_tenants_with_keys_activated_before(
+    pool: &Pool,
+    cutoff: i64,
+) -> DbResult<Vec<String>> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>(
+        "SELECT DISTINCT tenant_id FROM signing_keys WHERE state = 'active' AND COALESCE(activated_at, created_at) <= $1",
+    )
+    .bind(cutoff)
+    .fetch_all(p)
+    .await)
+}

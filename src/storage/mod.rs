@@ -13,6 +13,7 @@ use sqlx::{PgPool, SqlitePool};
 pub mod api_keys;
 pub mod audit;
 pub mod authorization;
+pub mod bans;
 pub mod clients;
 pub mod federation;
 pub mod keys;

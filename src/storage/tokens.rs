@@ -25,38 +25,68 @@ pub struct RefreshTokenRow {
     pub revoked_at: Option<i64>,
 }
 
-pub async fn insert_refresh_token(pool: &Pool, t: &RefreshTokenRow) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query(
-        "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, code_hash, access_token_jti, access_token_exp, created_at, expires_at, used_at, revoked_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
-    )
-    .bind(&t.token_hash).bind(&t.family_id).bind(&t.tenant_id).bind(&t.client_id).bind(&t.user_id)
-    .bind(&t.sid).bind(&t.scope).bind(&t.claims).bind(t.auth_time).bind(&t.amr).bind(&t.acr)
-    .bind(&t.code_hash).bind(&t.access_token_jti).bind(t.access_token_exp).bind(t.created_at)
-    .bind(t.expires_at).bind(t.used_at).bind(t.revoked_at)
-    .execute(p)
-    .await
-    .map(|_| ()))
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, code_hash, access_token_jti, access_token_exp, created_at, expires_at, used_at, revoked_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+
+/// [`INSERT_REFRESH`] with the values of a row bound.
+macro_rules! insert_refresh {
+    ($t:expr) => {{
+        let t = $t;
+        sqlx::query(INSERT_REFRESH)
+            .bind(&t.token_hash)
+            .bind(&t.family_id)
+            .bind(&t.tenant_id)
+            .bind(&t.client_id)
+            .bind(&t.user_id)
+            .bind(&t.sid)
+            .bind(&t.scope)
+            .bind(&t.claims)
+            .bind(t.auth_time)
+            .bind(&t.amr)
+            .bind(&t.acr)
+            .bind(&t.code_hash)
+            .bind(&t.access_token_jti)
+            .bind(t.access_token_exp)
+            .bind(t.created_at)
+            .bind(t.expires_at)
+            .bind(t.used_at)
+            .bind(t.revoked_at)
+    }};
 }
 
-/// Marks a live refresh token used, atomically: of concurrent presentations exactly one
-/// gets the row back.
-pub async fn use_refresh_token(
+pub async fn insert_refresh_token(pool: &Pool, t: &RefreshTokenRow) -> DbResult<()> {
+    dispatch!(pool, p => insert_refresh!(t).execute(p).await.map(|_| ()))
+}
+
+/// Rotates a refresh token: marks the live token `parent_hash` used and stores its
+/// successor in one transaction. Of concurrent rotations of one token exactly one gets
+/// `true`; the others find it used — and by then its successor is stored, so revoking the
+/// family covers the successor too.
+pub async fn rotate_refresh_token(
     pool: &Pool,
-    tenant_id: &str,
-    client_id: &str,
-    token_hash: &str,
+    parent_hash: &str,
+    next: &RefreshTokenRow,
     now: i64,
-) -> DbResult<Option<RefreshTokenRow>> {
-    dispatch!(pool, p => sqlx::query_as::<_, RefreshTokenRow>(
-        "UPDATE refresh_tokens SET used_at = $3 WHERE token_hash = $1 AND tenant_id = $2 AND client_id = $4 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3 RETURNING *",
-    )
-    .bind(token_hash)
-    .bind(tenant_id)
-    .bind(now)
-    .bind(client_id)
-    .fetch_optional(p)
-    .await)
+) -> DbResult<bool> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        let claimed = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $3 WHERE token_hash = $1 AND tenant_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
+        )
+        .bind(parent_hash)
+        .bind(&next.tenant_id)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected() == 1;
+        if !claimed {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        insert_refresh!(next).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(true)
+    })
 }
 
 pub async fn find_refresh_token(

@@ -548,6 +548,16 @@ pub async fn settings_patch(
             clients::MAX_ACCESS_TOKEN_TTL
         )));
     }
+    if let Some((group, _)) = settings
+        .rate_limits
+        .iter()
+        .find(|(_, w)| w.limit == 0 || !(1..=86_400).contains(&w.window_secs))
+    {
+        return Err(ApiError::ValidationFailed(format!(
+            "rate_limits.{}: limit must be at least 1 and window_secs 1-86400",
+            group.as_str()
+        )));
+    }
     tenants::update_settings(&state, tenant, &settings).await?;
     state.providers.invalidate(&tenant.slug);
     record(
@@ -641,7 +651,7 @@ pub struct TenantBody {
 }
 
 /// A platform API key (`apikey create --platform`), from `x-api-key` or Bearer.
-async fn platform_key(
+pub(crate) async fn platform_key(
     state: &AppState,
     req: &HttpRequest,
     permission: &str,

@@ -22,6 +22,7 @@ use crate::tokens::{self, AccessToken};
 pub mod admin;
 pub mod api_keys;
 pub mod auth;
+pub mod bans;
 pub mod mfa;
 pub mod rbac;
 pub mod sso;
@@ -140,7 +141,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 /// Platform routes, at the root only (not under a tenant).
 pub fn platform_routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/api/v1/admin/tenants", web::post().to(admin::tenants_post))
-        .route("/api/v1/admin/tenants", web::get().to(admin::tenants_get));
+        .route("/api/v1/admin/tenants", web::get().to(admin::tenants_get))
+        .route("/api/v1/admin/bans", web::get().to(bans::bans_get))
+        .route("/api/v1/admin/bans", web::post().to(bans::bans_post))
+        .route(
+            "/api/v1/admin/bans/{ip:.+}",
+            web::delete().to(bans::ban_delete),
+        );
 }
 
 /// The `{id}` segment of an admin route.
