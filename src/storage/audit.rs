@@ -70,3 +70,11 @@ pub async fn list_audit_events(
     .fetch_all(p)
     .await)
 }
+
+/// How many events named `event` the log holds (all tenants, and events of no tenant).
+pub async fn count_events(pool: &Pool, event: &str) -> DbResult<i64> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM audit_events WHERE event = $1")
+        .bind(event)
+        .fetch_one(p)
+        .await)
+}

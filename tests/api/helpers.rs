@@ -21,6 +21,11 @@ use serde_json::Value;
 pub const PASSWORD: &str = "Correct-Horse-42";
 pub const REDIRECT_URI: &str = "http://127.0.0.1:9/callback";
 
+/// The Redis of the tests (CI runs one on 127.0.0.1:6379); tests use their own key prefix.
+pub fn redis_url() -> String {
+    std::env::var("PORTCULLIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into())
+}
+
 pub fn backend() -> String {
     std::env::var("PORTCULLIS_TEST_DATABASE").unwrap_or_else(|_| "sqlite".into())
 }

@@ -23,6 +23,7 @@ mod logout;
 mod mfa;
 mod openapi;
 mod parameters;
+mod protection;
 mod rbac_and_keys;
 mod registration;
 mod review;
