@@ -54,7 +54,7 @@ pub async fn request_context(
     let in_flight = state.as_ref().map(|s| s.metrics.request_started());
     let mut res = REQUEST_ID
         .scope(id.clone(), next.call(req))
-        .instrument(span)
+        .instrument(span.clone())
         .await?;
     drop(in_flight);
     let status = res.status().as_u16();
@@ -88,6 +88,7 @@ pub async fn request_context(
             "max-age=31536000; includeSubDomains",
         );
     }
+    let _entered = span.enter();
     tracing::info!(
         request_id = %id,
         method = %method,

@@ -182,6 +182,17 @@ impl Default for ClientOptions {
 }
 
 impl TestApp {
+    /// A handle on a server started elsewhere (another process) over `state`'s database.
+    pub fn at(address: String, state: AppState, tenant: Tenant, http: reqwest::Client) -> Self {
+        Self {
+            address,
+            state,
+            tenant,
+            http,
+            _dir: None,
+        }
+    }
+
     pub fn issuer(&self) -> String {
         format!("{}/t/{}", self.address, self.tenant.slug)
     }

@@ -10,6 +10,7 @@ mod authorize;
 mod backend;
 mod bad_input;
 mod cli;
+mod cluster;
 mod demo;
 mod discovery;
 mod federation;
