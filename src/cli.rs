@@ -72,6 +72,26 @@ pub enum Command {
     /// Manage API keys.
     #[command(subcommand)]
     Apikey(ApikeyCommand),
+    /// Manage banned client addresses (also: the platform API /api/v1/admin/bans).
+    #[command(subcommand)]
+    Ban(BanCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BanCommand {
+    /// List the live bans.
+    List,
+    /// Ban an address (IPv6: its /64) or a CIDR range.
+    Add {
+        ip: String,
+        #[arg(long)]
+        reason: Option<String>,
+        /// Lift the ban automatically after this many seconds (default: permanent).
+        #[arg(long)]
+        expires_in_secs: Option<i64>,
+    },
+    /// Lift a ban, and the address's rate-limit lockout.
+    Remove { ip: String },
 }
 
 #[derive(Subcommand, Debug)]
@@ -207,8 +227,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let mut config = Config::load(&overrides)?;
     telemetry::init(&config.log_level, config.log_format);
-    if !matches!(cli.command, Command::Serve { .. }) {
-        // Only a serving instance counts requests; the other commands need no Redis.
+    if !matches!(cli.command, Command::Serve { .. } | Command::Ban(_)) {
+        // Only a serving instance counts requests (and `ban remove` clears a lockout); the
+        // other commands need no Redis.
         config.redis_url = None;
     }
     let json_out = cli.json;
@@ -409,6 +430,26 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             let kids = keys::rotate_keys(state, &tenant).await?;
             audit::record_now(state, AuditEvent::new("keys.rotated", Some(&tenant)), &ctx).await;
             Ok(json!({ "tenant": tenant.slug, "next_kids": kids }))
+        }
+        Command::Ban(BanCommand::List) => {
+            let bans = crate::protection::list_bans(state).await?;
+            Ok(json!({ "bans": bans }))
+        }
+        Command::Ban(BanCommand::Add {
+            ip,
+            reason,
+            expires_in_secs,
+        }) => {
+            let ban =
+                crate::protection::ban(state, &ip, reason.as_deref(), expires_in_secs, "cli", &ctx)
+                    .await?;
+            state.audit.flush().await;
+            Ok(json!(ban))
+        }
+        Command::Ban(BanCommand::Remove { ip }) => {
+            crate::protection::unban(state, &ip, "cli", &ctx).await?;
+            state.audit.flush().await;
+            Ok(json!({ "removed": ip }))
         }
         Command::Apikey(ApikeyCommand::Create {
             tenant,

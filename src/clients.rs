@@ -496,8 +496,11 @@ impl ClientCache {
 /// them; refreshed after `cache_ttl_secs`.
 pub struct OriginCache {
     ttl: Duration,
-    entries: RwLock<HashMap<String, (std::sync::Arc<Vec<String>>, Instant)>>,
+    entries: RwLock<HashMap<String, Origins>>,
 }
+
+/// A tenant's allowed origins and when they were read.
+type Origins = (std::sync::Arc<Vec<String>>, Instant);
 
 impl OriginCache {
     pub fn new(ttl: Duration) -> Self {

@@ -72,15 +72,25 @@ impl MemoryStore {
         }
         let w = spec.window.window_secs.max(1) * 1000;
         let index = now / w;
-        let c = inner
-            .windows
-            .entry(spec.key.to_string())
-            .or_insert(Counter {
-                window_ms: w,
-                index,
-                cur: 0,
+        // Look up before inserting: the key is allocated only for a new counter.
+        if !inner.windows.contains_key(spec.key) {
+            inner.windows.insert(
+                spec.key.to_string(),
+                Counter {
+                    window_ms: w,
+                    index,
+                    cur: 0,
+                    prev: 0,
+                },
+            );
+        }
+        let Some(c) = inner.windows.get_mut(spec.key) else {
+            return Hit::Allowed {
                 prev: 0,
-            });
+                cur: 0,
+                now_ms: now,
+            };
+        };
         if c.index + 1 == index {
             c.prev = c.cur;
             c.cur = 0;

@@ -260,3 +260,39 @@ async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_a
         Some(1)
     );
 }
+
+#[tokio::test]
+async fn the_cli_lists_adds_and_removes_bans() {
+    let (url, _dir) = database_url().await;
+    let cli = Cli {
+        url,
+        key: portcullis::crypto::MasterKey::generate().to_base64(),
+    };
+    cli.json(&["migrate", "--json"], None);
+    let ban = cli.json(
+        &["ban", "add", "2001:db8::7", "--reason", "scanner", "--json"],
+        None,
+    );
+    assert_eq!(ban["ip"], "2001:db8::/64");
+    assert_eq!(ban["reason"], "scanner");
+    assert_eq!(ban["created_by"], "cli");
+    assert_eq!(ban["expires_at"], Value::Null);
+    let list = cli.json(&["ban", "list", "--json"], None);
+    assert_eq!(list["bans"][0]["ip"], "2001:db8::/64");
+    let removed = cli.json(&["ban", "remove", "2001:db8::7", "--json"], None);
+    assert_eq!(removed["removed"], "2001:db8::7");
+    assert_eq!(
+        cli.json(&["ban", "list", "--json"], None)["bans"],
+        serde_json::json!([])
+    );
+    let out = cli.run(&["ban", "remove", "2001:db8::7"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: no such ban"
+    );
+    let out = cli.run(&["ban", "add", "not-an-ip"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be an IP address or a CIDR range"));
+    assert_eq!(cli.run(&["ban", "add"], None).status.code(), Some(2));
+}
