@@ -88,7 +88,9 @@ pub struct Config {
     pub workers: usize,
     /// Rate limiting, lockouts and bans of client addresses.
     pub rate_limit: RateLimitConfig,
-    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client.
+    /// Proxies (addresses or CIDR ranges) whose `X-Forwarded-For` names the client: a list,
+    /// or one comma-separated string (handy in an environment variable).
+    #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<String>,
     /// Redis (`redis://host:6379/0`): shared rate-limit counters for several instances.
     #[serde(serialize_with = "serialize_redacted")]
@@ -167,6 +169,24 @@ fn serialize_redacted<S: serde::Serializer>(
         Some(_) => s.serialize_some("[redacted]"),
         None => s.serialize_none(),
     }
+}
+
+fn list_or_csv<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum ListOrCsv {
+        List(Vec<String>),
+        Csv(String),
+    }
+    Ok(match ListOrCsv::deserialize(d)? {
+        ListOrCsv::List(l) => l,
+        ListOrCsv::Csv(s) => s
+            .split(',')
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .map(str::to_string)
+            .collect(),
+    })
 }
 
 impl Default for Config {
@@ -450,6 +470,23 @@ mod tests {
         };
         c.validate().unwrap();
         assert_eq!(c.public_url, "https://id.example.com");
+    }
+
+    #[test]
+    fn trusted_proxies_are_a_list_or_a_comma_separated_string_and_are_validated() {
+        let parse = |v: serde_json::Value| {
+            let mut c: Config =
+                serde_json::from_value(serde_json::json!({ "trusted_proxies": v })).unwrap();
+            c.validate().map(|_| c.trusted_proxies).map_err(|e| e.0)
+        };
+        assert_eq!(
+            parse(serde_json::json!("10.0.0.0/8, 127.0.0.1")).unwrap(),
+            vec!["10.0.0.0/8", "127.0.0.1"]
+        );
+        assert_eq!(parse(serde_json::json!(["::1"])).unwrap(), vec!["::1"]);
+        assert!(parse(serde_json::json!("proxy.internal"))
+            .unwrap_err()
+            .contains("trusted_proxies"));
     }
 
     #[test]
