@@ -59,7 +59,6 @@ impl Application {
     ) -> anyhow::Result<Self> {
         let port = listener.local_addr()?.port();
         let data = web::Data::new(state.clone());
-        let openapi = web::Data::new(http::openapi::OpenApiJson(http::openapi::document()));
         let default_tenant = state.config.default_tenant.is_some();
         let max_body = state.config.max_body_bytes;
         let workers = match state.config.workers {
@@ -69,7 +68,6 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
-                .app_data(openapi.clone())
                 .app_data(web::PayloadConfig::new(max_body))
                 .wrap(from_fn(http::middleware::protect))
                 .wrap(from_fn(http::middleware::request_context))

@@ -450,10 +450,13 @@ impl Protection {
     }
 
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        let key = addr_key(ip);
+        self.banned(ip, &addr_key(ip))
+    }
+
+    fn banned(&self, ip: IpAddr, addr: &str) -> bool {
         self.bans
             .read()
-            .is_ok_and(|b| b.contains(ip, &key, storage::now()))
+            .is_ok_and(|b| b.contains(ip, addr, storage::now()))
     }
 
     /// Counts one request of `ip` at `route` (tenant `tenant_key`, window `window`).
@@ -465,10 +468,10 @@ impl Protection {
         ip: IpAddr,
         window: Window,
     ) -> Verdict {
-        if self.is_banned(ip) {
+        let addr = addr_key(ip);
+        if self.banned(ip, &addr) {
             return Verdict::Banned;
         }
-        let addr = addr_key(ip);
         let key = format!("{tenant_key}:{}:{addr}", route.endpoint);
         let spec = HitSpec {
             key: &key,
@@ -478,13 +481,15 @@ impl Protection {
         };
         let hit = match &self.store {
             Store::Memory(m) => m.hit(&spec),
-            Store::Redis(r) => match r.hit(&spec).await {
+            Store::Redis(r) if r.available() => match r.hit(&spec).await {
                 Ok(hit) => hit,
                 Err(e) => {
-                    tracing::warn!(error = %e, "Redis rate limiter unavailable; counting in-process");
+                    r.failed();
+                    tracing::warn!(error = %e, "Redis rate limiter unavailable; counting in-process for a second");
                     self.fallback.hit(&spec)
                 }
             },
+            Store::Redis(_) => self.fallback.hit(&spec),
         };
         match hit {
             Hit::Allowed { prev, cur, now_ms } => {

@@ -3,6 +3,7 @@
 //! atomically, on Redis's clock. Keys carry `redis_prefix`. Calls time out quickly; the
 //! caller falls back to the in-process store when Redis fails.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -60,7 +61,13 @@ pub struct RedisStore {
     conn: ConnectionManager,
     prefix: String,
     script: Script,
+    /// After a failure Redis is not asked again until then (ms since the epoch), so an
+    /// outage costs neither a timeout per request nor a log line per request.
+    retry_at_ms: AtomicU64,
 }
+
+/// How long Redis is skipped after a failure.
+const BACKOFF_MS: u64 = 1000;
 
 impl RedisStore {
     pub async fn connect(url: &SecretString, prefix: &str) -> Result<Self, redis::RedisError> {
@@ -81,7 +88,17 @@ impl RedisStore {
             conn,
             prefix: prefix.to_string(),
             script: Script::new(HIT),
+            retry_at_ms: AtomicU64::new(0),
         })
+    }
+
+    pub fn available(&self) -> bool {
+        super::memory::now_ms() >= self.retry_at_ms.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) {
+        self.retry_at_ms
+            .store(super::memory::now_ms() + BACKOFF_MS, Ordering::Relaxed);
     }
 
     fn addr_keys(&self, addr: &str) -> [String; 3] {
@@ -138,10 +155,5 @@ impl RedisStore {
             .arg(&keys[..])
             .query_async::<()>(&mut conn)
             .await
-    }
-
-    pub async fn ping(&self) -> Result<(), redis::RedisError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING").query_async::<()>(&mut conn).await
     }
 }
