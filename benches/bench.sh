@@ -1,37 +1,57 @@
 #!/usr/bin/env bash
 # Portcullis benchmark: start-up time, idle memory and throughput/latency of the hot
-# OAuth/OIDC endpoints, against a freshly migrated database, on 127.0.0.1 only.
+# OAuth/OIDC endpoints and of the complete browser sign-in flow, against a freshly migrated
+# database, beside the Node.js reference provider `oidc-provider` (the "peer") measured the
+# same way on the same machine, on 127.0.0.1 only.
 #
-#   bash benches/bench.sh [--no-build] [-h|--help]
+#   bash benches/bench.sh [--no-build] [--no-peer] [-h|--help]
 #
-# See benches/README.md for what is measured and the BENCH_* knobs.
+# See benches/README.md for what is measured, the targets and the BENCH_* knobs.
 set -euo pipefail
 
 usage() {
     cat <<'EOF'
-usage: bash benches/bench.sh [--no-build] [-h|--help]
+usage: bash benches/bench.sh [--no-build] [--no-peer] [-h|--help]
 
-  --no-build   use the existing target/release/portcullis instead of `cargo build --release`
+  --no-build   use the existing release/portcullis of the target dir instead of
+               `cargo build --release` (the flow driver is still built if it is missing)
+  --no-peer    measure Portcullis only (no oidc-provider, no ratios)
 
 environment:
   BENCH_DURATION=10        seconds per scenario
-  BENCH_CONCURRENCY=32     concurrent connections
+  BENCH_CONCURRENCY=32     concurrent connections (HTTP scenarios)
+  BENCH_FLOW_CONCURRENCY=4 virtual users of the sign-in flow scenario (both servers)
+  BENCH_STORM_CONCURRENCY=16 virtual users of the sign-in storm (Portcullis)
+  BENCH_PROBE_RATE=100     discovery requests/s of the probe during the storm
   BENCH_WARMUP_REQUESTS=50 sequential warm-up requests per GET endpoint before the RSS reading
-  BENCH_PORT=<free port>   port to bind on 127.0.0.1 (default: a free one)
+  BENCH_WARMUP_SECONDS=1   unmeasured load before each HTTP scenario (both servers; 0 = none)
+  BENCH_PORT=<free port>   Portcullis port on 127.0.0.1 (default: a free one)
+  BENCH_PEER_PORT=<free>   peer port on 127.0.0.1 (default: a free one)
+  BENCH_PEER_WORKERS=2     worker processes of the peer's cluster mode (<2 skips it)
+  BENCH_SERVER_CPUS=1      CPU list for the server under test   (taskset -c; only with >= 2 cores)
+  BENCH_LOAD_CPUS=0        CPU list for this script and the load generators
   BENCH_DATABASE_URL=...   e.g. postgres://postgres@127.0.0.1:5432/bench (default: SQLite in a temp dir)
   BENCH_TENANT=bench       tenant slug to create / use
-  BENCH_TOOL=auto          auto | oha | wrk (auto: oha, installed with cargo if missing; else wrk)
+  BENCH_TOOL=auto          auto | oha | wrk (auto: oha if installed, else wrk via apt-get;
+                           oha forces `cargo install oha` when it is missing)
   BENCH_OPENSSL_SECONDS=3  seconds per `openssl speed` run; 0 skips the signing ceilings
+  BENCH_ARGON2_SECONDS=5   seconds of the Argon2id ceilings; 0 skips them
+  BENCH_PERF_DIR=<dir>     record `perf record -g` of the server during every scenario there
+  PORTCULLIS_ARGON2__MEMORY_KIB / __ITERATIONS / __PARALLELISM
+                           Argon2id cost (default 65536 / 3 / 4), used by Portcullis, the peer
+                           and the ceiling alike
   PORTCULLIS_MASTER_KEY    kept if set (e.g. to reuse a PostgreSQL database), else random
   PORTCULLIS_*             passed through to the server and CLI (BIND, PUBLIC_URL,
-                           DATABASE_URL and LOG_LEVEL are always set by this script)
+                           DATABASE_URL, LOG_LEVEL and the rate limits are set by this script)
 EOF
 }
 
 BUILD=1
+PEER=1
 while [[ $# -gt 0 ]]; do
     case "$1" in
         --no-build) BUILD=0 ;;
+        --no-peer) PEER=0 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "bench.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -40,19 +60,29 @@ done
 
 DURATION="${BENCH_DURATION:-10}"
 CONCURRENCY="${BENCH_CONCURRENCY:-32}"
+FLOW_CONCURRENCY="${BENCH_FLOW_CONCURRENCY:-4}"
+STORM_CONCURRENCY="${BENCH_STORM_CONCURRENCY:-16}"
+PROBE_RATE="${BENCH_PROBE_RATE:-100}"
 WARMUP_REQUESTS="${BENCH_WARMUP_REQUESTS:-50}"
+WARMUP_SECONDS="${BENCH_WARMUP_SECONDS:-1}"
+PEER_WORKERS="${BENCH_PEER_WORKERS:-2}"
 TENANT="${BENCH_TENANT:-bench}"
 TOOL_CHOICE="${BENCH_TOOL:-auto}"
 OPENSSL_SECONDS="${BENCH_OPENSSL_SECONDS:-3}"
+ARGON2_SECONDS="${BENCH_ARGON2_SECONDS:-5}"
+ARGON2_M="${PORTCULLIS_ARGON2__MEMORY_KIB:-65536}"
+ARGON2_T="${PORTCULLIS_ARGON2__ITERATIONS:-3}"
+ARGON2_P="${PORTCULLIS_ARGON2__PARALLELISM:-4}"
 
-for v in DURATION CONCURRENCY WARMUP_REQUESTS OPENSSL_SECONDS; do
+for v in DURATION CONCURRENCY FLOW_CONCURRENCY STORM_CONCURRENCY PROBE_RATE WARMUP_REQUESTS \
+    WARMUP_SECONDS PEER_WORKERS OPENSSL_SECONDS ARGON2_SECONDS ARGON2_M ARGON2_T ARGON2_P; do
     if ! [[ "${!v}" =~ ^[0-9]+$ ]]; then
-        echo "bench.sh: BENCH_$v must be a non-negative integer (got '${!v}')" >&2
+        echo "bench.sh: BENCH_$v (or its PORTCULLIS_ARGON2__* source) must be a non-negative integer (got '${!v}')" >&2
         exit 2
     fi
 done
-if ((DURATION < 1 || CONCURRENCY < 1)); then
-    echo "bench.sh: BENCH_DURATION and BENCH_CONCURRENCY must be at least 1" >&2
+if ((DURATION < 1 || CONCURRENCY < 1 || FLOW_CONCURRENCY < 1 || STORM_CONCURRENCY < 1 || PROBE_RATE < 1)); then
+    echo "bench.sh: BENCH_DURATION, BENCH_*CONCURRENCY and BENCH_PROBE_RATE must be at least 1" >&2
     exit 2
 fi
 case "$TOOL_CHOICE" in auto | oha | wrk) ;; *)
@@ -63,6 +93,8 @@ REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 TARGET_DIR="${CARGO_TARGET_DIR:-$REPO_ROOT/target}"
 [[ "$TARGET_DIR" = /* ]] || TARGET_DIR="$REPO_ROOT/$TARGET_DIR"
 BIN="$TARGET_DIR/release/portcullis"
+FLOW_BIN="$TARGET_DIR/release/bench-flow"
+PEER_DIR="$REPO_ROOT/benches/peer"
 
 log() { printf '[bench] %s\n' "$*" >&2; }
 die() { printf '[bench] error: %s\n' "$*" >&2; exit 1; }
@@ -72,24 +104,90 @@ for cmd in curl python3 openssl; do
 done
 
 # ---------------------------------------------------------------------------
-# Cleanup: stop the server, remove the temp dir. Runs on every exit path.
+# CPU placement: with >= 2 cores the server under test gets BENCH_SERVER_CPUS (default CPU 1)
+# and this script, with everything it starts (load generators, curl, ...), BENCH_LOAD_CPUS
+# (default CPU 0). The servers are started with `taskset -c $SERVER_CPUS`.
+# ---------------------------------------------------------------------------
+NCPU="$(nproc 2>/dev/null || echo 1)"
+PINNED=0
+SERVER_CPUS=""
+LOAD_CPUS=""
+SERVER_NCPU="$NCPU"
+LOAD_NCPU="$NCPU"
+if ((NCPU >= 2)) && command -v taskset >/dev/null 2>&1; then
+    SERVER_CPUS="${BENCH_SERVER_CPUS:-1}"
+    LOAD_CPUS="${BENCH_LOAD_CPUS:-0}"
+    SERVER_NCPU="$(taskset -c "$SERVER_CPUS" nproc 2>/dev/null)" || die "bad BENCH_SERVER_CPUS: $SERVER_CPUS"
+    LOAD_NCPU="$(taskset -c "$LOAD_CPUS" nproc 2>/dev/null)" || die "bad BENCH_LOAD_CPUS: $LOAD_CPUS"
+    taskset -cp "$LOAD_CPUS" $$ >/dev/null || die "cannot pin the script to CPUs $LOAD_CPUS"
+    PINNED=1
+elif ((NCPU >= 2)); then
+    log "warning: taskset not found; server and load generator share all cores"
+fi
+on_server() { # run a command on the server's CPUs
+    if ((PINNED)); then taskset -c "$SERVER_CPUS" "$@"; else "$@"; fi
+}
+if ((PINNED)); then
+    PLACEMENT="server on CPU(s) $SERVER_CPUS ($SERVER_NCPU core(s)), load generators on CPU(s) $LOAD_CPUS ($LOAD_NCPU core(s)), taskset"
+else
+    PLACEMENT="$NCPU core(s) shared by server and load generator (no pinning)"
+fi
+
+# ---------------------------------------------------------------------------
+# Cleanup: stop every server and background load process, remove the temp dir.
+# Runs on every exit path.
 # ---------------------------------------------------------------------------
 TMP=""
 SERVER_PID=""
+PEER_PID=""
+BG_PIDS=()
+
+stop_pid() { # pid [extra pids killed after it]: TERM, wait up to 5 s, KILL
+    local pid="$1" i
+    shift
+    [[ -n "$pid" ]] || return 0
+    if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" 2>/dev/null || true
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+    fi
+    wait "$pid" 2>/dev/null || true
+    local c
+    for c in "$@"; do
+        if kill -0 "$c" 2>/dev/null; then kill -KILL "$c" 2>/dev/null || true; fi
+    done
+    return 0
+}
+
+children_of() { # pid -> its child pids, one per line (none if it has none)
+    if command -v pgrep >/dev/null 2>&1; then
+        pgrep -P "$1" 2>/dev/null || true
+    else
+        ps -o pid= --ppid "$1" 2>/dev/null || true
+    fi
+}
+
+stop_peer() {
+    [[ -n "$PEER_PID" ]] || return 0
+    local kids
+    mapfile -t kids < <(children_of "$PEER_PID")
+    stop_pid "$PEER_PID" "${kids[@]}"
+    PEER_PID=""
+}
+
 # shellcheck disable=SC2317 # invoked through the EXIT trap
 cleanup() {
     local rc=$?
     trap - EXIT
-    if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        local i
-        for ((i = 0; i < 50; i++)); do
-            kill -0 "$SERVER_PID" 2>/dev/null || break
-            sleep 0.1
-        done
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    local p
+    for p in "${BG_PIDS[@]}"; do
+        stop_pid "$p"
+    done
+    stop_peer
+    stop_pid "$SERVER_PID"
     if [[ -n "$TMP" && -d "$TMP" ]]; then
         rm -rf "$TMP"
     fi
@@ -148,8 +246,72 @@ redact_url() { # hide credentials in a database URL
     printf '%s' "$1" | sed -E 's#(://)[^/@]*@#\1***@#'
 }
 
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
+}
+
+# busy_pct SECONDS: CPU used on the whole machine over SECONDS, in % of one core (from
+# /proc/stat), to tell whether other work perturbs the run.
+busy_pct() {
+    python3 -c '
+import sys, time
+def snap():
+    f = open("/proc/stat").readline().split()[1:]
+    v = [int(x) for x in f]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)
+    return sum(v[:8]) - idle
+a = snap(); time.sleep(float(sys.argv[1])); b = snap()
+import os
+hz = os.sysconf("SC_CLK_TCK")
+print("%.0f" % ((b - a) / hz / float(sys.argv[1]) * 100))
+' "$1" 2>/dev/null || echo "?"
+}
+
+# cpu_snap: "<machine busy jiffies> <jiffies of this script and all its descendants>"; the
+# difference of two snapshots is CPU used by *other* processes in between (the compiler or
+# test suite of someone else on the machine), which perturbs the numbers.
+cpu_snap() {
+    python3 -c '
+import os
+def busy():
+    v = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(v) - v[3] - v[4]
+me = int(os.environ["BENCH_SCRIPT_PID"])
+procs = {}
+for d in os.listdir("/proc"):
+    if d.isdigit():
+        try:
+            st = open("/proc/%s/stat" % d).read()
+        except OSError:
+            continue
+        f = st[st.rindex(")") + 2:].split()
+        # fields after the name: state ppid ... utime(14) stime(15) cutime(16) cstime(17)
+        procs[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]))
+ours, todo = 0, [me]
+kids = {}
+for pid, (ppid, _) in procs.items():
+    kids.setdefault(ppid, []).append(pid)
+while todo:
+    p = todo.pop()
+    if p in procs:
+        ours += procs[p][1]
+    todo.extend(kids.get(p, []))
+print(busy(), ours)
+' 2>/dev/null || echo "0 0"
+}
+export BENCH_SCRIPT_PID=$$
+# other_pct "<snap before>" "<snap after>" SECONDS -> % of one core used by other processes
+other_pct() {
+    local b1 o1 b2 o2
+    read -r b1 o1 <<<"$1"
+    read -r b2 o2 <<<"$2"
+    awk -v d="$(((b2 - b1) - (o2 - o1)))" -v hz="$(getconf CLK_TCK)" -v s="$3" \
+        'BEGIN { v = d / hz / s * 100; if (v < 0) v = 0; printf "%.0f", v }'
+}
+
 # ---------------------------------------------------------------------------
-# 1. Load generator: oha (cargo install if missing), else wrk (apt-get if missing)
+# 1. Load generator: oha if installed, else wrk (apt-get if missing). BENCH_TOOL=oha installs
+#    oha with cargo when it is missing (a few minutes); wrk from Debian takes seconds.
 # ---------------------------------------------------------------------------
 TOOL=""
 OHA=""
@@ -165,8 +327,9 @@ find_oha() {
     fi
 }
 
-setup_oha() {
+setup_oha() { # [install]: with "install", cargo install oha when it is missing
     if ! OHA="$(find_oha)"; then
+        [[ "${1:-}" = install ]] || return 1
         command -v cargo >/dev/null 2>&1 || { log "cargo not found; cannot install oha"; return 1; }
         log "oha not found; checking crates.io (cargo info oha)"
         if ! timeout 180 cargo info oha >/dev/null 2>&1; then
@@ -206,9 +369,10 @@ setup_wrk() {
 }
 
 case "$TOOL_CHOICE" in
-    oha) setup_oha || die "oha unavailable" ;;
+    oha) setup_oha install || die "oha unavailable" ;;
     wrk) setup_wrk || die "wrk unavailable" ;;
-    auto) setup_oha || { log "falling back to wrk"; setup_wrk || die "neither oha nor wrk is available"; } ;;
+    auto) setup_oha || setup_wrk || { log "wrk unavailable; trying cargo install oha"; setup_oha install; } ||
+        die "neither oha nor wrk is available" ;;
 esac
 if [[ "$TOOL" = oha ]]; then
     TOOL_VERSION="$("$OHA" --version 2>/dev/null | head -n1 || true)"
@@ -218,13 +382,45 @@ fi
 log "load generator: ${TOOL_VERSION:-$TOOL}"
 
 # ---------------------------------------------------------------------------
-# 2. Build
+# 2. Build: the server (unless --no-build) and the flow driver (benches/flow, own workspace,
+#    same target dir)
 # ---------------------------------------------------------------------------
 if ((BUILD)); then
     log "cargo build --release"
-    (cd "$REPO_ROOT" && cargo build --release) || die "cargo build --release failed"
+    (cd "$REPO_ROOT" && CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release) || die "cargo build --release failed"
 fi
 [[ -x "$BIN" ]] || die "$BIN not found (build it, or drop --no-build)"
+if ((BUILD)) || [[ ! -x "$FLOW_BIN" ]]; then
+    log "cargo build --release --manifest-path benches/flow/Cargo.toml"
+    CARGO_TARGET_DIR="$TARGET_DIR" cargo build --release --manifest-path "$REPO_ROOT/benches/flow/Cargo.toml" ||
+        die "building the flow driver failed"
+fi
+[[ -x "$FLOW_BIN" ]] || die "$FLOW_BIN not found"
+
+# The peer: Node.js + `npm ci` in benches/peer (oidc-provider, @node-rs/argon2 with its
+# prebuilt binary from the npm registry).
+PEER_NOTE=""
+if ((PEER)); then
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        PEER=0
+        PEER_NOTE="peer skipped: node/npm not found"
+    elif [[ ! -f "$PEER_DIR/node_modules/.package-lock.json" ||
+        "$PEER_DIR/package-lock.json" -nt "$PEER_DIR/node_modules/.package-lock.json" ]]; then
+        log "npm ci in benches/peer"
+        if ! (cd "$PEER_DIR" && npm ci --no-audit --no-fund >&2); then
+            PEER=0
+            PEER_NOTE="peer skipped: npm ci in benches/peer failed"
+        fi
+    fi
+    [[ -n "$PEER_NOTE" ]] && log "$PEER_NOTE"
+fi
+PEER_VERSION=""
+if ((PEER)); then
+    PEER_VERSION="$(cd "$PEER_DIR" && node -p '
+        "oidc-provider " + require("./node_modules/oidc-provider/package.json").version +
+        ", @node-rs/argon2 " + require("./node_modules/@node-rs/argon2/package.json").version +
+        ", node " + process.version' 2>/dev/null || echo 'oidc-provider ?')"
+fi
 
 # ---------------------------------------------------------------------------
 # 3. Environment
@@ -234,7 +430,7 @@ TMP="$(mktemp -d "${TMPDIR:-/tmp}/portcullis-bench.XXXXXX")"
 if [[ -n "${BENCH_PORT:-}" ]]; then
     PORT="$BENCH_PORT"
 else
-    PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
+    PORT="$(free_port)"
 fi
 [[ "$PORT" =~ ^[0-9]+$ ]] || die "bad port: $PORT"
 BASE="http://127.0.0.1:$PORT"
@@ -253,14 +449,94 @@ export PORTCULLIS_MASTER_KEY
 export PORTCULLIS_BIND="127.0.0.1:$PORT"
 export PORTCULLIS_PUBLIC_URL="$BASE"
 export PORTCULLIS_LOG_LEVEL=warn
+export PORTCULLIS_ARGON2__MEMORY_KIB="$ARGON2_M" PORTCULLIS_ARGON2__ITERATIONS="$ARGON2_T" \
+    PORTCULLIS_ARGON2__PARALLELISM="$ARGON2_P"
+# The benchmark measures the happy path, not 429s: the per-IP limits are raised out of reach,
+# the limiter itself stays in the request path (its cost is measured). Unknown keys are
+# ignored by builds without a rate limiter.
+export PORTCULLIS_RATE_LIMIT__CREDENTIALS__LIMIT=1000000000
+export PORTCULLIS_RATE_LIMIT__API__LIMIT=1000000000
+export PORTCULLIS_RATE_LIMIT__PUBLIC__LIMIT=1000000000
 DB_LABEL="$(redact_url "$PORTCULLIS_DATABASE_URL")"
+IS_SQLITE=0
+[[ "$PORTCULLIS_DATABASE_URL" = sqlite:* ]] && IS_SQLITE=1
 log "database: $DB_LABEL"
+log "CPU placement: $PLACEMENT"
+
+FLOW_EMAIL="bench-$(openssl rand -hex 4)@example.com" # unique: a reused database keeps old users
+FLOW_PASSWORD="Bench-flow-$(openssl rand -hex 8)"
+FLOW_REDIRECT="http://127.0.0.1:9/cb"
 
 # Run the CLI from the temp dir so no stray ./portcullis.toml is picked up.
 pc() { (cd "$TMP" && "$BIN" "$@"); }
 
+# Other work on the machine perturbs every number: measure it once before anything starts.
+IDLE_BUSY="$(busy_pct 2)"
+if [[ "$IDLE_BUSY" =~ ^[0-9]+$ ]] && ((IDLE_BUSY > 15)); then
+    log "warning: the machine is busy before the run (${IDLE_BUSY}% of a core in use by other processes)"
+fi
+
 # ---------------------------------------------------------------------------
-# 4. Migrate, create tenant and clients
+# 4. Machine ceilings on the server's cores, measured before any server runs:
+#    openssl speed (rsa2048, ecdsap256, ed25519 sign/s) and Argon2id hashes/s.
+# ---------------------------------------------------------------------------
+# openssl_sign_rate ALGO: sign/s from `openssl speed`, located by the "sign/s" column of
+# the header, counted from the right (works whether or not encrypt/decrypt columns exist).
+openssl_sign_rate() {
+    local multi=()
+    ((SERVER_NCPU > 1)) && multi=(-multi "$SERVER_NCPU")
+    on_server openssl speed "${multi[@]}" -seconds "$OPENSSL_SECONDS" "$1" 2>/dev/null | python3 -c '
+import sys
+lines = [l.rstrip() for l in sys.stdin if l.strip()]
+for i, l in enumerate(lines):
+    cols = l.split()
+    if "sign/s" in cols and i + 1 < len(lines):
+        idx = cols.index("sign/s") - len(cols)
+        data = lines[i + 1].split()
+        try:
+            print("%.1f" % float(data[idx]))
+            sys.exit(0)
+        except (ValueError, IndexError):
+            pass
+sys.exit(1)
+' || echo "n/a"
+}
+
+declare -A CEIL
+CEIL[rsa2048]=n/a
+CEIL[ecdsap256]=n/a
+CEIL[ed25519]=n/a
+if ((OPENSSL_SECONDS > 0)); then
+    for algo in rsa2048 ecdsap256 ed25519; do
+        log "ceiling: openssl speed $algo on the server's cores"
+        CEIL[$algo]="$(openssl_sign_rate "$algo")"
+    done
+fi
+ARGON2_CEIL=n/a
+if ((ARGON2_SECONDS > 0)); then
+    log "ceiling: Argon2id m=$ARGON2_M t=$ARGON2_T p=$ARGON2_P, $SERVER_NCPU thread(s), ${ARGON2_SECONDS}s"
+    if on_server "$FLOW_BIN" argon2 --m "$ARGON2_M" --t "$ARGON2_T" --p "$ARGON2_P" \
+        --threads "$SERVER_NCPU" --duration "$ARGON2_SECONDS" >"$TMP/argon2.json" 2>"$TMP/argon2.err"; then
+        ARGON2_CEIL="$(json_field hashes_per_s <"$TMP/argon2.json")" || ARGON2_CEIL=n/a
+    else
+        log "argon2 ceiling failed: $(head -c 300 "$TMP/argon2.err")"
+    fi
+fi
+
+PEER_ARGON2_CEIL=n/a
+if ((ARGON2_SECONDS > 0 && PEER)); then
+    log "ceiling: Argon2id with the peer's library (@node-rs/argon2), same cost and cores"
+    if (cd "$PEER_DIR" && PEER_ARGON2_M="$ARGON2_M" PEER_ARGON2_T="$ARGON2_T" PEER_ARGON2_P="$ARGON2_P" \
+        PEER_ARGON2_THREADS="$SERVER_NCPU" PEER_ARGON2_SECONDS="$ARGON2_SECONDS" \
+        on_server node argon2-ceiling.mjs) >"$TMP/argon2-peer.json" 2>"$TMP/argon2-peer.err"; then
+        PEER_ARGON2_CEIL="$(json_field hashes_per_s <"$TMP/argon2-peer.json")" || PEER_ARGON2_CEIL=n/a
+    else
+        log "peer argon2 ceiling failed: $(head -c 300 "$TMP/argon2-peer.err")"
+    fi
+fi
+
+# ---------------------------------------------------------------------------
+# 5. Migrate, create tenant, clients and the sign-in user
 # ---------------------------------------------------------------------------
 pc migrate >"$TMP/migrate.out" 2>&1 || { cat "$TMP/migrate.out" >&2; die "portcullis migrate failed"; }
 
@@ -283,8 +559,24 @@ for alg in RS256 ES256 EdDSA; do
     CLIENT_SECRET[$alg]="$(json_field client_secret <"$out")" || { cat "$out" >&2; die "no client_secret in client create ($alg) output"; }
 done
 
+FLOW_OK=1
+out="$TMP/client-flow.out"
+if pc client create --tenant "$TENANT" --name flow --redirect-uri "$FLOW_REDIRECT" --skip-consent \
+    --json >"$out" 2>"$TMP/client-flow.err" &&
+    CLIENT_ID[flow]="$(json_field client_id <"$out")" &&
+    CLIENT_SECRET[flow]="$(json_field client_secret <"$out")"; then
+    if ! printf '%s\n' "$FLOW_PASSWORD" | pc user create --tenant "$TENANT" --email "$FLOW_EMAIL" \
+        --password-stdin >"$TMP/user.out" 2>&1; then
+        log "warning: user create failed, no flow scenarios: $(head -c 300 "$TMP/user.out" | tr '\n' ' ')"
+        FLOW_OK=0
+    fi
+else
+    log "warning: flow client create failed, no flow scenarios: $(cat "$out" "$TMP/client-flow.err" | head -c 300 | tr '\n' ' ')"
+    FLOW_OK=0
+fi
+
 # ---------------------------------------------------------------------------
-# 5. Start the server: time to first 200 from /ready
+# 6. Start the server: time to first 200 from /ready
 # ---------------------------------------------------------------------------
 # Polled with bash's /dev/tcp rather than curl: a curl exec costs ~15 ms here, which would be
 # the resolution of the measurement; one probe below costs well under a millisecond.
@@ -309,7 +601,11 @@ t0=""
 t_ready=""
 SECONDS=0
 stamp t0
-(cd "$TMP" && exec "$BIN" serve) >"$TMP/server.log" 2>&1 &
+if ((PINNED)); then
+    (cd "$TMP" && exec taskset -c "$SERVER_CPUS" "$BIN" serve) >"$TMP/server.log" 2>&1 &
+else
+    (cd "$TMP" && exec "$BIN" serve) >"$TMP/server.log" 2>&1 &
+fi
 SERVER_PID=$!
 exec {TICK_FD}<>"$TMP/tick" # opened after the spawn so the server does not inherit it
 trap '' PIPE # a probe writing to a socket the server just closed must not kill the script
@@ -342,19 +638,18 @@ log "ready after $STARTUP_MS ms"
 TOKEN_BODY='grant_type=client_credentials&scope=api'
 FORM='application/x-www-form-urlencoded'
 
-fetch_token() { # alg -> prints the access token, or fails
-    local alg="$1" resp
-    resp="$(curl -s --max-time 10 -u "${CLIENT_ID[$alg]}:${CLIENT_SECRET[$alg]}" \
-        -H "Content-Type: $FORM" --data "$TOKEN_BODY" "$ISSUER/token" || true)"
+fetch_token() { # url id secret label -> prints the access token, or fails
+    local resp
+    resp="$(curl -s --max-time 10 -u "$2:$3" -H "Content-Type: $FORM" --data "$TOKEN_BODY" "$1" || true)"
     if ! json_field access_token <<<"$resp"; then
-        log "warning: no access_token from $ISSUER/token with the $alg client: ${resp:0:300}"
+        log "warning: no access_token from $1 with the $4 client: ${resp:0:300}"
         return 1
     fi
 }
 
-ACCESS_TOKEN="$(fetch_token RS256)" || ACCESS_TOKEN=""
-fetch_token ES256 >/dev/null || true
-fetch_token EdDSA >/dev/null || true
+ACCESS_TOKEN="$(fetch_token "$ISSUER/token" "${CLIENT_ID[RS256]}" "${CLIENT_SECRET[RS256]}" RS256)" || ACCESS_TOKEN=""
+fetch_token "$ISSUER/token" "${CLIENT_ID[ES256]}" "${CLIENT_SECRET[ES256]}" ES256 >/dev/null || true
+fetch_token "$ISSUER/token" "${CLIENT_ID[EdDSA]}" "${CLIENT_SECRET[EdDSA]}" EdDSA >/dev/null || true
 
 for path in "/.well-known/openid-configuration" "/jwks"; do
     for ((i = 0; i < WARMUP_REQUESTS; i++)); do
@@ -371,16 +666,21 @@ if ! kill -0 "$SERVER_PID" 2>/dev/null; then
     die "portcullis serve exited during the warm-up"
 fi
 
-rss_mib() { # field (VmRSS | VmHWM) -> MiB of the server process
-    awk -v f="$1:" '$1 == f { printf "%.1f", $2 / 1024; found = 1 } END { if (!found) print "n/a" }' \
-        "/proc/$SERVER_PID/status" 2>/dev/null || echo "n/a"
+rss_mib() { # field (VmRSS | VmHWM) [pid...] -> MiB, summed over the pids (default: the server)
+    local f="$1"
+    shift
+    [[ $# -gt 0 ]] || set -- "$SERVER_PID"
+    local files=() p
+    for p in "$@"; do files+=("/proc/$p/status"); done
+    awk -v f="$f:" '$1 == f { s += $2; found = 1 } END { if (found) printf "%.1f", s / 1024; else print "n/a" }' \
+        "${files[@]}" 2>/dev/null || echo "n/a"
 }
 sleep 1
 IDLE_RSS="$(rss_mib VmRSS)"
 log "idle RSS after warm-up: $IDLE_RSS MiB"
 
 # ---------------------------------------------------------------------------
-# 6. Scenarios
+# 7. Scenarios
 # ---------------------------------------------------------------------------
 
 # Parsers print one line: "<req/s> <p50 ms> <p99 ms> <non-2xx>", "-" where unknown.
@@ -447,25 +747,25 @@ done = function(summary, latency, requests)
 end
 EOF
 
-# run_load NAME URL [METHOD CONTENT_TYPE AUTH_HEADER BODY] -> prints the parser's line
+# run_load NAME SECONDS URL [METHOD CONTENT_TYPE AUTH_HEADER BODY] -> prints the parser's line
 run_load() {
-    local name="$1" url="$2" method="${3:-GET}" ctype="${4:-}" auth="${5:-}" body="${6:-}"
+    local name="$1" secs="$2" url="$3" method="${4:-GET}" ctype="${5:-}" auth="${6:-}" body="${7:-}"
     local out="$TMP/load-$name.out"
     if [[ "$TOOL" = oha ]]; then
-        local args=(--no-tui "${OHA_JSON_FLAGS[@]}" -z "${DURATION}s" -c "$CONCURRENCY" -m "$method")
+        local args=(--no-tui "${OHA_JSON_FLAGS[@]}" -z "${secs}s" -c "$CONCURRENCY" -m "$method")
         [[ -n "$ctype" ]] && args+=(-T "$ctype")
         [[ -n "$auth" ]] && args+=(-H "Authorization: $auth")
         [[ -n "$body" ]] && args+=(-d "$body")
-        if ! timeout $((DURATION + 60)) "$OHA" "${args[@]}" "$url" >"$out" 2>"$out.err"; then
+        if ! timeout $((secs + 60)) "$OHA" "${args[@]}" "$url" >"$out" 2>"$out.err"; then
             log "oha failed for $name: $(head -c 300 "$out.err" | tr '\n' ' ')"
             return 1
         fi
         parse_oha "$out"
     else
-        local threads=2
+        local threads="$LOAD_NCPU"
         ((CONCURRENCY < threads)) && threads="$CONCURRENCY"
         if ! BENCH_WRK_METHOD="$method" BENCH_WRK_CTYPE="$ctype" BENCH_WRK_AUTH="$auth" BENCH_WRK_BODY="$body" \
-            timeout $((DURATION + 60)) wrk -t "$threads" -c "$CONCURRENCY" -d "${DURATION}s" \
+            timeout $((secs + 60)) wrk -t "$threads" -c "$CONCURRENCY" -d "${secs}s" \
             -s "$WRK_LUA" "$url" >"$out" 2>"$out.err"; then
             log "wrk failed for $name: $(head -c 300 "$out.err" | tr '\n' ' ')"
             return 1
@@ -474,46 +774,269 @@ run_load() {
     fi
 }
 
+# Results: RES[<side>/<scenario>] = "<req/s> <p50> <p99> <errors>" (side: pc, single, cluster).
+declare -A RES OTHER
 ROWS=()
 ANY_BAD=0
 INTROSPECTION_SKIPPED=0
-scenario() { # name, then run_load's arguments after NAME
-    local name="$1" res
-    shift
-    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
-        ROWS+=("$name server-down - - -")
+
+# Optional profiles: BENCH_PERF_DIR=<dir> records `perf record -g` of the server under test
+# during every measured scenario into <dir>/<side>-<scenario>.data (kept after the run).
+PERF_DIR="${BENCH_PERF_DIR:-}"
+PERF_PID=""
+if [[ -n "$PERF_DIR" ]]; then
+    command -v perf >/dev/null 2>&1 || die "BENCH_PERF_DIR is set but perf is not installed"
+    mkdir -p "$PERF_DIR"
+fi
+perf_start() { # side pid name
+    [[ -n "$PERF_DIR" ]] || return 0
+    perf record -q -F 499 -g -p "$2" -o "$PERF_DIR/$1-$3.data" -- sleep "$DURATION" \
+        >/dev/null 2>"$PERF_DIR/$1-$3.err" &
+    PERF_PID=$!
+    BG_PIDS+=("$PERF_PID")
+}
+perf_stop() {
+    [[ -n "$PERF_PID" ]] || return 0
+    wait "$PERF_PID" 2>/dev/null || true
+    PERF_PID=""
+}
+
+# measure SIDE PID NAME URL [run_load arguments after the URL] -> stores RES[SIDE/NAME]
+measure() {
+    local side="$1" pid="$2" name="$3" res
+    shift 3
+    if ! kill -0 "$pid" 2>/dev/null; then
+        RES[$side/$name]="server-down - - -"
         return 0
     fi
-    log "scenario $name: ${DURATION}s, $CONCURRENCY connections"
-    if res="$(run_load "$name" "$@")" && [[ -n "$res" ]]; then
-        ROWS+=("$name $res")
-        local bad="${res##* }"
-        [[ "$bad" =~ ^[0-9]+$ ]] && ((bad > 0)) && ANY_BAD=1
-    else
-        ROWS+=("$name failed - - -")
+    if ((WARMUP_SECONDS > 0)); then
+        run_load "$side-$name-warmup" "$WARMUP_SECONDS" "$@" >/dev/null || true
     fi
+    log "$side: $name, ${DURATION}s, $CONCURRENCY connections"
+    perf_start "$side" "$pid" "$name"
+    local snap0 t0s t1s
+    snap0="$(cpu_snap)"
+    t0s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    if res="$(run_load "$side-$name" "$DURATION" "$@")" && [[ -n "$res" ]]; then
+        RES[$side/$name]="$res"
+    else
+        RES[$side/$name]="failed - - -"
+    fi
+    perf_stop
+    t1s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    OTHER[$side/$name]="$(other_pct "$snap0" "$(cpu_snap)" "$(awk -v a="$t0s" -v b="$t1s" 'BEGIN { print b - a }')")"
     sleep 1
     return 0
 }
 
-scenario discovery "$ISSUER/.well-known/openid-configuration"
-scenario jwks "$ISSUER/jwks"
+# run_flow SIDE PID NAME ISSUER CLIENT_ID SECRET CONCURRENCY -> stores RES[SIDE/NAME]
+run_flow() {
+    local side="$1" pid="$2" name="$3" issuer="$4" id="$5" secret="$6" conc="$7"
+    local out="$TMP/flow-$side-$name.json"
+    if ! kill -0 "$pid" 2>/dev/null; then
+        RES[$side/$name]="server-down - - -"
+        return 0
+    fi
+    log "$side: $name, ${DURATION}s, $conc virtual users"
+    perf_start "$side" "$pid" "$name"
+    local snap0 t0s t1s
+    snap0="$(cpu_snap)"
+    t0s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    if timeout $((DURATION + 120)) "$FLOW_BIN" flow --issuer "$issuer" --client-id "$id" \
+        --client-secret "$secret" --redirect-uri "$FLOW_REDIRECT" --email "$FLOW_EMAIL" \
+        --password "$FLOW_PASSWORD" --concurrency "$conc" --duration "$DURATION" \
+        >"$out" 2>"$out.err"; then
+        RES[$side/$name]="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = lambda v: "-" if v is None else "%.2f" % v
+print("%.2f %s %s %d" % (d["flows_per_s"], f(d["p50_ms"]), f(d["p99_ms"]), d["errors"] + d["warmup_errors"]))
+if d.get("first_error"):
+    print("first error: " + d["first_error"], file=sys.stderr)
+' "$out" 2>"$out.note")" || RES[$side/$name]="failed - - -"
+        [[ -s "$out.note" ]] && log "$side $name: $(head -c 400 "$out.note")"
+    else
+        log "flow driver failed for $side $name: $(head -c 400 "$out.err" | tr '\n' ' ')"
+        RES[$side/$name]="failed - - -"
+    fi
+    perf_stop
+    [[ "$name" = storm ]] && wait_probe
+    t1s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    OTHER[$side/$name]="$(other_pct "$snap0" "$(cpu_snap)" "$(awk -v a="$t0s" -v b="$t1s" 'BEGIN { print b - a }')")"
+    sleep 1
+    return 0
+}
+
+PC_AUTH=()
 for alg in RS256 ES256 EdDSA; do
-    scenario "token-$alg" "$ISSUER/token" POST "$FORM" \
-        "$(basic_auth_header "${CLIENT_ID[$alg]}" "${CLIENT_SECRET[$alg]}")" "$TOKEN_BODY"
+    PC_AUTH+=("$(basic_auth_header "${CLIENT_ID[$alg]}" "${CLIENT_SECRET[$alg]}")")
+done
+
+measure pc "$SERVER_PID" discovery "$ISSUER/.well-known/openid-configuration"
+measure pc "$SERVER_PID" jwks "$ISSUER/jwks"
+i=0
+for alg in RS256 ES256 EdDSA; do
+    measure pc "$SERVER_PID" "token-$alg" "$ISSUER/token" POST "$FORM" "${PC_AUTH[$i]}" "$TOKEN_BODY"
+    i=$((i + 1))
 done
 if [[ -n "$ACCESS_TOKEN" ]]; then
-    scenario introspection "$ISSUER/introspect" POST "$FORM" \
-        "$(basic_auth_header "${CLIENT_ID[RS256]}" "${CLIENT_SECRET[RS256]}")" "token=$ACCESS_TOKEN"
+    measure pc "$SERVER_PID" introspection "$ISSUER/introspect" POST "$FORM" "${PC_AUTH[0]}" "token=$ACCESS_TOKEN"
 else
-    ROWS+=("introspection skipped - - -")
+    RES[pc/introspection]="skipped - - -"
     INTROSPECTION_SKIPPED=1
 fi
+if ((FLOW_OK)); then
+    run_flow pc "$SERVER_PID" flow "$ISSUER" "${CLIENT_ID[flow]}" "${CLIENT_SECRET[flow]}" "$FLOW_CONCURRENCY"
+else
+    RES[pc/flow]="skipped - - -"
+fi
+
+PROBE_PID=""
+PROBE_RC=1
+wait_probe() {
+    [[ -n "$PROBE_PID" ]] || return 0
+    PROBE_RC=0
+    wait "$PROBE_PID" || PROBE_RC=$?
+    PROBE_PID=""
+}
+
+# Sign-in storm: flows at a concurrency that keeps the Argon2id permits busy, and at the same
+# time a fixed-rate discovery probe (open loop) whose p99 must stay low.
+STORM_PROBE="skipped - - -"
+if ((FLOW_OK)) && kill -0 "$SERVER_PID" 2>/dev/null; then
+    log "pc: sign-in storm, ${DURATION}s, $STORM_CONCURRENCY virtual users + discovery probe at $PROBE_RATE req/s"
+    "$FLOW_BIN" probe --url "$ISSUER/.well-known/openid-configuration" --rate "$PROBE_RATE" \
+        --duration "$DURATION" >"$TMP/probe.json" 2>"$TMP/probe.err" &
+    PROBE_PID=$!
+    BG_PIDS+=("$PROBE_PID")
+    run_flow pc "$SERVER_PID" storm "$ISSUER" "${CLIENT_ID[flow]}" "${CLIENT_SECRET[flow]}" "$STORM_CONCURRENCY"
+    wait_probe
+    if ((PROBE_RC == 0)); then
+        STORM_PROBE="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = lambda v: "-" if v is None else "%.2f" % v
+print("%.1f %s %s %d" % (d["requests"] / max(1e-9, float(sys.argv[2])), f(d["p50_ms"]), f(d["p99_ms"]), d["errors"]))
+' "$TMP/probe.json" "$DURATION")" || STORM_PROBE="failed - - -"
+    else
+        log "probe failed: $(head -c 300 "$TMP/probe.err")"
+        STORM_PROBE="failed - - -"
+    fi
+    BG_PIDS=()
+fi
+RES[pc/storm-probe]="$STORM_PROBE"
+OTHER[pc/storm-probe]="${OTHER[pc/storm]:-}"
+
+for name in discovery jwks token-RS256 token-ES256 token-EdDSA introspection flow storm storm-probe; do
+    ROWS+=("$name ${RES[pc/$name]:-skipped - - -}")
+done
+for row in "${ROWS[@]}"; do
+    bad="${row##* }"
+    [[ "$bad" =~ ^[0-9]+$ ]] && ((bad > 0)) && ANY_BAD=1
+done
 
 LOADED_RSS="$(rss_mib VmRSS)"
 PEAK_RSS="$(rss_mib VmHWM)"
 SERVER_ALIVE=yes
 kill -0 "$SERVER_PID" 2>/dev/null || SERVER_ALIVE=no
+SERVER_LOG_TAIL=""
+if [[ -s "$TMP/server.log" ]]; then
+    SERVER_LOG_TAIL="$(tail -n 20 "$TMP/server.log")"
+fi
+stop_pid "$SERVER_PID"
+SERVER_PID=""
+
+# ---------------------------------------------------------------------------
+# 8. The peer: oidc-provider, one process, then a node:cluster of BENCH_PEER_WORKERS workers,
+#    on the same CPUs as Portcullis. The cluster's in-memory stores are per worker, so it
+#    runs only the stateless scenarios (discovery, JWKS, client_credentials JWTs);
+#    introspection (of an opaque token: oidc-provider refuses to introspect JWTs) and the
+#    flow use the single process.
+# ---------------------------------------------------------------------------
+PEER_SECRET="bench-peer-$(openssl rand -hex 8)"
+PEER_IDLE_RSS=n/a
+PEER_STARTUP_MS=n/a
+PEER_ISSUER=""
+
+start_peer() { # workers -> sets PEER_PID and PEER_ISSUER, or fails
+    local workers="$1" port line="" t_start t_up
+    if [[ -n "${BENCH_PEER_PORT:-}" ]]; then port="$BENCH_PEER_PORT"; else port="$(free_port)"; fi
+    local PIN=()
+    ((PINNED)) && PIN=(taskset -c "$SERVER_CPUS")
+    : >"$TMP/peer-$workers.out"
+    stamp t_start
+    (cd "$PEER_DIR" && PORT="$port" PEER_WORKERS="$workers" PEER_SECRET="$PEER_SECRET" \
+        PEER_EMAIL="$FLOW_EMAIL" PEER_PASSWORD="$FLOW_PASSWORD" PEER_REDIRECT_URI="$FLOW_REDIRECT" \
+        PEER_ARGON2_M="$ARGON2_M" PEER_ARGON2_T="$ARGON2_T" PEER_ARGON2_P="$ARGON2_P" \
+        NODE_ENV=production exec "${PIN[@]}" node server.mjs) \
+        >"$TMP/peer-$workers.out" 2>"$TMP/peer-$workers.err" &
+    PEER_PID=$!
+    local i
+    for ((i = 0; i < 600; i++)); do
+        line="$(head -n1 "$TMP/peer-$workers.out" 2>/dev/null || true)"
+        [[ "$line" = LISTENING\ * ]] && break
+        kill -0 "$PEER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    if [[ "$line" != LISTENING\ * ]]; then
+        log "peer ($workers worker(s)) did not start: $(tail -n 5 "$TMP/peer-$workers.err" | tr '\n' ' ')"
+        stop_peer
+        return 1
+    fi
+    stamp t_up
+    PEER_STARTUP_MS="$(awk -v d="$((t_up - t_start))" 'BEGIN { printf "%.0f", d / 1e6 }')"
+    PEER_ISSUER="${line#LISTENING }"
+    log "peer ($workers worker(s)) listening at $PEER_ISSUER after $PEER_STARTUP_MS ms"
+}
+
+PEER_AUTH=()
+if ((PEER)); then
+    for alg in RS256 ES256 EdDSA opaque; do
+        PEER_AUTH+=("$(basic_auth_header "cc-$alg" "$PEER_SECRET")")
+    done
+fi
+
+peer_stateless() { # side
+    local side="$1" i=0 alg
+    measure "$side" "$PEER_PID" discovery "$PEER_ISSUER/.well-known/openid-configuration"
+    measure "$side" "$PEER_PID" jwks "$PEER_ISSUER/jwks"
+    for alg in RS256 ES256 EdDSA; do
+        measure "$side" "$PEER_PID" "token-$alg" "$PEER_ISSUER/token" POST "$FORM" "${PEER_AUTH[$i]}" "$TOKEN_BODY"
+        i=$((i + 1))
+    done
+}
+
+if ((PEER)); then
+    if start_peer 1; then
+        PEER_SINGLE_STARTUP_MS="$PEER_STARTUP_MS"
+        for path in "/.well-known/openid-configuration" "/jwks"; do
+            for ((i = 0; i < WARMUP_REQUESTS; i++)); do
+                curl -s -o /dev/null --max-time 5 "$PEER_ISSUER$path" || true
+            done
+        done
+        sleep 1
+        PEER_IDLE_RSS="$(rss_mib VmRSS "$PEER_PID")"
+        peer_stateless single
+        PEER_TOKEN="$(fetch_token "$PEER_ISSUER/token" cc-opaque "$PEER_SECRET" "peer opaque")" || PEER_TOKEN=""
+        if [[ -n "$PEER_TOKEN" ]]; then
+            measure single "$PEER_PID" introspection "$PEER_ISSUER/token/introspection" POST "$FORM" \
+                "${PEER_AUTH[3]}" "token=$PEER_TOKEN"
+        fi
+        run_flow single "$PEER_PID" flow "$PEER_ISSUER" flow "$PEER_SECRET" "$FLOW_CONCURRENCY"
+        PEER_LOG_TAIL="$(tail -n 20 "$TMP/peer-1.err" 2>/dev/null || true)"
+        stop_peer
+    else
+        PEER_NOTE="peer (single process) did not start"
+    fi
+    if ((PEER_WORKERS >= 2)); then
+        if start_peer "$PEER_WORKERS"; then
+            peer_stateless cluster
+            stop_peer
+        else
+            PEER_NOTE="${PEER_NOTE:+$PEER_NOTE; }peer cluster did not start"
+        fi
+    fi
+fi
 
 # ---------------------------------------------------------------------------
 # Report
@@ -523,17 +1046,31 @@ echo "Portcullis benchmark"
 echo "  binary:       $BIN"
 echo "  database:     $DB_LABEL"
 echo "  load tool:    ${TOOL_VERSION:-$TOOL}; ${DURATION}s per scenario, $CONCURRENCY connections, 127.0.0.1:$PORT"
-echo "  machine:      $(nproc 2>/dev/null || echo '?') cores (load generator and server share them)"
+echo "  flows:        benches/flow driver, $FLOW_CONCURRENCY virtual users (storm: $STORM_CONCURRENCY + discovery probe at $PROBE_RATE req/s)"
+echo "  machine:      $NCPU cores; $PLACEMENT"
+echo "  other load:   ${IDLE_BUSY}% of a core busy before the run (other processes); load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [[ "$IDLE_BUSY" =~ ^[0-9]+$ ]] && ((IDLE_BUSY > 15)); then
+    echo "  WARNING:      other processes were using CPU when the run started: the numbers are perturbed"
+fi
+echo "  argon2id:     m=$ARGON2_M KiB, t=$ARGON2_T, p=$ARGON2_P"
 echo "  startup:      $STARTUP_MS ms from exec of 'portcullis serve' to first 200 on /ready"
 echo "  idle RSS:     $IDLE_RSS MiB (after warm-up)"
-echo "  RSS after load: $LOADED_RSS MiB (peak $PEAK_RSS MiB); server still running: $SERVER_ALIVE"
+echo "  RSS after load: $LOADED_RSS MiB (peak $PEAK_RSS MiB); server still running at the end: $SERVER_ALIVE"
+if ((PEER)); then
+    echo "  peer:         $PEER_VERSION; single process and a node:cluster of $PEER_WORKERS workers,"
+    echo "                same CPUs; idle RSS (single) $PEER_IDLE_RSS MiB; LISTENING after ${PEER_SINGLE_STARTUP_MS:-n/a} ms"
+fi
+[[ -n "$PEER_NOTE" ]] && echo "  note:         $PEER_NOTE"
 echo
-printf '%-16s %12s %10s %10s %9s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'non-2xx'
-printf '%-16s %12s %10s %10s %9s\n' ---------------- ------------ ---------- ---------- ---------
+echo "Portcullis (flow and storm rows: complete sign-in flows/s and per-flow latency; storm-probe: discovery during the storm)"
+printf '%-16s %12s %10s %10s %9s %8s\n' scenario 'requests/s' 'p50 ms' 'p99 ms' 'non-2xx' 'other%'
+printf '%-16s %12s %10s %10s %9s %8s\n' ---------------- ------------ ---------- ---------- --------- --------
 for row in "${ROWS[@]}"; do
     # shellcheck disable=SC2086 # fields are single words by construction
-    printf '%-16s %12s %10s %10s %9s\n' $row
+    printf '%-16s %12s %10s %10s %9s %8s\n' $row "${OTHER[pc/${row%% *}]:--}"
 done
+echo "(other%: CPU used by processes outside this benchmark during the row, in % of one core; more than"
+echo " a few % means someone else's work shared the machine and perturbed that row)"
 if ((INTROSPECTION_SKIPPED)); then
     echo
     echo "note: introspection skipped: no access token could be obtained from the token endpoint."
@@ -548,45 +1085,158 @@ if ((ANY_BAD)); then
     fi
 fi
 if [[ "$SERVER_ALIVE" = no ]] || ((ANY_BAD)) || printf '%s\n' "${ROWS[@]}" | grep -q ' failed '; then
-    if [[ -s "$TMP/server.log" ]]; then
+    if [[ -n "$SERVER_LOG_TAIL" ]]; then
         echo
         echo "last lines of the server log:"
-        tail -n 20 "$TMP/server.log" | sed 's/^/  | /'
+        printf '%s\n' "$SERVER_LOG_TAIL" | sed 's/^/  | /'
     fi
 fi
 
-# ---------------------------------------------------------------------------
-# 7/8. Signing ceilings of this machine (single core, OpenSSL CLI)
-# ---------------------------------------------------------------------------
-# openssl_sign_rate ALGO: sign/s from `openssl speed`, located by the "sign/s" column of
-# the header, counted from the right (works whether or not encrypt/decrypt columns exist).
-openssl_sign_rate() {
-    openssl speed -seconds "$OPENSSL_SECONDS" "$1" 2>/dev/null | python3 -c '
-import sys
-lines = [l.rstrip() for l in sys.stdin if l.strip()]
-for i, l in enumerate(lines):
-    cols = l.split()
-    if "sign/s" in cols and i + 1 < len(lines):
-        idx = cols.index("sign/s") - len(cols)
-        data = lines[i + 1].split()
-        try:
-            print("%.1f" % float(data[idx]))
-            sys.exit(0)
-        except (ValueError, IndexError):
-            pass
-sys.exit(1)
-' || echo "n/a"
-}
-
-if ((OPENSSL_SECONDS > 0)); then
+if ((OPENSSL_SECONDS > 0)) || ((ARGON2_SECONDS > 0)); then
     echo
-    echo "Signing ceilings of this machine (openssl speed -seconds $OPENSSL_SECONDS, one core, $(openssl version | awk '{print $1, $2}')):"
-    for pair in "RS256:rsa2048" "ES256:ecdsap256" "EdDSA:ed25519"; do
-        jose="${pair%%:*}"
-        algo="${pair#*:}"
-        rate="$(openssl_sign_rate "$algo")"
-        printf '  %-6s (%-9s): %s sign/s\n' "$jose" "$algo" "$rate"
-    done
+    echo "Ceilings of this machine on the server's $SERVER_NCPU core(s) ($(openssl version | awk '{print $1, $2}'), openssl speed -seconds $OPENSSL_SECONDS):"
+    printf '  %-6s (%-9s): %s sign/s\n' RS256 rsa2048 "${CEIL[rsa2048]}" ES256 ecdsap256 "${CEIL[ecdsap256]}" \
+        EdDSA ed25519 "${CEIL[ed25519]}"
+    printf '  %-18s: %s hashes/s (m=%s KiB, t=%s, p=%s, argon2 crate 0.5, %s thread(s), %ss)\n' \
+        Argon2id "$ARGON2_CEIL" "$ARGON2_M" "$ARGON2_T" "$ARGON2_P" "$SERVER_NCPU" "$ARGON2_SECONDS"
+    if ((PEER)); then
+        printf '  %-18s: %s verifications/s (same cost, @node-rs/argon2, the peer'"'"'s library; for reference)\n' \
+            "Argon2id (peer)" "$PEER_ARGON2_CEIL"
+    fi
+fi
+
+# Comparison table, targets and verdicts.
+RESULTS_TSV="$TMP/results.tsv"
+: >"$RESULTS_TSV"
+for key in "${!RES[@]}"; do
+    printf '%s\t%s %s\n' "$key" "${RES[$key]}" "${OTHER[$key]:--}" >>"$RESULTS_TSV"
+done
+python3 - "$RESULTS_TSV" "$PEER" "${CEIL[rsa2048]}" "$ARGON2_CEIL" "$IDLE_RSS" "$STARTUP_MS" "$IS_SQLITE" <<'EOF'
+import sys
+
+path, peer_on, rsa_ceil, argon_ceil, idle_rss, startup, is_sqlite = sys.argv[1:8]
+peer_on = peer_on == "1"
+res = {}
+for line in open(path):
+    key, val = line.rstrip("\n").split("\t")
+    side, name = key.split("/", 1)
+    f = val.split()
+    def num(x):
+        try:
+            return float(x)
+        except ValueError:
+            return None
+    res[(side, name)] = {"rps": num(f[0]), "p50": num(f[1]), "p99": num(f[2]), "bad": f[3], "raw": f[0],
+                         "other": num(f[4]) if len(f) > 4 else None}
+
+def num(x):
+    try:
+        return float(x)
+    except ValueError:
+        return None
+
+rsa_ceil, argon_ceil, idle_rss, startup = map(num, (rsa_ceil, argon_ceil, idle_rss, startup))
+
+def fmt(v, spec="%.1f"):
+    return "-" if v is None else spec % v
+
+def best_peer(name):
+    cands = [(s, res[(s, name)]) for s in ("single", "cluster") if (s, name) in res and res[(s, name)]["rps"] is not None]
+    if not cands:
+        return None, None
+    return max(cands, key=lambda c: c[1]["rps"])
+
+rows = []
+verdicts = []
+def add(name, target_desc, checks, pc, peer, mode, ratio):
+    ok = [c for c in checks if c[1] is not None]
+    if not checks:
+        verdict = "-"
+    elif len(ok) < len(checks):
+        verdict = "n/a" if not ok or all(c[1] for c in ok) else "FAIL(" + ",".join(c[0] for c in ok if not c[1]) + ")"
+    else:
+        bad = [c[0] for c in ok if not c[1]]
+        verdict = "pass" if not bad else "FAIL(" + ",".join(bad) + ")"
+    verdicts.append(verdict)
+    rows.append((name,
+                 fmt(pc["rps"]) if pc else "-", fmt(pc["p50"], "%.2f") if pc else "-", fmt(pc["p99"], "%.2f") if pc else "-",
+                 fmt(peer["rps"]) if peer else "-", fmt(peer["p50"], "%.2f") if peer else "-",
+                 fmt(peer["p99"], "%.2f") if peer else "-", mode or "-",
+                 "-" if ratio is None else "%.2fx" % ratio, target_desc, verdict))
+
+for name in ("discovery", "jwks", "token-RS256", "token-ES256", "token-EdDSA", "introspection", "flow"):
+    pc = res.get(("pc", name))
+    mode, peer = best_peer(name) if peer_on else (None, None)
+    ratio = pc["rps"] / peer["rps"] if pc and peer and pc["rps"] and peer["rps"] else None
+    p99_ok = None
+    if pc and peer and pc["p99"] is not None and peer["p99"] is not None:
+        p99_ok = pc["p99"] < peer["p99"]
+    checks = []
+    if name in ("discovery", "jwks", "token-ES256", "token-EdDSA"):
+        desc = ">=3x peer, p99<peer"
+        checks.append(("ratio", None if ratio is None else ratio >= 3.0))
+    elif name == "token-RS256":
+        want = 0.8 * rsa_ceil if rsa_ceil else None
+        desc = ">=80%% RSA ceil (%s), p99<peer" % fmt(want, "%.0f")
+        checks.append(("ceil", None if want is None or not pc or pc["rps"] is None else pc["rps"] >= want))
+    else:
+        desc = "p99<peer"
+    checks.append(("p99", p99_ok))
+    if pc and pc["bad"] not in ("0", "-"):
+        checks.append(("errors", False))
+    add(name, desc, checks, pc, peer, mode, ratio)
+
+print()
+print("Portcullis vs peer (oidc-provider; per scenario the better of single process and cluster, by req/s)")
+hdr = ("scenario", "PC req/s", "PC p50", "PC p99", "peer req/s", "peer p50", "peer p99", "mode", "ratio", "target", "result")
+w = (14, 10, 8, 8, 10, 8, 8, 7, 7, 34, 10)
+line = lambda r: " ".join(str(v).ljust(w[i]) if i in (0, 7, 9, 10) else str(v).rjust(w[i]) for i, v in enumerate(r)).rstrip()
+print(line(hdr))
+print(line(tuple("-" * n for n in w)))
+for r in rows:
+    print(line(r))
+
+print()
+print("Portcullis targets without a peer counterpart")
+storm = res.get(("pc", "storm"))
+probe = res.get(("pc", "storm-probe"))
+def target(label, value, desc, ok):
+    v = "n/a" if ok is None else ("pass" if ok else "FAIL")
+    verdicts.append(v)
+    print("  %-34s %-28s %-22s %s" % (label, value, desc, v))
+share = storm["rps"] / argon_ceil * 100 if storm and storm["rps"] and argon_ceil else None
+target("sign-in storm: sign-ins/s", "%s/s = %s%% of %s hashes/s" % (fmt(storm["rps"] if storm else None, "%.2f"), fmt(share), fmt(argon_ceil, "%.2f")),
+       ">= 90% of Argon2id ceiling", None if share is None else share >= 90.0)
+target("sign-in storm: discovery p99", "%s ms (p50 %s ms)" % (fmt(probe["p99"] if probe else None, "%.2f"), fmt(probe["p50"] if probe else None, "%.2f")),
+       "< 10 ms", None if not probe or probe["p99"] is None else probe["p99"] < 10.0)
+target("idle RSS", "%s MiB" % fmt(idle_rss), "<= 20 MiB", None if idle_rss is None else idle_rss <= 20.0)
+target("ready after exec" + (" (SQLite)" if is_sqlite == "1" else " (not SQLite)"), "%s ms" % fmt(startup),
+       "<= 100 ms (SQLite)", None if startup is None or is_sqlite != "1" else startup <= 100.0)
+
+print()
+print("notes:")
+print("  - ratio = Portcullis req/s / peer req/s (flow: complete sign-ins/s). Latencies in ms; the flow rows are per")
+print("    complete flow (authorize -> sign-in form -> POST -> redirects -> code -> token).")
+print("  - peer cluster mode has per-process in-memory state, so it runs discovery, JWKS and the client_credentials")
+print("    JWT scenarios only; introspection (an opaque token: oidc-provider refuses to introspect JWT access")
+print("    tokens) and the flow are single-process peer results.")
+noisy = sorted("%s/%s (%d%%)" % (k[0], k[1], v["other"]) for k, v in res.items()
+               if v["other"] is not None and v["other"] > 10)
+if noisy:
+    print("  - PERTURBED: other processes used > 10%% of a core during: %s; rerun on a quiet machine" % ", ".join(noisy))
+errs = sorted("%s/%s (%s)" % (k[0], k[1], v["bad"]) for k, v in res.items() if v["bad"] not in ("0", "-"))
+if errs:
+    print("  - non-2xx responses or errors (those rows measured an error path): " + ", ".join(errs))
+fails = sum(1 for v in verdicts if v.startswith("FAIL"))
+print("  - %d target(s) checked: %d pass, %d fail, %d n/a" % (
+    sum(1 for v in verdicts if v != "-"), sum(1 for v in verdicts if v == "pass"), fails,
+    sum(1 for v in verdicts if v == "n/a")))
+EOF
+
+if ((PEER)) && [[ -n "${PEER_LOG_TAIL:-}" ]] && printf '%s\n' "${RES[@]}" | grep -q ' failed '; then
+    echo
+    echo "last lines of the peer's stderr:"
+    printf '%s\n' "$PEER_LOG_TAIL" | sed 's/^/  | /'
 fi
 
 exit 0

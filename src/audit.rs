@@ -69,7 +69,9 @@ impl AuditEvent {
 impl AuditEvent {
     fn into_row(self, ctx: &Context) -> AuditRow {
         AuditRow {
-            id: uuid::Uuid::new_v4().to_string(),
+            // Time-ordered (UUID v7): new rows land at the end of the primary-key index
+            // instead of on random pages, which keeps the writer cheap at high event rates.
+            id: uuid::Uuid::now_v7().to_string(),
             tenant_id: self.tenant_id,
             event: self.event.to_string(),
             actor: self.actor,
@@ -96,7 +98,9 @@ pub struct AuditSink {
 }
 
 const QUEUE: usize = 16_384;
-const BATCH: usize = 512;
+const BATCH: usize = 1024;
+/// How long the writer waits after the first event of a batch.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditSink {
     /// Starts the writer task (needs a Tokio runtime).
@@ -106,6 +110,11 @@ impl AuditSink {
             let mut batch: Vec<AuditRow> = Vec::with_capacity(BATCH);
             let mut waiters: Vec<oneshot::Sender<()>> = Vec::new();
             while let Some(first) = rx.recv().await {
+                if matches!(first, Message::Event(_)) {
+                    // Let a batch gather: under load one transaction carries hundreds of
+                    // events instead of one wake-up and one commit each.
+                    tokio::time::sleep(GATHER).await;
+                }
                 let mut next = Some(first);
                 while let Some(msg) = next.take() {
                     match msg {

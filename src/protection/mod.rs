@@ -109,13 +109,12 @@ const OAUTH_ENDPOINTS: [&str; 5] = ["/token", "/introspect", "/revoke", "/userin
 /// (`/health`, `/ready`, `/metrics`).
 pub fn classify(method: &str, path: &str) -> Option<Route> {
     let (tenant, rest) = match path.strip_prefix("/t/") {
-        Some(after) => match after.split_once('/') {
-            Some((slug, rest)) => (Some(slug.to_string()), format!("/{rest}")),
-            None => (Some(after.to_string()), "/".to_string()),
+        Some(after) => match after.find('/') {
+            Some(i) => (Some(&after[..i]), &after[i..]),
+            None => (Some(after), "/"),
         },
-        None => (None, path.to_string()),
+        None => (None, path),
     };
-    let rest = rest.as_str();
     if tenant.is_none() && matches!(rest, "/health" | "/ready" | "/metrics") {
         return None;
     }
@@ -146,7 +145,7 @@ pub fn classify(method: &str, path: &str) -> Option<Route> {
         (Group::Api, "api")
     };
     Some(Route {
-        tenant,
+        tenant: tenant.map(str::to_string),
         group,
         endpoint,
         flavour,
