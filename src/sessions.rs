@@ -347,19 +347,22 @@ async fn attempt(state: &AppState, row: DeliveryRow) {
         "logout_token={}",
         url::form_urlencoded::byte_serialize(row.logout_token.as_bytes()).collect::<String>()
     );
-    let result = state
-        .http
-        .post(&row.uri)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(body)
-        .send()
-        .await;
+    let result = match state.http() {
+        Ok(http) => Ok(http
+            .post(&row.uri)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await),
+        Err(e) => Err(e),
+    };
     let now = storage::now();
     let outcome = match result {
-        Ok(resp) if resp.status().is_success() => Ok(()),
-        Ok(resp) => Err(format!("HTTP {}", resp.status().as_u16())),
-        Err(e) if e.is_timeout() => Err("timeout".to_string()),
-        Err(_) => Err("connection failed".to_string()),
+        Ok(Ok(resp)) if resp.status().is_success() => Ok(()),
+        Ok(Ok(resp)) => Err(format!("HTTP {}", resp.status().as_u16())),
+        Ok(Err(e)) if e.is_timeout() => Err("timeout".to_string()),
+        Ok(Err(_)) => Err("connection failed".to_string()),
+        Err(e) => Err(e.to_string()),
     };
     let saved = match &outcome {
         Ok(()) => storage::tokens::mark_delivery(&state.pool, &row.id, Some(now), now, None).await,

@@ -1,7 +1,7 @@
 //! The one application state, built once at start-up and passed to handlers as
 //! `web::Data<AppState>` (never a global). Cheap to clone.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use crate::accounts::PasswordHasher;
@@ -22,8 +22,10 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub hasher: PasswordHasher,
     pub providers: Arc<ProviderCache>,
-    /// Outbound HTTP (back-channel logout, upstream IdPs), with a timeout on every call.
-    pub http: reqwest::Client,
+    /// Outbound HTTP (back-channel logout, upstream IdPs), with a timeout on every call;
+    /// built on first use (loading the system's CA certificates costs start-up time and
+    /// memory an instance may never need).
+    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
     /// Key for CSRF tokens and other server-side MACs, derived from the master key.
     pub mac_key: Arc<Vec<u8>>,
     pub audit: AuditSink,
@@ -45,6 +47,23 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// The outbound HTTP client (timeouts from `outbound_timeout_secs`, no redirects).
+    pub fn http(&self) -> anyhow::Result<&reqwest::Client> {
+        let timeout = Duration::from_secs(self.config.outbound_timeout_secs);
+        self.http
+            .get_or_init(|| {
+                reqwest::Client::builder()
+                    .timeout(timeout)
+                    .connect_timeout(timeout)
+                    .redirect(reqwest::redirect::Policy::none())
+                    .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
+                    .build()
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("cannot build the outbound HTTP client: {e}"))
+    }
+
     /// Builds the state; starts the audit writer, so it must run inside a Tokio runtime.
     pub fn new(
         config: Config,
@@ -52,12 +71,6 @@ impl AppState {
         master_key: MasterKey,
         protection: Protection,
     ) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(config.outbound_timeout_secs))
-            .connect_timeout(Duration::from_secs(config.outbound_timeout_secs))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-            .build()?;
         let mac_key = Arc::new(master_key.derive("portcullis mac v1"));
         let ttl = Duration::from_secs(config.cache_ttl_secs);
         Ok(Self {
@@ -78,7 +91,7 @@ impl AppState {
             config: Arc::new(config),
             pool,
             master_key,
-            http,
+            http: Arc::default(),
             mac_key,
         })
     }

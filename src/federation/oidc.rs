@@ -110,7 +110,8 @@ pub async fn discover(
 ) -> Result<CoreProviderMetadata, String> {
     let issuer = config.issuer.as_deref().ok_or("no issuer configured")?;
     let url = IssuerUrl::new(issuer.to_string()).map_err(|e| e.to_string())?;
-    let meta = CoreProviderMetadata::discover_async(url, &Bounded(&state.http))
+    let http = state.http().map_err(|e| e.to_string())?;
+    let meta = CoreProviderMetadata::discover_async(url, &Bounded(http))
         .await
         .map_err(|e| discovery_error(&e))?;
     state.federation.put(issuer, meta.clone());
@@ -257,18 +258,16 @@ pub async fn finish(
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|e| unavailable(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(secrets.verifier.clone()));
-    let tokens = exchange
-        .request_async(&Bounded(&state.http))
-        .await
-        .map_err(|e| {
-            FederationError::failed(
-                "code_exchange_failed",
-                format!(
-                    "The identity provider refused the sign-in ({}).",
-                    token_error(&e)
-                ),
-            )
-        })?;
+    let http = state.http().map_err(FederationError::Unexpected)?;
+    let tokens = exchange.request_async(&Bounded(http)).await.map_err(|e| {
+        FederationError::failed(
+            "code_exchange_failed",
+            format!(
+                "The identity provider refused the sign-in ({}).",
+                token_error(&e)
+            ),
+        )
+    })?;
     let id_token = tokens.id_token().ok_or_else(|| {
         FederationError::failed("no_id_token", "The identity provider sent no ID token.")
     })?;

@@ -124,7 +124,8 @@ impl IdpMetadata {
 /// Fetches an IdP metadata document (timeout and size limit of every outbound call).
 pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, FederationError> {
     check_upstream_url("metadata_url", url)?;
-    let mut resp = state.http.get(url).send().await.map_err(|e| {
+    let http = state.http().map_err(FederationError::Unexpected)?;
+    let mut resp = http.get(url).send().await.map_err(|e| {
         invalid(format!(
             "metadata_url could not be fetched: {}",
             transport_error(&e)
@@ -678,7 +679,8 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
             idp.certificates.len()
         ),
     });
-    let reachable = state.http.get(&idp.sso_url).send().await;
+    let http = state.http().map_err(FederationError::Unexpected)?;
+    let reachable = http.get(&idp.sso_url).send().await;
     checks.push(Check {
         name: "sso_endpoint",
         ok: reachable.is_ok(),

@@ -162,7 +162,7 @@ pub async fn demo_callback(
         format!("{}:{}", enc(&client.client_id), enc(&client.client_secret)).as_bytes(),
     );
     let resp = state
-        .http
+        .http()?
         .post(format!("{issuer}/token"))
         .header("authorization", format!("Basic {basic}"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -198,7 +198,7 @@ pub async fn demo_callback(
         return Err(bad("The ID token's nonce or audience is wrong."));
     }
     let userinfo_bytes = state
-        .http
+        .http()?
         .get(format!("{issuer}/userinfo"))
         .header("authorization", format!("Bearer {access_token}"))
         .send()
