@@ -329,9 +329,13 @@ impl Config {
                 )));
             }
         }
-        if rl.lockout_violations == 0 || rl.violation_window_secs == 0 || rl.lockout_secs == 0 {
+        if rl.lockout_violations == 0
+            || rl.violation_window_secs == 0
+            || rl.lockout_secs == 0
+            || rl.ban_window_secs == 0
+        {
             return Err(ConfigError(
-                "rate_limit.lockout_violations, violation_window_secs and lockout_secs must be positive".into(),
+                "rate_limit.lockout_violations, violation_window_secs, lockout_secs and ban_window_secs must be positive".into(),
             ));
         }
         for p in &self.trusted_proxies {

@@ -150,7 +150,12 @@ impl Metrics {
         self.requests
             .get_or_create(&RequestLabels {
                 route: route.to_string(),
-                method: method.to_string(),
+                // A fixed set: arbitrary extension methods must not create series.
+                method: match method {
+                    "GET" | "HEAD" | "POST" | "PUT" | "PATCH" | "DELETE" | "OPTIONS" => method,
+                    _ => "other",
+                }
+                .to_string(),
                 status,
             })
             .inc();

@@ -160,6 +160,15 @@ pub fn user_claims(
     m
 }
 
+/// A refresh token being rotated: on its first use it is marked used in the same transaction
+/// that stores its successor, so of concurrent presentations exactly one gets tokens; within
+/// the reuse interval it is only locked, so a revocation of the family cannot miss the
+/// successor.
+struct Rotation {
+    parent: String,
+    first_use: bool,
+}
+
 struct Issued {
     response: TokenResponse,
 }
@@ -174,9 +183,8 @@ struct Lineage {
     /// Scope of the new refresh token when it differs from the access token's: a refresh
     /// that narrows the access token keeps the refresh token's original scope (RFC 6749 §6).
     refresh_scope: Option<Vec<String>>,
-    /// The refresh token this issue rotates: it is marked used in the same transaction that
-    /// stores its successor, so of concurrent presentations exactly one gets tokens.
-    rotates: Option<String>,
+    /// The refresh token this issue rotates.
+    rotates: Option<Rotation>,
     /// For the audit log and metrics.
     grant_type: &'static str,
 }
@@ -316,8 +324,16 @@ async fn issue(
             revoked_at: None,
         };
         match &lineage.rotates {
-            Some(parent) => {
-                if !storage::tokens::rotate_refresh_token(&state.pool, parent, &row, now).await? {
+            Some(r) => {
+                if !storage::tokens::rotate_refresh_token(
+                    &state.pool,
+                    &r.parent,
+                    &row,
+                    now,
+                    r.first_use,
+                )
+                .await?
+                {
                     return Err(TokenError::RefreshReused);
                 }
             }
@@ -578,14 +594,12 @@ pub async fn refresh(
     }
     // A used token presented again is theft (RFC 9700 §4.14.2), unless the tenant allows a
     // short reuse interval (several tabs refreshing at once): then it is not rotated again.
-    let rotates = match row.used_at {
-        None => Some(hash.clone()),
-        Some(used)
-            if tenant.settings.refresh_token_reuse_interval > 0
-                && now - used <= tenant.settings.refresh_token_reuse_interval =>
-        {
-            None
-        }
+    let interval = tenant.settings.refresh_token_reuse_interval;
+    let within_interval =
+        |used: Option<i64>| used.is_some_and(|u| interval > 0 && now - u <= interval);
+    let first_use = match row.used_at {
+        None => true,
+        used if within_interval(used) => false,
         Some(_) => return Err(refresh_reused(state, tenant, client, &row, ctx).await),
     };
     let granted = storage::parse_list(&row.scope);
@@ -638,17 +652,38 @@ pub async fn refresh(
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
     };
-    let lineage = Lineage {
+    let lineage = |first_use: bool| Lineage {
         family: Some(row.family_id.clone()),
         code_hash: row.code_hash.clone(),
         jti: None,
-        refresh_scope: Some(granted),
-        rotates,
+        refresh_scope: Some(granted.clone()),
+        rotates: Some(Rotation {
+            parent: hash.clone(),
+            first_use,
+        }),
         grant_type: "refresh_token",
     };
-    match issue(state, provider, client, &grant, lineage, ctx).await {
+    match issue(state, provider, client, &grant, lineage(first_use), ctx).await {
         Ok(issued) => Ok(issued.response),
-        // Another request rotated this token first: this presentation is the reuse.
+        // Another request rotated this token first. Within the reuse interval this is a
+        // concurrent tab and gets tokens too; otherwise this presentation is the reuse.
+        Err(TokenError::RefreshReused) if first_use => {
+            let again = storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?;
+            if again
+                .as_ref()
+                .is_some_and(|r| r.revoked_at.is_none() && within_interval(r.used_at))
+            {
+                match issue(state, provider, client, &grant, lineage(false), ctx).await {
+                    Ok(issued) => Ok(issued.response),
+                    Err(TokenError::RefreshReused) => {
+                        Err(refresh_reused(state, tenant, client, &row, ctx).await)
+                    }
+                    Err(e) => Err(e),
+                }
+            } else {
+                Err(refresh_reused(state, tenant, client, &row, ctx).await)
+            }
+        }
         Err(TokenError::RefreshReused) => {
             Err(refresh_reused(state, tenant, client, &row, ctx).await)
         }

@@ -116,20 +116,33 @@ pub async fn protect(
             .await
             .map(ServiceResponse::map_into_left_body);
     };
+    // Every X-Forwarded-For line, in order (a proxy may add its own line after the
+    // client's), read as bytes: a non-ASCII value must not hide the hops after it.
     let forwarded = req
         .headers()
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok());
-    let addr = state
-        .protection
-        .client_addr(req.peer_addr().map(|a| a.ip()), forwarded);
+        .get_all("x-forwarded-for")
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+        .collect::<Vec<_>>()
+        .join(",");
+    let addr = state.protection.client_addr(
+        req.peer_addr().map(|a| a.ip()),
+        Some(forwarded.as_str()).filter(|f| !f.is_empty()),
+    );
     req.extensions_mut().insert(ClientAddr(addr));
-    let Some(route) = protection::classify(req.method().as_str(), req.path()) else {
+    // The path actix routes on (percent-encoding decoded), so `/t/acme/%74oken` is `/token`.
+    let path = req.match_info().as_str().to_string();
+    let Some(route) = protection::classify(req.method().as_str(), &path) else {
         return next
             .call(req)
             .await
             .map(ServiceResponse::map_into_left_body);
     };
+    // Bans apply before anything else is looked up, and even with rate limiting off.
+    if addr.is_some_and(|ip| state.protection.is_banned(ip)) {
+        state.metrics.rate_limited(route.group.as_str(), "banned");
+        let resp = crate::error::refusal_response(route.flavour, &Verdict::Banned, locale_of(&req));
+        return Ok(req.into_response(resp).map_into_right_body());
+    }
     let provider = resolve_tenant(&state, &req, &route).await;
     let origin = req
         .headers()
@@ -138,7 +151,7 @@ pub async fn protect(
         .map(str::to_string);
 
     let verdict = match (state.protection.policy.enabled, addr) {
-        (true, Some(ip)) => {
+        (true, Some(ip)) if !state.protection.is_trusted(ip) => {
             let overrides = provider.as_ref().map(|p| &p.tenant.settings.rate_limits);
             let window = state
                 .protection
@@ -163,13 +176,7 @@ pub async fn protect(
                 Verdict::Banned | Verdict::Allowed(_) => "banned",
             };
             state.metrics.rate_limited(route.group.as_str(), reason);
-            let locale = crate::i18n::negotiate(
-                None,
-                req.headers()
-                    .get(header::ACCEPT_LANGUAGE)
-                    .and_then(|v| v.to_str().ok()),
-            );
-            let mut resp = crate::error::refusal_response(route.flavour, &refused, locale);
+            let mut resp = crate::error::refusal_response(route.flavour, &refused, locale_of(&req));
             if let Verdict::Limited(q) | Verdict::Locked(q) = refused {
                 rate_headers(resp.headers_mut(), &q);
             }
@@ -203,6 +210,15 @@ pub async fn protect(
         cors_headers(res.headers_mut(), origin.as_deref(), allowed, false);
     }
     Ok(res.map_into_left_body())
+}
+
+fn locale_of(req: &ServiceRequest) -> crate::i18n::Locale {
+    crate::i18n::negotiate(
+        None,
+        req.headers()
+            .get(header::ACCEPT_LANGUAGE)
+            .and_then(|v| v.to_str().ok()),
+    )
 }
 
 /// The tenant a request addresses, resolved once here and reused by the `TenantProvider`

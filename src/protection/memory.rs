@@ -29,6 +29,7 @@ struct Address {
 struct Inner {
     windows: HashMap<String, Counter>,
     addresses: HashMap<String, Address>,
+    next_forced_sweep_ms: u64,
 }
 
 #[derive(Default)]
@@ -59,8 +60,17 @@ impl MemoryStore {
                 now_ms: now,
             };
         };
-        if inner.windows.len() + inner.addresses.len() > MAX_ENTRIES {
+        if inner.windows.len() + inner.addresses.len() > MAX_ENTRIES
+            && now >= inner.next_forced_sweep_ms
+        {
+            // At most once a second; if fresh entries alone exceed the cap (an attack from
+            // many addresses), the window counters are dropped rather than growing without
+            // bound (lockouts are kept).
+            inner.next_forced_sweep_ms = now + 1000;
             sweep(&mut inner, now);
+            if inner.windows.len() + inner.addresses.len() > MAX_ENTRIES {
+                inner.windows.clear();
+            }
         }
         let policy = spec.policy;
         if let Some(a) = inner.addresses.get(spec.addr) {
@@ -111,6 +121,14 @@ impl MemoryStore {
             };
         }
         let (prev, cur) = (c.prev, c.cur);
+        if !spec.counts_towards_lockout {
+            return Hit::Rejected {
+                prev,
+                cur,
+                now_ms: now,
+                lockout: None,
+            };
+        }
         let a = inner.addresses.entry(spec.addr.to_string()).or_default();
         if a.violations_until_ms <= now {
             a.violations = 0;
@@ -173,6 +191,7 @@ mod tests {
                 window_secs: 60,
             },
             policy,
+            counts_towards_lockout: true,
         }
     }
 

@@ -70,8 +70,12 @@ pub struct Route {
 }
 
 /// Credential endpoints (POST), each counted on its own.
-const CREDENTIAL_ENDPOINTS: [&str; 20] = [
+const CREDENTIAL_ENDPOINTS: [&str; 24] = [
     "/token",
+    "/revoke",
+    "/account/backup-codes",
+    "/api/v1/auth/revoke",
+    "/api/v1/mfa/backup-codes",
     "/login",
     "/mfa",
     "/mfa/enroll",
@@ -275,6 +279,9 @@ pub struct HitSpec<'a> {
     pub addr: &'a str,
     pub window: Window,
     pub policy: &'a RateLimitConfig,
+    /// Whether rejections count towards the address's lockout and ban: not under a tenant
+    /// window stricter than the server's, so one tenant cannot ban addresses for all.
+    pub counts_towards_lockout: bool,
 }
 
 /// The sliding-window estimate and what follows from it, from the two windows' counts.
@@ -448,6 +455,12 @@ impl Protection {
         })
     }
 
+    /// Whether `ip` is one of the trusted proxies (counted never: a proxy that forwards no
+    /// usable client address must not get everyone behind it locked out).
+    pub fn is_trusted(&self, ip: IpAddr) -> bool {
+        self.trusted.iter().any(|n| n.contains(&ip))
+    }
+
     pub fn is_banned(&self, ip: IpAddr) -> bool {
         self.banned(ip, &addr_key(ip))
     }
@@ -472,11 +485,15 @@ impl Protection {
             return Verdict::Banned;
         }
         let key = format!("{tenant_key}:{}:{addr}", route.endpoint);
+        let server = self.window(route.group, &BTreeMap::new());
         let spec = HitSpec {
             key: &key,
             addr: &addr,
             window,
             policy: &self.policy,
+            // limit/window >= the server's limit/window, compared without division.
+            counts_towards_lockout: u128::from(window.limit) * u128::from(server.window_secs)
+                >= u128::from(server.limit) * u128::from(window.window_secs),
         };
         let hit = match &self.store {
             Store::Memory(m) => m.hit(&spec),
@@ -628,6 +645,9 @@ pub fn parse_ban_target(s: &str) -> Result<String, BanError> {
     }
 }
 
+/// Longest temporary ban: ten years.
+const MAX_BAN_SECS: i64 = 10 * 365 * 86_400;
+
 pub async fn list_bans(state: &AppState) -> Result<Vec<Ban>, BanError> {
     Ok(storage::bans::list_live_bans(&state.pool, storage::now())
         .await?
@@ -646,10 +666,10 @@ pub async fn ban(
     ctx: &Context,
 ) -> Result<Ban, BanError> {
     let ip = parse_ban_target(target)?;
-    if expires_in_secs.is_some_and(|s| s <= 0) {
-        return Err(BanError::Invalid(
-            "expires_in_secs must be a positive number of seconds".into(),
-        ));
+    if expires_in_secs.is_some_and(|s| !(1..=MAX_BAN_SECS).contains(&s)) {
+        return Err(BanError::Invalid(format!(
+            "expires_in_secs must be 1-{MAX_BAN_SECS} seconds (omit it for a permanent ban)"
+        )));
     }
     let expires_at = expires_in_secs.map(|s| storage::now() + s);
     let reason = reason.unwrap_or("banned by an operator");

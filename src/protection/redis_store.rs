@@ -13,7 +13,8 @@ use secrecy::{ExposeSecret, SecretString};
 use super::{Hit, HitSpec};
 
 /// KEYS: window hash, lock, violations, lockouts. ARGV: window ms, limit, violations that
-/// lock, violation window ms, lockout ms, lockout-count window ms. Returns
+/// lock, violation window ms, lockout ms, lockout-count window ms, whether rejections count
+/// towards the lockout ("1"/"0"). Returns
 /// `{kind, prev, cur, now_ms, extra}`: kind 0 admitted, 1 rejected, 2 locked (extra = ms
 /// left), 3 rejected and now locked (extra = lockouts in the window).
 const HIT: &str = r"
@@ -44,7 +45,7 @@ if est + 1 <= limit then
 end
 redis.call('HSET', KEYS[1], 'i', idx, 'c', cur, 'p', prev, 'w', w)
 redis.call('PEXPIRE', KEYS[1], 2 * w)
-if kind == 0 then return {0, prev, cur, now, 0} end
+if kind == 0 or ARGV[7] == '0' then return {kind, prev, cur, now, 0} end
 local n = redis.call('INCR', KEYS[3])
 if n == 1 then redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[4])) end
 if n >= tonumber(ARGV[3]) then
@@ -125,6 +126,11 @@ impl RedisStore {
             .arg(p.violation_window_secs * 1000)
             .arg(p.lockout_secs * 1000)
             .arg(p.ban_window_secs.max(1) * 1000)
+            .arg(if spec.counts_towards_lockout {
+                "1"
+            } else {
+                "0"
+            })
             .invoke_async(&mut conn)
             .await?;
         Ok(match kind {

@@ -58,21 +58,26 @@ pub async fn insert_refresh_token(pool: &Pool, t: &RefreshTokenRow) -> DbResult<
     dispatch!(pool, p => insert_refresh!(t).execute(p).await.map(|_| ()))
 }
 
-/// Rotates a refresh token: marks the live token `parent_hash` used and stores its
-/// successor in one transaction. Of concurrent rotations of one token exactly one gets
-/// `true`; the others find it used — and by then its successor is stored, so revoking the
-/// family covers the successor too.
+/// Rotates a refresh token: marks the live token `parent_hash` used (`first_use`; else it
+/// must already be used and is only locked) and stores its successor in one transaction. Of
+/// concurrent first rotations of one token exactly one gets `true`; the others find it used
+/// — and by then its successor is stored, so revoking the family covers the successor too.
+/// A revoked parent gives `false`.
 pub async fn rotate_refresh_token(
     pool: &Pool,
     parent_hash: &str,
     next: &RefreshTokenRow,
     now: i64,
+    first_use: bool,
 ) -> DbResult<bool> {
+    let claim = if first_use {
+        "UPDATE refresh_tokens SET used_at = $3 WHERE token_hash = $1 AND tenant_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3"
+    } else {
+        "UPDATE refresh_tokens SET used_at = used_at WHERE token_hash = $1 AND tenant_id = $2 AND used_at IS NOT NULL AND revoked_at IS NULL AND expires_at > $3"
+    };
     dispatch!(pool, p => {
         let mut tx = p.begin().await?;
-        let claimed = sqlx::query(
-            "UPDATE refresh_tokens SET used_at = $3 WHERE token_hash = $1 AND tenant_id = $2 AND used_at IS NULL AND revoked_at IS NULL AND expires_at > $3",
-        )
+        let claimed = sqlx::query(claim)
         .bind(parent_hash)
         .bind(&next.tenant_id)
         .bind(now)
@@ -137,12 +142,22 @@ async fn revoke(
          ON CONFLICT (jti) DO NOTHING"
     );
     let revoke = format!("UPDATE refresh_tokens SET revoked_at = $3 WHERE tenant_id = $1 AND {condition} AND revoked_at IS NULL");
+    // On PostgreSQL (READ COMMITTED) an UPDATE that waited for a concurrent rotation does
+    // not see the successor that rotation inserted; the next statement does. Repeating
+    // until nothing is left to revoke covers successors stored meanwhile.
     dispatch!(pool, p => {
         let mut tx = p.begin().await?;
-        sqlx::query(&deny).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
-        let r = sqlx::query(&revoke).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
+        let mut total = 0;
+        for _ in 0..8 {
+            sqlx::query(&deny).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
+            let r = sqlx::query(&revoke).bind(tenant_id).bind(key).bind(now).execute(&mut *tx).await?;
+            total += r.rows_affected();
+            if r.rows_affected() == 0 {
+                break;
+            }
+        }
         tx.commit().await?;
-        Ok(r.rows_affected())
+        Ok(total)
     })
 }
 

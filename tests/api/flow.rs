@@ -200,6 +200,23 @@ async fn a_reuse_interval_lets_concurrent_refreshes_succeed() {
             .await;
         assert_eq!(r.status(), 200);
     }
+    // Truly at once: the request that loses the rotation is inside the interval too.
+    let second = app.tokens_for(&client, "ana@example.com").await;
+    let rt = second["refresh_token"].as_str().unwrap();
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    let (a, b) = tokio::join!(app.token(&client, &form), app.token(&client, &form));
+    assert_eq!((a.status().as_u16(), b.status().as_u16()), (200, 200));
+    let a: serde_json::Value = a.json().await.unwrap();
+    let r = app
+        .token(
+            &client,
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", a["refresh_token"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "the family is not revoked");
 }
 
 #[tokio::test]

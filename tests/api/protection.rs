@@ -598,3 +598,95 @@ async fn metrics_count_requests_sign_ins_tokens_and_rejections() {
         .unwrap();
     assert_eq!(r.status(), 200);
 }
+
+#[tokio::test]
+async fn percent_encoded_paths_count_as_the_endpoint_they_reach() {
+    let app = spawn_app_with(|c| {
+        c.rate_limit.credentials = Window {
+            limit: 2,
+            window_secs: 60,
+        };
+    })
+    .await;
+    let client = client_credentials_client(&app, &[]).await;
+    let encoded = format!("{}/t/acme/%74oken", app.address);
+    for expected in [200, 200, 429] {
+        let r = app
+            .http
+            .post(&encoded)
+            .basic_auth(&client.id, client.secret.as_deref())
+            .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), expected);
+    }
+    assert_eq!(cc_token(&app, &client, None).await.status(), 429);
+}
+
+#[tokio::test]
+async fn every_forwarded_for_line_is_read_and_a_proxy_without_one_is_not_limited() {
+    let app = spawn_app_with(|c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.rate_limit.credentials = Window {
+            limit: 1,
+            window_secs: 60,
+        };
+    })
+    .await;
+    let client = client_credentials_client(&app, &[]).await;
+    // The client forges a first line; the proxy appends the real address in a second one.
+    let send = |forged: &'static str| {
+        app.http
+            .post(app.url("/token"))
+            .basic_auth(&client.id, client.secret.as_deref())
+            .header("x-forwarded-for", forged)
+            .header("x-forwarded-for", "203.0.113.50")
+            .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+            .send()
+    };
+    assert_eq!(send("198.51.100.1").await.unwrap().status(), 200);
+    assert_eq!(send("198.51.100.2").await.unwrap().status(), 429);
+    // A non-ASCII value does not hide the hops after it.
+    let r = app
+        .http
+        .post(app.url("/token"))
+        .basic_auth(&client.id, client.secret.as_deref())
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"\x80, 203.0.113.50").unwrap(),
+        )
+        .form(&[("grant_type", "client_credentials"), ("scope", "api")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    // Requests of the proxy itself (no client address) are never counted or locked out.
+    for _ in 0..3 {
+        assert_eq!(cc_token(&app, &client, None).await.status(), 200);
+    }
+}
+
+#[tokio::test]
+async fn a_tenant_window_stricter_than_the_servers_does_not_lock_addresses_out() {
+    let app = spawn_app_with(|c| c.rate_limit.lockout_violations = 2).await;
+    let mut settings = app.tenant.settings.clone();
+    settings.rate_limits.insert(
+        portcullis::protection::Group::Credentials,
+        Window {
+            limit: 1,
+            window_secs: 3600,
+        },
+    );
+    portcullis::tenants::update_settings(&app.state, &app.tenant, &settings)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+    let client = client_credentials_client(&app, &[]).await;
+    assert_eq!(cc_token(&app, &client, None).await.status(), 200);
+    for _ in 0..4 {
+        assert_eq!(cc_token(&app, &client, None).await.status(), 429);
+    }
+    // Still only limited at this tenant's token endpoint, not locked out.
+    assert_eq!(app.get(&app.url("/jwks")).await.status(), 200);
+}
