@@ -70,14 +70,14 @@ impl Schedule {
             return false;
         }
         let next = now + period_secs as i64;
-        match storage::bans::claim_job(&state.pool, job, &state.instance_id, now, next).await {
+        match storage::jobs::claim_job(&state.pool, job, &state.instance_id, now, next).await {
             Ok(true) => {
                 self.next.insert(job, next);
                 true
             }
             Ok(false) => {
                 // Another instance ran it; look again when it is next due.
-                match storage::bans::job_next_run(&state.pool, job).await {
+                match storage::jobs::job_next_run(&state.pool, job).await {
                     Ok(Some(t)) => {
                         self.next.insert(job, t);
                     }

@@ -250,6 +250,7 @@ pub enum Verdict {
     /// The address is locked out after repeated rejections (`retry_after` is the rest of
     /// the lockout).
     Locked(Quota),
+    /// The address is banned ([`Protection::is_banned`]).
     Banned,
 }
 
@@ -461,17 +462,17 @@ impl Protection {
         self.trusted.iter().any(|n| n.contains(&ip))
     }
 
+    /// Whether `ip` is banned. Checked before anything else of a request (and also when rate
+    /// limiting is off); [`Protection::check`] only counts.
     pub fn is_banned(&self, ip: IpAddr) -> bool {
-        self.banned(ip, &addr_key(ip))
-    }
-
-    fn banned(&self, ip: IpAddr, addr: &str) -> bool {
+        let addr = addr_key(ip);
         self.bans
             .read()
-            .is_ok_and(|b| b.contains(ip, addr, storage::now()))
+            .is_ok_and(|b| b.contains(ip, &addr, storage::now()))
     }
 
-    /// Counts one request of `ip` at `route` (tenant `tenant_key`, window `window`).
+    /// Counts one request of `ip` at `route` (tenant `tenant_key`, window `window`); bans are
+    /// [`Protection::is_banned`]'s.
     pub async fn check(
         &self,
         state: &AppState,
@@ -481,9 +482,6 @@ impl Protection {
         window: Window,
     ) -> Verdict {
         let addr = addr_key(ip);
-        if self.banned(ip, &addr) {
-            return Verdict::Banned;
-        }
         let key = format!("{tenant_key}:{}:{addr}", route.endpoint);
         let server = self.window(route.group, &BTreeMap::new());
         let spec = HitSpec {

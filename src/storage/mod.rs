@@ -16,6 +16,7 @@ pub mod authorization;
 pub mod bans;
 pub mod clients;
 pub mod federation;
+pub mod jobs;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;

@@ -7,7 +7,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use portcullis::api_keys::{self, NewApiKey};
 use portcullis::config::Config;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -235,18 +234,9 @@ async fn two_instances_over_one_database_and_one_redis_serve_as_one() {
             ..ClientOptions::default()
         })
         .await;
-    let (_, ops_key) = api_keys::create(
-        &seed.state,
-        Some(&seed.tenant),
-        NewApiKey {
-            name: "ops",
-            scopes: vec!["keys:rotate".into(), "keys:read".into()],
-            expires_in_days: Some(1),
-            created_by: None,
-        },
-    )
-    .await
-    .unwrap();
+    let ops_key = seed
+        .api_key(Some(&seed.tenant), &["keys:rotate", "keys:read"])
+        .await;
     let env = redis_env();
     let instance_a = start(&seed.state.config, port_a, &env).await;
     let instance_b = start(&seed.state.config, port_b, &env).await;
@@ -404,10 +394,10 @@ async fn background_jobs_run_once_across_instances() {
     assert!(b.stop().await.success());
     let elapsed = started.elapsed().as_secs() as i64;
     let pool = &seed.state.pool;
-    let purges = portcullis::storage::bans::job_runs(pool, "purge")
+    let purges = portcullis::storage::jobs::job_runs(pool, "purge")
         .await
         .unwrap();
-    let rotation_runs = portcullis::storage::bans::job_runs(pool, "key_rotation")
+    let rotation_runs = portcullis::storage::jobs::job_runs(pool, "key_rotation")
         .await
         .unwrap();
     // Each instance checks every 2 s; uncoordinated they would run twice as often.
@@ -455,18 +445,7 @@ async fn slow_upstream(delay: Duration) -> u16 {
 async fn a_terminated_instance_finishes_in_flight_requests_and_logs_json_with_the_request_id() {
     let port = free_port();
     let (seed, _dir) = seeded(port).await;
-    let (_, key) = api_keys::create(
-        &seed.state,
-        Some(&seed.tenant),
-        NewApiKey {
-            name: "ops",
-            scopes: vec!["sso:configure".into()],
-            expires_in_days: Some(1),
-            created_by: None,
-        },
-    )
-    .await
-    .unwrap();
+    let key = seed.api_key(Some(&seed.tenant), &["sso:configure"]).await;
     let env = vec![
         ("PORTCULLIS_LOG_FORMAT", "json".to_string()),
         ("PORTCULLIS_LOG_LEVEL", "info".to_string()),

@@ -206,6 +206,23 @@ impl TestApp {
         http_client(Arc::new(Jar::default()))
     }
 
+    /// An API key with `scopes`, of `tenant` (or a platform key for `None`).
+    pub async fn api_key(&self, tenant: Option<&Tenant>, scopes: &[&str]) -> String {
+        portcullis::api_keys::create(
+            &self.state,
+            tenant,
+            portcullis::api_keys::NewApiKey {
+                name: "test key",
+                scopes: scopes.iter().map(|s| s.to_string()).collect(),
+                expires_in_days: Some(1),
+                created_by: None,
+            },
+        )
+        .await
+        .unwrap()
+        .1
+    }
+
     pub async fn create_tenant(&self, slug: &str) -> Tenant {
         tenants::create_tenant(&self.state, &TenantSlug::parse(slug).unwrap(), None)
             .await

@@ -23,22 +23,6 @@ async fn client_credentials_client(app: &TestApp, origins: &[&str]) -> TestClien
     TestClient { id: c.id, secret }
 }
 
-async fn platform_key(app: &TestApp, scopes: &[&str]) -> String {
-    portcullis::api_keys::create(
-        &app.state,
-        None,
-        portcullis::api_keys::NewApiKey {
-            name: "ops",
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            expires_in_days: Some(30),
-            created_by: None,
-        },
-    )
-    .await
-    .unwrap()
-    .1
-}
-
 async fn cc_token(app: &TestApp, client: &TestClient, xff: Option<&str>) -> reqwest::Response {
     let mut req = app
         .http
@@ -222,7 +206,9 @@ async fn repeated_violations_lock_the_address_out_then_ban_it_and_operators_lift
     assert_eq!(events, 1);
 
     // Operators see and lift bans with a platform key (from another address).
-    let ops = platform_key(&app, &["bans:read", "bans:create", "bans:delete"]).await;
+    let ops = app
+        .api_key(None, &["bans:read", "bans:create", "bans:delete"])
+        .await;
     let admin = |m: reqwest::Method, path: &str| {
         app.http
             .request(m, format!("{}{path}", app.address))
@@ -281,7 +267,7 @@ async fn repeated_violations_lock_the_address_out_then_ban_it_and_operators_lift
         r.json::<Value>().await.unwrap()["error"]["code"],
         "VALIDATION_FAILED"
     );
-    let reader = platform_key(&app, &["bans:read"]).await;
+    let reader = app.api_key(None, &["bans:read"]).await;
     let r = app
         .http
         .post(format!("{}/api/v1/admin/bans", app.address))
