@@ -39,8 +39,17 @@ fn start_peer(mut cmd: Command, what: &str) -> Peer {
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        // The LISTENING line, skipping anything the runtime prints before it.
+        let mut reader = BufReader::new(stdout);
         let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
+        loop {
+            line.clear();
+            match reader.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) if line.starts_with("LISTENING ") => break,
+                Ok(_) => continue,
+            }
+        }
         let _ = tx.send(line);
     });
     let line = rx
