@@ -100,12 +100,27 @@ pub struct ConnectionConfig {
     pub idp_entity_id: Option<String>,
     /// SAML: accept unsolicited (IdP-initiated) responses.
     pub allow_idp_initiated: bool,
+    /// SAML: sign AuthnRequests (the metadata given to this IdP says
+    /// `AuthnRequestsSigned` accordingly). On unless the tenant turns it off.
+    #[serde(default = "yes")]
+    pub sign_authn_requests: bool,
+    /// SAML: require the assertion itself to be signed, not only the Response
+    /// (`WantAssertionsSigned`). On unless the tenant turns it off.
+    #[serde(default = "yes")]
+    pub want_assertions_signed: bool,
+    /// SAML: the NameID format asked for; negotiated from the IdP metadata when unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name_id_format: Option<String>,
     /// Link an upstream identity to an existing account with the same e-mail address when
     /// the upstream vouches for the address (OIDC `email_verified`; for SAML, an address in
     /// one of the connection's domains).
     pub link_by_email: bool,
     /// Ask enrolled users for the tenant's second factor after the upstream sign-in.
     pub apply_mfa_policy: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Which upstream attributes (SAML attribute names, OIDC claim names) give the e-mail,
@@ -187,6 +202,9 @@ impl Connection {
             "domains": self.domains,
             "attribute_mapping": self.mapping,
             "allow_idp_initiated": self.config.allow_idp_initiated,
+            "sign_authn_requests": self.config.sign_authn_requests,
+            "want_assertions_signed": self.config.want_assertions_signed,
+            "name_id_format": self.config.name_id_format,
             "link_by_email": self.config.link_by_email,
             "apply_mfa_policy": self.config.apply_mfa_policy,
             "enabled": self.enabled,
@@ -215,6 +233,17 @@ pub struct ConfigureRequest {
     pub domains: Vec<String>,
     pub attribute_mapping: AttributeMapping,
     pub allow_idp_initiated: bool,
+    /// SAML: the IdP to use when the metadata is an aggregate of several (federation
+    /// metadata); optional for a document describing one IdP.
+    pub idp_entity_id: Option<String>,
+    /// SAML: sign AuthnRequests (default true). Turn off only for an IdP that cannot
+    /// take signed requests; the SP metadata of the connection then says
+    /// `AuthnRequestsSigned="false"`.
+    pub sign_authn_requests: Option<bool>,
+    /// SAML: require signed assertions, not only a signed Response (default true).
+    pub want_assertions_signed: Option<bool>,
+    /// SAML: the NameID format to ask for (negotiated from the IdP metadata when absent).
+    pub name_id_format: Option<String>,
     pub link_by_email: bool,
     pub apply_mfa_policy: bool,
 }
@@ -320,6 +349,8 @@ pub async fn configure(
     }
     let mut config = ConnectionConfig {
         allow_idp_initiated: req.allow_idp_initiated,
+        sign_authn_requests: req.sign_authn_requests.unwrap_or(true),
+        want_assertions_signed: req.want_assertions_signed.unwrap_or(true),
         link_by_email: req.link_by_email,
         apply_mfa_policy: req.apply_mfa_policy,
         ..ConnectionConfig::default()
@@ -363,8 +394,15 @@ pub async fn configure(
                     return Err(invalid(format!("scope {s:?} is not a valid scope")));
                 }
             }
-            if config.allow_idp_initiated {
-                return Err(invalid("allow_idp_initiated is for saml2"));
+            if config.allow_idp_initiated
+                || req.idp_entity_id.is_some()
+                || req.sign_authn_requests.is_some()
+                || req.want_assertions_signed.is_some()
+                || req.name_id_format.is_some()
+            {
+                return Err(invalid(
+                    "allow_idp_initiated, idp_entity_id, sign_authn_requests, want_assertions_signed and name_id_format are for saml2",
+                ));
             }
             // The upstream must answer discovery now, or the connection could never work.
             oidc::discover(state, &config)
@@ -390,8 +428,27 @@ pub async fn configure(
                 (None, Some(x)) => x,
                 _ => return Err(invalid("give exactly one of metadata_url and metadata_xml")),
             };
-            let idp = saml::IdpMetadata::parse(&xml)?;
+            let idp = saml::IdpMetadata::parse(&xml, req.idp_entity_id.as_deref())?;
             config.idp_entity_id = Some(idp.entity_id.clone());
+            if idp.want_signed_requests && !config.sign_authn_requests {
+                return Err(invalid(
+                    "the identity provider wants signed AuthnRequests (WantAuthnRequestsSigned): sign_authn_requests cannot be false",
+                ));
+            }
+            if let Some(f) = req.name_id_format.as_deref() {
+                if !saml::NAME_ID_CHOICES.contains(&f) {
+                    return Err(invalid(format!(
+                        "name_id_format must be one of {}",
+                        saml::NAME_ID_CHOICES.join(", ")
+                    )));
+                }
+                if !idp.name_id_formats.is_empty() && !idp.name_id_formats.iter().any(|g| g == f) {
+                    return Err(invalid(format!(
+                        "the identity provider does not offer the NameID format {f}"
+                    )));
+                }
+                config.name_id_format = Some(f.to_string());
+            }
             if existing.iter().any(|c| {
                 c.protocol == Protocol::Saml2 && c.config.idp_entity_id == config.idp_entity_id
             }) {
@@ -514,7 +571,7 @@ pub async fn refresh_metadata(state: &AppState, max_age: i64) -> Result<usize, s
             continue;
         };
         match saml::fetch_metadata(state, &url).await.and_then(|xml| {
-            saml::IdpMetadata::parse(&xml)?;
+            saml::IdpMetadata::parse(&xml, conn.config.idp_entity_id.as_deref())?;
             Ok(xml)
         }) {
             Ok(xml) => {

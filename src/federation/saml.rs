@@ -1,8 +1,15 @@
-//! SAML 2.0 service provider (samael with xmlsec): the tenant's SP metadata and key,
-//! IdP metadata validation, AuthnRequests over HTTP-Redirect (signed when the IdP wants
-//! it), and Responses over HTTP-POST verified against every signing certificate the IdP
+//! SAML 2.0 service provider (samael with xmlsec): the tenant's SP metadata and keys (one
+//! for signing, one for encryption), IdP metadata validation (single documents and
+//! federation aggregates, selected by entity id), AuthnRequests over HTTP-Redirect signed
+//! per SAML Bindings §3.4.4.1 whenever the SP metadata says `AuthnRequestsSigned="true"`,
+//! and Responses over HTTP-POST verified against every signing certificate the IdP
 //! publishes (so it can roll its certificate), with Destination, Recipient, Audience,
 //! validity window, InResponseTo and assertion-id replay checked.
+//!
+//! What the SP metadata declares is what the SP does: `AuthnRequestsSigned` and
+//! `WantAssertionsSigned` follow the connection's switches (both on by default), and an
+//! EncryptedAssertion (XML Encryption 1.1: RSA-OAEP key transport, AES-CBC or AES-GCM) is
+//! decrypted with the key whose certificate the metadata publishes for encryption.
 //!
 //! Before samael sees a response, a structural pre-check refuses what no legitimate IdP
 //! sends and what signature-wrapping attacks need: a DOCTYPE, more than one assertion, no
@@ -19,9 +26,9 @@ use openssl::x509::{X509NameBuilder, X509};
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
-use samael::crypto::CertificateDer;
-use samael::metadata::{EntityDescriptor, HTTP_REDIRECT_BINDING};
-use samael::schema::Assertion;
+use samael::crypto::{CertificateDer, Crypto, CryptoProvider, ReduceMode};
+use samael::metadata::{EntitiesDescriptor, EntityDescriptor, HTTP_REDIRECT_BINDING};
+use samael::schema::{Assertion, NameIdPolicy};
 use samael::service_provider::{Error as SpError, ServiceProvider};
 
 use super::{
@@ -31,13 +38,39 @@ use super::{
 use crate::crypto;
 use crate::provider::Provider;
 use crate::state::AppState;
+pub use crate::storage::federation::SpKeyUse;
 use crate::storage::{self, federation::SpKeyRow};
 use crate::tenants::Tenant;
 
 const SAML_ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
 const SAML_PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 const DSIG_NS: &[u8] = b"http://www.w3.org/2000/09/xmldsig#";
-const EMAIL_FORMAT: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+const XENC_NS: &[u8] = b"http://www.w3.org/2001/04/xmlenc#";
+const XENC11_NS: &[u8] = b"http://www.w3.org/2009/xmlenc11#";
+pub const NAME_ID_EMAIL: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress";
+pub const NAME_ID_PERSISTENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent";
+pub const NAME_ID_UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+pub const NAME_ID_TRANSIENT: &str = "urn:oasis:names:tc:SAML:2.0:nameid-format:transient";
+/// The NameID formats this SP asks for, best first: a persistent pseudonym (stable and
+/// never reassigned), then the e-mail address. A transient NameID changes on every sign-in
+/// and cannot link an account; the unspecified format leaves the choice to the IdP.
+pub const NAME_ID_FORMATS: [&str; 2] = [NAME_ID_PERSISTENT, NAME_ID_EMAIL];
+/// Formats a connection may be pinned to.
+pub const NAME_ID_CHOICES: [&str; 4] = [
+    NAME_ID_PERSISTENT,
+    NAME_ID_EMAIL,
+    NAME_ID_UNSPECIFIED,
+    NAME_ID_TRANSIENT,
+];
+/// XML signature algorithms accepted from IdPs (no SHA-1).
+const ALLOWED_SIGNATURES: [samael::crypto::AllowedSignatureAlgorithm; 6] = [
+    samael::crypto::AllowedSignatureAlgorithm::RsaSha256,
+    samael::crypto::AllowedSignatureAlgorithm::RsaSha384,
+    samael::crypto::AllowedSignatureAlgorithm::RsaSha512,
+    samael::crypto::AllowedSignatureAlgorithm::EcdsaSha256,
+    samael::crypto::AllowedSignatureAlgorithm::EcdsaSha384,
+    samael::crypto::AllowedSignatureAlgorithm::EcdsaSha512,
+];
 /// Clock skew tolerated on NotBefore / NotOnOrAfter.
 const CLOCK_SKEW_SECS: i64 = 60;
 /// Largest SAMLResponse accepted (base64).
@@ -50,27 +83,71 @@ fn clear_openssl_errors() {
     let _ = openssl::error::ErrorStack::get();
 }
 
-/// A validated IdP metadata document.
+/// A validated IdP metadata document (the one IdP it describes, or the one chosen by
+/// entity id from a federation aggregate).
 pub struct IdpMetadata {
     pub entity_id: String,
     pub descriptor: EntityDescriptor,
     pub sso_url: String,
     pub want_signed_requests: bool,
+    /// NameID formats the IdP says it supports (may be empty).
+    pub name_id_formats: Vec<String>,
     pub certificates: Vec<X509>,
 }
 
 impl IdpMetadata {
-    /// Parses and checks a metadata document: one EntityDescriptor with an IdP role, an
-    /// HTTP-Redirect single sign-on endpoint and at least one signing certificate.
-    pub fn parse(xml: &str) -> Result<Self, FederationError> {
+    /// Parses and checks a metadata document: an EntityDescriptor with an IdP role, or an
+    /// EntitiesDescriptor (aggregate) holding the IdP `entity_id` names (or exactly one
+    /// IdP when `entity_id` is `None`); an HTTP-Redirect single sign-on endpoint and at
+    /// least one signing certificate.
+    pub fn parse(xml: &str, entity_id: Option<&str>) -> Result<Self, FederationError> {
         if xml.len() > super::MAX_DOCUMENT {
             return Err(invalid("metadata is larger than 1 MiB"));
         }
         if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
             return Err(invalid("metadata must not contain a DOCTYPE"));
         }
-        let descriptor = EntityDescriptor::from_str(xml)
-            .map_err(|e| invalid(format!("metadata is not a SAML EntityDescriptor: {e}")))?;
+        let not_metadata = |e: &dyn std::fmt::Display| {
+            invalid(format!("metadata is not a SAML EntityDescriptor: {e}"))
+        };
+        let descriptors: Vec<EntityDescriptor> = if root_is(xml, b"EntitiesDescriptor") {
+            let all = EntitiesDescriptor::from_str(xml).map_err(|e| not_metadata(&e))?;
+            let root = samael::metadata::EntityDescriptorType::EntitiesDescriptor(all);
+            root.iter().cloned().collect()
+        } else {
+            vec![EntityDescriptor::from_str(xml).map_err(|e| not_metadata(&e))?]
+        };
+        let idps: Vec<EntityDescriptor> = descriptors
+            .into_iter()
+            .filter(|d| {
+                d.idp_sso_descriptors
+                    .as_ref()
+                    .is_some_and(|v| !v.is_empty())
+            })
+            .collect();
+        let descriptor = match entity_id {
+            Some(want) => idps
+                .into_iter()
+                .find(|d| d.entity_id.as_deref() == Some(want))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "metadata has no identity provider with entity id {want:?}"
+                    ))
+                })?,
+            None => {
+                let n = idps.len();
+                let mut idps = idps.into_iter();
+                match (idps.next(), n) {
+                    (None, _) => return Err(invalid("metadata has no IDPSSODescriptor")),
+                    (Some(one), 1) => one,
+                    (Some(_), n) => {
+                        return Err(invalid(format!(
+                            "metadata describes {n} identity providers: give idp_entity_id to choose one"
+                        )))
+                    }
+                }
+            }
+        };
         let entity_id = descriptor
             .entity_id
             .clone()
@@ -78,9 +155,8 @@ impl IdpMetadata {
             .ok_or_else(|| invalid("metadata has no entityID"))?;
         let idps = descriptor
             .idp_sso_descriptors
-            .as_ref()
-            .filter(|d| !d.is_empty())
-            .ok_or_else(|| invalid("metadata has no IDPSSODescriptor"))?;
+            .as_deref()
+            .unwrap_or_default();
         let sso_url = idps
             .iter()
             .flat_map(|d| d.single_sign_on_services.iter())
@@ -91,6 +167,13 @@ impl IdpMetadata {
         let want_signed_requests = idps
             .iter()
             .any(|d| d.want_authn_requests_signed == Some(true));
+        let mut name_id_formats: Vec<String> = Vec::new();
+        for f in idps.iter().flat_map(|d| d.name_id_formats.iter()) {
+            let f = f.trim().to_string();
+            if !f.is_empty() && !name_id_formats.contains(&f) {
+                name_id_formats.push(f);
+            }
+        }
         let sp = ServiceProvider {
             idp_metadata: descriptor.clone(),
             ..ServiceProvider::default()
@@ -116,8 +199,41 @@ impl IdpMetadata {
             descriptor,
             sso_url,
             want_signed_requests,
+            name_id_formats,
             certificates,
         })
+    }
+
+    /// The NameID format an AuthnRequest asks for: the connection's choice, else the best
+    /// of ours the IdP lists; `None` (the IdP's default) when it lists none of them.
+    pub fn negotiate_name_id(&self, pinned: Option<&str>) -> Option<String> {
+        if let Some(p) = pinned {
+            return Some(p.to_string());
+        }
+        NAME_ID_FORMATS
+            .iter()
+            .find(|f| self.name_id_formats.iter().any(|g| g == *f))
+            .map(|f| f.to_string())
+    }
+
+    fn certificate_ders(&self) -> Vec<CertificateDer> {
+        self.certificates
+            .iter()
+            .filter_map(|c| c.to_der().ok())
+            .map(CertificateDer::from)
+            .collect()
+    }
+}
+
+/// Whether the document's root element has this local name.
+fn root_is(xml: &str, local: &[u8]) -> bool {
+    let mut reader = NsReader::from_str(xml);
+    loop {
+        match reader.read_event() {
+            Ok(Event::Start(e)) | Ok(Event::Empty(e)) => return e.local_name().as_ref() == local,
+            Ok(Event::Eof) | Err(_) => return false,
+            Ok(_) => continue,
+        }
     }
 }
 
@@ -143,13 +259,15 @@ pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, Feder
     String::from_utf8(body).map_err(|_| invalid("metadata is not UTF-8 text"))
 }
 
-/// The tenant's SP key pair, created on first use (every instance then reads the same).
-pub async fn sp_credentials(
+/// One of the tenant's SP key pairs, created on first use (every instance then reads the
+/// same).
+pub async fn sp_key(
     state: &AppState,
     tenant: &Tenant,
     issuer: &str,
+    purpose: SpKeyUse,
 ) -> Result<(PKey<Private>, X509), FederationError> {
-    if let Some(row) = storage::federation::find_sp_key(&state.pool, &tenant.id).await? {
+    if let Some(row) = storage::federation::find_sp_key(&state.pool, purpose, &tenant.id).await? {
         return open_sp_key(state, &row);
     }
     let issuer = issuer.to_string();
@@ -166,8 +284,8 @@ pub async fn sp_credentials(
         certificate: cert_pem,
         created_at: storage::now(),
     };
-    storage::federation::insert_sp_key(&state.pool, &row).await?;
-    let row = storage::federation::find_sp_key(&state.pool, &tenant.id)
+    storage::federation::insert_sp_key(&state.pool, purpose, &row).await?;
+    let row = storage::federation::find_sp_key(&state.pool, purpose, &tenant.id)
         .await?
         .ok_or_else(|| FederationError::Unexpected(anyhow::anyhow!("SP key vanished")))?;
     open_sp_key(state, &row)
@@ -246,39 +364,60 @@ fn service_provider(
         allow_idp_initiated,
         max_issue_delay: chrono::Duration::seconds(180),
         max_clock_skew: chrono::Duration::seconds(CLOCK_SKEW_SECS),
-        allowed_signature_algorithms: Some(vec![
-            samael::crypto::AllowedSignatureAlgorithm::RsaSha256,
-            samael::crypto::AllowedSignatureAlgorithm::RsaSha384,
-            samael::crypto::AllowedSignatureAlgorithm::RsaSha512,
-            samael::crypto::AllowedSignatureAlgorithm::EcdsaSha256,
-            samael::crypto::AllowedSignatureAlgorithm::EcdsaSha384,
-            samael::crypto::AllowedSignatureAlgorithm::EcdsaSha512,
-        ]),
+        allowed_signature_algorithms: Some(ALLOWED_SIGNATURES.to_vec()),
         ..ServiceProvider::default()
     })
 }
 
-/// `{issuer}/saml/metadata`: entity id, ACS (HTTP-POST), signing certificate.
-pub async fn sp_metadata(state: &AppState, p: &Provider) -> Result<String, FederationError> {
-    let (_, cert) = sp_credentials(state, &p.tenant, &p.issuer).await?;
-    let der = cert
-        .to_der()
-        .map_err(|e| FederationError::Unexpected(e.into()))?;
-    // samael's metadata builder insists on a logout endpoint; this SP has none, so the
-    // document is assembled from its parts.
-    let b64 = crypto::b64(&der);
+/// `{issuer}/saml/metadata`: entity id, ACS (HTTP-POST), the signing and the encryption
+/// certificates, NameID formats, and what the SP requires. With a connection, the document
+/// that connection's IdP should load: its own switches (unsigned requests, unsigned
+/// assertions accepted) and NameID format; without, the tenant's defaults (both signed).
+pub async fn sp_metadata(
+    state: &AppState,
+    p: &Provider,
+    conn: Option<&Connection>,
+) -> Result<String, FederationError> {
+    let (_, signing) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let (_, encryption) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Encryption).await?;
+    let b64 = |c: &X509| -> Result<String, FederationError> {
+        Ok(crypto::b64(
+            &c.to_der()
+                .map_err(|e| FederationError::Unexpected(e.into()))?,
+        ))
+    };
+    let (signing, encryption) = (b64(&signing)?, b64(&encryption)?);
+    let requests_signed = conn.is_none_or(|c| c.config.sign_authn_requests);
+    let assertions_signed = conn.is_none_or(|c| c.config.want_assertions_signed);
+    let formats: Vec<&str> = match conn.and_then(|c| c.config.name_id_format.as_deref()) {
+        Some(f) => vec![f],
+        None => NAME_ID_FORMATS.to_vec(),
+    };
+    let formats: String = formats
+        .iter()
+        .map(|f| format!("    <md:NameIDFormat>{}</md:NameIDFormat>\n", xml_escape(f)))
+        .collect();
+    // samael's metadata builder insists on a logout endpoint and knows no encryption
+    // methods, so the document is assembled from its parts.
     let entity = xml_escape(&sp_entity_id(p));
     let acs = xml_escape(&acs_url(p));
     Ok(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
-  <md:SPSSODescriptor AuthnRequestsSigned="true" WantAssertionsSigned="true" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
+  <md:SPSSODescriptor AuthnRequestsSigned="{requests_signed}" WantAssertionsSigned="{assertions_signed}" protocolSupportEnumeration="urn:oasis:names:tc:SAML:2.0:protocol">
     <md:KeyDescriptor use="signing">
-      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{b64}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{signing}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
     </md:KeyDescriptor>
-    <md:NameIDFormat>urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress</md:NameIDFormat>
-    <md:NameIDFormat>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</md:NameIDFormat>
-    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
+    <md:KeyDescriptor use="encryption">
+      <ds:KeyInfo><ds:X509Data><ds:X509Certificate>{encryption}</ds:X509Certificate></ds:X509Data></ds:KeyInfo>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes256-gcm"/>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#aes128-gcm"/>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes256-cbc"/>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#aes128-cbc"/>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#rsa-oaep"/>
+      <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>
+    </md:KeyDescriptor>
+{formats}    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
 "#
@@ -299,7 +438,8 @@ fn idp_metadata(conn: &Connection) -> Result<IdpMetadata, FederationError> {
             "Single sign-on is not available: the identity provider's metadata is missing.",
         )
     })?;
-    IdpMetadata::parse(xml).map_err(|e| FederationError::failed("bad_metadata", format!("{e}")))
+    IdpMetadata::parse(xml, conn.config.idp_entity_id.as_deref())
+        .map_err(|e| FederationError::failed("bad_metadata", format!("{e}")))
 }
 
 /// The HTTP-Redirect URL of a new AuthnRequest and its ID (for InResponseTo).
@@ -310,15 +450,22 @@ pub async fn authn_request(
     relay_state: &str,
 ) -> Result<(url::Url, String), FederationError> {
     let idp = idp_metadata(conn)?;
-    let (key, cert) = sp_credentials(state, &p.tenant, &p.issuer).await?;
+    let (key, cert) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
     let sp = service_provider(p, None, Some(&cert), idp.descriptor.clone(), false)?;
     let mut request = sp
         .make_authentication_request(&idp.sso_url)
         .map_err(|e| FederationError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     // A 128-bit id (samael's default has 32 random bits); NCName, so it starts with a letter.
     request.id = format!("pc{}", crypto::hex(&crypto::random_bytes(16)));
+    request.name_id_policy = Some(NameIdPolicy {
+        format: idp.negotiate_name_id(conn.config.name_id_format.as_deref()),
+        allow_create: Some(true),
+        ..NameIdPolicy::default()
+    });
     let id = request.id.clone();
-    let url = if idp.want_signed_requests {
+    // Signed (Bindings §3.4.4.1: SigAlg and Signature over the encoded query) exactly when
+    // the metadata given to this IdP says AuthnRequestsSigned="true".
+    let url = if conn.config.sign_authn_requests {
         request.signed_redirect(relay_state, &key)
     } else {
         request.redirect(relay_state)
@@ -332,29 +479,83 @@ pub async fn authn_request(
     Ok((url, id))
 }
 
-/// What the structural pre-check learnt about a response.
+/// What the structural pre-check learnt about a response (or a decrypted assertion).
 #[derive(Debug, Default)]
 pub struct Shape {
     pub issuer: Option<String>,
     pub in_response_to: Option<String>,
     assertions: usize,
     signatures: usize,
+    /// The assertion's ID and the Reference URI of the signature that is its direct child.
+    assertion_id: Option<String>,
+    assertion_signature_ref: Option<String>,
+    /// A signature that is a direct child of the root (the Response's own).
+    root_signed: bool,
+    encrypted: Option<Encrypted>,
+}
+
+/// An EncryptedAssertion: where it is in the document and what decrypting it needs.
+#[derive(Debug, Default)]
+struct Encrypted {
+    start: usize,
+    end: usize,
+    data_method: String,
+    data_cipher: String,
+    key_method: String,
+    key_digest: Option<String>,
+    key_mgf: Option<String>,
+    key_cipher: String,
+}
+
+impl Shape {
+    pub fn is_encrypted(&self) -> bool {
+        self.encrypted.is_some()
+    }
+
+    /// The assertion carries a signature whose reference is the assertion itself (the
+    /// signature's validity is xmlsec's to check).
+    fn assertion_signed(&self) -> bool {
+        match (&self.assertion_id, &self.assertion_signature_ref) {
+            (Some(id), Some(r)) => r.strip_prefix('#') == Some(id.as_str()),
+            _ => false,
+        }
+    }
+}
+
+fn malformed() -> FederationError {
+    FederationError::failed(
+        "malformed",
+        "The identity provider's response is not valid SAML.",
+    )
 }
 
 /// Reads the response's structure without trusting it.
 pub fn shape(xml: &str) -> Result<Shape, FederationError> {
-    let malformed = || {
-        FederationError::failed(
-            "malformed",
-            "The identity provider's response is not valid SAML.",
-        )
-    };
+    scan(xml, SAML_PROTOCOL_NS, b"Response")
+}
+
+/// Where a text node's content goes.
+#[derive(Clone, Copy, PartialEq)]
+enum TextOf {
+    Nothing,
+    Issuer,
+    DataCipher,
+    KeyCipher,
+}
+
+/// One pass over a document whose root must be `root_ns:root_local`: counts assertions and
+/// signatures, finds the issuer, InResponseTo, the assertion's own signature, and the
+/// parts of an EncryptedAssertion.
+fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, FederationError> {
     let mut reader = NsReader::from_str(xml);
     let mut shape = Shape::default();
-    let mut depth = 0usize;
+    let mut stack: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
     let mut seen_root = false;
-    let mut issuer_text = false;
+    let mut text_of = TextOf::Nothing;
+    let mut enc: Option<Encrypted> = None;
+    let mut in_encrypted = false;
     loop {
+        let before = usize::try_from(reader.buffer_position()).map_err(|_| malformed())?;
         let (ns, event) = reader.read_resolved_event().map_err(|_| malformed())?;
         let ns: Vec<u8> = match ns {
             ResolveResult::Bound(n) => n.as_ref().to_vec(),
@@ -369,47 +570,126 @@ pub fn shape(xml: &str) -> Result<Shape, FederationError> {
             }
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let opens = matches!(event, Event::Start(_));
-                let local = e.local_name();
-                let local = local.as_ref();
+                let local = e.local_name().as_ref().to_vec();
+                let depth = stack.len();
+                let attr = |name: &[u8]| {
+                    e.attributes()
+                        .flatten()
+                        .find(|a| a.key.as_ref() == name)
+                        .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                };
+                let parent = |n: usize| stack.len().checked_sub(n).and_then(|i| stack.get(i));
+                let is = |x: Option<&(Vec<u8>, Vec<u8>)>, ns: &[u8], l: &[u8]| {
+                    x.is_some_and(|(a, b)| a == ns && b == l)
+                };
                 if depth == 0 {
-                    if seen_root || ns != SAML_PROTOCOL_NS || local != b"Response" {
+                    if seen_root || ns != root_ns || local != root_local {
                         return Err(malformed());
                     }
                     seen_root = true;
-                    for a in e.attributes().flatten() {
-                        if a.key.as_ref() == b"InResponseTo" {
-                            shape.in_response_to =
-                                Some(String::from_utf8_lossy(&a.value).into_owned());
-                        }
-                    }
+                    shape.in_response_to = attr(b"InResponseTo");
                 }
-                if ns == SAML_ASSERTION_NS
-                    && (local == b"Assertion" || local == b"EncryptedAssertion")
-                {
+                let assertion_here = ns == SAML_ASSERTION_NS && local == b"Assertion";
+                if ns == SAML_ASSERTION_NS && (assertion_here || local == b"EncryptedAssertion") {
                     shape.assertions += 1;
+                    if assertion_here && shape.assertion_id.is_none() {
+                        shape.assertion_id = attr(b"ID");
+                    }
+                    if !assertion_here && opens && enc.is_none() {
+                        in_encrypted = true;
+                        enc = Some(Encrypted {
+                            start: before,
+                            ..Encrypted::default()
+                        });
+                    }
                 }
                 if ns == DSIG_NS && local == b"Signature" {
                     shape.signatures += 1;
+                    if depth == 1 {
+                        shape.root_signed = true;
+                    }
                 }
-                issuer_text = opens && depth == 1 && ns == SAML_ASSERTION_NS && local == b"Issuer";
+                if ns == DSIG_NS
+                    && local == b"Reference"
+                    && is(parent(1), DSIG_NS, b"SignedInfo")
+                    && is(parent(2), DSIG_NS, b"Signature")
+                    && is(parent(3), SAML_ASSERTION_NS, b"Assertion")
+                    && shape.assertion_signature_ref.is_none()
+                {
+                    shape.assertion_signature_ref = attr(b"URI");
+                }
+                if let (true, Some(enc)) = (in_encrypted, enc.as_mut()) {
+                    let under_key = is(parent(1), XENC_NS, b"EncryptedKey");
+                    let under_data = is(parent(1), XENC_NS, b"EncryptedData");
+                    if ns == XENC_NS && local == b"EncryptionMethod" {
+                        let alg = attr(b"Algorithm").unwrap_or_default();
+                        if under_data && enc.data_method.is_empty() {
+                            enc.data_method = alg;
+                        } else if under_key && enc.key_method.is_empty() {
+                            enc.key_method = alg;
+                        }
+                    }
+                    let in_key_method = is(parent(1), XENC_NS, b"EncryptionMethod")
+                        && is(parent(2), XENC_NS, b"EncryptedKey");
+                    if in_key_method && ns == DSIG_NS && local == b"DigestMethod" {
+                        enc.key_digest = attr(b"Algorithm");
+                    }
+                    if in_key_method && ns == XENC11_NS && local == b"MGF" {
+                        enc.key_mgf = attr(b"Algorithm");
+                    }
+                    if ns == XENC_NS
+                        && local == b"CipherValue"
+                        && is(parent(1), XENC_NS, b"CipherData")
+                    {
+                        if is(parent(2), XENC_NS, b"EncryptedData") && enc.data_cipher.is_empty() {
+                            text_of = TextOf::DataCipher;
+                        } else if is(parent(2), XENC_NS, b"EncryptedKey")
+                            && enc.key_cipher.is_empty()
+                        {
+                            text_of = TextOf::KeyCipher;
+                        }
+                    }
+                }
+                if opens && depth == 1 && ns == SAML_ASSERTION_NS && local == b"Issuer" {
+                    text_of = TextOf::Issuer;
+                }
                 if opens {
-                    depth += 1;
+                    stack.push((ns, local));
+                } else {
+                    text_of = TextOf::Nothing;
                 }
             }
-            Event::Text(t) if issuer_text => {
-                shape.issuer = t.decode().ok().map(|v| v.trim().to_string());
+            Event::Text(t) if text_of != TextOf::Nothing => {
+                let text = t.decode().map_err(|_| malformed())?;
+                match (text_of, enc.as_mut()) {
+                    (TextOf::Issuer, _) => shape.issuer = Some(text.trim().to_string()),
+                    (TextOf::DataCipher, Some(e)) => e.data_cipher.push_str(&text),
+                    (TextOf::KeyCipher, Some(e)) => e.key_cipher.push_str(&text),
+                    _ => {}
+                }
             }
             Event::End(_) => {
-                depth = depth.saturating_sub(1);
-                issuer_text = false;
+                let closed = stack.pop();
+                text_of = TextOf::Nothing;
+                if in_encrypted
+                    && closed
+                        .is_some_and(|(n, l)| n == SAML_ASSERTION_NS && l == b"EncryptedAssertion")
+                {
+                    in_encrypted = false;
+                    if let Some(e) = enc.as_mut() {
+                        e.end =
+                            usize::try_from(reader.buffer_position()).map_err(|_| malformed())?;
+                    }
+                }
             }
             Event::Eof => break,
             _ => {}
         }
     }
-    if depth != 0 || !seen_root {
+    if !stack.is_empty() || !seen_root {
         return Err(malformed());
     }
+    shape.encrypted = enc;
     Ok(shape)
 }
 
@@ -420,15 +700,35 @@ pub struct Verified {
     pub remember_until: i64,
 }
 
+/// Verifies every XML signature in `xml` against the IdP's certificates (xmlsec, allowed
+/// algorithms only) and returns the document reduced to what they cover.
+fn verify_signatures(idp: &IdpMetadata, xml: &str) -> Result<String, FederationError> {
+    let reduced = Crypto::reduce_xml_to_signed_with_allowed_algorithms(
+        xml,
+        &idp.certificate_ders(),
+        ReduceMode::default(),
+        Some(&ALLOWED_SIGNATURES),
+    );
+    clear_openssl_errors();
+    reduced.map_err(|_| {
+        FederationError::failed(
+            "signature_invalid",
+            "The response's signature does not verify against the identity provider's certificates.",
+        )
+    })
+}
+
 /// Verifies a Response (already decoded from base64) for this connection. `request_id`
 /// is the outstanding AuthnRequest it must answer; `None` accepts an unsolicited response
-/// (the caller checked that the connection allows IdP-initiated sign-in).
+/// (the caller checked that the connection allows IdP-initiated sign-in). An encrypted
+/// assertion needs the SP's encryption key (`decryption_key`).
 pub fn verify_response(
     p: &Provider,
     conn: &Connection,
     xml: &str,
     shape: &Shape,
     request_id: Option<&str>,
+    decryption_key: Option<&PKey<Private>>,
 ) -> Result<Verified, FederationError> {
     match shape.assertions {
         0 => {
@@ -445,12 +745,6 @@ pub fn verify_response(
             ))
         }
     }
-    if shape.signatures == 0 {
-        return Err(FederationError::failed(
-            "unsigned",
-            "The response is not signed.",
-        ));
-    }
     let idp = idp_metadata(conn)?;
     if shape.issuer.as_deref().is_some_and(|i| i != idp.entity_id) {
         return Err(FederationError::failed(
@@ -464,10 +758,70 @@ pub fn verify_response(
             "The response answers a sign-in that is not pending here.",
         ));
     }
-    let sp = service_provider(p, None, None, idp.descriptor.clone(), request_id.is_none())?;
+    let unsigned = || FederationError::failed("unsigned", "The response is not signed.");
+    let assertion_unsigned = || {
+        FederationError::failed(
+            "assertion_unsigned",
+            "The assertion is not signed, and this connection requires signed assertions.",
+        )
+    };
     let ids: Option<Vec<&str>> = request_id.map(|r| vec![r]);
-    let parsed = sp.parse_xml_response(xml, ids.as_deref());
-    clear_openssl_errors();
+    let parsed = match &shape.encrypted {
+        None => {
+            if shape.signatures == 0 {
+                return Err(unsigned());
+            }
+            if conn.config.want_assertions_signed && !shape.assertion_signed() {
+                return Err(assertion_unsigned());
+            }
+            let sp = service_provider(p, None, None, idp.descriptor.clone(), request_id.is_none())?;
+            let parsed = sp.parse_xml_response(xml, ids.as_deref());
+            clear_openssl_errors();
+            parsed
+        }
+        Some(enc) => {
+            // The Response's own signature covers the encrypted form; the assertion's, if
+            // any, is inside and is checked once decrypted. One of them must be there, and
+            // the assertion's when the connection wants signed assertions.
+            if shape.signatures > 0 {
+                verify_signatures(&idp, xml)?;
+            }
+            let key = decryption_key.ok_or_else(|| {
+                FederationError::Unexpected(anyhow::anyhow!("no SP encryption key"))
+            })?;
+            let assertion_xml = decrypt(enc, key)?;
+            let inner = scan(&assertion_xml, SAML_ASSERTION_NS, b"Assertion")?;
+            if inner.assertions != 1 || inner.encrypted.is_some() {
+                return Err(FederationError::failed(
+                    "multiple_assertions",
+                    "The response carries several assertions (a signature-wrapping attempt?).",
+                ));
+            }
+            if inner.signatures > 0 {
+                verify_signatures(&idp, &assertion_xml)?;
+            }
+            if !shape.root_signed && !inner.assertion_signed() {
+                return Err(unsigned());
+            }
+            if conn.config.want_assertions_signed && !inner.assertion_signed() {
+                return Err(assertion_unsigned());
+            }
+            let (Some(head), Some(tail)) = (xml.get(..enc.start), xml.get(enc.end..)) else {
+                return Err(malformed());
+            };
+            let plaintext = format!("{head}{assertion_xml}{tail}");
+            // Every signature is verified above: samael checks the rest (destination,
+            // status, InResponseTo, audience, recipient, validity) on the plaintext.
+            let mut descriptor = idp.descriptor.clone();
+            for d in descriptor.idp_sso_descriptors.iter_mut().flatten() {
+                d.key_descriptors.clear();
+            }
+            let sp = service_provider(p, None, None, descriptor, request_id.is_none())?;
+            let parsed = sp.parse_xml_response(&plaintext, ids.as_deref());
+            clear_openssl_errors();
+            parsed
+        }
+    };
     let assertion = parsed.map_err(|e| {
         let (reason, message) = reason(&e);
         tracing::info!(connection = %conn.id, reason, error = %e, "SAML response rejected");
@@ -485,6 +839,132 @@ pub fn verify_response(
         assertion_id: assertion.id.clone(),
         remember_until,
     })
+}
+
+/// XML Encryption of the assertion (XML Enc 1.1 §5.4, §5.5, §5.2): the content key by
+/// RSA-OAEP (SHA-1 or SHA-2 digests and MGF1), the assertion by AES-CBC (XML Enc padding)
+/// or AES-GCM. RSA PKCS#1 v1.5 key transport is refused (Bleichenbacher). Every failure
+/// reads the same, so the answers are no decryption oracle.
+fn decrypt(enc: &Encrypted, key: &PKey<Private>) -> Result<String, FederationError> {
+    use openssl::encrypt::Decrypter;
+    use openssl::rsa::Padding;
+    use openssl::symm::{Cipher, Crypter, Mode};
+    let failed = || {
+        FederationError::failed(
+            "decryption_failed",
+            "The encrypted assertion could not be decrypted with this service provider's key.",
+        )
+    };
+    let b64 = |s: &str| {
+        let compact: String = s.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+        crypto::b64_decode(&compact)
+    };
+    let digest = |uri: Option<&str>| match uri {
+        None | Some("http://www.w3.org/2000/09/xmldsig#sha1") => Some(MessageDigest::sha1()),
+        Some("http://www.w3.org/2001/04/xmlenc#sha256") => Some(MessageDigest::sha256()),
+        Some("http://www.w3.org/2001/04/xmldsig-more#sha384") => Some(MessageDigest::sha384()),
+        Some("http://www.w3.org/2001/04/xmlenc#sha512") => Some(MessageDigest::sha512()),
+        _ => None,
+    };
+    let mgf = |uri: Option<&str>| match uri {
+        None | Some("http://www.w3.org/2009/xmlenc11#mgf1sha1") => Some(MessageDigest::sha1()),
+        Some("http://www.w3.org/2009/xmlenc11#mgf1sha256") => Some(MessageDigest::sha256()),
+        Some("http://www.w3.org/2009/xmlenc11#mgf1sha384") => Some(MessageDigest::sha384()),
+        Some("http://www.w3.org/2009/xmlenc11#mgf1sha512") => Some(MessageDigest::sha512()),
+        _ => None,
+    };
+    let (oaep_md, mgf_md) =
+        match enc.key_method.as_str() {
+            // §5.5.1: rsa-oaep-mgf1p always uses MGF1 with SHA-1.
+            "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p" => (
+                digest(enc.key_digest.as_deref()),
+                Some(MessageDigest::sha1()),
+            ),
+            "http://www.w3.org/2009/xmlenc11#rsa-oaep" => (
+                digest(enc.key_digest.as_deref()),
+                mgf(enc.key_mgf.as_deref()),
+            ),
+            _ => return Err(FederationError::failed(
+                "decryption_unsupported",
+                "The assertion's key is encrypted with an algorithm this service provider refuses.",
+            )),
+        };
+    let (Some(oaep_md), Some(mgf_md)) = (oaep_md, mgf_md) else {
+        return Err(failed());
+    };
+    let wrapped = b64(&enc.key_cipher).ok_or_else(failed)?;
+    let content_key = (|| -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut d = Decrypter::new(key)?;
+        d.set_rsa_padding(Padding::PKCS1_OAEP)?;
+        d.set_rsa_oaep_md(oaep_md)?;
+        d.set_rsa_mgf1_md(mgf_md)?;
+        let mut out = vec![0u8; d.decrypt_len(&wrapped)?];
+        let n = d.decrypt(&wrapped, &mut out)?;
+        out.truncate(n);
+        Ok(out)
+    })();
+    clear_openssl_errors();
+    let content_key = content_key.map_err(|_| failed())?;
+    let (cipher, gcm) = match enc.data_method.as_str() {
+        "http://www.w3.org/2001/04/xmlenc#aes128-cbc" => (Cipher::aes_128_cbc(), false),
+        "http://www.w3.org/2001/04/xmlenc#aes192-cbc" => (Cipher::aes_192_cbc(), false),
+        "http://www.w3.org/2001/04/xmlenc#aes256-cbc" => (Cipher::aes_256_cbc(), false),
+        "http://www.w3.org/2009/xmlenc11#aes128-gcm" => (Cipher::aes_128_gcm(), true),
+        "http://www.w3.org/2009/xmlenc11#aes192-gcm" => (Cipher::aes_192_gcm(), true),
+        "http://www.w3.org/2009/xmlenc11#aes256-gcm" => (Cipher::aes_256_gcm(), true),
+        _ => {
+            return Err(FederationError::failed(
+                "decryption_unsupported",
+                "The assertion is encrypted with an algorithm this service provider refuses.",
+            ))
+        }
+    };
+    if content_key.len() != cipher.key_len() {
+        return Err(failed());
+    }
+    let data = b64(&enc.data_cipher).ok_or_else(failed)?;
+    let (iv_len, tag_len) = if gcm { (12, 16) } else { (16, 0) };
+    if data.len() < iv_len + tag_len + 1 {
+        return Err(failed());
+    }
+    let (iv, rest) = data.split_at(iv_len);
+    let (body, tag) = rest.split_at(rest.len() - tag_len);
+    let plain = (|| -> Result<Vec<u8>, openssl::error::ErrorStack> {
+        let mut c = Crypter::new(cipher, Mode::Decrypt, &content_key, Some(iv))?;
+        c.pad(false);
+        if gcm {
+            c.set_tag(tag)?;
+        }
+        let mut out = vec![0u8; body.len() + cipher.block_size()];
+        let mut n = c.update(body, &mut out)?;
+        n += c.finalize(&mut out[n..])?;
+        out.truncate(n);
+        Ok(out)
+    })();
+    clear_openssl_errors();
+    let mut plain = plain.map_err(|_| failed())?;
+    if !gcm {
+        // XML Enc §5.2.1 padding: the last octet says how many octets to drop (1..=16).
+        let pad = usize::from(*plain.last().ok_or_else(failed)?);
+        if pad == 0 || pad > 16 || pad > plain.len() {
+            return Err(failed());
+        }
+        plain.truncate(plain.len() - pad);
+    }
+    let text = String::from_utf8(plain).map_err(|_| failed())?;
+    // The assertion element alone: no XML declaration, nothing around it.
+    let text = text.trim();
+    let text = match text.strip_prefix("<?xml") {
+        Some(rest) => rest
+            .split_once("?>")
+            .map(|(_, a)| a.trim())
+            .ok_or_else(failed)?,
+        None => text,
+    };
+    if text.contains("<!DOCTYPE") || text.contains("<!ENTITY") {
+        return Err(malformed());
+    }
+    Ok(text.to_string())
 }
 
 fn reason(e: &SpError) -> (&'static str, &'static str) {
@@ -576,7 +1056,7 @@ fn identity(
         .into_iter()
         .next()
         .or_else(|| {
-            (name_id.format.as_deref() == Some(EMAIL_FORMAT))
+            (name_id.format.as_deref() == Some(NAME_ID_EMAIL))
                 .then(|| name_id.value.trim().to_string())
         }),
     };
@@ -646,7 +1126,7 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
         });
         return Ok(checks);
     };
-    let idp = match IdpMetadata::parse(&xml) {
+    let idp = match IdpMetadata::parse(&xml, conn.config.idp_entity_id.as_deref()) {
         Ok(m) => m,
         Err(e) => {
             checks.push(Check {
@@ -714,4 +1194,165 @@ pub fn by_entity_id<'a>(connections: &'a [Connection], entity_id: &str) -> Optio
             && c.protocol == super::Protocol::Saml2
             && c.config.idp_entity_id.as_deref() == Some(entity_id)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use openssl::encrypt::Encrypter;
+    use openssl::rsa::Padding;
+    use openssl::symm::{encrypt, encrypt_aead, Cipher};
+
+    fn metadata_with_formats(formats: &[&str]) -> IdpMetadata {
+        IdpMetadata {
+            entity_id: "https://idp.example".into(),
+            descriptor: EntityDescriptor::default(),
+            sso_url: "https://idp.example/sso".into(),
+            want_signed_requests: false,
+            name_id_formats: formats.iter().map(|f| f.to_string()).collect(),
+            certificates: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_name_id_format_is_the_best_one_both_sides_support() {
+        let both = metadata_with_formats(&[NAME_ID_EMAIL, NAME_ID_PERSISTENT]);
+        assert_eq!(
+            both.negotiate_name_id(None).as_deref(),
+            Some(NAME_ID_PERSISTENT)
+        );
+        let email = metadata_with_formats(&[NAME_ID_TRANSIENT, NAME_ID_EMAIL]);
+        assert_eq!(
+            email.negotiate_name_id(None).as_deref(),
+            Some(NAME_ID_EMAIL)
+        );
+        // Nothing we want on offer: no format, the IdP decides.
+        let transient = metadata_with_formats(&[NAME_ID_TRANSIENT]);
+        assert_eq!(transient.negotiate_name_id(None), None);
+        assert_eq!(metadata_with_formats(&[]).negotiate_name_id(None), None);
+        // A connection's pinned choice wins.
+        assert_eq!(
+            both.negotiate_name_id(Some(NAME_ID_EMAIL)).as_deref(),
+            Some(NAME_ID_EMAIL)
+        );
+    }
+
+    const ASSERTION: &str = r##"<saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_a1" Version="2.0" IssueInstant="2026-01-01T00:00:00Z"><saml:Issuer>https://idp.example</saml:Issuer></saml:Assertion>"##;
+
+    fn key() -> PKey<Private> {
+        PKey::from_rsa(Rsa::generate(2048).unwrap()).unwrap()
+    }
+
+    fn wrap(key: &PKey<Private>, content_key: &[u8], md: MessageDigest) -> String {
+        let mut e = Encrypter::new(key).unwrap();
+        e.set_rsa_padding(Padding::PKCS1_OAEP).unwrap();
+        e.set_rsa_oaep_md(md).unwrap();
+        e.set_rsa_mgf1_md(MessageDigest::sha1()).unwrap();
+        let mut out = vec![0; e.encrypt_len(content_key).unwrap()];
+        let n = e.encrypt(content_key, &mut out).unwrap();
+        out.truncate(n);
+        crypto::b64(&out)
+    }
+
+    /// An EncryptedAssertion as enterprise IdPs send it, inside a Response.
+    fn encrypted_response(key: &PKey<Private>, gcm: bool) -> String {
+        let content_key = crypto::random_bytes(if gcm { 32 } else { 16 });
+        let (method, cipher) = if gcm {
+            let iv = crypto::random_bytes(12);
+            let mut tag = [0u8; 16];
+            let mut body = encrypt_aead(
+                Cipher::aes_256_gcm(),
+                &content_key,
+                Some(&iv),
+                &[],
+                ASSERTION.as_bytes(),
+                &mut tag,
+            )
+            .unwrap();
+            body.extend_from_slice(&tag);
+            let mut all = iv;
+            all.extend(body);
+            ("http://www.w3.org/2009/xmlenc11#aes256-gcm", all)
+        } else {
+            let iv = crypto::random_bytes(16);
+            let body = encrypt(
+                Cipher::aes_128_cbc(),
+                &content_key,
+                Some(&iv),
+                ASSERTION.as_bytes(),
+            )
+            .unwrap();
+            let mut all = iv;
+            all.extend(body);
+            ("http://www.w3.org/2001/04/xmlenc#aes128-cbc", all)
+        };
+        format!(
+            r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" InResponseTo="pc1"><saml:Issuer>https://idp.example</saml:Issuer><saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="http://www.w3.org/2001/04/xmlenc#" Type="http://www.w3.org/2001/04/xmlenc#Element"><xenc:EncryptionMethod Algorithm="{method}"/><ds:KeyInfo xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><xenc:EncryptedKey><xenc:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#rsa-oaep"><ds:DigestMethod Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"/></xenc:EncryptionMethod><xenc:CipherData><xenc:CipherValue>{wrapped}</xenc:CipherValue></xenc:CipherData></xenc:EncryptedKey></ds:KeyInfo><xenc:CipherData><xenc:CipherValue>
+{data}
+</xenc:CipherValue></xenc:CipherData></xenc:EncryptedData></saml:EncryptedAssertion></samlp:Response>"##,
+            wrapped = wrap(key, &content_key, MessageDigest::sha256()),
+            data = crypto::b64(&cipher),
+        )
+    }
+
+    #[test]
+    fn an_encrypted_assertion_is_found_and_decrypted_with_gcm_and_cbc() {
+        let key = key();
+        for gcm in [true, false] {
+            let xml = encrypted_response(&key, gcm);
+            let shape = shape(&xml).unwrap();
+            assert_eq!(shape.assertions, 1);
+            assert_eq!(shape.in_response_to.as_deref(), Some("pc1"));
+            assert_eq!(shape.issuer.as_deref(), Some("https://idp.example"));
+            let enc = shape.encrypted.as_ref().unwrap();
+            assert!(xml[enc.start..enc.end].starts_with("<saml:EncryptedAssertion>"));
+            assert!(xml[enc.start..enc.end].ends_with("</saml:EncryptedAssertion>"));
+            assert_eq!(decrypt(enc, &key).unwrap(), ASSERTION);
+        }
+    }
+
+    #[test]
+    fn a_wrong_key_or_tampered_ciphertext_fails_the_same_way_without_panicking() {
+        let key = key();
+        let xml = encrypted_response(&key, false);
+        let shape = shape(&xml).unwrap();
+        let enc = shape.encrypted.as_ref().unwrap();
+        let reason = |r: Result<String, FederationError>| match r {
+            Err(FederationError::Failed { reason, .. }) => reason,
+            other => panic!("{:?}", other.map(|_| ())),
+        };
+        assert_eq!(reason(decrypt(enc, &self::key())), "decryption_failed");
+        for data in ["", "AAAA", "!!!", &crypto::b64(&[0u8; 16])] {
+            let bad = Encrypted {
+                data_cipher: data.into(),
+                data_method: enc.data_method.clone(),
+                key_method: enc.key_method.clone(),
+                key_digest: enc.key_digest.clone(),
+                key_mgf: None,
+                key_cipher: enc.key_cipher.clone(),
+                start: 0,
+                end: 0,
+            };
+            assert_eq!(reason(decrypt(&bad, &key)), "decryption_failed");
+        }
+        let v15 = Encrypted {
+            key_method: "http://www.w3.org/2001/04/xmlenc#rsa-1_5".into(),
+            ..Encrypted::default()
+        };
+        assert_eq!(reason(decrypt(&v15, &key)), "decryption_unsupported");
+    }
+
+    #[test]
+    fn only_a_signature_referencing_the_assertion_counts_as_the_assertion_s_own() {
+        let signed = |uri: &str| {
+            format!(
+                r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="_r"><saml:Assertion ID="_a"><saml:Issuer>x</saml:Issuer><ds:Signature><ds:SignedInfo><ds:Reference URI="{uri}"/></ds:SignedInfo></ds:Signature></saml:Assertion></samlp:Response>"##
+            )
+        };
+        assert!(shape(&signed("#_a")).unwrap().assertion_signed());
+        assert!(!shape(&signed("#_r")).unwrap().assertion_signed());
+        assert!(!shape(&signed("")).unwrap().assertion_signed());
+        assert!(shape(&signed("#_a")).unwrap().encrypted.is_none());
+    }
 }

@@ -385,10 +385,20 @@ pub async fn saml_acs(
             }
         }
     };
-    let verified = match saml::verify_response(&p, conn, &xml, &shape, request_id) {
-        Ok(v) => v,
-        Err(e) => return failure(&state, &req, &p, Some(conn), pending, e).await,
+    let decryption_key = if shape.is_encrypted() {
+        let key = saml::sp_key(&state, &p.tenant, &p.issuer, saml::SpKeyUse::Encryption).await;
+        match key {
+            Ok((k, _)) => Some(k),
+            Err(e) => return failure(&state, &req, &p, Some(conn), pending, e).await,
+        }
+    } else {
+        None
     };
+    let verified =
+        match saml::verify_response(&p, conn, &xml, &shape, request_id, decryption_key.as_ref()) {
+            Ok(v) => v,
+            Err(e) => return failure(&state, &req, &p, Some(conn), pending, e).await,
+        };
     let replayed = FederationError::failed(
         "replayed",
         "This assertion was already used. Start again from the application.",
@@ -413,12 +423,26 @@ pub async fn saml_acs(
     .await
 }
 
-/// `GET {issuer}/saml/metadata` — the tenant's SP metadata.
+/// `GET {issuer}/saml/metadata[?connection=ID]` — the tenant's SP metadata; with a
+/// connection, the document for that connection's IdP (its signing switches and NameID
+/// format). An unknown connection is 404.
 pub async fn saml_metadata(
     state: web::Data<AppState>,
+    req: HttpRequest,
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, PageError> {
-    let xml = saml::sp_metadata(&state, &p)
+    let query =
+        web::Query::<std::collections::HashMap<String, String>>::from_query(req.query_string())
+            .map(|q| q.into_inner())
+            .unwrap_or_default();
+    let conn = match query.get("connection") {
+        Some(id) => match federation::find(&state, &p.tenant, id).await? {
+            Some(c) if c.protocol == Protocol::Saml2 => Some(c),
+            _ => return Ok(HttpResponse::NotFound().finish()),
+        },
+        None => None,
+    };
+    let xml = saml::sp_metadata(&state, &p, conn.as_ref())
         .await
         .map_err(|e| PageError::unexpected(Locale::En, &e))?;
     Ok(HttpResponse::Ok()

@@ -235,11 +235,30 @@ pub struct SpKeyRow {
     pub created_at: i64,
 }
 
+/// What an SP key pair is for: signing (AuthnRequests, LogoutRequests/Responses) or
+/// decrypting the assertions IdPs encrypt to it. Separate keys, one table each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpKeyUse {
+    Signing,
+    Encryption,
+}
+
+impl SpKeyUse {
+    fn table(self) -> &'static str {
+        match self {
+            SpKeyUse::Signing => "saml_sp_keys",
+            SpKeyUse::Encryption => "saml_sp_encryption_keys",
+        }
+    }
+}
+
 /// Stores the tenant's SP key unless one exists (another instance may have won the race).
-pub async fn insert_sp_key(pool: &Pool, k: &SpKeyRow) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query(
-        "INSERT INTO saml_sp_keys (tenant_id, private_key, certificate, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
-    )
+pub async fn insert_sp_key(pool: &Pool, purpose: SpKeyUse, k: &SpKeyRow) -> DbResult<()> {
+    let sql = format!(
+        "INSERT INTO {} (tenant_id, private_key, certificate, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO NOTHING",
+        purpose.table()
+    );
+    dispatch!(pool, p => sqlx::query(&sql)
     .bind(&k.tenant_id)
     .bind(&k.private_key)
     .bind(&k.certificate)
@@ -249,8 +268,13 @@ pub async fn insert_sp_key(pool: &Pool, k: &SpKeyRow) -> DbResult<()> {
     .map(|_| ()))
 }
 
-pub async fn find_sp_key(pool: &Pool, tenant_id: &str) -> DbResult<Option<SpKeyRow>> {
-    dispatch!(pool, p => sqlx::query_as::<_, SpKeyRow>("SELECT * FROM saml_sp_keys WHERE tenant_id = $1")
+pub async fn find_sp_key(
+    pool: &Pool,
+    purpose: SpKeyUse,
+    tenant_id: &str,
+) -> DbResult<Option<SpKeyRow>> {
+    let sql = format!("SELECT * FROM {} WHERE tenant_id = $1", purpose.table());
+    dispatch!(pool, p => sqlx::query_as::<_, SpKeyRow>(&sql)
         .bind(tenant_id)
         .fetch_optional(p)
         .await)

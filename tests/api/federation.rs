@@ -14,9 +14,9 @@ use crate::helpers::{
 };
 
 /// A peer process, killed when dropped.
-struct Peer {
+pub(crate) struct Peer {
     child: Child,
-    base: String,
+    pub(crate) base: String,
 }
 
 impl Drop for Peer {
@@ -26,7 +26,7 @@ impl Drop for Peer {
     }
 }
 
-fn start_peer(mut cmd: Command, what: &str) -> Peer {
+pub(crate) fn start_peer(mut cmd: Command, what: &str) -> Peer {
     let root = env!("CARGO_MANIFEST_DIR");
     let mut child = cmd
         .current_dir(root)
@@ -81,13 +81,13 @@ fn saml_peer() -> Peer {
 }
 
 /// An administrator's first-party token.
-async fn admin_token(app: &TestApp) -> String {
+pub(crate) async fn admin_token(app: &TestApp) -> String {
     app.create_user_with_roles("root@admin.test", &["admin"])
         .await;
     app.login("root@admin.test").await
 }
 
-async fn configure(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
+pub(crate) async fn configure(app: &TestApp, token: &str, body: Value) -> reqwest::Response {
     app.http
         .post(app.url("/api/v1/auth/sso/configure"))
         .bearer_auth(token)
@@ -98,7 +98,7 @@ async fn configure(app: &TestApp, token: &str, body: Value) -> reqwest::Response
 }
 
 /// The Location of a redirect, resolved against the request's URL.
-fn location(r: &reqwest::Response) -> String {
+pub(crate) fn location(r: &reqwest::Response) -> String {
     r.url()
         .join(r.headers()["location"].to_str().unwrap())
         .unwrap()
@@ -129,7 +129,7 @@ const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
 
 /// Starts an authorization request and presses "Continue with Google" (`connection`) or
 /// "Single sign-on" with `email` on the sign-in page; returns the upstream URL.
-async fn start_from_sign_in(
+pub(crate) async fn start_from_sign_in(
     app: &TestApp,
     browser: &reqwest::Client,
     client: &TestClient,
@@ -197,7 +197,7 @@ async fn upstream_sign_in(browser: &reqwest::Client, upstream: &str, login: &str
     panic!("the upstream never redirected back");
 }
 
-async fn redeem(app: &TestApp, client: &TestClient, redirect: &str) -> Value {
+pub(crate) async fn redeem(app: &TestApp, client: &TestClient, redirect: &str) -> Value {
     let q = query_of(redirect);
     let code = param(&q, "code").unwrap_or_else(|| panic!("no code in {redirect}"));
     assert_eq!(param(&q, "state").as_deref(), Some("st-fed"));
@@ -217,7 +217,7 @@ async fn redeem(app: &TestApp, client: &TestClient, redirect: &str) -> Value {
 }
 
 /// `POST /admin/sso/{id}/test`: the report.
-async fn test_connection(app: &TestApp, token: &str, id: &str) -> Value {
+pub(crate) async fn test_connection(app: &TestApp, token: &str, id: &str) -> Value {
     let r = app
         .http
         .post(app.url(&format!("/api/v1/admin/sso/{id}/test")))
@@ -229,7 +229,7 @@ async fn test_connection(app: &TestApp, token: &str, id: &str) -> Value {
     r.json().await.unwrap()
 }
 
-async fn audit_events(app: &TestApp, token: &str, event: &str) -> Vec<Value> {
+pub(crate) async fn audit_events(app: &TestApp, token: &str, event: &str) -> Vec<Value> {
     app.state.audit.flush().await;
     let r = app
         .http
@@ -557,7 +557,7 @@ async fn sso_login_api_returns_first_party_tokens() {
 }
 
 /// The SAML peer's auto-post form: ACS action, SAMLResponse, RelayState.
-fn saml_form(html: &str) -> (String, Vec<(String, String)>) {
+pub(crate) fn saml_form(html: &str) -> (String, Vec<(String, String)>) {
     let action = Regex::new(r#"<form method="post" action="([^"]+)""#)
         .unwrap()
         .captures(html)
@@ -603,7 +603,7 @@ async fn saml_round_trip(
     (r, fields)
 }
 
-async fn sso_login_redirect(app: &TestApp) -> String {
+pub(crate) async fn sso_login_redirect(app: &TestApp) -> String {
     let r = app
         .new_browser()
         .get(app.url("/api/v1/auth/sso/login?domain=example.com"))
@@ -632,6 +632,30 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
     assert!(md.contains(&format!("entityID=\"{}\"", app.url("/saml/metadata"))));
     assert!(md.contains(&format!("Location=\"{}\"", app.url("/saml/acs"))));
     assert!(md.contains("X509Certificate"));
+    // What the metadata declares is what the SP does (signed requests, signed assertions),
+    // with a separate encryption key.
+    assert!(md.contains(r#"AuthnRequestsSigned="true""#), "{md}");
+    assert!(md.contains(r#"WantAssertionsSigned="true""#), "{md}");
+    assert!(md.contains(r#"<md:KeyDescriptor use="signing">"#));
+    assert!(md.contains(r#"<md:KeyDescriptor use="encryption">"#));
+    let certs: Vec<String> = Regex::new(r"<ds:X509Certificate>([^<]+)</ds:X509Certificate>")
+        .unwrap()
+        .captures_iter(&md)
+        .map(|c| c[1].to_string())
+        .collect();
+    assert_eq!(certs.len(), 2);
+    assert_ne!(
+        certs[0], certs[1],
+        "signing and encryption keys are separate"
+    );
+    // A connection that is not there has no metadata.
+    let r = app
+        .http
+        .get(app.url("/saml/metadata?connection=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
 
     // Bad metadata is refused, not stored.
     let r = configure(
@@ -716,8 +740,8 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
         .unwrap()
         .contains(&json!("admin")));
 
-    // Signed only the assertion, only the response, and by the IdP's second certificate.
-    for mode in ["assertion_only", "response_only", "rollover"] {
+    // Signed only the assertion, and by the IdP's second certificate.
+    for mode in ["assertion_only", "rollover"] {
         let (r, _) = saml_round_trip(
             &app,
             &sso_login_redirect(&app).await,
@@ -733,6 +757,9 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
     // Each forged or unfit response fails for its own reason.
     for (mode, reason) in [
         ("unsigned", "unsigned"),
+        // WantAssertionsSigned="true": a signed Response around an unsigned assertion is
+        // not enough for this connection.
+        ("response_only", "assertion_unsigned"),
         ("rogue", "signature_invalid"),
         ("expired", "expired"),
         ("wrong_audience", "audience_mismatch"),
@@ -807,6 +834,7 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
         .collect();
     for want in [
         "unsigned",
+        "assertion_unsigned",
         "signature_invalid",
         "expired",
         "audience_mismatch",
@@ -899,7 +927,7 @@ async fn saml_idp_initiated_when_enabled() {
         .contains("(in_response_to_mismatch)"));
 }
 
-fn url_encode(s: &str) -> String {
+pub(crate) fn url_encode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 

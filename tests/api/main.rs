@@ -28,5 +28,6 @@ mod protection;
 mod rbac_and_keys;
 mod registration;
 mod review;
+mod saml_interop;
 mod smtp;
 mod tokens;

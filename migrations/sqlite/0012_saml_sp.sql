@@ -1,0 +1,10 @@
+-- The tenant's SAML service-provider encryption key pair: IdPs encrypt assertions to its
+-- certificate (published in SP metadata with use="encryption"); kept apart from the
+-- signing key. The private key is sealed with the master key (AAD = tenant id).
+CREATE TABLE saml_sp_encryption_keys (
+    tenant_id    TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+    private_key  BLOB NOT NULL,
+    certificate  TEXT NOT NULL,
+    created_at   BIGINT NOT NULL
+);
+
