@@ -670,6 +670,9 @@ impl From<crate::federation::FederationError> for ApiError {
             FederationError::Invalid(m) => ApiError::ValidationFailed(m),
             FederationError::NotFound => ApiError::NotFound,
             FederationError::Failed { message, .. } => ApiError::ValidationFailed(message),
+            FederationError::LinkRequired(_) => ApiError::ValidationFailed(
+                "an account with this e-mail address already exists".into(),
+            ),
             FederationError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }

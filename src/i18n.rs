@@ -129,6 +129,19 @@ pub struct Texts {
     pub scope_profile: &'static str,
     pub scope_email: &'static str,
     pub scope_offline_access: &'static str,
+    pub link_title: &'static str,
+    /// `{email}` and `{connection}` are filled in.
+    pub link_text: &'static str,
+    pub link_button: &'static str,
+    pub linked_title: &'static str,
+    pub linked_none: &'static str,
+    pub linked_since: &'static str,
+    pub last_used: &'static str,
+    pub link_action: &'static str,
+    pub unlink_action: &'static str,
+    /// `{connection}` is filled in.
+    pub linked_notice: &'static str,
+    pub unlinked_notice: &'static str,
 }
 
 impl Texts {
@@ -216,6 +229,17 @@ pub static EN: Texts = Texts {
     scope_profile: "See your name and profile details",
     scope_email: "See your email address",
     scope_offline_access: "Keep access while you are away",
+    link_title: "Link your sign-in method",
+    link_text: "An account with the address {email} already exists. To use {connection} for this account, sign in once with the method you already use; {connection} is then linked and will sign you in from now on.",
+    link_button: "Sign in to link",
+    linked_title: "Linked sign-in methods",
+    linked_none: "No other sign-in method is linked to this account.",
+    linked_since: "linked",
+    last_used: "last used",
+    link_action: "Link",
+    unlink_action: "Unlink",
+    linked_notice: "{connection} is now linked to your account.",
+    unlinked_notice: "The sign-in method was unlinked.",
 };
 
 pub static PT_BR: Texts = Texts {
@@ -288,6 +312,17 @@ pub static PT_BR: Texts = Texts {
     scope_profile: "Ver seu nome e dados do perfil",
     scope_email: "Ver seu endereço de e-mail",
     scope_offline_access: "Manter o acesso enquanto você estiver ausente",
+    link_title: "Vincule seu método de login",
+    link_text: "Já existe uma conta com o endereço {email}. Para usar {connection} nesta conta, entre uma vez com o método que você já usa; {connection} fica então vinculado e passa a fazer seu login.",
+    link_button: "Entrar para vincular",
+    linked_title: "Métodos de login vinculados",
+    linked_none: "Nenhum outro método de login está vinculado a esta conta.",
+    linked_since: "vinculado em",
+    last_used: "último uso",
+    link_action: "Vincular",
+    unlink_action: "Desvincular",
+    linked_notice: "{connection} agora está vinculado à sua conta.",
+    unlinked_notice: "O método de login foi desvinculado.",
 };
 
 #[cfg(test)]

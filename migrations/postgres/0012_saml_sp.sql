@@ -8,3 +8,7 @@ CREATE TABLE saml_sp_encryption_keys (
     created_at   BIGINT NOT NULL
 );
 
+
+-- A flow started from the account page to link another sign-in method to the signed-in
+-- user (instead of signing someone in).
+ALTER TABLE federation_flows ADD COLUMN link_user_id TEXT;

@@ -46,6 +46,11 @@ pub enum FederationError {
         reason: &'static str,
         message: String,
     },
+    /// The upstream identity's address belongs to an existing account that it may not
+    /// take over by itself: the person signs in with the existing method, then the
+    /// identity is linked (see [`PendingLink`]).
+    #[error("an account with this e-mail address already exists")]
+    LinkRequired(Box<PendingLink>),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -648,7 +653,17 @@ pub async fn resolve_user(
                 storage::users::find_user_by_email(&state.pool, &tenant.id, &email.key()).await?;
             match existing {
                 Some(row) if conn.config.link_by_email && id.email_verified => User::from(row),
-                Some(_) => return Err(account_exists()),
+                Some(row) => {
+                    return Err(FederationError::LinkRequired(Box::new(PendingLink {
+                        tenant_id: tenant.id.clone(),
+                        connection_id: conn.id.clone(),
+                        connection_name: conn.name.clone(),
+                        subject: id.subject.clone(),
+                        user_id: row.id,
+                        email: row.email,
+                        expires_at: now + LINK_TTL,
+                    })))
+                }
                 None => {
                     let new = NewUser {
                         email,
@@ -684,6 +699,145 @@ pub async fn resolve_user(
     .await?;
     grant_mapped_roles(state, tenant, conn, &user, &id.groups).await?;
     Ok(user)
+}
+
+/// How long a person has to sign in with the existing method to link a new one.
+const LINK_TTL: i64 = 600;
+
+/// An upstream identity waiting to be linked to the account `user_id` once its owner has
+/// signed in with a method the account already has. Carried by the browser, sealed with
+/// the master key (so any instance can finish it and nobody can forge or alter it).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PendingLink {
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub connection_name: String,
+    pub subject: String,
+    pub user_id: String,
+    pub email: String,
+    pub expires_at: i64,
+}
+
+fn link_aad(tenant: &Tenant) -> Vec<u8> {
+    format!("pending-link:{}", tenant.id).into_bytes()
+}
+
+impl PendingLink {
+    /// The sealed, URL-safe value the browser keeps.
+    pub fn seal(&self, state: &AppState, tenant: &Tenant) -> Result<String, FederationError> {
+        let json = serde_json::to_vec(self).map_err(anyhow::Error::from)?;
+        let sealed = state
+            .master_key
+            .seal(&json, &link_aad(tenant))
+            .map_err(|e| FederationError::Unexpected(e.into()))?;
+        Ok(crypto::b64url(&sealed))
+    }
+
+    /// A sealed value of this tenant, unexpired; `None` for anything else.
+    pub fn open(state: &AppState, tenant: &Tenant, value: &str) -> Option<Self> {
+        if value.len() > 4096 {
+            return None;
+        }
+        let sealed = crypto::b64url_decode(value)?;
+        let json = state.master_key.open(&sealed, &link_aad(tenant)).ok()?;
+        let link: Self = serde_json::from_slice(&json).ok()?;
+        (link.tenant_id == tenant.id && link.expires_at > storage::now()).then_some(link)
+    }
+}
+
+/// Links the pending identity to `user` — who has just signed in with a method the account
+/// already had. False (nothing linked) when `user` is not the account the identity
+/// matched, or the identity now belongs to someone else.
+pub async fn finish_link(
+    state: &AppState,
+    tenant: &Tenant,
+    link: &PendingLink,
+    user: &User,
+) -> Result<bool, FederationError> {
+    if link.user_id != user.id || link.tenant_id != tenant.id {
+        return Ok(false);
+    }
+    link_to_user(state, tenant, &link.connection_id, &link.subject, user).await
+}
+
+/// Links (connection, subject) to `user` unless it is linked to another user.
+async fn link_to_user(
+    state: &AppState,
+    tenant: &Tenant,
+    connection_id: &str,
+    subject: &str,
+    user: &User,
+) -> Result<bool, FederationError> {
+    match storage::federation::find_identity(&state.pool, connection_id, subject).await? {
+        Some(other) if other != user.id => Ok(false),
+        _ => {
+            storage::federation::link_identity(
+                &state.pool,
+                &tenant.id,
+                connection_id,
+                subject,
+                &user.id,
+                storage::now(),
+            )
+            .await?;
+            Ok(true)
+        }
+    }
+}
+
+/// A linked sign-in method, for the account page.
+pub use storage::federation::LinkedIdentityRow as LinkedMethod;
+
+pub async fn linked_methods(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<LinkedMethod>, sqlx::Error> {
+    storage::federation::list_user_identities(&state.pool, &tenant.id, user_id).await
+}
+
+/// Unlinks a connection from the user, unless it is the account's last way to sign in
+/// (no password and no other linked method).
+pub async fn unlink(
+    state: &AppState,
+    tenant: &Tenant,
+    user: &User,
+    connection_id: &str,
+) -> Result<(), FederationError> {
+    let methods = linked_methods(state, tenant, &user.id).await?;
+    if !methods.iter().any(|m| m.connection_id == connection_id) {
+        return Err(FederationError::NotFound);
+    }
+    let has_password = storage::users::find_user(&state.pool, &tenant.id, &user.id)
+        .await?
+        .is_some_and(|r| r.password_hash.is_some());
+    if !has_password && methods.len() <= 1 {
+        return Err(FederationError::failed(
+            "last_sign_in_method",
+            "This is the only way to sign in to this account: set a password or link another method first.",
+        ));
+    }
+    storage::federation::delete_user_identities(&state.pool, &tenant.id, &user.id, connection_id)
+        .await?;
+    Ok(())
+}
+
+/// Finishes a flow the account page started to link `conn` to the signed-in user.
+pub async fn link_from_account(
+    state: &AppState,
+    tenant: &Tenant,
+    conn: &Connection,
+    id: &UpstreamIdentity,
+    user: &User,
+) -> Result<(), FederationError> {
+    if link_to_user(state, tenant, &conn.id, &id.subject, user).await? {
+        Ok(())
+    } else {
+        Err(FederationError::failed(
+            "linked_elsewhere",
+            "This sign-in method is already linked to another account.",
+        ))
+    }
 }
 
 /// An unlinked upstream identity whose address belongs to an account it may not take over.
@@ -744,6 +898,7 @@ pub async fn start(
     conn: &Connection,
     request_id: Option<&str>,
     browser: &str,
+    link_user: Option<&str>,
 ) -> Result<url::Url, FederationError> {
     if !conn.enabled {
         return Err(FederationError::NotFound);
@@ -762,6 +917,8 @@ pub async fn start(
             (flow, url)
         }
     };
+    let mut flow = flow;
+    flow.row.link_user_id = link_user.map(str::to_string);
     storage::federation::insert_flow(&state.pool, &flow.row).await?;
     Ok(location)
 }
@@ -811,6 +968,7 @@ impl NewFlow {
             created_at: now,
             expires_at: now + FLOW_TTL,
             consumed_at: None,
+            link_user_id: None,
         };
         Self { handle, row }
     }

@@ -8,9 +8,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
 use super::pages::{
-    complete_sign_in, cookie, csrf_cookie_value, current_session, frame, html, locale,
-    pending_form, second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
-    MessagePage, SignInView,
+    account_form_session, account_page, account_session, complete_sign_in, cookie,
+    csrf_cookie_value, current_session, frame, html, link_cookie_name, locale, pending_form,
+    second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
+    LinkAccountPage, MessagePage, SignInView,
 };
 use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, ErrorRedirect, Pending};
@@ -47,6 +48,9 @@ async fn failure(
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(req, pending.and_then(|x| x.request.ui_locales.as_deref()));
     let (reason, message) = match err {
+        FederationError::LinkRequired(link) => {
+            return link_required(state, req, p, pending, &link, loc).await
+        }
         FederationError::Failed { reason, message } => (reason, message),
         FederationError::Invalid(m) => ("misconfigured", m),
         FederationError::NotFound => ("unknown_connection", "Single sign-on is not set up.".into()),
@@ -95,6 +99,139 @@ async fn failure(
     )
 }
 
+/// "Link your sign-in method": the upstream identity's address belongs to an account it may
+/// not take over. The identity waits in a sealed cookie while the person signs in with the
+/// account's own method (the pending request's sign-in page, or the account page's), and
+/// is linked then. The pending request stays open.
+async fn link_required(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    pending: Option<&Pending>,
+    link: &federation::PendingLink,
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let mut event = AuditEvent::new("federation.failure", Some(&p.tenant))
+        .actor(Some(&link.user_id))
+        .detail("reason", "link_required")
+        .detail("connection", link.connection_id.clone());
+    if let Some(x) = pending {
+        event = event.client(&x.client.id);
+    }
+    audit::record(state, event, &audit_context(req));
+    let sealed = link
+        .seal(state, &p.tenant)
+        .map_err(|e| PageError::unexpected(loc, &anyhow::anyhow!(e.to_string())))?;
+    let action = match pending {
+        Some(x) => format!("{}?request={}", p.endpoint("/login"), x.id),
+        None => p.endpoint("/account/link"),
+    };
+    let text = loc
+        .texts()
+        .link_text
+        .replace("{email}", &link.email)
+        .replace("{connection}", &link.connection_name);
+    let mut resp = html(
+        StatusCode::CONFLICT,
+        LinkAccountPage {
+            f: frame(p, loc),
+            text: &text,
+            action: &action,
+        },
+    )?;
+    resp.add_cookie(&cookie(
+        state,
+        link_cookie_name(state).into(),
+        sealed,
+        Some(600),
+    ))
+    .map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(resp)
+}
+
+/// `GET {issuer}/account/link` — from the "Link your sign-in method" page without a pending
+/// request: a fresh sign-in (the account's own method) that returns to the account page,
+/// where the waiting method is then linked.
+pub async fn account_link_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let id = authorization::account_sign_in(&state, &p, Some(loc.tag()))
+        .await
+        .map_err(PageError::from)?;
+    Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
+}
+
+/// `POST {issuer}/account/linked/add` — links another method to the signed-in user: a
+/// federated sign-in at that connection whose identity is linked instead of signed in.
+pub async fn account_linked_add_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (_, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    let conn =
+        match federation::find(&state, &p.tenant, form.get("connection").unwrap_or("")).await? {
+            Some(c) if c.enabled => c,
+            _ => return Err(PageError::bad_request(loc, loc.texts().request_expired)),
+        };
+    match begin(&state, &req, &p, &conn, None, Some(&user.id)).await {
+        Ok(r) => Ok(r),
+        Err(e) => failure(&state, &req, &p, Some(&conn), None, e).await,
+    }
+}
+
+/// `POST {issuer}/account/linked/remove` — unlinks a method, never the account's last way
+/// to sign in.
+pub async fn account_linked_remove_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(x) => x,
+        Err(redirect) => return Ok(redirect),
+    };
+    let connection = form.get("connection").unwrap_or("");
+    let t = loc.texts();
+    let message = match federation::unlink(&state, &p.tenant, &user, connection).await {
+        Ok(()) => {
+            audit::record(
+                &state,
+                AuditEvent::new("federation.unlinked", Some(&p.tenant))
+                    .actor(Some(&user.id))
+                    .detail("connection", connection.to_string()),
+                &audit_context(&req),
+            );
+            (StatusCode::OK, Some(t.unlinked_notice), None)
+        }
+        Err(FederationError::Failed { message, .. }) => {
+            let page = account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::CONFLICT, None, Some(&message)),
+            );
+            return page.await;
+        }
+        Err(FederationError::NotFound) => (StatusCode::NOT_FOUND, None, Some(t.request_expired)),
+        Err(e) => return Err(PageError::unexpected(loc, &anyhow::anyhow!(e.to_string()))),
+    };
+    account_page(&state, &req, &p, loc, &session, &user, message).await
+}
+
 /// Starts a flow at `conn`: the redirect to the upstream, and the browser-binding cookie.
 async fn begin(
     state: &AppState,
@@ -102,12 +239,13 @@ async fn begin(
     p: &Provider,
     conn: &Connection,
     request_id: Option<&str>,
+    link_user: Option<&str>,
 ) -> Result<HttpResponse, FederationError> {
     let browser = match req.cookie(browser_cookie_name(state)) {
         Some(c) if c.value().len() == 43 => c.value().to_string(),
         _ => crypto::random_token(32),
     };
-    let location = federation::start(state, p, conn, request_id, &browser).await?;
+    let location = federation::start(state, p, conn, request_id, &browser, link_user).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -148,7 +286,7 @@ pub async fn start_post(
             .content_type("text/html; charset=utf-8")
             .body(body));
     };
-    match begin(&state, &req, &p, conn, Some(&pending.id)).await {
+    match begin(&state, &req, &p, conn, Some(&pending.id), None).await {
         Ok(resp) => Ok(resp),
         Err(e) => failure(&state, &req, &p, Some(conn), Some(&pending), e).await,
     }
@@ -187,7 +325,7 @@ pub async fn sso_login_get(
         ));
     };
     let conn = conn.ok_or(ApiError::NotFound)?;
-    Ok(begin(&state, &req, &p, conn, None).await?)
+    Ok(begin(&state, &req, &p, conn, None, None).await?)
 }
 
 /// `GET /api/v1/auth/sso/login?tenant=<slug>` at the root, when no default tenant serves
@@ -450,6 +588,55 @@ pub async fn saml_metadata(
         .body(xml))
 }
 
+/// The end of a flow the account page started: the identity is linked to the signed-in
+/// user (who must still be the one who started it), then the account page says so.
+async fn complete_link(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    conn: &Connection,
+    identity: &UpstreamIdentity,
+    link_user: &str,
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let (session, user) = match account_session(state, req, p, loc).await? {
+        Ok((s, u)) if u.id == link_user => (s, u),
+        Ok(_) | Err(_) => {
+            let e = FederationError::failed(
+                "link_session_lost",
+                "The account that started linking is no longer signed in here.",
+            );
+            return failure(state, req, p, Some(conn), None, e).await;
+        }
+    };
+    if let Err(e) = federation::link_from_account(state, &p.tenant, conn, identity, &user).await {
+        return failure(state, req, p, Some(conn), None, e).await;
+    }
+    audit::record(
+        state,
+        AuditEvent::new("federation.linked", Some(&p.tenant))
+            .actor(Some(&user.id))
+            .detail("connection", conn.id.clone())
+            .detail("channel", "account")
+            .detail("upstream_subject", identity.subject.clone()),
+        &audit_context(req),
+    );
+    let notice = loc
+        .texts()
+        .linked_notice
+        .replace("{connection}", &conn.name);
+    account_page(
+        state,
+        req,
+        p,
+        loc,
+        &session,
+        &user,
+        (StatusCode::OK, Some(&notice), None),
+    )
+    .await
+}
+
 /// The end of every federated sign-in: the local user, then the same path as a password
 /// sign-in (second factor when the connection applies the tenant's policy, session, code
 /// for the pending request); first-party tokens for `GET /auth/sso/login`; the account page
@@ -471,6 +658,9 @@ async fn complete(
     );
     if flow.is_some_and(|f| f.request_id.is_some()) && pending.is_none() {
         return Err(PageError::bad_request(loc, loc.texts().request_expired));
+    }
+    if let Some(link_user) = flow.and_then(|f| f.link_user_id.as_deref()) {
+        return complete_link(state, req, p, conn, &identity, link_user, loc).await;
     }
     let user = match federation::resolve_user(state, &p.tenant, conn, &identity).await {
         Ok(u) => u,

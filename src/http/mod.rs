@@ -43,6 +43,15 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
         "/account/password",
         web::post().to(pages::account_password_post),
     )
+    .route("/account/link", web::get().to(federation::account_link_get))
+    .route(
+        "/account/linked/add",
+        web::post().to(federation::account_linked_add_post),
+    )
+    .route(
+        "/account/linked/remove",
+        web::post().to(federation::account_linked_remove_post),
+    )
     .route("/account/mfa", web::get().to(pages::account_mfa_get))
     .route("/account/mfa", web::post().to(pages::account_mfa_post))
     .route(

@@ -724,6 +724,13 @@ pub(super) async fn complete_sign_in(
     loc: Locale,
 ) -> Result<HttpResponse, PageError> {
     let started = establish_session(state, req, p, &pending, user, existing, amr).await?;
+    // A method waiting to be linked is linked only after a sign-in with the account's own
+    // method (never through another federated sign-in).
+    let link_cookie = if amr.contains(&"fed") {
+        false
+    } else {
+        finish_pending_link(state, req, p, user).await?
+    };
     let pending = Pending {
         authenticated_sid: Some(started.session.sid.clone()),
         ..pending
@@ -731,6 +738,15 @@ pub(super) async fn complete_sign_in(
     let mut resp = resume(state, p, &pending, &started.session, false, loc).await?;
     resp.add_cookie(&session_cookie(state, p, &started))
         .map_err(|e| PageError::unexpected(loc, &e))?;
+    if link_cookie {
+        resp.add_cookie(&cookie(
+            state,
+            link_cookie_name(state).into(),
+            String::new(),
+            Some(0),
+        ))
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    }
     Ok(resp)
 }
 
@@ -1433,12 +1449,76 @@ struct AccountPage<'a> {
     mfa_enabled: bool,
     remaining_codes: i64,
     sessions: Vec<SessionRowView>,
+    linked: Vec<LinkedView>,
+    linkable: Vec<LinkableView>,
+}
+
+/// A linked sign-in method on the account page.
+struct LinkedView {
+    connection_id: String,
+    name: String,
+    since: String,
+    last_used: String,
+}
+
+/// A connection the user may link.
+struct LinkableView {
+    id: String,
+    name: String,
+}
+
+/// "Link your sign-in method": a federated sign-in met an existing account.
+#[derive(Template)]
+#[template(path = "link_account.html")]
+pub(super) struct LinkAccountPage<'a> {
+    pub f: Frame<'a>,
+    pub text: &'a str,
+    pub action: &'a str,
+}
+
+/// The cookie carrying a [`federation::PendingLink`] while its owner signs in.
+pub(super) fn link_cookie_name(state: &AppState) -> &'static str {
+    if state.config.is_https() {
+        "__Host-portcullis_link"
+    } else {
+        "portcullis_link"
+    }
+}
+
+/// After a sign-in with a method the account already had: links the identity waiting in
+/// the browser (when it was matched to this very account) and audits it. `true` when a
+/// link cookie was there (to be cleared, linked or not).
+async fn finish_pending_link(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    user: &accounts::User,
+) -> Result<bool, PageError> {
+    let Some(c) = req.cookie(link_cookie_name(state)) else {
+        return Ok(false);
+    };
+    if let Some(link) = federation::PendingLink::open(state, &p.tenant, c.value()) {
+        let linked = federation::finish_link(state, &p.tenant, &link, user)
+            .await
+            .map_err(|e| PageError::unexpected(Locale::En, &anyhow::anyhow!(e.to_string())))?;
+        if linked {
+            audit::record(
+                state,
+                AuditEvent::new("federation.linked", Some(&p.tenant))
+                    .actor(Some(&user.id))
+                    .detail("connection", link.connection_id.clone())
+                    .detail("channel", "sign_in"),
+                &audit_context(req),
+            );
+        }
+    }
+    Ok(true)
 }
 
 const ACCOUNT_FORM: &str = "account";
 
 /// The signed-in user of the account pages, or the redirect to sign in first.
-async fn account_session(
+pub(super) async fn account_session(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
@@ -1461,7 +1541,7 @@ async fn account_session(
 
 /// The common preamble of the account page's forms: the CSRF check, then the signed-in
 /// user (or the redirect to sign in first).
-async fn account_form_session(
+pub(super) async fn account_form_session(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
@@ -1472,7 +1552,7 @@ async fn account_form_session(
     account_session(state, req, p, loc).await
 }
 
-async fn account_page(
+pub(super) async fn account_page(
     state: &AppState,
     req: &HttpRequest,
     p: &Provider,
@@ -1507,8 +1587,29 @@ async fn account_page(
             sid: s.sid,
         })
         .collect();
+    let linked_rows = federation::linked_methods(state, &p.tenant, &user.id).await?;
+    let linkable = federation::list(state, &p.tenant)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled && !linked_rows.iter().any(|m| m.connection_id == c.id))
+        .map(|c| LinkableView {
+            id: c.id,
+            name: c.name,
+        })
+        .collect();
+    let linked = linked_rows
+        .into_iter()
+        .map(|m| LinkedView {
+            since: crate::api_keys::format_instant(m.created_at),
+            last_used: crate::api_keys::format_instant(m.last_login_at),
+            connection_id: m.connection_id,
+            name: m.name,
+        })
+        .collect();
     let (seed, set) = csrf_seed(state, req);
     let page = AccountPage {
+        linked,
+        linkable,
         f: frame(p, loc),
         base: &p.issuer,
         csrf: csrf_token(state, &seed, ACCOUNT_FORM),

@@ -138,6 +138,52 @@ pub async fn link_identity(
     .map(|_| ()))
 }
 
+/// A sign-in method linked to a user: the connection and when it was linked and used.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct LinkedIdentityRow {
+    pub connection_id: String,
+    pub name: String,
+    pub protocol: String,
+    pub provider: Option<String>,
+    pub created_at: i64,
+    pub last_login_at: i64,
+}
+
+pub async fn list_user_identities(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+) -> DbResult<Vec<LinkedIdentityRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, LinkedIdentityRow>(
+        "SELECT i.connection_id, c.name, c.protocol, c.provider, MIN(i.created_at) AS created_at, MAX(i.last_login_at) AS last_login_at \
+         FROM federated_identities i JOIN sso_connections c ON c.id = i.connection_id \
+         WHERE i.tenant_id = $1 AND i.user_id = $2 \
+         GROUP BY i.connection_id, c.name, c.protocol, c.provider ORDER BY MIN(i.created_at)",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Unlinks every identity of `connection_id` from the user; the number removed.
+pub async fn delete_user_identities(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    connection_id: &str,
+) -> DbResult<u64> {
+    dispatch!(pool, p => sqlx::query(
+        "DELETE FROM federated_identities WHERE tenant_id = $1 AND user_id = $2 AND connection_id = $3",
+    )
+    .bind(tenant_id)
+    .bind(user_id)
+    .bind(connection_id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+}
+
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct FlowRow {
     pub id_hash: String,
@@ -150,15 +196,17 @@ pub struct FlowRow {
     pub created_at: i64,
     pub expires_at: i64,
     pub consumed_at: Option<i64>,
+    /// Set when the account page started the flow to link a method to this user.
+    pub link_user_id: Option<String>,
 }
 
 pub async fn insert_flow(pool: &Pool, f: &FlowRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
-        "INSERT INTO federation_flows (id_hash, tenant_id, connection_id, request_id, browser_hash, secrets, saml_request_id, created_at, expires_at, consumed_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL)",
+        "INSERT INTO federation_flows (id_hash, tenant_id, connection_id, request_id, browser_hash, secrets, saml_request_id, created_at, expires_at, consumed_at, link_user_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
     )
     .bind(&f.id_hash).bind(&f.tenant_id).bind(&f.connection_id).bind(&f.request_id).bind(&f.browser_hash)
-    .bind(&f.secrets).bind(&f.saml_request_id).bind(f.created_at).bind(f.expires_at)
+    .bind(&f.secrets).bind(&f.saml_request_id).bind(f.created_at).bind(f.expires_at).bind(&f.link_user_id)
     .execute(p)
     .await
     .map(|_| ()))

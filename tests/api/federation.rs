@@ -399,18 +399,21 @@ async fn oidc_upstream_links_by_verified_email_only_when_allowed() {
             browser.get(&callback).send().await.unwrap()
         }
     };
-    // Existing account, Google (no linking): refused.
+    // Existing account, Google (no linking): not taken over; the person is offered to
+    // link it after signing in with the existing method.
     let r = flow("gina@example.net", ("connection", "google")).await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("(account_exists)"));
-    // Existing account, upstream says the address is not verified: refused.
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Link your sign-in method"), "{page}");
+    assert!(page.contains("gina@example.net"));
+    // Existing account, upstream says the address is not verified: the same.
     let r = flow(
         "unverified-dan@example.org",
         ("email", "unverified-dan@example.org"),
     )
     .await;
-    assert_eq!(r.status(), 400);
-    assert!(r.text().await.unwrap().contains("(account_exists)"));
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("Link your sign-in method"));
     // Verified address and linking allowed: the existing account, with mapped roles.
     let r = flow("erin@example.org", ("email", "erin@example.org")).await;
     assert_eq!(r.status(), 302);
@@ -985,4 +988,194 @@ async fn the_second_factor_follows_a_federated_sign_in_when_the_connection_appli
     assert_eq!(id["sub"], user);
     assert_eq!(id["amr"], json!(["fed", "otp"]));
     assert_eq!(id["acr"], "2");
+}
+
+/// The account page's "Linked sign-in methods" section: names and the CSRF token.
+async fn account_page(app: &TestApp, browser: &reqwest::Client) -> (String, String) {
+    let r = browser.get(app.url("/account")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    let csrf = Regex::new(r#"name="csrf_token" value="([^"]+)""#)
+        .unwrap()
+        .captures(&page)
+        .unwrap()[1]
+        .to_string();
+    (page, csrf)
+}
+
+#[tokio::test]
+async fn a_person_whose_address_exists_links_the_new_method_after_signing_in() {
+    let app = spawn_app().await;
+    let peer = oidc_peer(&app);
+    let token = admin_token(&app).await;
+    let gina = app.create_user("gina@example.net").await;
+    let r = configure(
+        &app,
+        &token,
+        json!({"provider": "google", "issuer": peer.base,
+               "client_id": UPSTREAM_CLIENT, "client_secret": UPSTREAM_SECRET}),
+    )
+    .await;
+    assert_eq!(r.status(), 201);
+    let google: Value = r.json().await.unwrap();
+    let google_id = google["data"]["id"].as_str().unwrap().to_string();
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+
+    // Google says gina@example.net; the account exists and Google may not take it over.
+    let browser = app.new_browser();
+    let upstream = start_from_sign_in(&app, &browser, &client, ("connection", "google")).await;
+    let callback = upstream_sign_in(&browser, &upstream, "gina@example.net").await;
+    let r = browser
+        .get(&callback)
+        .header("accept-language", "pt-BR")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("Vincule seu método de login"), "{page}");
+    assert!(page.contains("Entrar para vincular"));
+    let action = unescape(
+        &Regex::new(r#"<a class="button" href="([^"]+)""#)
+            .unwrap()
+            .captures(&page)
+            .unwrap()[1],
+    );
+    assert!(action.starts_with(&app.url("/login?request=")), "{action}");
+
+    // The sign-in page of the same request; the password links Google, and the request
+    // continues to the application.
+    let page = browser
+        .get(&action)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = Regex::new(r#"(?s)<form method="post" action="[^"]*/login".*?</form>"#)
+        .unwrap()
+        .find(&page)
+        .unwrap()
+        .as_str()
+        .to_string();
+    let form = parse_form(&form);
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), "gina@example.net".into()));
+    fields.push(("password".into(), crate::helpers::PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let cleared = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .any(|c| c.to_str().unwrap().starts_with("portcullis_link=;"));
+    assert!(cleared, "the link cookie is cleared");
+    let tokens = redeem(&app, &client, &location(&r)).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], gina);
+    assert_eq!(id["amr"], json!(["pwd"]));
+
+    // From now on Google signs gina in, in a fresh browser.
+    let fresh = app.new_browser();
+    let upstream = start_from_sign_in(&app, &fresh, &client, ("connection", "google")).await;
+    let callback = upstream_sign_in(&fresh, &upstream, "gina@example.net").await;
+    let r = fresh.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 302);
+    let tokens = redeem(&app, &client, &location(&r)).await;
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["sub"], gina);
+    assert_eq!(id["amr"], json!(["fed"]));
+
+    // The account page lists it; unlinking it (gina has a password) works…
+    let (page, csrf) = account_page(&app, &browser).await;
+    assert!(page.contains("Linked sign-in methods"));
+    assert!(page.contains("Google · linked"), "{page}");
+    let r = browser
+        .post(app.url("/account/linked/remove"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("connection", google_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let page = r.text().await.unwrap();
+    assert!(page.contains("The sign-in method was unlinked."));
+    assert!(page.contains("Link Google"), "{page}");
+    // …a forged form changes nothing…
+    let r = browser
+        .post(app.url("/account/linked/remove"))
+        .form(&[("csrf_token", "forged"), ("connection", google_id.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    // …and "Link Google" from the account page links it again, without a new password.
+    let (_, csrf) = account_page(&app, &browser).await;
+    let r = browser
+        .post(app.url("/account/linked/add"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("connection", google_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let callback = upstream_sign_in(&browser, &location(&r), "gina@example.net").await;
+    let r = browser.get(&callback).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Google is now linked to your account."));
+
+    // A user Google created (no password) cannot remove their only way to sign in.
+    let newbie = app.new_browser();
+    let upstream = start_from_sign_in(&app, &newbie, &client, ("connection", "google")).await;
+    let callback = upstream_sign_in(&newbie, &upstream, "newbie@example.com").await;
+    assert_eq!(newbie.get(&callback).send().await.unwrap().status(), 302);
+    let (_, csrf) = account_page(&app, &newbie).await;
+    let r = newbie
+        .post(app.url("/account/linked/remove"))
+        .form(&[
+            ("csrf_token", csrf.as_str()),
+            ("connection", google_id.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("This is the only way to sign in to this account"));
+
+    let linked = audit_events(&app, &token, "federation.linked").await;
+    let channels: Vec<&str> = linked
+        .iter()
+        .map(|e| e["details"]["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(channels.len(), 2, "{channels:?}");
+    assert!(channels.contains(&"sign_in") && channels.contains(&"account"));
+    assert!(
+        linked.iter().all(|e| e["actor"] == gina.as_str()),
+        "{linked:?}"
+    );
+    let unlinked = audit_events(&app, &token, "federation.unlinked").await;
+    assert_eq!(unlinked.len(), 1);
 }

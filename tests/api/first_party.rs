@@ -213,6 +213,64 @@ async fn the_json_api_validates_its_input() {
         .await
         .unwrap();
     assert_eq!(r.status(), 422);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "VALIDATION_FAILED");
+    assert!(e["error"]["message"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid JSON body"));
+
+    // A body that does not say it is JSON is a client bug, named as such — never
+    // INVALID_CREDENTIALS, even with a real user's right password in it.
+    app.create_user("ctype@example.com").await;
+    let good =
+        json!({"email": "ctype@example.com", "password": crate::helpers::PASSWORD}).to_string();
+    for (ctype, body, needle) in [
+        (
+            Some("text/plain"),
+            good.clone(),
+            r#"Content-Type must be application/json, not "text/plain""#,
+        ),
+        (
+            Some("application/x-www-form-urlencoded"),
+            "email=ctype%40example.com&password=x".to_string(),
+            r#"not "application/x-www-form-urlencoded""#,
+        ),
+        (None, good.clone(), "no Content-Type"),
+        (
+            Some("text/plain"),
+            "not json at all".to_string(),
+            "Content-Type must be application/json",
+        ),
+    ] {
+        let mut req = app.http.post(app.url("/api/v1/auth/login")).body(body);
+        if let Some(c) = ctype {
+            req = req.header("content-type", c);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 422, "{ctype:?}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "VALIDATION_FAILED", "{ctype:?}");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(needle),
+            "{ctype:?}: {e}"
+        );
+    }
+    // JSON with parameters and +json types are JSON.
+    for ctype in [
+        "application/json; charset=utf-8",
+        "application/vnd.api+json",
+    ] {
+        let r = app
+            .http
+            .post(app.url("/api/v1/auth/login"))
+            .header("content-type", ctype)
+            .body(good.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{ctype}");
+    }
     let r = app
         .http
         .get(app.url("/api/v1/auth/me"))

@@ -180,8 +180,34 @@ pub fn data(status: actix_web::http::StatusCode, value: Value) -> HttpResponse {
 }
 
 /// A JSON body of type `T`, bounded by `max_body_bytes`; anything unparsable is a
-/// `VALIDATION_FAILED` that names the problem.
+/// `VALIDATION_FAILED` that names the problem. A body must say it is JSON
+/// (`application/json` or a `+json` type): a `text/plain` or form body is refused before
+/// anything reads it, so a client bug never looks like a wrong password, and a cross-site
+/// "simple" request (no CORS preflight) cannot carry a JSON command.
 pub struct Json<T>(pub T);
+
+/// `Some(problem)` when a non-empty body is not declared as JSON.
+fn json_content_type_problem(req: &HttpRequest) -> Option<String> {
+    let Some(raw) = req.headers().get(header::CONTENT_TYPE) else {
+        return Some("the request has a body but no Content-Type: send application/json".into());
+    };
+    let mime = raw
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = mime == "application/json"
+        || mime
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"));
+    (!json).then(|| {
+        let shown: String = mime.chars().take(64).collect();
+        format!("Content-Type must be application/json, not {shown:?}")
+    })
+}
 
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
@@ -189,10 +215,14 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
         let bytes = web::Bytes::from_request(req, payload);
+        let content_type_problem = json_content_type_problem(req);
         Box::pin(async move {
             let body = bytes.await.map_err(|_| {
                 ApiError::ValidationFailed("the request body is too large or unreadable".into())
             })?;
+            if let (false, Some(problem)) = (body.is_empty(), content_type_problem) {
+                return Err(ApiError::ValidationFailed(problem).into());
+            }
             let value = serde_json::from_slice::<T>(if body.is_empty() { b"{}" } else { &body })
                 .map_err(|e| ApiError::ValidationFailed(format!("invalid JSON body: {e}")))?;
             Ok(Json(value))
