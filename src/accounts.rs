@@ -157,16 +157,134 @@ impl From<sqlx::Error> for AccountError {
     }
 }
 
+/// The OpenID Connect Core §5.1 claims a user record holds besides the address: what the
+/// `profile` scope releases. Set through the admin API, the CLI (`--name`) and upstream
+/// attribute mapping.
+#[derive(
+    Debug, Clone, Default, PartialEq, serde::Deserialize, serde::Serialize, utoipa::ToSchema,
+)]
+#[serde(default, deny_unknown_fields)]
+pub struct Profile {
+    pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    /// An https URL of the user's picture.
+    pub picture: Option<String>,
+    /// A BCP 47 language tag (`pt-BR`).
+    pub locale: Option<String>,
+    /// An IANA time zone (`America/Sao_Paulo`).
+    pub zoneinfo: Option<String>,
+}
+
+impl Profile {
+    /// Blank values are absent; each value is checked for its claim's form.
+    pub fn normalised(self) -> Result<Self, AccountError> {
+        let clean =
+            |v: Option<String>, field: &str, max: usize| -> Result<Option<String>, AccountError> {
+                match v.map(|s| s.trim().to_string()).filter(|s| !s.is_empty()) {
+                    Some(s) if s.chars().count() > max => Err(AccountError::Validation(format!(
+                        "{field} is longer than {max} characters"
+                    ))),
+                    Some(s) if s.chars().any(char::is_control) => Err(AccountError::Validation(
+                        format!("{field} contains control characters"),
+                    )),
+                    other => Ok(other),
+                }
+            };
+        let p = Self {
+            name: clean(self.name, "name", 200)?,
+            given_name: clean(self.given_name, "given_name", 100)?,
+            family_name: clean(self.family_name, "family_name", 100)?,
+            preferred_username: clean(self.preferred_username, "preferred_username", 100)?,
+            picture: clean(self.picture, "picture", 2000)?,
+            locale: clean(self.locale, "locale", 35)?,
+            zoneinfo: clean(self.zoneinfo, "zoneinfo", 64)?,
+        };
+        if let Some(u) = &p.picture {
+            let ok = url::Url::parse(u).is_ok_and(|u| u.scheme() == "https" && u.host().is_some());
+            if !ok {
+                return Err(AccountError::Validation(
+                    "picture must be an https URL".into(),
+                ));
+            }
+        }
+        if let Some(l) = &p.locale {
+            let ok = l.split('-').all(|part| {
+                (1..=8).contains(&part.len()) && part.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            if !ok {
+                return Err(AccountError::Validation(
+                    "locale must be a BCP 47 language tag such as pt-BR".into(),
+                ));
+            }
+        }
+        if let Some(z) = &p.zoneinfo {
+            let ok = z
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/_+-".contains(c))
+                && !z.starts_with('/');
+            if !ok {
+                return Err(AccountError::Validation(
+                    "zoneinfo must be an IANA time zone such as America/Sao_Paulo".into(),
+                ));
+            }
+        }
+        Ok(p)
+    }
+
+    /// The same checks, leaving out each value that fails instead of refusing the whole
+    /// profile (for what an upstream provider sends).
+    pub fn lenient(self) -> Self {
+        let one = |p: Profile| p.normalised().unwrap_or_default();
+        let d = Profile::default;
+        Profile {
+            name: one(Profile {
+                name: self.name,
+                ..d()
+            })
+            .name,
+            given_name: one(Profile {
+                given_name: self.given_name,
+                ..d()
+            })
+            .given_name,
+            family_name: one(Profile {
+                family_name: self.family_name,
+                ..d()
+            })
+            .family_name,
+            preferred_username: one(Profile {
+                preferred_username: self.preferred_username,
+                ..d()
+            })
+            .preferred_username,
+            picture: one(Profile {
+                picture: self.picture,
+                ..d()
+            })
+            .picture,
+            locale: one(Profile {
+                locale: self.locale,
+                ..d()
+            })
+            .locale,
+            zoneinfo: one(Profile {
+                zoneinfo: self.zoneinfo,
+                ..d()
+            })
+            .zoneinfo,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct User {
     pub id: String,
     pub tenant_id: String,
     pub email: String,
     pub email_verified: bool,
-    pub name: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub locale: Option<String>,
+    pub profile: Profile,
     pub attributes: Map<String, Value>,
     pub disabled: bool,
     pub updated_at: i64,
@@ -180,10 +298,15 @@ impl From<UserRow> for User {
             tenant_id: r.tenant_id,
             email: r.email,
             email_verified: r.email_verified,
-            name: r.name,
-            given_name: r.given_name,
-            family_name: r.family_name,
-            locale: r.locale,
+            profile: Profile {
+                name: r.name,
+                given_name: r.given_name,
+                family_name: r.family_name,
+                preferred_username: r.preferred_username,
+                picture: r.picture,
+                locale: r.locale,
+                zoneinfo: r.zoneinfo,
+            },
             disabled: r.disabled,
             updated_at: r.updated_at,
         }
@@ -286,7 +409,7 @@ impl PasswordHasher {
 pub struct NewUser {
     pub email: Email,
     pub password: Option<Password>,
-    pub name: Option<String>,
+    pub profile: Profile,
     pub email_verified: bool,
     pub roles: Vec<String>,
     /// Free-form attributes (for example a department), usable in tenant custom claims as
@@ -299,6 +422,7 @@ pub async fn create_user(
     tenant: &Tenant,
     new: NewUser,
 ) -> Result<User, AccountError> {
+    let profile = new.profile.clone().normalised()?;
     if storage::users::find_user_by_email(&state.pool, &tenant.id, &new.email.key())
         .await?
         .is_some()
@@ -325,10 +449,13 @@ pub async fn create_user(
         email_key: new.email.key(),
         email_verified: new.email_verified,
         password_hash: hash,
-        name: new.name,
-        given_name: None,
-        family_name: None,
-        locale: None,
+        name: profile.name,
+        given_name: profile.given_name,
+        family_name: profile.family_name,
+        preferred_username: profile.preferred_username,
+        picture: profile.picture,
+        locale: profile.locale,
+        zoneinfo: profile.zoneinfo,
         attributes: Value::Object(new.attributes.clone()).to_string(),
         disabled: false,
         created_at: now,
@@ -479,11 +606,44 @@ impl User {
             "id": self.id,
             "email": self.email,
             "email_verified": self.email_verified,
-            "name": self.name,
+            "name": self.profile.name,
+            "profile": self.profile,
             "disabled": self.disabled,
             "attributes": self.attributes,
         })
     }
+}
+
+/// Replaces a user's profile claims (admin API `PATCH /admin/users/{id}`).
+pub async fn update_profile(
+    state: &AppState,
+    tenant: &Tenant,
+    user_id: &str,
+    profile: Profile,
+) -> Result<User, AccountError> {
+    let p = profile.normalised()?;
+    let found = storage::users::update_user_profile(
+        &state.pool,
+        &tenant.id,
+        user_id,
+        [
+            &p.name,
+            &p.given_name,
+            &p.family_name,
+            &p.preferred_username,
+            &p.picture,
+            &p.locale,
+            &p.zoneinfo,
+        ],
+        storage::now(),
+    )
+    .await?;
+    if !found {
+        return Err(AccountError::NotFound);
+    }
+    find_user(state, tenant, user_id)
+        .await?
+        .ok_or(AccountError::NotFound)
 }
 
 const VERIFY_EMAIL: &str = "verify_email";
@@ -586,7 +746,10 @@ pub async fn register(
     let new = NewUser {
         email: email.clone(),
         password: Some(password),
-        name,
+        profile: Profile {
+            name,
+            ..Profile::default()
+        },
         email_verified: false,
         roles: vec![],
         attributes: Default::default(),

@@ -386,7 +386,10 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 NewUser {
                     email: Email::parse(&email)?,
                     password: Some(Password::parse(&password)?),
-                    name,
+                    profile: accounts::Profile {
+                        name,
+                        ..Default::default()
+                    },
                     email_verified: false,
                     roles,
                     attributes: Default::default(),

@@ -51,7 +51,12 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<DemoCredentials>> {
         NewUser {
             email: Email::parse(email)?,
             password: Some(Password::parse(&password)?),
-            name: Some("Demo User".into()),
+            profile: crate::accounts::Profile {
+                name: Some("Demo User".into()),
+                given_name: Some("Demo".into()),
+                family_name: Some("User".into()),
+                ..Default::default()
+            },
             email_verified: true,
             roles: vec![],
             attributes: Default::default(),

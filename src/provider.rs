@@ -40,7 +40,7 @@ impl Provider {
 pub const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
 /// Claims the provider can return.
-pub const CLAIMS_SUPPORTED: [&str; 19] = [
+pub const CLAIMS_SUPPORTED: [&str; 22] = [
     "iss",
     "sub",
     "aud",
@@ -56,7 +56,10 @@ pub const CLAIMS_SUPPORTED: [&str; 19] = [
     "name",
     "given_name",
     "family_name",
+    "preferred_username",
+    "picture",
     "locale",
+    "zoneinfo",
     "updated_at",
     "email",
     "email_verified",

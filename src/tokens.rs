@@ -107,7 +107,8 @@ pub fn access_token_ttl(state: &AppState, provider: &Provider, client: &Client) 
 /// The scope that releases a standard claim (Core §5.4).
 pub fn scope_of_claim(claim: &str) -> Option<&'static str> {
     match claim {
-        "name" | "given_name" | "family_name" | "locale" | "updated_at" => Some("profile"),
+        "name" | "given_name" | "family_name" | "preferred_username" | "picture" | "locale"
+        | "zoneinfo" | "updated_at" => Some("profile"),
         "email" | "email_verified" => Some("email"),
         _ => None,
     }
@@ -137,18 +138,18 @@ pub fn user_claims(
         }
     };
     let profile = has("profile");
-    put("name", user.name.clone().map(Value::from), profile);
-    put(
-        "given_name",
-        user.given_name.clone().map(Value::from),
-        profile,
-    );
-    put(
-        "family_name",
-        user.family_name.clone().map(Value::from),
-        profile,
-    );
-    put("locale", user.locale.clone().map(Value::from), profile);
+    let u = &user.profile;
+    for (name, value) in [
+        ("name", &u.name),
+        ("given_name", &u.given_name),
+        ("family_name", &u.family_name),
+        ("preferred_username", &u.preferred_username),
+        ("picture", &u.picture),
+        ("locale", &u.locale),
+        ("zoneinfo", &u.zoneinfo),
+    ] {
+        put(name, value.clone().map(Value::from), profile);
+    }
     put("updated_at", Some(Value::from(user.updated_at)), profile);
     let email = has("email");
     put("email", Some(Value::from(user.email.clone())), email);
@@ -270,7 +271,9 @@ async fn issue(
 
     let id_token = match &grant.user {
         Some(user) if grant.scope.iter().any(|s| s == "openid") => {
-            let mut id = user_claims(user, &grant.scope, grant.claims.as_ref(), "id_token");
+            // Core §5.4: with an access token issued (always, here), the scopes' claims are
+            // UserInfo's; the ID token carries only what the `claims` parameter asks of it.
+            let mut id = user_claims(user, &[], grant.claims.as_ref(), "id_token");
             id.insert("iss".into(), json!(provider.issuer));
             id.insert("sub".into(), json!(user.id));
             id.insert("aud".into(), json!(client.id));

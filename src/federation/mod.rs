@@ -600,12 +600,32 @@ pub struct UpstreamIdentity {
     pub email: Option<String>,
     pub email_verified: bool,
     pub name: Option<String>,
+    pub given_name: Option<String>,
+    pub family_name: Option<String>,
+    pub preferred_username: Option<String>,
+    pub picture: Option<String>,
+    pub locale: Option<String>,
     pub groups: Vec<String>,
     /// Authentication methods the upstream reported, besides `fed`.
     pub amr: Vec<String>,
 }
 
 impl UpstreamIdentity {
+    /// The profile claims of a user provisioned from this identity; a value that does not
+    /// fit its claim (an http picture, an odd locale) is left out rather than refused.
+    pub fn profile(&self) -> accounts::Profile {
+        accounts::Profile {
+            name: self.name.clone(),
+            given_name: self.given_name.clone(),
+            family_name: self.family_name.clone(),
+            preferred_username: self.preferred_username.clone(),
+            picture: self.picture.clone(),
+            locale: self.locale.clone(),
+            zoneinfo: None,
+        }
+        .lenient()
+    }
+
     /// `amr` of the Portcullis session: `fed` and what the upstream reported.
     pub fn session_amr(&self) -> Vec<String> {
         let mut amr = vec!["fed".to_string()];
@@ -668,7 +688,7 @@ pub async fn resolve_user(
                     let new = NewUser {
                         email,
                         password: None,
-                        name: id.name.clone(),
+                        profile: id.profile(),
                         email_verified: id.email_verified,
                         roles: Vec::new(),
                         attributes: serde_json::Map::new(),

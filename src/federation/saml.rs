@@ -1088,6 +1088,27 @@ fn identity(
         email,
         email_verified,
         name,
+        given_name: values(&["givenName", "given_name", "urn:oid:2.5.4.42"])
+            .into_iter()
+            .next(),
+        family_name: values(&["sn", "surname", "family_name", "urn:oid:2.5.4.4"])
+            .into_iter()
+            .next(),
+        preferred_username: values(&[
+            "uid",
+            "preferred_username",
+            "urn:oid:0.9.2342.19200300.100.1.1",
+        ])
+        .into_iter()
+        .next(),
+        picture: None,
+        locale: values(&[
+            "preferredLanguage",
+            "locale",
+            "urn:oid:2.16.840.1.113730.3.1.39",
+        ])
+        .into_iter()
+        .next(),
         groups,
         amr: Vec::new(),
     })

@@ -110,7 +110,7 @@ impl Modify for Security {
         api::rbac::roles_get, api::rbac::roles_post, api::rbac::permissions_get, api::rbac::assign_post, api::rbac::templates_get, api::rbac::import_post,
         api::api_keys::create_post, api::api_keys::list_get, api::api_keys::rotate_post, api::api_keys::revoke_delete, api::api_keys::verify_post,
         api::admin::clients_get, api::admin::clients_post, api::admin::client_get, api::admin::client_delete,
-        api::admin::users_get, api::admin::users_post, api::admin::user_get, api::admin::user_delete, api::admin::user_unlock_post,
+        api::admin::users_get, api::admin::users_post, api::admin::user_get, api::admin::user_patch, api::admin::user_delete, api::admin::user_unlock_post,
         api::admin::keys_get, api::admin::keys_rotate_post, api::admin::settings_get, api::admin::settings_patch, api::admin::audit_get,
         api::admin::tenants_post, api::admin::tenants_get,
         api::bans::bans_get, api::bans::bans_post, api::bans::ban_delete,

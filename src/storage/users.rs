@@ -14,6 +14,9 @@ pub struct UserRow {
     pub given_name: Option<String>,
     pub family_name: Option<String>,
     pub locale: Option<String>,
+    pub preferred_username: Option<String>,
+    pub picture: Option<String>,
+    pub zoneinfo: Option<String>,
     pub attributes: String,
     pub disabled: bool,
     pub created_at: i64,
@@ -22,12 +25,13 @@ pub struct UserRow {
 
 pub async fn insert_user(pool: &Pool, u: &UserRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
-        "INSERT INTO users (id, tenant_id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale, attributes, disabled, created_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+        "INSERT INTO users (id, tenant_id, email, email_key, email_verified, password_hash, name, given_name, family_name, locale, attributes, disabled, created_at, updated_at, preferred_username, picture, zoneinfo) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(&u.id).bind(&u.tenant_id).bind(&u.email).bind(&u.email_key).bind(u.email_verified)
     .bind(&u.password_hash).bind(&u.name).bind(&u.given_name).bind(&u.family_name).bind(&u.locale)
     .bind(&u.attributes).bind(u.disabled).bind(u.created_at).bind(u.updated_at)
+    .bind(&u.preferred_username).bind(&u.picture).bind(&u.zoneinfo)
     .execute(p)
     .await
     .map(|_| ()))
@@ -43,6 +47,27 @@ pub async fn find_user_by_email(
         .bind(email_key)
         .fetch_optional(p)
         .await)
+}
+
+/// Replaces the profile claims of a user (bumping `updated_at`); false when there is none.
+#[allow(clippy::too_many_arguments)] // one column each, bound once
+pub async fn update_user_profile(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    profile: [&Option<String>; 7],
+    now: i64,
+) -> DbResult<bool> {
+    let [name, given, family, preferred, picture, locale, zoneinfo] = profile;
+    dispatch!(pool, p => sqlx::query(
+        "UPDATE users SET name = $3, given_name = $4, family_name = $5, preferred_username = $6, picture = $7, locale = $8, zoneinfo = $9, updated_at = $10 \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id).bind(user_id).bind(name).bind(given).bind(family).bind(preferred)
+    .bind(picture).bind(locale).bind(zoneinfo).bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() > 0))
 }
 
 pub async fn find_user(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResult<Option<UserRow>> {

@@ -280,8 +280,11 @@ async fn google_sign_in_with_an_independent_oidc_provider() {
     let tokens = redeem(&app, &client, &location(&r)).await;
     let id = jwt_claims(tokens["id_token"].as_str().unwrap());
     assert_eq!(id["amr"], json!(["fed"]));
-    assert_eq!(id["email"], "alice@example.com");
-    assert_eq!(id["email_verified"], true);
+    let info = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["email_verified"], true);
+    // The upstream's profile claims provisioned the user.
+    assert_eq!(info["given_name"], "Alice", "{info}");
     let sub = id["sub"].as_str().unwrap().to_string();
 
     // The callback is single use.
@@ -735,7 +738,8 @@ async fn saml_sign_in_with_an_independent_identity_provider() {
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
     let tokens = redeem(&app, &client, &location(&r)).await;
     let id = jwt_claims(tokens["id_token"].as_str().unwrap());
-    assert_eq!(id["email"], "alice@example.com");
+    let info = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["email"], "alice@example.com");
     assert_eq!(id["amr"], json!(["fed"]));
     let access = jwt_claims(tokens["access_token"].as_str().unwrap());
     assert!(access["roles"]

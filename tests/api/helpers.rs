@@ -202,6 +202,19 @@ impl TestApp {
     }
 
     /// A second browser: its own cookie jar.
+    /// `GET /userinfo` with an access token: the claims (the request must succeed).
+    pub async fn userinfo(&self, access_token: &str) -> Value {
+        let r = self
+            .http
+            .get(self.url("/userinfo"))
+            .bearer_auth(access_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
     pub fn new_browser(&self) -> reqwest::Client {
         http_client(Arc::new(Jar::default()))
     }
@@ -266,7 +279,7 @@ impl TestApp {
             NewUser {
                 email: Email::parse(email).unwrap(),
                 password: Some(Password::parse(PASSWORD).unwrap()),
-                name: None,
+                profile: Default::default(),
                 email_verified: true,
                 roles: roles.iter().map(|r| r.to_string()).collect(),
                 attributes: Default::default(),
@@ -298,7 +311,10 @@ impl TestApp {
             NewUser {
                 email: Email::parse(email).unwrap(),
                 password: Some(Password::parse(PASSWORD).unwrap()),
-                name: Some("Ana Souza".into()),
+                profile: portcullis::accounts::Profile {
+                    name: Some("Ana Souza".into()),
+                    ..Default::default()
+                },
                 email_verified: true,
                 roles: vec![],
                 attributes: Default::default(),

@@ -18,7 +18,7 @@ async fn credentials_of_one_tenant_get_nothing_from_another() {
         portcullis::accounts::NewUser {
             email: portcullis::accounts::Email::parse("boss@globex.test").unwrap(),
             password: Some(portcullis::accounts::Password::parse(PASSWORD).unwrap()),
-            name: None,
+            profile: Default::default(),
             email_verified: true,
             roles: vec!["admin".into()],
             attributes: Default::default(),

@@ -186,7 +186,10 @@ async fn the_claims_parameter_adds_requested_claims_to_the_id_token() {
         id["name"], "Ana Souza",
         "requested by the claims parameter without the profile scope"
     );
-    assert_eq!(id["email"], "ana@example.com");
+    // Core §5.4: an access token was issued, so the scopes' claims are UserInfo's.
+    assert!(id.get("email").is_none(), "{id}");
+    let info = app.userinfo(body["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["email"], "ana@example.com");
     assert_eq!(id["nonce"], "n");
     let malformed = app.get(&url_with(&app, &c, "&claims=not-json").0).await;
     let q = query_of(malformed.headers()["location"].to_str().unwrap());

@@ -349,3 +349,137 @@ async fn the_rfc8414_metadata_location_puts_the_well_known_segment_first() {
         .unwrap();
     assert_eq!(d["issuer"], app.issuer());
 }
+
+#[tokio::test]
+async fn the_profile_scope_releases_the_standard_claims_the_admin_api_sets() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let admin = {
+        app.create_user_with_roles("root@admin.test", &["admin"])
+            .await;
+        app.login("root@admin.test").await
+    };
+    let patch = |body: serde_json::Value| {
+        let app = &app;
+        let admin = &admin;
+        let user = &user;
+        async move {
+            app.http
+                .patch(app.url(&format!("/api/v1/admin/users/{user}")))
+                .bearer_auth(admin)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    // Bad values are refused with the reason, and change nothing.
+    for (body, needle) in [
+        (
+            serde_json::json!({"picture": "http://pictures.example/a.png"}),
+            "picture must be an https URL",
+        ),
+        (
+            serde_json::json!({"locale": "pt_BR!"}),
+            "locale must be a BCP 47",
+        ),
+        (
+            serde_json::json!({"zoneinfo": "../etc"}),
+            "zoneinfo must be an IANA",
+        ),
+        (serde_json::json!({"nickname": "x"}), "unknown field"),
+    ] {
+        let r = patch(body).await;
+        assert_eq!(r.status(), 422);
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"]["code"], "VALIDATION_FAILED");
+        assert!(
+            e["error"]["message"].as_str().unwrap().contains(needle),
+            "{e}"
+        );
+    }
+    let r = patch(serde_json::json!({
+        "name": "Ana Souza", "given_name": "Ana", "family_name": "Souza",
+        "preferred_username": "ana", "picture": "https://pictures.example/ana.png",
+        "locale": "pt-BR", "zoneinfo": "America/Sao_Paulo"
+    }))
+    .await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["data"]["profile"]["zoneinfo"], "America/Sao_Paulo");
+    let unknown = app
+        .http
+        .patch(app.url("/api/v1/admin/users/nobody"))
+        .bearer_auth(&admin)
+        .json(&serde_json::json!({"name": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+
+    let c = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    // `profile` releases them at userinfo; the ID token (an access token is issued) holds
+    // only what the claims parameter asks of it.
+    let (_, code, verifier) = code_and_verifier(&app, &c, "openid%20profile").await;
+    let tokens: Value = redeem(&app, &c, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert!(
+        id.get("given_name").is_none() && id.get("name").is_none(),
+        "{id}"
+    );
+    let info = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    for (claim, want) in [
+        ("name", "Ana Souza"),
+        ("given_name", "Ana"),
+        ("family_name", "Souza"),
+        ("preferred_username", "ana"),
+        ("picture", "https://pictures.example/ana.png"),
+        ("locale", "pt-BR"),
+        ("zoneinfo", "America/Sao_Paulo"),
+    ] {
+        assert_eq!(info[claim], want, "{claim}");
+    }
+    assert!(info["updated_at"].as_i64().is_some());
+    assert!(info.get("email").is_none(), "no email scope");
+
+    // Essential claims asked for at userinfo are released without their scope.
+    let claims = url::form_urlencoded::byte_serialize(
+        br#"{"userinfo":{"email":{"essential":true},"zoneinfo":{"essential":true}},"id_token":{"picture":{"essential":true}}}"#,
+    )
+    .collect::<String>();
+    let (_, code, verifier) = code_and_verifier(&app, &c, &format!("openid&claims={claims}")).await;
+    let tokens: Value = redeem(&app, &c, &code, &verifier)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
+    assert_eq!(id["picture"], "https://pictures.example/ana.png");
+    let info = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["email"], "ana@example.com");
+    assert_eq!(info["zoneinfo"], "America/Sao_Paulo");
+    assert!(info.get("given_name").is_none(), "not asked for: {info}");
+
+    // Discovery lists them.
+    let d: Value = app
+        .get(&app.url("/.well-known/openid-configuration"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for claim in ["preferred_username", "picture", "zoneinfo"] {
+        assert!(d["claims_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&serde_json::json!(claim)));
+    }
+}

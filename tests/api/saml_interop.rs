@@ -207,7 +207,10 @@ async fn simplesamlphp_signs_in_with_signed_requests_encrypted_assertions_and_ro
     assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
     let tokens = redeem(&app, &client, &location(&r)).await;
     let id = jwt_claims(tokens["id_token"].as_str().unwrap());
-    assert_eq!(id["email"], "alice@example.com");
+    let info = app.userinfo(tokens["access_token"].as_str().unwrap()).await;
+    assert_eq!(info["email"], "alice@example.com");
+    assert_eq!(info["name"], "Alice Example");
+    assert_eq!(info["preferred_username"], "alice", "SAML uid");
     assert_eq!(id["amr"], json!(["fed"]));
     let access = jwt_claims(tokens["access_token"].as_str().unwrap());
     assert!(access["roles"]

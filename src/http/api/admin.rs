@@ -276,6 +276,9 @@ pub struct UserBody {
     email: String,
     password: Option<String>,
     name: Option<String>,
+    /// The other OpenID Connect profile claims (`given_name`, `family_name`,
+    /// `preferred_username`, `picture`, `locale`, `zoneinfo`); `name` may be given here too.
+    profile: crate::accounts::Profile,
     roles: Vec<String>,
     #[schema(value_type = Object)]
     attributes: serde_json::Map<String, Value>,
@@ -330,7 +333,10 @@ pub async fn users_post(
         NewUser {
             email: Email::parse(&b.email)?,
             password: b.password.as_deref().map(Password::parse).transpose()?,
-            name: b.name,
+            profile: crate::accounts::Profile {
+                name: b.name.or(b.profile.name.clone()),
+                ..b.profile
+            },
             email_verified: false,
             roles: b.roles,
             attributes: b.attributes,
@@ -376,6 +382,37 @@ pub async fn user_get(
     out["roles"] = json!(access.roles);
     out["permissions"] = json!(access.permissions);
     Ok(data(StatusCode::OK, out))
+}
+
+#[utoipa::path(
+    patch,
+    path = "/t/{tenant}/api/v1/admin/users/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    request_body = crate::accounts::Profile,
+    responses(
+        (status = 200, description = "The user with the new profile claims (users:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `PATCH /api/v1/admin/users/{id}` (users:update): replaces the profile claims (OIDC Core
+/// §5.1: name, given_name, family_name, preferred_username, picture, locale, zoneinfo);
+/// `updated_at` moves.
+pub async fn user_patch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(profile): Json<crate::accounts::Profile>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:update")?;
+    let id = path_id(&req);
+    let user = accounts::update_profile(&state, &principal.provider.tenant, id, profile).await?;
+    record(&state, &req, &principal, "user.updated", ("user_id", id));
+    Ok(data(StatusCode::OK, user.to_json()))
 }
 
 #[utoipa::path(

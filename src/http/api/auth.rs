@@ -227,7 +227,7 @@ pub async fn me_get(
             "id": user.id,
             "email": user.email,
             "email_verified": user.email_verified,
-            "name": user.name,
+            "name": user.profile.name,
             "tenant_id": p.tenant.id,
             "tenant": p.tenant.slug,
             "roles": principal.roles(),

@@ -103,6 +103,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/admin/users/{id}", web::get().to(admin::user_get))
         .route(
             "/api/v1/admin/users/{id}",
+            web::patch().to(admin::user_patch),
+        )
+        .route(
+            "/api/v1/admin/users/{id}",
             web::delete().to(admin::user_delete),
         )
         .route(

@@ -14,7 +14,9 @@
 // Client: response_type=code only, PKCE S256 REQUIRED (plain is rejected), state + nonce passed
 //   through, scopes `openid email profile`, id_token RS256 (fresh RSA-2048 key per run).
 //   ID token carries the scope claims too (conformIdTokenClaims=false), so
-//   email/email_verified/name/groups are in both the id_token and the userinfo response.
+//   email/email_verified, name/given_name/family_name/preferred_username/picture/locale (given_name
+//   is the capitalised local part, family_name "Tester", locale pt-BR) and groups are in both the
+//   id_token and the userinfo response.
 //
 // Interaction (plain HTML, no JS needed), a non-JS client sees exactly:
 //   1. GET /auth?...            -> 303 to /interaction/<uid> (sets cookie `_interaction`, path /interaction/<uid>,
@@ -80,6 +82,11 @@ function claimsFor(login) {
     email: login.includes('@') ? login : `${login}@example.com`,
     email_verified: !login.startsWith('unverified'),
     name: `Test ${login}`,
+    given_name: login.charAt(0).toUpperCase() + login.split('@')[0].slice(1),
+    family_name: 'Tester',
+    preferred_username: login.split('@')[0],
+    picture: `https://pictures.example/${encodeURIComponent(login)}.png`,
+    locale: 'pt-BR',
     groups: ['engineering'],
   };
 }
@@ -108,7 +115,7 @@ server.listen(PORT, '127.0.0.1', () => {
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
-      profile: ['name', 'groups'],
+      profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture', 'locale', 'groups'],
     },
     conformIdTokenClaims: false,
     features: {
