@@ -62,7 +62,8 @@ async fn code_flow_with_pkce_through_the_real_forms_gives_a_verified_id_token_an
         .claims(&rp.id_token_verifier(), &nonce)
         .expect("ID token verifies against JWKS");
     assert_eq!(claims.subject().as_str(), user_id);
-    assert_eq!(claims.email().map(|e| e.as_str()), Some("ana@example.com"));
+    // Core §5.4: an access token is issued, so the email scope's claims are UserInfo's.
+    assert_eq!(claims.email(), None);
     assert!(claims.auth_time().is_some());
     let raw = jwt_claims(&id_token.to_string());
     assert_eq!(raw["amr"], serde_json::json!(["pwd"]));

@@ -27,6 +27,7 @@ mod parameters;
 mod protection;
 mod rbac_and_keys;
 mod registration;
+mod relying_parties;
 mod review;
 mod saml_interop;
 mod smtp;
