@@ -165,6 +165,8 @@ pub struct ClientOptions {
     pub alg: Alg,
     pub backchannel: Option<String>,
     pub post_logout: Vec<String>,
+    /// Instead of [`REDIRECT_URI`] (a relying party that really receives the redirect).
+    pub redirect_uri: Option<String>,
 }
 
 impl Default for ClientOptions {
@@ -177,6 +179,7 @@ impl Default for ClientOptions {
             alg: Alg::Rs256,
             backchannel: None,
             post_logout: vec![],
+            redirect_uri: None,
         }
     }
 }
@@ -249,7 +252,8 @@ impl TestApp {
     pub async fn create_client_in(&self, tenant: &Tenant, opts: ClientOptions) -> TestClient {
         let mut new = NewClient::new("Test app");
         new.public = opts.public;
-        new.redirect_uris = vec![RedirectUri::parse(REDIRECT_URI).unwrap()];
+        new.redirect_uris =
+            vec![RedirectUri::parse(opts.redirect_uri.as_deref().unwrap_or(REDIRECT_URI)).unwrap()];
         new.grant_types = opts.grants;
         if let Some(s) = opts.scopes {
             new.scopes = s.into_iter().map(str::to_string).collect();
