@@ -599,12 +599,8 @@ pub struct UpstreamIdentity {
     pub subject: String,
     pub email: Option<String>,
     pub email_verified: bool,
-    pub name: Option<String>,
-    pub given_name: Option<String>,
-    pub family_name: Option<String>,
-    pub preferred_username: Option<String>,
-    pub picture: Option<String>,
-    pub locale: Option<String>,
+    /// The profile claims the upstream gave (as it gave them: see [`Self::profile`]).
+    pub profile: accounts::Profile,
     pub groups: Vec<String>,
     /// Authentication methods the upstream reported, besides `fed`.
     pub amr: Vec<String>,
@@ -614,16 +610,7 @@ impl UpstreamIdentity {
     /// The profile claims of a user provisioned from this identity; a value that does not
     /// fit its claim (an http picture, an odd locale) is left out rather than refused.
     pub fn profile(&self) -> accounts::Profile {
-        accounts::Profile {
-            name: self.name.clone(),
-            given_name: self.given_name.clone(),
-            family_name: self.family_name.clone(),
-            preferred_username: self.preferred_username.clone(),
-            picture: self.picture.clone(),
-            locale: self.locale.clone(),
-            zoneinfo: None,
-        }
-        .lenient()
+        self.profile.clone().lenient()
     }
 
     /// `amr` of the Portcullis session: `fed` and what the upstream reported.

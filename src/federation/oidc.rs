@@ -345,21 +345,24 @@ fn identity(
         subject: c.subject().as_str().to_string(),
         email,
         email_verified: c.email_verified().unwrap_or(false),
-        name,
-        given_name: c
-            .given_name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string()),
-        family_name: c
-            .family_name()
-            .and_then(|n| n.get(None))
-            .map(|n| n.as_str().to_string()),
-        preferred_username: c.preferred_username().map(|u| u.as_str().to_string()),
-        picture: c
-            .picture()
-            .and_then(|u| u.get(None))
-            .map(|u| u.as_str().to_string()),
-        locale: c.locale().map(|l| l.as_str().to_string()),
+        profile: crate::accounts::Profile {
+            name,
+            given_name: c
+                .given_name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            family_name: c
+                .family_name()
+                .and_then(|n| n.get(None))
+                .map(|n| n.as_str().to_string()),
+            preferred_username: c.preferred_username().map(|u| u.as_str().to_string()),
+            picture: c
+                .picture()
+                .and_then(|u| u.get(None))
+                .map(|u| u.as_str().to_string()),
+            locale: c.locale().map(|l| l.as_str().to_string()),
+            zoneinfo: c.zoneinfo().map(|z| z.as_str().to_string()),
+        },
         groups,
         amr: c
             .auth_method_refs()

@@ -1045,6 +1045,7 @@ fn identity(
         }
         Vec::new()
     };
+    let first = |names: &[&str]| values(names).into_iter().next();
     let email = match conn.mapping.email.as_deref() {
         Some(attr) => values(&[attr]).into_iter().next(),
         None => values(&[
@@ -1087,28 +1088,23 @@ fn identity(
         subject: name_id.value.trim().to_string(),
         email,
         email_verified,
-        name,
-        given_name: values(&["givenName", "given_name", "urn:oid:2.5.4.42"])
-            .into_iter()
-            .next(),
-        family_name: values(&["sn", "surname", "family_name", "urn:oid:2.5.4.4"])
-            .into_iter()
-            .next(),
-        preferred_username: values(&[
-            "uid",
-            "preferred_username",
-            "urn:oid:0.9.2342.19200300.100.1.1",
-        ])
-        .into_iter()
-        .next(),
-        picture: None,
-        locale: values(&[
-            "preferredLanguage",
-            "locale",
-            "urn:oid:2.16.840.1.113730.3.1.39",
-        ])
-        .into_iter()
-        .next(),
+        profile: crate::accounts::Profile {
+            name,
+            given_name: first(&["givenName", "given_name", "urn:oid:2.5.4.42"]),
+            family_name: first(&["sn", "surname", "family_name", "urn:oid:2.5.4.4"]),
+            preferred_username: first(&[
+                "uid",
+                "preferred_username",
+                "urn:oid:0.9.2342.19200300.100.1.1",
+            ]),
+            picture: None,
+            locale: first(&[
+                "preferredLanguage",
+                "locale",
+                "urn:oid:2.16.840.1.113730.3.1.39",
+            ]),
+            zoneinfo: None,
+        },
         groups,
         amr: Vec::new(),
     })
