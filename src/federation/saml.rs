@@ -489,8 +489,9 @@ pub struct Shape {
     /// The assertion's ID and the Reference URI of the signature that is its direct child.
     assertion_id: Option<String>,
     assertion_signature_ref: Option<String>,
-    /// A signature that is a direct child of the root (the Response's own).
-    root_signed: bool,
+    /// The root's ID and the Reference URI of the signature that is its direct child.
+    root_id: Option<String>,
+    root_signature_ref: Option<String>,
     encrypted: Option<Encrypted>,
 }
 
@@ -515,10 +516,20 @@ impl Shape {
     /// The assertion carries a signature whose reference is the assertion itself (the
     /// signature's validity is xmlsec's to check).
     fn assertion_signed(&self) -> bool {
-        match (&self.assertion_id, &self.assertion_signature_ref) {
-            (Some(id), Some(r)) => r.strip_prefix('#') == Some(id.as_str()),
-            _ => false,
-        }
+        references(&self.assertion_id, &self.assertion_signature_ref)
+    }
+
+    /// The root (the Response) carries a signature whose reference is the root itself — not
+    /// a signature lifted from elsewhere that covers some other element.
+    fn root_signed(&self) -> bool {
+        references(&self.root_id, &self.root_signature_ref)
+    }
+}
+
+fn references(id: &Option<String>, reference: &Option<String>) -> bool {
+    match (id, reference) {
+        (Some(id), Some(r)) => r.strip_prefix('#') == Some(id.as_str()),
+        _ => false,
     }
 }
 
@@ -588,6 +599,7 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                     }
                     seen_root = true;
                     shape.in_response_to = attr(b"InResponseTo");
+                    shape.root_id = attr(b"ID");
                 }
                 let assertion_here = ns == SAML_ASSERTION_NS && local == b"Assertion";
                 if ns == SAML_ASSERTION_NS && (assertion_here || local == b"EncryptedAssertion") {
@@ -605,9 +617,15 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                 }
                 if ns == DSIG_NS && local == b"Signature" {
                     shape.signatures += 1;
-                    if depth == 1 {
-                        shape.root_signed = true;
-                    }
+                }
+                if ns == DSIG_NS
+                    && local == b"Reference"
+                    && stack.len() == 3
+                    && is(parent(1), DSIG_NS, b"SignedInfo")
+                    && is(parent(2), DSIG_NS, b"Signature")
+                    && shape.root_signature_ref.is_none()
+                {
+                    shape.root_signature_ref = attr(b"URI");
                 }
                 if ns == DSIG_NS
                     && local == b"Reference"
@@ -800,7 +818,7 @@ pub fn verify_response(
             if inner.signatures > 0 {
                 verify_signatures(&idp, &assertion_xml)?;
             }
-            if !shape.root_signed && !inner.assertion_signed() {
+            if !shape.root_signed() && !inner.assertion_signed() {
                 return Err(unsigned());
             }
             if conn.config.want_assertions_signed && !inner.assertion_signed() {
@@ -1369,6 +1387,11 @@ mod tests {
         };
         assert!(shape(&signed("#_a")).unwrap().assertion_signed());
         assert!(!shape(&signed("#_r")).unwrap().assertion_signed());
+        assert!(!shape(&signed("#_a")).unwrap().root_signed());
+        let root = r##"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" ID="_r"><ds:Signature><ds:SignedInfo><ds:Reference URI="#_r"/></ds:SignedInfo></ds:Signature></samlp:Response>"##;
+        assert!(shape(root).unwrap().root_signed());
+        let lifted = root.replace("URI=\"#_r\"", "URI=\"#_other\"");
+        assert!(!shape(&lifted).unwrap().root_signed());
         assert!(!shape(&signed("")).unwrap().assertion_signed());
         assert!(shape(&signed("#_a")).unwrap().encrypted.is_none());
     }
