@@ -167,6 +167,8 @@ pub struct ClientOptions {
     pub post_logout: Vec<String>,
     /// Instead of [`REDIRECT_URI`] (a relying party that really receives the redirect).
     pub redirect_uri: Option<String>,
+    /// Browser origins CORS allows for this client.
+    pub origins: Vec<String>,
 }
 
 impl Default for ClientOptions {
@@ -180,6 +182,7 @@ impl Default for ClientOptions {
             backchannel: None,
             post_logout: vec![],
             redirect_uri: None,
+            origins: vec![],
         }
     }
 }
@@ -259,6 +262,7 @@ impl TestApp {
             new.scopes = s.into_iter().map(str::to_string).collect();
         }
         new.skip_consent = opts.skip_consent;
+        new.allowed_origins = opts.origins;
         new.signing_alg = opts.alg;
         new.backchannel_logout_uri = opts.backchannel;
         new.post_logout_redirect_uris = opts

@@ -224,3 +224,50 @@ async fn mod_auth_openidc_signs_in_refreshes_and_logs_out() {
     drop(peer);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test]
+async fn an_oidc_client_ts_spa_in_chromium_signs_in_with_pkce_and_renews_silently() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let client = app
+        .create_client(ClientOptions {
+            public: true,
+            grants: vec![portcullis::clients::GrantType::AuthorizationCode],
+            skip_consent: true,
+            redirect_uri: Some(format!("{origin}/callback")),
+            origins: vec![origin.clone()],
+            ..ClientOptions::default()
+        })
+        .await;
+    let issuer = app.issuer();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("tests/peers/spa/spa.mjs")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("ISSUER", issuer)
+            .env("CLIENT_ID", &client.id)
+            .env("SPA_PORT", port.to_string())
+            .env("EMAIL", "ana@example.com")
+            .env("PASSWORD", PASSWORD)
+            .output()
+            .expect("node runs; `bash .ci/dev test` installs the SPA peer and chromium")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK "))
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["sub"], user.as_str());
+    assert_eq!(result["renewed_sub"], user.as_str());
+    assert_eq!(
+        result["email"], "ana@example.com",
+        "loadUserInfo through CORS"
+    );
+}
