@@ -544,6 +544,7 @@ pub async fn save_request(
         expires_at: now + state.config.authorization_request_ttl,
         mfa_user_id: None,
         first_factor: None,
+        upstream_session: None,
     };
     storage::authorization::insert_authorization_request(&state.pool, &row).await?;
     Ok(row.id)
@@ -560,6 +561,9 @@ pub struct Pending {
     pub mfa_user_id: Option<String>,
     /// How that user proved their identity before the second factor (`pwd` when unset).
     pub first_factor: Option<String>,
+    /// The upstream SAML session of a federated first factor (opaque JSON of
+    /// `federation::slo::SamlSession`), recorded with the Portcullis session.
+    pub upstream_session: Option<String>,
 }
 
 pub async fn load_request(
@@ -596,6 +600,7 @@ pub async fn load_request(
         authenticated_sid: row.sid,
         mfa_user_id: row.mfa_user_id,
         first_factor: row.first_factor,
+        upstream_session: row.upstream_session,
     }))
 }
 
@@ -606,15 +611,18 @@ pub async fn set_mfa_user(
     id: &str,
     user_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id, None).await
+    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id, None, None)
+        .await
 }
 
-/// Records a user who signed in upstream (`fed`) and still owes the second factor.
+/// Records a user who signed in upstream (`fed`) and still owes the second factor, with
+/// the upstream session to remember once the Portcullis session starts.
 pub async fn set_federated_mfa_user(
     state: &AppState,
     provider: &Provider,
     id: &str,
     user_id: &str,
+    upstream_session: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     storage::authorization::set_mfa_user(
         &state.pool,
@@ -622,6 +630,7 @@ pub async fn set_federated_mfa_user(
         id,
         Some(user_id),
         Some("fed"),
+        upstream_session,
     )
     .await
 }

@@ -11,6 +11,7 @@
 
 pub mod oidc;
 pub mod saml;
+pub mod slo;
 
 use std::collections::BTreeMap;
 
@@ -604,6 +605,8 @@ pub struct UpstreamIdentity {
     pub groups: Vec<String>,
     /// Authentication methods the upstream reported, besides `fed`.
     pub amr: Vec<String>,
+    /// The upstream SAML session (for Single Logout); `None` for OIDC.
+    pub saml_session: Option<slo::SamlSession>,
 }
 
 impl UpstreamIdentity {
@@ -976,6 +979,7 @@ impl NewFlow {
             expires_at: now + FLOW_TTL,
             consumed_at: None,
             link_user_id: None,
+            logout_return: None,
         };
         Self { handle, row }
     }

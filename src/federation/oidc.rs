@@ -368,6 +368,7 @@ fn identity(
             .auth_method_refs()
             .map(|a| a.iter().map(|m| m.as_str().to_string()).collect())
             .unwrap_or_default(),
+        saml_session: None,
     }
 }
 

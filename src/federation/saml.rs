@@ -93,6 +93,8 @@ pub struct IdpMetadata {
     /// NameID formats the IdP says it supports (may be empty).
     pub name_id_formats: Vec<String>,
     pub certificates: Vec<X509>,
+    /// The IdP's HTTP-Redirect SingleLogoutService, if it publishes one.
+    pub slo: Option<samael::metadata::Endpoint>,
 }
 
 impl IdpMetadata {
@@ -164,6 +166,17 @@ impl IdpMetadata {
             .map(|e| e.location.clone())
             .ok_or_else(|| invalid("metadata has no HTTP-Redirect SingleSignOnService"))?;
         check_upstream_url("SingleSignOnService", &sso_url)?;
+        let slo = idps
+            .iter()
+            .flat_map(|d| d.single_logout_services.iter())
+            .find(|e| e.binding == HTTP_REDIRECT_BINDING)
+            .cloned();
+        if let Some(e) = &slo {
+            check_upstream_url("SingleLogoutService", &e.location)?;
+            if let Some(r) = &e.response_location {
+                check_upstream_url("SingleLogoutService ResponseLocation", r)?;
+            }
+        }
         let want_signed_requests = idps
             .iter()
             .any(|d| d.want_authn_requests_signed == Some(true));
@@ -201,6 +214,7 @@ impl IdpMetadata {
             want_signed_requests,
             name_id_formats,
             certificates,
+            slo,
         })
     }
 
@@ -397,10 +411,11 @@ pub async fn sp_metadata(
         .iter()
         .map(|f| format!("    <md:NameIDFormat>{}</md:NameIDFormat>\n", xml_escape(f)))
         .collect();
-    // samael's metadata builder insists on a logout endpoint and knows no encryption
-    // methods, so the document is assembled from its parts.
+    // samael's metadata builder knows no encryption methods, so the document is assembled
+    // from its parts (schema order: keys, SingleLogoutService, NameIDFormat, ACS).
     let entity = xml_escape(&sp_entity_id(p));
     let acs = xml_escape(&acs_url(p));
+    let slo = xml_escape(&super::slo::slo_url(p));
     Ok(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
@@ -417,6 +432,7 @@ pub async fn sp_metadata(
       <md:EncryptionMethod Algorithm="http://www.w3.org/2009/xmlenc11#rsa-oaep"/>
       <md:EncryptionMethod Algorithm="http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"/>
     </md:KeyDescriptor>
+    <md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{slo}"/>
 {formats}    <md:AssertionConsumerService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST" Location="{acs}" index="0" isDefault="true"/>
   </md:SPSSODescriptor>
 </md:EntityDescriptor>
@@ -431,7 +447,8 @@ fn xml_escape(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-fn idp_metadata(conn: &Connection) -> Result<IdpMetadata, FederationError> {
+/// The IdP metadata of a SAML connection, validated.
+pub fn connection_metadata(conn: &Connection) -> Result<IdpMetadata, FederationError> {
     let xml = conn.metadata_xml.as_deref().ok_or_else(|| {
         FederationError::failed(
             "no_metadata",
@@ -449,7 +466,7 @@ pub async fn authn_request(
     conn: &Connection,
     relay_state: &str,
 ) -> Result<(url::Url, String), FederationError> {
-    let idp = idp_metadata(conn)?;
+    let idp = connection_metadata(conn)?;
     let (key, cert) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
     let sp = service_provider(p, None, Some(&cert), idp.descriptor.clone(), false)?;
     let mut request = sp
@@ -463,19 +480,17 @@ pub async fn authn_request(
         ..NameIdPolicy::default()
     });
     let id = request.id.clone();
+    let xml = samael::traits::ToXml::to_string(&request)
+        .map_err(|e| FederationError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     // Signed (Bindings §3.4.4.1: SigAlg and Signature over the encoded query) exactly when
     // the metadata given to this IdP says AuthnRequestsSigned="true".
-    let url = if conn.config.sign_authn_requests {
-        request.signed_redirect(relay_state, &key)
-    } else {
-        request.redirect(relay_state)
-    };
-    clear_openssl_errors();
-    let url = url
-        .map_err(|e| FederationError::Unexpected(anyhow::anyhow!(e.to_string())))?
-        .ok_or_else(|| {
-            FederationError::Unexpected(anyhow::anyhow!("AuthnRequest without destination"))
-        })?;
+    let url = super::slo::redirect_url(
+        &idp.sso_url,
+        super::slo::Carrier::Request,
+        &xml,
+        Some(relay_state),
+        conn.config.sign_authn_requests.then_some(&key),
+    )?;
     Ok((url, id))
 }
 
@@ -763,7 +778,7 @@ pub fn verify_response(
             ))
         }
     }
-    let idp = idp_metadata(conn)?;
+    let idp = connection_metadata(conn)?;
     if shape.issuer.as_deref().is_some_and(|i| i != idp.entity_id) {
         return Err(FederationError::failed(
             "issuer_mismatch",
@@ -795,7 +810,7 @@ pub fn verify_response(
             let sp = service_provider(p, None, None, idp.descriptor.clone(), request_id.is_none())?;
             let parsed = sp.parse_xml_response(xml, ids.as_deref());
             clear_openssl_errors();
-            parsed
+            (parsed, xml.to_string())
         }
         Some(enc) => {
             // The Response's own signature covers the encrypted form; the assertion's, if
@@ -837,9 +852,10 @@ pub fn verify_response(
             let sp = service_provider(p, None, None, descriptor, request_id.is_none())?;
             let parsed = sp.parse_xml_response(&plaintext, ids.as_deref());
             clear_openssl_errors();
-            parsed
+            (parsed, plaintext)
         }
     };
+    let (parsed, verified_xml) = parsed;
     let assertion = parsed.map_err(|e| {
         let (reason, message) = reason(&e);
         tracing::info!(connection = %conn.id, reason, error = %e, "SAML response rejected");
@@ -852,8 +868,10 @@ pub fn verify_response(
         .map(|t| t.timestamp())
         .unwrap_or_else(|| storage::now() + 3600)
         + CLOCK_SKEW_SECS;
+    let mut identity = identity(conn, &idp.entity_id, &assertion)?;
+    identity.saml_session = saml_session(conn, &assertion, &verified_xml);
     Ok(Verified {
-        identity: identity(conn, &idp.entity_id, &assertion)?,
+        identity,
         assertion_id: assertion.id.clone(),
         remember_until,
     })
@@ -1125,6 +1143,32 @@ fn identity(
         },
         groups,
         amr: Vec::new(),
+        saml_session: None,
+    })
+}
+
+/// The upstream session of a verified assertion, for Single Logout: its NameID as given
+/// (with the qualifiers samael does not keep, read from the same verified document) and
+/// the SessionIndex of its AuthnStatement.
+fn saml_session(
+    conn: &Connection,
+    a: &Assertion,
+    verified_xml: &str,
+) -> Option<super::slo::SamlSession> {
+    let name_id = a.subject.as_ref()?.name_id.as_ref()?;
+    let parts =
+        super::slo::subject_name_id(verified_xml).filter(|n| n.value == name_id.value.trim());
+    Some(super::slo::SamlSession {
+        connection_id: conn.id.clone(),
+        name_id: name_id.value.trim().to_string(),
+        format: name_id.format.clone(),
+        name_qualifier: parts.as_ref().and_then(|n| n.name_qualifier.clone()),
+        sp_name_qualifier: parts.as_ref().and_then(|n| n.sp_name_qualifier.clone()),
+        session_index: a
+            .authn_statements
+            .iter()
+            .flatten()
+            .find_map(|s| s.session_index.clone()),
     })
 }
 

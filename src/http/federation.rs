@@ -9,8 +9,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
 use super::pages::{
     account_form_session, account_page, account_session, complete_sign_in, cookie,
-    csrf_cookie_value, current_session, frame, html, link_cookie_name, locale, pending_form,
-    second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
+    csrf_cookie_value, current_session, finish_logout, frame, html, link_cookie_name, locale,
+    pending_form, second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
     LinkAccountPage, MessagePage, SignInView,
 };
 use crate::audit::{self, AuditEvent};
@@ -18,7 +18,7 @@ use crate::authorization::{self, ErrorRedirect, Pending};
 use crate::crypto;
 use crate::error::{ApiError, PageError};
 use crate::federation::{
-    self, oidc, saml, Connection, FederationError, Protocol, UpstreamIdentity,
+    self, oidc, saml, slo, Connection, FederationError, Protocol, UpstreamIdentity,
 };
 use crate::first_party;
 use crate::i18n::Locale;
@@ -588,6 +588,84 @@ pub async fn saml_metadata(
         .body(xml))
 }
 
+/// `GET {issuer}/saml/slo` — SAML Single Logout over HTTP-Redirect. A LogoutRequest from
+/// an IdP ends the sessions it names and goes back with a signed LogoutResponse; the IdP's
+/// LogoutResponse to our request continues to where `/logout` was to send the browser.
+/// Anything unsigned, misaddressed, stale or unknown is refused on a page, audited as
+/// `federation.logout_failed` with its reason.
+pub async fn saml_slo(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let ctx = audit_context(&req);
+    match slo::receive(&state, &p, req.query_string()).await {
+        Ok(slo::Outcome::LoggedOut {
+            connection_id,
+            user_ids,
+            respond,
+        }) => {
+            for user in &user_ids {
+                audit::record(
+                    &state,
+                    AuditEvent::new("signout", Some(&p.tenant))
+                        .actor(Some(user))
+                        .detail("channel", "saml-slo")
+                        .detail("connection", connection_id.clone()),
+                    &ctx,
+                );
+            }
+            Ok(see_other(respond.as_str()))
+        }
+        Ok(slo::Outcome::Returned {
+            connection_id,
+            return_to,
+            status,
+        }) => {
+            if status != slo::STATUS_SUCCESS {
+                // Signed out here already; the IdP could not end every session it holds.
+                audit::record(
+                    &state,
+                    AuditEvent::new("federation.logout_partial", Some(&p.tenant))
+                        .detail("connection", connection_id)
+                        .detail("status", status),
+                    &ctx,
+                );
+            }
+            finish_logout(&state, &p, loc, return_to, None)
+        }
+        Err(e) => {
+            let (reason, message) = match e {
+                FederationError::Failed { reason, message } => (reason, message),
+                FederationError::Invalid(m) => ("bad_metadata", m),
+                FederationError::NotFound | FederationError::LinkRequired(_) => (
+                    "malformed",
+                    "The sign-out message is not valid SAML.".to_string(),
+                ),
+                FederationError::Unexpected(e) => return Err(PageError::unexpected(loc, &e)),
+            };
+            tracing::info!(tenant = %p.tenant.slug, reason, "SAML sign-out message refused");
+            audit::record(
+                &state,
+                AuditEvent::new("federation.logout_failed", Some(&p.tenant))
+                    .detail("reason", reason),
+                &ctx,
+            );
+            let text = format!("{message} ({reason})");
+            html(
+                StatusCode::BAD_REQUEST,
+                MessagePage {
+                    f: frame(&p, loc),
+                    title: loc.texts().slo_failed_title,
+                    text: &text,
+                    back: None,
+                },
+            )
+        }
+    }
+}
+
 /// The end of a flow the account page started: the identity is linked to the signed-in
 /// user (who must still be the one who started it), then the account page says so.
 async fn complete_link(
@@ -679,11 +757,27 @@ async fn complete(
     );
     let amr_owned = identity.session_amr();
     let amr: Vec<&str> = amr_owned.iter().map(String::as_str).collect();
+    let upstream = identity
+        .saml_session
+        .as_ref()
+        .map(slo::SamlSession::to_json);
     match (pending, flow) {
         (Some(pending), _) => {
+            // Recorded with the session (for Single Logout), now or after the second factor.
+            let pending = Pending {
+                upstream_session: upstream,
+                ..pending
+            };
             if conn.config.apply_mfa_policy {
                 if let Some(step) = second_factor_step(state, p, &pending, &user.id, loc).await? {
-                    authorization::set_federated_mfa_user(state, p, &pending.id, &user.id).await?;
+                    authorization::set_federated_mfa_user(
+                        state,
+                        p,
+                        &pending.id,
+                        &user.id,
+                        pending.upstream_session.as_deref(),
+                    )
+                    .await?;
                     return Ok(see_other(&format!(
                         "{}?request={}",
                         p.endpoint(step),
@@ -728,6 +822,9 @@ async fn complete(
             // An unsolicited (IdP-initiated) response: a session, then the account page.
             let existing = current_session(state, req, p).await?;
             let started = start_session(state, req, p, &user, existing, &amr).await?;
+            if let Some(s) = &identity.saml_session {
+                slo::record_session(state, &p.tenant.id, &started.session.sid, s).await?;
+            }
             audit::record(
                 state,
                 AuditEvent::new("signin.success", Some(&p.tenant))

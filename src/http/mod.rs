@@ -89,6 +89,7 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/saml/metadata", web::get().to(federation::saml_metadata))
     .route("/saml/acs", web::post().to(federation::saml_acs))
+    .route("/saml/slo", web::get().to(federation::saml_slo))
     .route("/register", web::post().to(register::register_post))
     .route(
         "/register/{client_id}",

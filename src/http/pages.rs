@@ -15,7 +15,7 @@ use crate::authorization::{
 use crate::clients;
 use crate::crypto;
 use crate::error::{Frame, PageError};
-use crate::federation;
+use crate::federation::{self, slo};
 use crate::http::extractors::{audit_context, client_ip, query_params, FormParams, TenantProvider};
 use crate::i18n::{self, Locale, Texts};
 use crate::mfa;
@@ -645,6 +645,13 @@ async fn establish_session(
 ) -> Result<sessions::Started, PageError> {
     let started = start_session(state, req, p, user, existing, amr).await?;
     authorization::mark_authenticated(state, p, &pending.id, &started.session.sid).await?;
+    // A federated sign-in's upstream SAML session, for Single Logout.
+    if amr.contains(&"fed") {
+        let upstream = pending.upstream_session.as_deref();
+        if let Some(s) = upstream.and_then(slo::SamlSession::from_json) {
+            slo::record_session(state, &p.tenant.id, &started.session.sid, &s).await?;
+        }
+    }
     audit::record(
         state,
         AuditEvent::new("signin.success", Some(&p.tenant))
@@ -1073,11 +1080,22 @@ pub async fn logout(
                 AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&s.user_id)),
                 &audit_context(&req),
             );
+            // A session from a SAML IdP ends there too (SP-initiated Single Logout): the
+            // browser goes to the IdP, which sends it back to where it was going. Signed
+            // out here either way.
+            let next = match slo::begin(&state, &p, &s.sid, redirect.as_deref()).await {
+                Ok(Some(url)) => Some(url.to_string()),
+                Ok(None) => redirect,
+                Err(e) => {
+                    tracing::warn!(error = %e, "SAML Single Logout could not start");
+                    redirect
+                }
+            };
             finish_logout(
                 &state,
                 &p,
                 loc,
-                redirect,
+                next,
                 Some(sessions::cookie_name(&p.tenant.slug)),
             )
         }
@@ -1119,7 +1137,7 @@ pub async fn logout(
     }
 }
 
-fn finish_logout(
+pub(super) fn finish_logout(
     state: &AppState,
     p: &Provider,
     loc: Locale,

@@ -15,6 +15,9 @@ pub struct AuthorizationRequestRow {
     pub mfa_user_id: Option<String>,
     /// How that user proved their identity first (`pwd` when unset, `fed` upstream).
     pub first_factor: Option<String>,
+    /// The upstream SAML session of a federated first factor (JSON), recorded with the
+    /// session once the second factor is given.
+    pub upstream_session: Option<String>,
 }
 
 pub async fn insert_authorization_request(
@@ -53,12 +56,14 @@ pub async fn set_mfa_user(
     id: &str,
     user_id: Option<&str>,
     first_factor: Option<&str>,
+    upstream_session: Option<&str>,
 ) -> DbResult<()> {
-    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET mfa_user_id = $3, first_factor = $4 WHERE id = $1 AND tenant_id = $2")
+    dispatch!(pool, p => sqlx::query("UPDATE authorization_requests SET mfa_user_id = $3, first_factor = $4, upstream_session = $5 WHERE id = $1 AND tenant_id = $2")
         .bind(id)
         .bind(tenant_id)
         .bind(user_id)
         .bind(first_factor)
+        .bind(upstream_session)
         .execute(p)
         .await
         .map(|_| ()))

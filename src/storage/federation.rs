@@ -198,15 +198,18 @@ pub struct FlowRow {
     pub consumed_at: Option<i64>,
     /// Set when the account page started the flow to link a method to this user.
     pub link_user_id: Option<String>,
+    /// Set when the flow is a sign-out round trip (SAML Single Logout): where the browser
+    /// goes once the IdP answers (`""`: the signed-out page).
+    pub logout_return: Option<String>,
 }
 
 pub async fn insert_flow(pool: &Pool, f: &FlowRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
-        "INSERT INTO federation_flows (id_hash, tenant_id, connection_id, request_id, browser_hash, secrets, saml_request_id, created_at, expires_at, consumed_at, link_user_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10)",
+        "INSERT INTO federation_flows (id_hash, tenant_id, connection_id, request_id, browser_hash, secrets, saml_request_id, created_at, expires_at, consumed_at, link_user_id, logout_return) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, $10, $11)",
     )
     .bind(&f.id_hash).bind(&f.tenant_id).bind(&f.connection_id).bind(&f.request_id).bind(&f.browser_hash)
-    .bind(&f.secrets).bind(&f.saml_request_id).bind(f.created_at).bind(f.expires_at).bind(&f.link_user_id)
+    .bind(&f.secrets).bind(&f.saml_request_id).bind(f.created_at).bind(f.expires_at).bind(&f.link_user_id).bind(&f.logout_return)
     .execute(p)
     .await
     .map(|_| ()))
@@ -273,6 +276,79 @@ pub async fn purge_expired(pool: &Pool, now: i64) -> DbResult<u64> {
             .rows_affected();
         Ok(a + b)
     })
+}
+
+/// The upstream SAML session a browser session came from (Single Logout).
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct SamlSessionRow {
+    pub sid: String,
+    pub tenant_id: String,
+    pub connection_id: String,
+    pub name_id: String,
+    pub name_id_format: Option<String>,
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
+    pub session_index: Option<String>,
+    pub created_at: i64,
+}
+
+/// Records (or replaces: the latest SAML sign-in of a session wins) a session's upstream.
+pub async fn upsert_saml_session(pool: &Pool, r: &SamlSessionRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO saml_sessions (sid, tenant_id, connection_id, name_id, name_id_format, name_qualifier, sp_name_qualifier, session_index, created_at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+         ON CONFLICT (sid) DO UPDATE SET connection_id = excluded.connection_id, name_id = excluded.name_id, \
+         name_id_format = excluded.name_id_format, name_qualifier = excluded.name_qualifier, \
+         sp_name_qualifier = excluded.sp_name_qualifier, session_index = excluded.session_index, created_at = excluded.created_at",
+    )
+    .bind(&r.sid).bind(&r.tenant_id).bind(&r.connection_id).bind(&r.name_id).bind(&r.name_id_format)
+    .bind(&r.name_qualifier).bind(&r.sp_name_qualifier).bind(&r.session_index).bind(r.created_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Removes and returns the upstream SAML session of `sid` (SP-initiated logout sends at
+/// most one LogoutRequest for it).
+pub async fn take_saml_session(
+    pool: &Pool,
+    tenant_id: &str,
+    sid: &str,
+) -> DbResult<Option<SamlSessionRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, SamlSessionRow>(
+        "DELETE FROM saml_sessions WHERE tenant_id = $1 AND sid = $2 RETURNING *",
+    )
+    .bind(tenant_id)
+    .bind(sid)
+    .fetch_optional(p)
+    .await)
+}
+
+/// The sessions that came from this connection's subject `name_id`.
+pub async fn list_saml_sessions_of_subject(
+    pool: &Pool,
+    tenant_id: &str,
+    connection_id: &str,
+    name_id: &str,
+) -> DbResult<Vec<SamlSessionRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, SamlSessionRow>(
+        "SELECT * FROM saml_sessions WHERE tenant_id = $1 AND connection_id = $2 AND name_id = $3",
+    )
+    .bind(tenant_id)
+    .bind(connection_id)
+    .bind(name_id)
+    .fetch_all(p)
+    .await)
+}
+
+/// Forgets the upstream SAML session of `sid`.
+pub async fn delete_saml_session(pool: &Pool, tenant_id: &str, sid: &str) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM saml_sessions WHERE tenant_id = $1 AND sid = $2")
+        .bind(tenant_id)
+        .bind(sid)
+        .execute(p)
+        .await
+        .map(|_| ()))
 }
 
 #[derive(Debug, Clone, sqlx::FromRow)]

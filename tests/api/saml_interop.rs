@@ -85,6 +85,16 @@ async fn ssp_sign_in(to_idp: &str, user: &str) -> Result<(String, Vec<(String, S
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap();
+    ssp_sign_in_with(&browser, to_idp, user).await
+}
+
+/// [`ssp_sign_in`] in a given browser (which keeps the IdP's session cookie); signs in on
+/// the login form only if the IdP shows one.
+async fn ssp_sign_in_with(
+    browser: &reqwest::Client,
+    to_idp: &str,
+    user: &str,
+) -> Result<(String, Vec<(String, String)>), String> {
     let action_re = Regex::new(r#"<form[^>]*action="([^"]*)""#).unwrap();
     let hidden_re = Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)""#).unwrap();
     let mut next = to_idp.to_string();
@@ -427,4 +437,215 @@ async fn an_idp_is_chosen_by_entity_id_from_federation_metadata() {
     assert_eq!(conn["data"]["idp_entity_id"], ssp.metadata_url().as_str());
     let body = api_sign_in(&app, "alice").await.unwrap();
     assert!(body["data"]["token"].is_string());
+}
+
+/// Follows redirects in `browser` from `start` until a page answers; calls `seen` with every
+/// URL on the way (before it is requested). Returns the last URL and its response; a
+/// redirect off the loopback host (a relying party's address) is not followed: its
+/// target and the redirect are returned.
+async fn follow(
+    browser: &reqwest::Client,
+    start: &str,
+    mut seen: impl FnMut(&str),
+) -> (String, reqwest::Response) {
+    let mut next = start.to_string();
+    for _ in 0..10 {
+        seen(&next);
+        let r = browser.get(&next).send().await.unwrap();
+        if !r.status().is_redirection() {
+            return (next, r);
+        }
+        next = location(&r);
+        if !next.starts_with("http://127.0.0.1") {
+            return (next, r);
+        }
+    }
+    panic!("redirect loop from {start}");
+}
+
+/// Whether the browser still has a Portcullis session (the account page opens).
+async fn signed_in(app: &TestApp, browser: &reqwest::Client) -> bool {
+    let r = browser.get(app.url("/account")).send().await.unwrap();
+    r.status() == 200
+}
+
+/// Signs in through SimpleSAMLphp from the sign-in page, in `browser` (both sides' cookies
+/// kept); returns the tokens.
+async fn browser_sign_in(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    client: &crate::helpers::TestClient,
+    user: &str,
+) -> Value {
+    let to_idp = start_from_sign_in(app, browser, client, ("email", "alice@example.com")).await;
+    let (action, fields) = ssp_sign_in_with(browser, &to_idp, user).await.unwrap();
+    assert_eq!(action, app.url("/saml/acs"));
+    let r = browser.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    redeem(app, client, &location(&r)).await
+}
+
+#[tokio::test]
+async fn simplesamlphp_single_logout_in_both_directions() {
+    let app = spawn_app().await;
+    let ssp = Ssp::start();
+    ssp.trust_sp(&app.url("/saml/metadata"));
+    let token = admin_token(&app).await;
+    let r = configure(
+        &app,
+        &token,
+        json!({"protocol": "saml2", "metadata_url": ssp.metadata_url(), "domains": ["example.com"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let md = reqwest::get(app.url("/saml/metadata"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        md.contains(&format!(
+            r#"<md:SingleLogoutService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" Location="{}"/>"#,
+            app.url("/saml/slo")
+        )),
+        "{md}"
+    );
+    let rp_done = "https://rp.example/signed-out".to_string();
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            post_logout: vec![rp_done.clone()],
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+
+    // SP-initiated: /logout ends our session, then sends a signed LogoutRequest to the IdP,
+    // which validates it (validate.logout), ends its session and answers with a signed
+    // LogoutResponse; the browser lands where the relying party asked.
+    let tokens = browser_sign_in(&app, &browser, &client, "alice").await;
+    assert!(signed_in(&app, &browser).await);
+    let logout = format!(
+        "{}?id_token_hint={}&post_logout_redirect_uri={}&state=bye",
+        app.url("/logout"),
+        tokens["id_token"].as_str().unwrap(),
+        crate::federation::url_encode(&rp_done)
+    );
+    let r = browser.get(&logout).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let to_idp = location(&r);
+    assert!(
+        to_idp.starts_with(&format!(
+            "{}/saml2/idp/SingleLogoutService.php?SAMLRequest=",
+            ssp.peer.base
+        )),
+        "{to_idp}"
+    );
+    assert!(
+        to_idp.contains("&RelayState=")
+            && to_idp.contains("&SigAlg=")
+            && to_idp.contains("&Signature=")
+    );
+    assert!(
+        !signed_in(&app, &browser).await,
+        "signed out here before the IdP answers"
+    );
+    let mut back_at_slo = None;
+    let (last, r) = follow(&browser, &to_idp, |u| {
+        if u.starts_with(&app.url("/saml/slo?SAMLResponse=")) {
+            back_at_slo = Some(u.to_string());
+        }
+    })
+    .await;
+    let _ = r;
+    assert!(
+        back_at_slo.is_some(),
+        "the IdP answered at our SLO endpoint"
+    );
+    assert_eq!(last, format!("{rp_done}?state=bye"));
+    // The IdP's session ended too: signing in again asks for the password.
+    let to_idp = start_from_sign_in(&app, &browser, &client, ("email", "alice@example.com")).await;
+    let r = browser.get(&to_idp).send().await.unwrap();
+    let (_, page) = follow(&browser, &location(&r), |_| {}).await;
+    assert!(page.text().await.unwrap().contains("name=\"password\""));
+    // The LogoutResponse is single use.
+    let r = browser.get(back_at_slo.unwrap()).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("(unknown_logout)"));
+
+    // IdP-initiated: SimpleSAMLphp's logout sends a signed LogoutRequest to our SLO
+    // endpoint; the session it names ends, and our signed LogoutResponse satisfies it.
+    browser_sign_in(&app, &browser, &client, "alice").await;
+    assert!(signed_in(&app, &browser).await);
+    let return_to = format!("{}/saml2/idp/metadata.php", ssp.peer.base);
+    let start = format!(
+        "{}/saml2/idp/SingleLogoutService.php?ReturnTo={}",
+        ssp.peer.base,
+        crate::federation::url_encode(&return_to)
+    );
+    // Stop at our endpoint first to try what an attacker could send instead.
+    let mut request_at_slo = None;
+    let mut next = start.clone();
+    for _ in 0..10 {
+        if next.starts_with(&app.url("/saml/slo?SAMLRequest=")) {
+            request_at_slo = Some(next.clone());
+            break;
+        }
+        let r = browser.get(&next).send().await.unwrap();
+        assert!(r.status().is_redirection(), "{}", r.text().await.unwrap());
+        next = location(&r);
+    }
+    let request_at_slo = request_at_slo.expect("the IdP sent a LogoutRequest to our SLO endpoint");
+    let unsigned = Regex::new(r"&SigAlg=[^&]*&Signature=[^&]*")
+        .unwrap()
+        .replace(&request_at_slo, "");
+    let forged = Regex::new(r"&Signature=[^&]*")
+        .unwrap()
+        .replace(&request_at_slo, "&Signature=AAAA");
+    for (url, reason) in [
+        (unsigned.to_string(), "unsigned"),
+        (forged.to_string(), "signature_invalid"),
+    ] {
+        let r = app.new_browser().get(&url).send().await.unwrap();
+        assert_eq!(r.status(), 400);
+        let page = r.text().await.unwrap();
+        assert!(page.contains(&format!("({reason})")), "{reason}: {page}");
+    }
+    assert!(
+        signed_in(&app, &browser).await,
+        "refused requests end nothing"
+    );
+    let (last, r) = follow(&browser, &request_at_slo, |_| {}).await;
+    assert_eq!(last, return_to, "the IdP accepted our LogoutResponse");
+    assert_eq!(r.status(), 200);
+    assert!(
+        !signed_in(&app, &browser).await,
+        "the IdP's LogoutRequest ended our session"
+    );
+    // A replayed LogoutRequest is refused.
+    let r = app.new_browser().get(&request_at_slo).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("(replayed)"));
+
+    let signouts = audit_events(&app, &token, "signout").await;
+    assert!(
+        signouts
+            .iter()
+            .any(|e| e["details"]["channel"] == "saml-slo"),
+        "{signouts:?}"
+    );
+    let failed = audit_events(&app, &token, "federation.logout_failed").await;
+    let reasons: Vec<&str> = failed
+        .iter()
+        .map(|e| e["details"]["reason"].as_str().unwrap())
+        .collect();
+    for r in [
+        "unsigned",
+        "signature_invalid",
+        "replayed",
+        "unknown_logout",
+    ] {
+        assert!(reasons.contains(&r), "{reasons:?}");
+    }
 }

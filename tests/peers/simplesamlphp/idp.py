@@ -24,7 +24,12 @@ SSP_PEER_DIR/options.json, also read on every request (all optional):
   {"encrypt": false,     encrypt assertions to the SP's encryption certificate (assertion.encryption)
    "key": "A",           the key that signs: "A" or "B" (both are published when "publish" says so)
    "publish": ["A"],     the signing certificates in the IdP metadata (A and B for a rollover)
-   "sign_response": true, "sign_assertion": true}
+   "sign_response": true, "sign_assertion": true,
+   "sign_logout": true}  sign LogoutRequests/LogoutResponses (the SP's are always validated)
+
+Single Logout: the IdP's HTTP-Redirect SingleLogoutService is
+/saml2/idp/SingleLogoutService.php; `?ReturnTo=<url on this host>` starts an IdP-initiated
+logout of every SP of the browser's session.
 """
 
 import os
@@ -115,6 +120,10 @@ $metadata['__DYNAMIC:1__'] = [
     'saml20.sign.response' => $o['sign_response'] ?? true,
     'saml20.sign.assertion' => $o['sign_assertion'] ?? true,
     'assertion.encryption' => $o['encrypt'] ?? false,
+    // Single Logout: the IdP signs its LogoutRequests and LogoutResponses, and refuses the
+    // SP's unless they are signed (SAML Profiles §4.4.4 over HTTP-Redirect).
+    'sign.logout' => $o['sign_logout'] ?? true,
+    'validate.logout' => true,
     'NameIDFormat' => [
         'urn:oasis:names:tc:SAML:2.0:nameid-format:persistent',
         'urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress',

@@ -1,0 +1,909 @@
+//! SAML 2.0 Single Logout over the HTTP-Redirect binding (SAML Profiles §4.4, Bindings
+//! §3.4), tied to Portcullis sessions, in both directions:
+//!
+//! - **SP-initiated**: signing out here (`/logout`) ends the local session first, then sends
+//!   the browser to the IdP with a signed LogoutRequest naming the NameID and SessionIndex
+//!   the IdP gave at sign-in; the IdP's signed LogoutResponse comes back to
+//!   `{issuer}/saml/slo` and the browser continues where `/logout` would have sent it.
+//! - **IdP-initiated**: a signed LogoutRequest at `{issuer}/saml/slo` ends every session that
+//!   came from that NameID (and SessionIndex, when given) of that IdP, with back-channel
+//!   logout to the relying parties, and is answered by a signed LogoutResponse.
+//!
+//! The same module encodes and verifies every HTTP-Redirect message (AuthnRequests too):
+//! DEFLATE, base64, and the signature over `SAMLRequest|SAMLResponse=…[&RelayState=…]&SigAlg=…`
+//! exactly as the parameters were encoded on the wire (Bindings §3.4.4.1). Profiles §4.4.4
+//! requires logout messages over this binding to be signed: unsigned ones are refused.
+
+use std::io::{Read, Write};
+
+use openssl::hash::MessageDigest;
+use openssl::pkey::{PKey, Private};
+use openssl::sign::{Signer, Verifier};
+use openssl::x509::X509;
+use quick_xml::events::Event;
+use quick_xml::name::ResolveResult;
+use quick_xml::reader::NsReader;
+use serde::{Deserialize, Serialize};
+
+use super::saml::{self, SpKeyUse};
+use super::{Connection, FederationError, Protocol};
+use crate::crypto;
+use crate::provider::Provider;
+use crate::sessions::{self, Session};
+use crate::state::AppState;
+use crate::storage::{self, federation::SamlSessionRow};
+
+const SAML_ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
+const SAML_PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
+pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
+const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
+/// Largest message accepted, as sent and once inflated (a DEFLATE bomb stops here).
+const MAX_MESSAGE: usize = 64 * 1024;
+/// How long a LogoutRequest we send is valid, and the skew tolerated on theirs.
+const MESSAGE_TTL: i64 = 300;
+const CLOCK_SKEW_SECS: i64 = 60;
+
+/// `{issuer}/saml/slo`: where IdPs send LogoutRequests and LogoutResponses.
+pub fn slo_url(p: &Provider) -> String {
+    p.endpoint("/saml/slo")
+}
+
+/// The upstream SAML session a Portcullis session came from: the NameID exactly as the
+/// IdP gave it (a LogoutRequest must repeat it) and the SessionIndex of its AuthnStatement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SamlSession {
+    pub connection_id: String,
+    pub name_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name_qualifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sp_name_qualifier: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub session_index: Option<String>,
+}
+
+impl SamlSession {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(s: &str) -> Option<Self> {
+        serde_json::from_str(s).ok()
+    }
+}
+
+/// Remembers that session `sid` came from this SAML sign-in.
+pub async fn record_session(
+    state: &AppState,
+    tenant_id: &str,
+    sid: &str,
+    s: &SamlSession,
+) -> Result<(), sqlx::Error> {
+    storage::federation::upsert_saml_session(
+        &state.pool,
+        &SamlSessionRow {
+            sid: sid.to_string(),
+            tenant_id: tenant_id.to_string(),
+            connection_id: s.connection_id.clone(),
+            name_id: s.name_id.clone(),
+            name_id_format: s.format.clone(),
+            name_qualifier: s.name_qualifier.clone(),
+            sp_name_qualifier: s.sp_name_qualifier.clone(),
+            session_index: s.session_index.clone(),
+            created_at: storage::now(),
+        },
+    )
+    .await
+}
+
+// ---------------------------------------------------------------------------------------
+// The HTTP-Redirect binding
+// ---------------------------------------------------------------------------------------
+
+/// Which protocol message a redirect carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carrier {
+    Request,
+    Response,
+}
+
+impl Carrier {
+    fn param(self) -> &'static str {
+        match self {
+            Carrier::Request => "SAMLRequest",
+            Carrier::Response => "SAMLResponse",
+        }
+    }
+}
+
+/// The URL that delivers `xml` to `destination` over HTTP-Redirect: DEFLATE, base64, and,
+/// with a key, `SigAlg` (RSA-SHA256) and `Signature` over the encoded query.
+pub fn redirect_url(
+    destination: &str,
+    carrier: Carrier,
+    xml: &str,
+    relay_state: Option<&str>,
+    key: Option<&PKey<Private>>,
+) -> Result<url::Url, FederationError> {
+    let unexpected =
+        |e: &dyn std::fmt::Display| FederationError::Unexpected(anyhow::anyhow!("{e}"));
+    let mut deflated = Vec::new();
+    {
+        let mut enc =
+            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
+        enc.write_all(xml.as_bytes()).map_err(|e| unexpected(&e))?;
+        enc.finish().map_err(|e| unexpected(&e))?;
+    }
+    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    let mut query = format!("{}={}", carrier.param(), enc(&crypto::b64(&deflated)));
+    if let Some(r) = relay_state.filter(|r| !r.is_empty()) {
+        query.push_str(&format!("&RelayState={}", enc(r)));
+    }
+    if let Some(key) = key {
+        query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
+        let mut signer = Signer::new(MessageDigest::sha256(), key).map_err(|e| unexpected(&e))?;
+        signer
+            .update(query.as_bytes())
+            .map_err(|e| unexpected(&e))?;
+        let signature = signer.sign_to_vec().map_err(|e| unexpected(&e))?;
+        query.push_str(&format!("&Signature={}", enc(&crypto::b64(&signature))));
+    }
+    let mut url = url::Url::parse(destination).map_err(|e| unexpected(&e))?;
+    // The IdP's endpoint may carry its own query; ours follows it unchanged (already
+    // encoded: re-encoding would break the signature).
+    let full = match url.query() {
+        Some(q) if !q.is_empty() => format!("{q}&{query}"),
+        _ => query,
+    };
+    url.set_query(Some(&full));
+    Ok(url)
+}
+
+/// A message received over HTTP-Redirect, decoded but not yet trusted.
+pub struct Received {
+    pub carrier: Carrier,
+    pub xml: String,
+    pub relay_state: Option<String>,
+    signature: Option<ReceivedSignature>,
+}
+
+struct ReceivedSignature {
+    alg: String,
+    value: Vec<u8>,
+    /// The octets the sender signed, rebuilt from the parameters as they arrived.
+    signed: String,
+}
+
+fn malformed() -> FederationError {
+    FederationError::failed("malformed", "The sign-out message is not valid SAML.")
+}
+
+/// Decodes the query of a GET to the SLO endpoint. Refuses repeated parameters, both or
+/// neither of SAMLRequest and SAMLResponse, a Signature without SigAlg, and a message
+/// that inflates beyond 64 KiB.
+pub fn decode_redirect(raw_query: &str) -> Result<Received, FederationError> {
+    if raw_query.len() > MAX_MESSAGE * 2 {
+        return Err(malformed());
+    }
+    let mut fields: Vec<(&str, &str)> = Vec::new();
+    for part in raw_query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = part.split_once('=').unwrap_or((part, ""));
+        if fields.iter().any(|(seen, _)| *seen == k) {
+            return Err(malformed());
+        }
+        fields.push((k, v));
+    }
+    let raw = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
+    let decode = |v: &str| -> String {
+        url::form_urlencoded::parse(format!("v={v}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    };
+    let (carrier, message) = match (raw("SAMLRequest"), raw("SAMLResponse")) {
+        (Some(m), None) => (Carrier::Request, m),
+        (None, Some(m)) => (Carrier::Response, m),
+        _ => return Err(malformed()),
+    };
+    let relay = raw("RelayState");
+    let signature = match (raw("SigAlg"), raw("Signature")) {
+        (Some(alg), Some(sig)) => {
+            let mut signed = format!("{}={message}", carrier.param());
+            if let Some(r) = relay {
+                signed.push_str(&format!("&RelayState={r}"));
+            }
+            signed.push_str(&format!("&SigAlg={alg}"));
+            let value = crypto::b64_decode(&decode(sig)).ok_or_else(malformed)?;
+            Some(ReceivedSignature {
+                alg: decode(alg),
+                value,
+                signed,
+            })
+        }
+        (None, None) => None,
+        _ => return Err(malformed()),
+    };
+    let compact: String = decode(message)
+        .chars()
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    let deflated = crypto::b64_decode(&compact).ok_or_else(malformed)?;
+    let mut inflated = Vec::new();
+    flate2::read::DeflateDecoder::new(deflated.as_slice())
+        .take(MAX_MESSAGE as u64 + 1)
+        .read_to_end(&mut inflated)
+        .map_err(|_| malformed())?;
+    if inflated.len() > MAX_MESSAGE {
+        return Err(malformed());
+    }
+    let xml = String::from_utf8(inflated).map_err(|_| malformed())?;
+    Ok(Received {
+        carrier,
+        xml,
+        relay_state: relay.map(decode),
+        signature,
+    })
+}
+
+impl Received {
+    /// Verifies the binding's signature against the IdP's signing certificates (any of
+    /// them: the IdP may be rolling over). Only SHA-2 algorithms are accepted.
+    fn verify(&self, certificates: &[X509]) -> Result<(), FederationError> {
+        let Some(sig) = &self.signature else {
+            return Err(FederationError::failed(
+                "unsigned",
+                "The sign-out message is not signed.",
+            ));
+        };
+        let digest = match sig.alg.as_str() {
+            RSA_SHA256 | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => {
+                MessageDigest::sha256()
+            }
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
+            | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => MessageDigest::sha384(),
+            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
+            | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => MessageDigest::sha512(),
+            _ => {
+                return Err(FederationError::failed(
+                    "signature_algorithm",
+                    "The sign-out message is signed with an algorithm that is not accepted.",
+                ))
+            }
+        };
+        let is_ecdsa = sig.alg.contains("#ecdsa-");
+        let verified = certificates.iter().any(|cert| {
+            let Ok(key) = cert.public_key() else {
+                return false;
+            };
+            if is_ecdsa != key.ec_key().is_ok() {
+                return false;
+            }
+            let candidates = if is_ecdsa {
+                // XML Signature's ECDSA value is r‖s; some senders use DER. Both are tried.
+                let mut c = vec![sig.value.clone()];
+                if let Some(der) = raw_ecdsa_to_der(&sig.value) {
+                    c.push(der);
+                }
+                c
+            } else {
+                vec![sig.value.clone()]
+            };
+            candidates.iter().any(|value| {
+                Verifier::new(digest, &key)
+                    .and_then(|mut v| {
+                        v.update(sig.signed.as_bytes())?;
+                        v.verify(value)
+                    })
+                    .unwrap_or(false)
+            })
+        });
+        let _ = openssl::error::ErrorStack::get();
+        if verified {
+            Ok(())
+        } else {
+            Err(FederationError::failed(
+                "signature_invalid",
+                "The sign-out message's signature does not verify against the identity provider's certificates.",
+            ))
+        }
+    }
+}
+
+fn raw_ecdsa_to_der(raw: &[u8]) -> Option<Vec<u8>> {
+    if raw.is_empty() || raw.len() % 2 != 0 {
+        return None;
+    }
+    let (r, s) = raw.split_at(raw.len() / 2);
+    let sig = openssl::ecdsa::EcdsaSig::from_private_components(
+        openssl::bn::BigNum::from_slice(r).ok()?,
+        openssl::bn::BigNum::from_slice(s).ok()?,
+    )
+    .ok()?;
+    sig.to_der().ok()
+}
+
+// ---------------------------------------------------------------------------------------
+// LogoutRequest and LogoutResponse
+// ---------------------------------------------------------------------------------------
+
+/// The parts of a LogoutRequest or LogoutResponse this SP uses.
+#[derive(Debug, Default)]
+pub struct LogoutMessage {
+    pub is_request: bool,
+    pub id: String,
+    pub issue_instant: Option<i64>,
+    pub destination: Option<String>,
+    pub issuer: Option<String>,
+    /// LogoutRequest.
+    pub not_on_or_after: Option<i64>,
+    pub name_id: Option<String>,
+    pub session_indexes: Vec<String>,
+    /// LogoutResponse.
+    pub in_response_to: Option<String>,
+    pub status: Option<String>,
+}
+
+fn timestamp(v: &str) -> Result<i64, FederationError> {
+    chrono::DateTime::parse_from_rfc3339(v)
+        .map(|t| t.timestamp())
+        .map_err(|_| malformed())
+}
+
+/// Parses a LogoutRequest or LogoutResponse (no DOCTYPE, SAML 2.0, an ID). An encrypted
+/// NameID is refused (this SP publishes no key for it).
+pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
+    let mut reader = NsReader::from_str(xml);
+    let mut m = LogoutMessage::default();
+    let mut depth = 0usize;
+    // The element whose text is being read: 1 Issuer, 2 NameID, 3 SessionIndex.
+    let mut text_of = 0u8;
+    let mut text = String::new();
+    let mut root_seen = false;
+    loop {
+        let (ns, event) = reader.read_resolved_event().map_err(|_| malformed())?;
+        let ns = match ns {
+            ResolveResult::Bound(n) => Some(n.as_ref().to_vec()),
+            _ => None,
+        };
+        let (e, empty) = match event {
+            Event::DocType(_) => return Err(malformed()),
+            Event::Start(e) => (e, false),
+            Event::Empty(e) => (e, true),
+            Event::Text(t) => {
+                if text_of != 0 {
+                    text.push_str(&t.decode().map_err(|_| malformed())?);
+                }
+                continue;
+            }
+            Event::CData(t) => {
+                if text_of != 0 {
+                    text.push_str(std::str::from_utf8(&t).map_err(|_| malformed())?);
+                }
+                continue;
+            }
+            Event::GeneralRef(r) => {
+                if text_of != 0 {
+                    text.push(predefined_entity(&r).ok_or_else(malformed)?);
+                }
+                continue;
+            }
+            Event::End(_) => {
+                let value = text.trim().to_string();
+                match std::mem::take(&mut text_of) {
+                    1 => m.issuer = Some(value),
+                    2 => m.name_id = Some(value),
+                    3 => m.session_indexes.push(value),
+                    _ => {}
+                }
+                text.clear();
+                depth = depth.saturating_sub(1);
+                continue;
+            }
+            Event::Eof => break,
+            _ => continue,
+        };
+        depth += 1;
+        let local = e.local_name().as_ref().to_vec();
+        let attr = |name: &[u8]| -> Option<String> {
+            e.attributes()
+                .flatten()
+                .find(|a| a.key.as_ref() == name)
+                .and_then(|a| {
+                    a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .ok()
+                        .map(|v| v.into_owned())
+                })
+        };
+        let protocol = ns.as_deref() == Some(SAML_PROTOCOL_NS);
+        let assertion = ns.as_deref() == Some(SAML_ASSERTION_NS);
+        if depth == 1 {
+            if root_seen || !protocol {
+                return Err(malformed());
+            }
+            root_seen = true;
+            m.is_request = match local.as_slice() {
+                b"LogoutRequest" => true,
+                b"LogoutResponse" => false,
+                _ => return Err(malformed()),
+            };
+            if attr(b"Version").as_deref() != Some("2.0") {
+                return Err(malformed());
+            }
+            m.id = attr(b"ID")
+                .filter(|i| !i.is_empty())
+                .ok_or_else(malformed)?;
+            m.issue_instant = attr(b"IssueInstant")
+                .as_deref()
+                .map(timestamp)
+                .transpose()?;
+            m.destination = attr(b"Destination");
+            m.not_on_or_after = attr(b"NotOnOrAfter")
+                .as_deref()
+                .map(timestamp)
+                .transpose()?;
+            m.in_response_to = attr(b"InResponseTo");
+        } else if depth == 2 && assertion && local == b"Issuer" {
+            text_of = 1;
+        } else if depth == 2 && assertion && local == b"NameID" {
+            text_of = 2;
+        } else if depth == 2 && assertion && local == b"EncryptedID" {
+            return Err(FederationError::failed(
+                "encrypted_name_id",
+                "The sign-out request names the user by an encrypted NameID, which is not supported.",
+            ));
+        } else if depth == 2 && protocol && local == b"SessionIndex" {
+            text_of = 3;
+        } else if depth == 3 && protocol && local == b"StatusCode" {
+            m.status = attr(b"Value");
+        }
+        text.clear();
+        if empty {
+            // No End event follows an empty element.
+            text_of = 0;
+            depth -= 1;
+        }
+    }
+    if !root_seen {
+        return Err(malformed());
+    }
+    Ok(m)
+}
+
+/// The five entities XML predefines (and character references); anything else is refused.
+fn predefined_entity(name: &[u8]) -> Option<char> {
+    match name {
+        b"amp" => Some('&'),
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"quot" => Some('"'),
+        b"apos" => Some('\''),
+        [b'#', b'x', hex @ ..] => u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16)
+            .ok()
+            .and_then(char::from_u32),
+        [b'#', dec @ ..] => std::str::from_utf8(dec)
+            .ok()?
+            .parse()
+            .ok()
+            .and_then(char::from_u32),
+        _ => None,
+    }
+}
+
+/// The NameID of the (single, verified) assertion's Subject in `xml`, with the qualifiers
+/// samael does not keep.
+pub fn subject_name_id(xml: &str) -> Option<NameIdParts> {
+    let mut reader = NsReader::from_str(xml);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut found: Option<NameIdParts> = None;
+    loop {
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let in_ns = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == SAML_ASSERTION_NS);
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let opens = matches!(event, Event::Start(_));
+                let local = if in_ns {
+                    e.local_name().as_ref().to_vec()
+                } else {
+                    Vec::new()
+                };
+                if found.is_none()
+                    && local == b"NameID"
+                    && stack.last().is_some_and(|l| l == b"Subject")
+                {
+                    let attr = |name: &[u8]| {
+                        e.attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == name)
+                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                    };
+                    let parts = NameIdParts {
+                        value: String::new(),
+                        format: attr(b"Format"),
+                        name_qualifier: attr(b"NameQualifier"),
+                        sp_name_qualifier: attr(b"SPNameQualifier"),
+                    };
+                    if !opens {
+                        return Some(parts);
+                    }
+                    found = Some(parts);
+                }
+                if opens {
+                    stack.push(local);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(f) = found.as_mut() {
+                    f.value.push_str(&t.decode().ok()?);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(f) = found.as_mut() {
+                    f.value.push(predefined_entity(&r)?);
+                }
+            }
+            Event::End(_) => {
+                if let Some(mut f) = found {
+                    f.value = f.value.trim().to_string();
+                    return Some(f);
+                }
+                stack.pop();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// A NameID as the IdP gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameIdParts {
+    pub value: String,
+    pub format: Option<String>,
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------
+// Messages this SP sends
+// ---------------------------------------------------------------------------------------
+
+fn xml_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+fn instant(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0)
+        .unwrap_or_default()
+        .format("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
+}
+
+fn new_id() -> String {
+    format!("pc{}", crypto::hex(&crypto::random_bytes(16)))
+}
+
+/// A LogoutRequest (Core §3.7.1) for the upstream session `s`.
+fn logout_request_xml(
+    id: &str,
+    issuer: &str,
+    destination: &str,
+    s: &SamlSessionRow,
+    now: i64,
+) -> String {
+    let mut name_id_attrs = String::new();
+    for (name, value) in [
+        ("Format", &s.name_id_format),
+        ("NameQualifier", &s.name_qualifier),
+        ("SPNameQualifier", &s.sp_name_qualifier),
+    ] {
+        if let Some(v) = value {
+            name_id_attrs.push_str(&format!(" {name}=\"{}\"", xml_escape(v)));
+        }
+    }
+    let session_index = s
+        .session_index
+        .as_deref()
+        .map(|i| format!("<samlp:SessionIndex>{}</samlp:SessionIndex>", xml_escape(i)))
+        .unwrap_or_default();
+    format!(
+        r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" NotOnOrAfter="{until}" Destination="{dest}"><saml:Issuer>{issuer}</saml:Issuer><saml:NameID{name_id_attrs}>{name_id}</saml:NameID>{session_index}</samlp:LogoutRequest>"#,
+        id = id,
+        now = instant(now),
+        until = instant(now + MESSAGE_TTL),
+        dest = xml_escape(destination),
+        issuer = xml_escape(issuer),
+        name_id = xml_escape(&s.name_id),
+    )
+}
+
+/// A LogoutResponse (Core §3.7.2) to the request `in_response_to`.
+fn logout_response_xml(
+    issuer: &str,
+    destination: &str,
+    in_response_to: &str,
+    status: &str,
+    now: i64,
+) -> String {
+    format!(
+        r#"<samlp:LogoutResponse xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="{id}" Version="2.0" IssueInstant="{now}" Destination="{dest}" InResponseTo="{irt}"><saml:Issuer>{issuer}</saml:Issuer><samlp:Status><samlp:StatusCode Value="{status}"/></samlp:Status></samlp:LogoutResponse>"#,
+        id = new_id(),
+        now = instant(now),
+        dest = xml_escape(destination),
+        irt = xml_escape(in_response_to),
+        issuer = xml_escape(issuer),
+        status = xml_escape(status),
+    )
+}
+
+// ---------------------------------------------------------------------------------------
+// The two directions
+// ---------------------------------------------------------------------------------------
+
+/// SP-initiated Single Logout, after the local session `sid` ended: the URL that asks the
+/// IdP it came from to end its session too, with `return_to` (`None`: the signed-out page)
+/// remembered for when the IdP answers. `None` when the session came from no SAML sign-in,
+/// or its connection is gone or disabled, or the IdP publishes no HTTP-Redirect
+/// SingleLogoutService.
+pub async fn begin(
+    state: &AppState,
+    p: &Provider,
+    sid: &str,
+    return_to: Option<&str>,
+) -> Result<Option<url::Url>, FederationError> {
+    let Some(row) = storage::federation::take_saml_session(&state.pool, &p.tenant.id, sid).await?
+    else {
+        return Ok(None);
+    };
+    let Some(conn) = super::find(state, &p.tenant, &row.connection_id).await? else {
+        return Ok(None);
+    };
+    if !conn.enabled || conn.protocol != Protocol::Saml2 {
+        return Ok(None);
+    }
+    let Ok(idp) = saml::connection_metadata(&conn) else {
+        return Ok(None);
+    };
+    let Some(endpoint) = idp.slo else {
+        return Ok(None);
+    };
+    let (key, _) = saml::sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let id = new_id();
+    let xml = logout_request_xml(
+        &id,
+        &saml::sp_entity_id(p),
+        &endpoint.location,
+        &row,
+        storage::now(),
+    );
+    let mut flow = super::NewFlow::new(&p.tenant, &conn, None, None);
+    flow.row.saml_request_id = Some(id);
+    flow.row.logout_return = Some(return_to.unwrap_or_default().to_string());
+    let url = redirect_url(
+        &endpoint.location,
+        Carrier::Request,
+        &xml,
+        Some(&flow.handle),
+        Some(&key),
+    )?;
+    storage::federation::insert_flow(&state.pool, &flow.row).await?;
+    Ok(Some(url))
+}
+
+/// What a message at `{issuer}/saml/slo` came to.
+pub enum Outcome {
+    /// An IdP's LogoutRequest was honoured: these users' sessions ended; the browser goes
+    /// back to the IdP with the signed LogoutResponse.
+    LoggedOut {
+        connection_id: String,
+        user_ids: Vec<String>,
+        respond: url::Url,
+    },
+    /// The IdP answered our LogoutRequest: the browser continues to `return_to` (`None`:
+    /// the signed-out page). `partial` when the IdP reported anything but Success.
+    Returned {
+        connection_id: String,
+        return_to: Option<String>,
+        status: String,
+    },
+}
+
+/// Handles a GET to `{issuer}/saml/slo` (its raw query string).
+pub async fn receive(
+    state: &AppState,
+    p: &Provider,
+    raw_query: &str,
+) -> Result<Outcome, FederationError> {
+    let received = decode_redirect(raw_query)?;
+    let message = parse_logout(&received.xml)?;
+    match (received.carrier, message.is_request) {
+        (Carrier::Request, true) => logout_request(state, p, &received, &message).await,
+        (Carrier::Response, false) => logout_response(state, p, &received, &message).await,
+        _ => Err(malformed()),
+    }
+}
+
+/// The checks every logout message passes: signed by the IdP, Destination this endpoint,
+/// issued recently (and, for a request, not past its NotOnOrAfter).
+fn check(
+    p: &Provider,
+    idp: &saml::IdpMetadata,
+    received: &Received,
+    message: &LogoutMessage,
+) -> Result<(), FederationError> {
+    if message.issuer.as_deref() != Some(idp.entity_id.as_str()) {
+        return Err(FederationError::failed(
+            "issuer_mismatch",
+            "The sign-out message comes from another identity provider.",
+        ));
+    }
+    received.verify(&idp.certificates)?;
+    if message.destination.as_deref() != Some(slo_url(p).as_str()) {
+        return Err(FederationError::failed(
+            "destination_mismatch",
+            "The sign-out message is addressed to another endpoint.",
+        ));
+    }
+    let now = storage::now();
+    let stale = || FederationError::failed("expired", "The sign-out message has expired.");
+    match message.issue_instant {
+        Some(t) if t <= now + CLOCK_SKEW_SECS && t >= now - MESSAGE_TTL - CLOCK_SKEW_SECS => {}
+        _ => return Err(stale()),
+    }
+    if message
+        .not_on_or_after
+        .is_some_and(|t| t + CLOCK_SKEW_SECS <= now)
+    {
+        return Err(stale());
+    }
+    Ok(())
+}
+
+async fn logout_request(
+    state: &AppState,
+    p: &Provider,
+    received: &Received,
+    message: &LogoutMessage,
+) -> Result<Outcome, FederationError> {
+    let connections = super::list(state, &p.tenant).await?;
+    let conn: &Connection = message
+        .issuer
+        .as_deref()
+        .and_then(|i| saml::by_entity_id(&connections, i))
+        .ok_or_else(|| {
+            FederationError::failed(
+                "unknown_idp",
+                "The sign-out request comes from an identity provider this tenant does not use.",
+            )
+        })?;
+    let idp = saml::connection_metadata(conn)?;
+    check(p, &idp, received, message)?;
+    let Some(endpoint) = idp.slo.clone() else {
+        return Err(FederationError::failed(
+            "no_slo_endpoint",
+            "The identity provider publishes no HTTP-Redirect SingleLogoutService to answer.",
+        ));
+    };
+    let name_id = message
+        .name_id
+        .as_deref()
+        .filter(|n| !n.is_empty())
+        .ok_or_else(malformed)?;
+    // A request is honoured once (a replayed one would be answered again, harmlessly,
+    // but it is not a message the IdP sent now).
+    let remember_until = message
+        .not_on_or_after
+        .unwrap_or(storage::now() + MESSAGE_TTL)
+        + CLOCK_SKEW_SECS;
+    if !storage::federation::remember_assertion(
+        &state.pool,
+        &conn.id,
+        &format!("logout:{}", message.id),
+        remember_until,
+    )
+    .await?
+    {
+        return Err(FederationError::failed(
+            "replayed",
+            "This sign-out request was already received.",
+        ));
+    }
+    let rows = storage::federation::list_saml_sessions_of_subject(
+        &state.pool,
+        &p.tenant.id,
+        &conn.id,
+        name_id,
+    )
+    .await?;
+    let mut user_ids = Vec::new();
+    for row in rows {
+        if !message.session_indexes.is_empty()
+            && !row
+                .session_index
+                .as_ref()
+                .is_some_and(|i| message.session_indexes.contains(i))
+        {
+            continue;
+        }
+        storage::federation::delete_saml_session(&state.pool, &p.tenant.id, &row.sid).await?;
+        let live = storage::sessions::find_live_session_by_sid(
+            &state.pool,
+            &p.tenant.id,
+            &row.sid,
+            storage::now(),
+        )
+        .await?;
+        if let Some(live) = live {
+            let session = Session::from(live);
+            sessions::end_session(state, p, &session)
+                .await
+                .map_err(FederationError::Unexpected)?;
+            if !user_ids.contains(&session.user_id) {
+                user_ids.push(session.user_id);
+            }
+        }
+    }
+    let (key, _) = saml::sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let destination = endpoint.response_location.unwrap_or(endpoint.location);
+    let xml = logout_response_xml(
+        &saml::sp_entity_id(p),
+        &destination,
+        &message.id,
+        STATUS_SUCCESS,
+        storage::now(),
+    );
+    let respond = redirect_url(
+        &destination,
+        Carrier::Response,
+        &xml,
+        received.relay_state.as_deref(),
+        Some(&key),
+    )?;
+    Ok(Outcome::LoggedOut {
+        connection_id: conn.id.clone(),
+        user_ids,
+        respond,
+    })
+}
+
+async fn logout_response(
+    state: &AppState,
+    p: &Provider,
+    received: &Received,
+    message: &LogoutMessage,
+) -> Result<Outcome, FederationError> {
+    let unknown = || {
+        FederationError::failed(
+            "unknown_logout",
+            "This sign-out response answers no sign-out started here, or it was already used.",
+        )
+    };
+    let handle = received.relay_state.as_deref().ok_or_else(unknown)?;
+    let flow = super::find_flow(state, &p.tenant, handle)
+        .await?
+        .filter(|f| f.logout_return.is_some())
+        .ok_or_else(unknown)?;
+    let conn = super::find(state, &p.tenant, &flow.connection_id)
+        .await?
+        .ok_or_else(unknown)?;
+    let idp = saml::connection_metadata(&conn)?;
+    check(p, &idp, received, message)?;
+    if message.in_response_to.is_none() || message.in_response_to != flow.saml_request_id {
+        return Err(FederationError::failed(
+            "in_response_to_mismatch",
+            "The sign-out response does not answer the request sent.",
+        ));
+    }
+    if !super::consume_flow(state, &flow).await? {
+        return Err(unknown());
+    }
+    Ok(Outcome::Returned {
+        connection_id: conn.id.clone(),
+        return_to: flow.logout_return.filter(|r| !r.is_empty()),
+        status: message.status.clone().unwrap_or_default(),
+    })
+}
