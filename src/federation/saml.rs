@@ -521,6 +521,10 @@ struct Encrypted {
     key_digest: Option<String>,
     key_mgf: Option<String>,
     key_cipher: String,
+    /// The namespace declarations in scope at the EncryptedAssertion (`""` the default
+    /// namespace): the plaintext is XML in that context (XML Encryption §4.5) and may use
+    /// prefixes it does not declare itself.
+    context_ns: Vec<(String, String)>,
 }
 
 impl Shape {
@@ -580,6 +584,8 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
     let mut text_of = TextOf::Nothing;
     let mut enc: Option<Encrypted> = None;
     let mut in_encrypted = false;
+    // The namespace declarations of each open element (parallel to `stack`).
+    let mut declared: Vec<Vec<(String, String)>> = Vec::new();
     loop {
         let before = usize::try_from(reader.buffer_position()).map_err(|_| malformed())?;
         let (ns, event) = reader.read_resolved_event().map_err(|_| malformed())?;
@@ -604,6 +610,19 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                         .find(|a| a.key.as_ref() == name)
                         .map(|a| String::from_utf8_lossy(&a.value).into_owned())
                 };
+                let own_ns: Vec<(String, String)> = e
+                    .attributes()
+                    .flatten()
+                    .filter_map(|a| {
+                        let key = a.key.as_ref();
+                        let prefix = if key == b"xmlns" {
+                            String::new()
+                        } else {
+                            String::from_utf8_lossy(key.strip_prefix(b"xmlns:")?).into_owned()
+                        };
+                        Some((prefix, String::from_utf8_lossy(&a.value).into_owned()))
+                    })
+                    .collect();
                 let parent = |n: usize| stack.len().checked_sub(n).and_then(|i| stack.get(i));
                 let is = |x: Option<&(Vec<u8>, Vec<u8>)>, ns: &[u8], l: &[u8]| {
                     x.is_some_and(|(a, b)| a == ns && b == l)
@@ -624,8 +643,14 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                     }
                     if !assertion_here && opens && enc.is_none() {
                         in_encrypted = true;
+                        let mut context_ns: Vec<(String, String)> = Vec::new();
+                        for (prefix, uri) in declared.iter().flatten().chain(&own_ns) {
+                            context_ns.retain(|(p, _)| p != prefix);
+                            context_ns.push((prefix.clone(), uri.clone()));
+                        }
                         enc = Some(Encrypted {
                             start: before,
+                            context_ns,
                             ..Encrypted::default()
                         });
                     }
@@ -688,6 +713,7 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                 }
                 if opens {
                     stack.push((ns, local));
+                    declared.push(own_ns);
                 } else {
                     text_of = TextOf::Nothing;
                 }
@@ -703,6 +729,7 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
             }
             Event::End(_) => {
                 let closed = stack.pop();
+                declared.pop();
                 text_of = TextOf::Nothing;
                 if in_encrypted
                     && closed
@@ -822,7 +849,7 @@ pub fn verify_response(
             let key = decryption_key.ok_or_else(|| {
                 FederationError::Unexpected(anyhow::anyhow!("no SP encryption key"))
             })?;
-            let assertion_xml = decrypt(enc, key)?;
+            let assertion_xml = in_context(&decrypt(enc, key)?, &enc.context_ns)?;
             let inner = scan(&assertion_xml, SAML_ASSERTION_NS, b"Assertion")?;
             if inner.assertions != 1 || inner.encrypted.is_some() {
                 return Err(FederationError::failed(
@@ -875,6 +902,50 @@ pub fn verify_response(
         assertion_id: assertion.id.clone(),
         remember_until,
     })
+}
+
+/// The decrypted assertion with the namespace declarations of its context that its root
+/// does not make itself, so that it parses (and is checked) on its own. Bindings do not
+/// change, and canonicalisation renders a declaration the same whether it is inherited or
+/// written, so signatures verify as before (xmlsec1, and hence pysaml2, encrypts a node
+/// without the declarations it inherits).
+fn in_context(plaintext: &str, context: &[(String, String)]) -> Result<String, FederationError> {
+    let mut reader = NsReader::from_str(plaintext);
+    let (root_at, name_len, own): (usize, usize, Vec<Vec<u8>>) = loop {
+        let at = usize::try_from(reader.buffer_position()).map_err(|_| malformed())?;
+        match reader.read_event().map_err(|_| malformed())? {
+            Event::Start(e) | Event::Empty(e) => {
+                let own = e
+                    .attributes()
+                    .flatten()
+                    .filter(|a| a.key.as_ref() == b"xmlns" || a.key.as_ref().starts_with(b"xmlns:"))
+                    .map(|a| a.key.as_ref().to_vec())
+                    .collect();
+                break (at, e.name().as_ref().len(), own);
+            }
+            Event::Eof => return Err(malformed()),
+            _ => {}
+        }
+    };
+    let mut extra = String::new();
+    for (prefix, uri) in context {
+        let attr = if prefix.is_empty() {
+            "xmlns".to_string()
+        } else {
+            format!("xmlns:{prefix}")
+        };
+        if !own.iter().any(|o| o == attr.as_bytes()) {
+            extra.push_str(&format!(" {attr}=\"{}\"", xml_escape(uri)));
+        }
+    }
+    // After `<` and the root's name.
+    let split = root_at + 1 + name_len;
+    match (plaintext.get(..split), plaintext.get(split..)) {
+        (Some(head), Some(tail)) if plaintext.as_bytes().get(root_at) == Some(&b'<') => {
+            Ok(format!("{head}{extra}{tail}"))
+        }
+        _ => Err(malformed()),
+    }
 }
 
 /// XML Encryption of the assertion (XML Enc 1.1 §5.4, §5.5, §5.2): the content key by
@@ -1291,7 +1362,32 @@ mod tests {
             want_signed_requests: false,
             name_id_formats: formats.iter().map(|f| f.to_string()).collect(),
             certificates: Vec::new(),
+            slo: None,
         }
+    }
+
+    #[test]
+    fn a_decrypted_assertion_gets_the_namespaces_of_its_context() {
+        let context = vec![
+            (
+                "ns1".to_string(),
+                "urn:oasis:names:tc:SAML:2.0:assertion".to_string(),
+            ),
+            (
+                "ns2".to_string(),
+                "http://www.w3.org/2000/09/xmldsig#".to_string(),
+            ),
+            ("".to_string(), "urn:default".to_string()),
+        ];
+        let bare = r#"<ns1:Assertion xmlns:ns2="urn:own" ID="a"><ns1:Issuer>i</ns1:Issuer></ns1:Assertion>"#;
+        let fixed = in_context(bare, &context).unwrap();
+        assert_eq!(
+            fixed,
+            r#"<ns1:Assertion xmlns:ns1="urn:oasis:names:tc:SAML:2.0:assertion" xmlns="urn:default" xmlns:ns2="urn:own" ID="a"><ns1:Issuer>i</ns1:Issuer></ns1:Assertion>"#
+        );
+        let shape = scan(&fixed, SAML_ASSERTION_NS, b"Assertion").unwrap();
+        assert_eq!(shape.assertions, 1);
+        assert!(in_context("no xml", &context).is_err());
     }
 
     #[test]
@@ -1412,6 +1508,7 @@ mod tests {
                 key_cipher: enc.key_cipher.clone(),
                 start: 0,
                 end: 0,
+                context_ns: Vec::new(),
             };
             assert_eq!(reason(decrypt(&bad, &key)), "decryption_failed");
         }

@@ -907,3 +907,159 @@ async fn logout_response(
         status: message.status.clone().unwrap_or_default(),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn key_and_cert() -> (PKey<Private>, X509) {
+        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
+        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
+        name.append_entry_by_text("CN", "test").unwrap();
+        let name = name.build();
+        let mut b = X509::builder().unwrap();
+        b.set_version(2).unwrap();
+        b.set_subject_name(&name).unwrap();
+        b.set_issuer_name(&name).unwrap();
+        b.set_pubkey(&key).unwrap();
+        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
+            .unwrap();
+        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
+            .unwrap();
+        b.sign(&key, MessageDigest::sha256()).unwrap();
+        (key, b.build())
+    }
+
+    const REQUEST: &str = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" Version="2.0" IssueInstant="2026-12-05T10:00:00Z" Destination="https://sp.example/t/saml/slo"><saml:Issuer>https://idp.example</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">a&amp;b@example.com</saml:NameID><samlp:SessionIndex>s1</samlp:SessionIndex><samlp:SessionIndex>s2</samlp:SessionIndex></samlp:LogoutRequest>"#;
+
+    #[test]
+    fn a_signed_redirect_round_trips_and_verifies_only_with_the_signers_certificate() {
+        let (key, cert) = key_and_cert();
+        let (_, other) = key_and_cert();
+        let url = redirect_url(
+            "https://idp.example/slo?x=1",
+            Carrier::Request,
+            REQUEST,
+            Some("relay state/ü"),
+            Some(&key),
+        )
+        .unwrap();
+        let query = url.query().unwrap();
+        assert!(query.starts_with("x=1&SAMLRequest="), "{query}");
+        let received = decode_redirect(query.trim_start_matches("x=1&")).unwrap();
+        assert_eq!(received.carrier, Carrier::Request);
+        assert_eq!(received.xml, REQUEST);
+        assert_eq!(received.relay_state.as_deref(), Some("relay state/ü"));
+        received.verify(std::slice::from_ref(&cert)).unwrap();
+        let err = received.verify(&[other]).unwrap_err();
+        assert!(matches!(
+            err,
+            FederationError::Failed {
+                reason: "signature_invalid",
+                ..
+            }
+        ));
+        // Any change to a signed parameter breaks the signature.
+        let tampered = query
+            .trim_start_matches("x=1&")
+            .replace("RelayState=relay", "RelayState=relax");
+        let err = decode_redirect(&tampered)
+            .unwrap()
+            .verify(&[cert])
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FederationError::Failed {
+                reason: "signature_invalid",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn malformed_redirects_are_refused() {
+        let (key, _) = key_and_cert();
+        let url =
+            redirect_url("https://i/s", Carrier::Response, REQUEST, None, Some(&key)).unwrap();
+        let q = url.query().unwrap().to_string();
+        for bad in [
+            format!("{q}&SAMLResponse=x"),     // repeated
+            "RelayState=x".to_string(),        // no message
+            format!("SAMLRequest=x&{q}"),      // both kinds
+            q.replace("&Signature=", "&Sig="), // SigAlg without Signature
+            "SAMLRequest=%%%".to_string(),     // not base64
+        ] {
+            assert!(decode_redirect(&bad).is_err(), "{bad}");
+        }
+        // A DEFLATE bomb stops at 64 KiB.
+        let huge = "<a>".to_string() + &" ".repeat(MAX_MESSAGE * 4) + "</a>";
+        let url = redirect_url("https://i/s", Carrier::Request, &huge, None, None).unwrap();
+        assert!(url.query().unwrap().len() < MAX_MESSAGE);
+        assert!(decode_redirect(url.query().unwrap()).is_err());
+        // Unsigned messages decode, but do not verify.
+        let url = redirect_url("https://i/s", Carrier::Request, REQUEST, None, None).unwrap();
+        let err = decode_redirect(url.query().unwrap())
+            .unwrap()
+            .verify(&[])
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            FederationError::Failed {
+                reason: "unsigned",
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn logout_messages_parse_to_what_the_sp_checks() {
+        let m = parse_logout(REQUEST).unwrap();
+        assert!(m.is_request);
+        assert_eq!(m.id, "_r1");
+        assert_eq!(m.issuer.as_deref(), Some("https://idp.example"));
+        assert_eq!(m.name_id.as_deref(), Some("a&b@example.com"));
+        assert_eq!(m.session_indexes, ["s1", "s2"]);
+        assert_eq!(
+            m.destination.as_deref(),
+            Some("https://sp.example/t/saml/slo")
+        );
+        let response =
+            logout_response_xml("https://sp", "https://idp/slo", "_r1", STATUS_SUCCESS, 0);
+        let r = parse_logout(&response).unwrap();
+        assert!(!r.is_request);
+        assert_eq!(r.in_response_to.as_deref(), Some("_r1"));
+        assert_eq!(r.status.as_deref(), Some(STATUS_SUCCESS));
+        for bad in [
+            format!("<!DOCTYPE x [<!ENTITY e 'x'>]>{REQUEST}"),
+            REQUEST.replace("Version=\"2.0\"", "Version=\"1.1\""),
+            REQUEST.replace(" ID=\"_r1\"", ""),
+            REQUEST.replace("samlp:LogoutRequest", "samlp:AuthnRequest"),
+            REQUEST.replace("a&amp;b", "a&custom;b"),
+            "<x/>".to_string(),
+        ] {
+            assert!(parse_logout(&bad).is_err(), "{bad}");
+        }
+        let encrypted = REQUEST.replace(
+            r#"<saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">a&amp;b@example.com</saml:NameID>"#,
+            "<saml:EncryptedID/>",
+        );
+        assert!(matches!(
+            parse_logout(&encrypted),
+            Err(FederationError::Failed {
+                reason: "encrypted_name_id",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn the_subject_name_id_keeps_its_qualifiers() {
+        let xml = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Issuer>i</saml:Issuer><saml:Subject><saml:NameID SPNameQualifier="https://sp" NameQualifier="https://idp" Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">_abc</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"#;
+        let n = subject_name_id(xml).unwrap();
+        assert_eq!(n.value, "_abc");
+        assert_eq!(n.name_qualifier.as_deref(), Some("https://idp"));
+        assert_eq!(n.sp_name_qualifier.as_deref(), Some("https://sp"));
+        assert!(subject_name_id("<x/>").is_none());
+    }
+}

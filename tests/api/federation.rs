@@ -74,7 +74,7 @@ fn oidc_peer(app: &TestApp) -> Peer {
     start_peer(cmd, "OIDC (oidc-provider)")
 }
 
-fn saml_peer() -> Peer {
+pub(crate) fn saml_peer() -> Peer {
     let mut cmd = Command::new("python3");
     cmd.args(["tests/peers/saml/idp.py", "--port", "0"]);
     start_peer(cmd, "SAML (pysaml2)")

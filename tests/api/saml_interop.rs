@@ -1,6 +1,8 @@
 //! SAML against SimpleSAMLphp (Debian's package under `php -S`, tests/peers/simplesamlphp):
 //! an independent IdP that reads Portcullis's SP metadata with its own parser and enforces
-//! what it declares — signed AuthnRequests, the encryption certificate, NameID formats.
+//! what it declares — signed AuthnRequests, the encryption certificate, NameID formats,
+//! signed logout messages. The same Single Logout and encrypted-assertion tests run against
+//! the pysaml2 peer (tests/peers/saml), whose negative modes live in `federation.rs`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,8 +11,8 @@ use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::federation::{
-    admin_token, audit_events, configure, location, redeem, sso_login_redirect, start_from_sign_in,
-    start_peer, test_connection, Peer,
+    admin_token, audit_events, configure, location, redeem, saml_form, saml_peer,
+    sso_login_redirect, start_from_sign_in, start_peer, test_connection, url_encode, Peer,
 };
 use crate::helpers::{jwt_claims, spawn_app, unescape, ClientOptions, TestApp};
 
@@ -648,4 +650,182 @@ async fn simplesamlphp_single_logout_in_both_directions() {
     ] {
         assert!(reasons.contains(&r), "{reasons:?}");
     }
+}
+
+#[tokio::test]
+async fn pysaml2_encrypted_assertions_and_single_logout_in_both_directions() {
+    let app = spawn_app().await;
+    let idp = saml_peer();
+    let token = admin_token(&app).await;
+    let r = configure(
+        &app,
+        &token,
+        json!({"protocol": "saml2", "metadata_url": format!("{}/metadata", idp.base),
+               "domains": ["example.com"]}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let sp = app.url("/saml/metadata");
+
+    // Encrypted to our encryption certificate (AES-256-CBC, RSA-OAEP), assertion signed inside.
+    let round_trip = |mode: &'static str| {
+        let app = &app;
+        async move {
+            let to_idp = sso_login_redirect(app).await;
+            let html = app
+                .new_browser()
+                .get(format!("{to_idp}&user=alice@example.com&mode={mode}"))
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let (action, fields) = saml_form(&html);
+            let xml = saml_response_xml(&fields);
+            let r = app
+                .new_browser()
+                .post(&action)
+                .form(&fields)
+                .send()
+                .await
+                .unwrap();
+            (xml, r)
+        }
+    };
+    let (xml, r) = round_trip("encrypted").await;
+    assert!(
+        xml.contains("EncryptedAssertion") && xml.contains("aes256-cbc"),
+        "{xml}"
+    );
+    assert!(
+        !xml.contains("alice@example.com"),
+        "the assertion is not in clear"
+    );
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let body: Value = r.json().await.unwrap();
+    assert!(body["data"]["token"].is_string());
+    let (_, r) = round_trip("encrypted_unsigned").await;
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("(unsigned)"));
+
+    let rp_done = "https://rp.example/signed-out".to_string();
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            post_logout: vec![rp_done.clone()],
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let sign_in = || async {
+        let to_idp =
+            start_from_sign_in(&app, &browser, &client, ("email", "alice@example.com")).await;
+        let html = browser
+            .get(format!("{to_idp}&user=alice@example.com&mode=ok"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let (action, fields) = saml_form(&html);
+        let r = browser.post(&action).form(&fields).send().await.unwrap();
+        assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+        redeem(&app, &client, &location(&r)).await
+    };
+    let sessions_at_idp = || async {
+        reqwest::get(format!("{}/sessions?sp={}", idp.base, url_encode(&sp)))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+
+    // SP-initiated: the peer checks our signature, Destination, NameID and SessionIndex
+    // against the session it issued, and answers with its signed LogoutResponse.
+    let tokens = sign_in().await;
+    // The API sign-ins above left their own sessions at the IdP; this one is the newest.
+    let held = sessions_at_idp().await;
+    let mut lines: Vec<&str> = held.lines().collect();
+    assert_eq!(lines.len(), 3, "{held}");
+    assert!(lines[2].starts_with("alice@example.com "));
+    lines.pop();
+    let others: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    let r = browser
+        .get(format!(
+            "{}?id_token_hint={}&post_logout_redirect_uri={}&state=bye",
+            app.url("/logout"),
+            tokens["id_token"].as_str().unwrap(),
+            url_encode(&rp_done)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let to_idp = location(&r);
+    assert!(
+        to_idp.starts_with(&format!("{}/slo?SAMLRequest=", idp.base)),
+        "{to_idp}"
+    );
+    let (last, r) = follow(&browser, &to_idp, |_| {}).await;
+    assert_eq!(
+        last,
+        format!("{rp_done}?state=bye"),
+        "{}",
+        r.text().await.unwrap()
+    );
+    assert_eq!(
+        sessions_at_idp().await,
+        others,
+        "the IdP ended the session the LogoutRequest named, only that one"
+    );
+    assert!(!signed_in(&app, &browser).await);
+
+    // IdP-initiated: refused unless signed by a published key; then honoured, and the peer
+    // accepts our signed LogoutResponse.
+    sign_in().await;
+    for (mode, reason) in [("unsigned", "unsigned"), ("rogue", "signature_invalid")] {
+        let r = browser
+            .get(format!(
+                "{}/logout-initiated?sp={}&mode={mode}",
+                idp.base,
+                url_encode(&sp)
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        let r = browser.get(location(&r)).send().await.unwrap();
+        assert_eq!(r.status(), 400, "{mode}");
+        assert!(
+            r.text().await.unwrap().contains(&format!("({reason})")),
+            "{mode}"
+        );
+        assert!(
+            signed_in(&app, &browser).await,
+            "a refused request ends nothing"
+        );
+    }
+    let start = format!(
+        "{}/logout-initiated?sp={}&mode=ok",
+        idp.base,
+        url_encode(&sp)
+    );
+    let (last, r) = follow(&browser, &start, |_| {}).await;
+    assert!(
+        last.starts_with(&format!("{}/slo?SAMLResponse=", idp.base)),
+        "{last}"
+    );
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.text().await.unwrap(),
+        "logged out: urn:oasis:names:tc:SAML:2.0:status:Success\n"
+    );
+    assert!(
+        !signed_in(&app, &browser).await,
+        "the IdP's LogoutRequest ended our session"
+    );
+    assert_eq!(sessions_at_idp().await, others);
 }

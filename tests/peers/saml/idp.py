@@ -42,6 +42,25 @@ Endpoints
                            same form, unsolicited Response (no InResponseTo anywhere), no RelayState,
                            ACS = the SP metadata's first HTTP-POST ACS (isDefault preferred).
 
+  GET /slo?SAMLRequest=..&RelayState=..&SigAlg=..&Signature=..
+                           SP-initiated Single Logout (HTTP-Redirect). 400 text/plain unless the
+                           LogoutRequest is signed by a signing cert of the SP metadata ("LogoutRequest
+                           must be signed" / "bad LogoutRequest signature"), its Destination is this
+                           /slo URL, and its NameID + SessionIndex name a session this IdP issued to
+                           that SP ("unknown session: .."). Then the session is forgotten and the
+                           answer is 303 to the SP metadata's HTTP-Redirect SingleLogoutService with a
+                           LogoutResponse (Status Success, InResponseTo) signed by pysaml2's
+                           http_redirect_message (key A, rsa-sha256), RelayState echoed.
+  GET /slo?SAMLResponse=..  the SP's answer to /logout-initiated: 200 text/plain "logged out: <status
+                           code>" when signed by the SP and answering the pending request, else 400.
+  GET /logout-initiated?sp=<SP entity id URL>[&user=..][&mode=ok|unsigned|rogue]
+                           IdP-initiated Single Logout of `user`'s latest session at that SP: 303 to
+                           the SP's SingleLogoutService with a LogoutRequest (NameID + SessionIndex as
+                           issued) built by pysaml2's create_logout_request, signed with key A (mode
+                           ok), not signed (unsigned) or signed with the unpublished key R (rogue).
+  GET /sessions?sp=..      the sessions this IdP holds for that SP, one "<NameID> <SessionIndex>" per
+                           line (text/plain).
+
 Response (built by pysaml2's Server.create_authn_response, then adjusted and signed with pysaml2's
 pre_signature_part + SecurityContext.sign_statement, i.e. the xmlsec1 CLI; rsa-sha256, sha256 digest,
 exclusive c14n, enveloped signature, Reference URI="#<ID>", signer's cert in KeyInfo/X509Data):
@@ -70,6 +89,10 @@ Modes (query param mode):
                         assertion_only response, then an UNSIGNED evil Assertion (new ID, NameID and
                         email mallory@evil.example, displayName "Mallory Evil") is inserted as the
                         first Assertion, before the original signed one, which still verifies by ID.
+  encrypted             the signed Assertion (key A) encrypted to the SP metadata's encryption
+                        certificate (xmlsec1: AES-256-CBC content, RSA-OAEP-MGF1P key transport);
+                        the Response itself is not signed (what ADFS and Entra ID send by default).
+  encrypted_unsigned    encrypted like that, with no signature anywhere.
   xsw2                  "Extensions" variant: the evil Assertion takes the original's place as the
                         Response's only direct Assertion child; the original signed Assertion is moved
                         into a <samlp:Extensions> element of the Response (after Issuer, before
@@ -109,13 +132,17 @@ from saml2.metadata import entity_descriptor, metadata_tostring_fix
 from saml2.request import AuthnRequest
 from saml2.s_utils import sid
 from saml2.saml import NAME_FORMAT_BASIC, NAMEID_FORMAT_EMAILADDRESS, NameID
-from saml2.samlp import authn_request_from_string
+from saml2.samlp import authn_request_from_string, logout_request_from_string, logout_response_from_string
 from saml2.server import Server
 from saml2.sigver import (
+    ASSERT_XPATH,
     REQ_ORDER,
+    RESP_ORDER,
     extract_rsa_key_from_x509_cert,
     get_xmlsec_binary,
     pem_format,
+    RSA_OAEP_MGF1P,
+    pre_encryption_part,
     pre_signature_part,
     verify_redirect_signature,
 )
@@ -138,11 +165,14 @@ MODES = {
     "wrong_in_response_to": ("A", True, True),
     "xsw": ("A", True, False),
     "xsw2": ("A", True, False),
+    "encrypted": ("A", True, False),
+    "encrypted_unsigned": (None, False, False),
 }
 EVIL_AUDIENCE = "https://evil.example/sp"
 EVIL_ACS = "https://evil.example/acs"
 EVIL_USER = "mallory@evil.example"
 PROTOCOL_NS = "urn:oasis:names:tc:SAML:2.0:protocol"
+AES256_CBC = "http://www.w3.org/2001/04/xmlenc#aes256-cbc"
 
 ATTRIBUTE_MAP = '''\
 # Written by idp.py: pass the attribute names through unchanged, NameFormat basic.
@@ -238,6 +268,11 @@ class Idp:
         self.base = base
         self.entity_id = f"{base}/metadata"
         self.sso_url = f"{base}/sso"
+        self.slo_url = f"{base}/slo"
+        # Sessions issued: SP entity id -> [(NameID, SessionIndex)], newest last.
+        self.sessions = {}
+        # IdP-initiated LogoutRequest id -> (SP, session) awaiting the SP's LogoutResponse.
+        self.pending_logouts = {}
         self.keys = {label: make_keypair(keydir, label) for label in ("A", "B", "R")}
         mapdir = os.path.join(keydir, "attributemaps")
         os.makedirs(mapdir)
@@ -261,7 +296,10 @@ class Idp:
             "service": {
                 "idp": {
                     "name": "Portcullis test SAML IdP",
-                    "endpoints": {"single_sign_on_service": [(self.sso_url, BINDING_HTTP_REDIRECT)]},
+                    "endpoints": {
+                        "single_sign_on_service": [(self.sso_url, BINDING_HTTP_REDIRECT)],
+                        "single_logout_service": [(self.slo_url, BINDING_HTTP_REDIRECT)],
+                    },
                     "want_authn_requests_signed": True,
                     "name_id_format": [NAMEID_FORMAT_EMAILADDRESS],
                     "policy": {
@@ -318,9 +356,9 @@ class Idp:
 
     # ---------------------------------------------------------------- AuthnRequest
 
-    def verify_redirect_signature(self, raw_pairs, q, certs):
+    def verify_redirect_signature(self, raw_pairs, q, certs, typ="SAMLRequest"):
         sigalg, signature = q["SigAlg"], q["Signature"]
-        msg = {"SAMLRequest": q["SAMLRequest"], "SigAlg": sigalg, "Signature": signature}
+        msg = {typ: q[typ], "SigAlg": sigalg, "Signature": signature}
         if "RelayState" in q:
             msg["RelayState"] = q["RelayState"]
         for cert in certs:
@@ -330,7 +368,8 @@ class Idp:
             except Exception as e:  # noqa: BLE001
                 log.info("pysaml2 redirect signature check raised: %r", e)
         # SAML bindings 3.4.4.1: the signature covers the query parameters exactly as sent.
-        signed = "&".join(f"{k}={raw_pairs[k]}" for k in REQ_ORDER if k in raw_pairs).encode("ascii", "replace")
+        order = REQ_ORDER if typ == "SAMLRequest" else RESP_ORDER
+        signed = "&".join(f"{k}={raw_pairs[k]}" for k in order if k in raw_pairs).encode("ascii", "replace")
         try:
             signer = self.server.sec.sec_backend.get_signer(sigalg)
             sig = base64.b64decode(signature)
@@ -458,7 +497,14 @@ class Idp:
             start, end = find_element(holder_xml, "Assertion")
             evil_xml = holder_xml[start:end]
 
+        authn = assertion.authn_statement[0] if assertion.authn_statement else None
+        if authn is not None and authn.session_index:
+            self.sessions.setdefault(sp_entity_id, []).append((user, authn.session_index))
+
         xml = self.sign(resp, assertion, key, sign_assertion, sign_response)
+
+        if mode in ("encrypted", "encrypted_unsigned"):
+            xml = self.encrypt(xml, sp_entity_id)
 
         if evil_xml is not None:
             start, end = find_element(xml, "Assertion")
@@ -488,6 +534,118 @@ class Idp:
         for node_name, node_id in to_sign:
             xml = self.server.sec.sign_statement(xml, node_name, key_file=self.keys[key]["key"], node_id=node_id)
         return xml
+
+
+    def encrypt(self, xml, sp_entity_id):
+        certs = [c for _, c in self.server.metadata.certs(sp_entity_id, "any", "encryption")]
+        if not certs:
+            raise PeerError(f"SP metadata of {sp_entity_id} has no encryption certificate")
+        # pysaml2's own path (pre_encrypt_assertion + xmlsec1 --encrypt), with AES-256-CBC
+        # instead of its 3DES default.
+        start, end = find_element(xml, "Assertion")
+        prefix = re.match(r"<([A-Za-z0-9_]+:)?Assertion", xml[start:end]).group(1) or ""
+        wrapped = (xml[:start] + f'<{prefix}EncryptedAssertion>' + xml[start:end]
+                   + f'</{prefix}EncryptedAssertion>' + xml[end:])
+        cert_pem = pem_format(certs[0])
+        if isinstance(cert_pem, bytes):
+            cert_pem = cert_pem.decode("ascii")
+        with tempfile.NamedTemporaryFile("w", suffix=".pem", delete=False) as f:
+            f.write(cert_pem)
+            cert_file = f.name
+        try:
+            template = pre_encryption_part(
+                msg_enc=AES256_CBC, key_enc=RSA_OAEP_MGF1P, encrypt_cert=certs[0])
+            return self.server.sec.encrypt_assertion(
+                wrapped, cert_file, template, key_type="aes-256", node_xpath=ASSERT_XPATH)
+        finally:
+            os.unlink(cert_file)
+
+    # ---------------------------------------------------------------- Single Logout
+
+    def sp_slo_url(self, sp):
+        slo = self.server.metadata.single_logout_service(sp, BINDING_HTTP_REDIRECT, "spsso")
+        if not slo:
+            raise PeerError(f"SP metadata of {sp} has no HTTP-Redirect SingleLogoutService")
+        return slo[0]["location"]
+
+    def redirect(self, message, destination, relay_state, response, key="A"):
+        info = self.server.apply_binding(
+            BINDING_HTTP_REDIRECT, str(message), destination, relay_state or "",
+            response=response, sign=key is not None, sigalg=SIG_RSA_SHA256)
+        return dict(info["headers"])["Location"]
+
+    def handle_slo_request(self, raw_pairs, q):
+        try:
+            xml = self.server.unravel(q["SAMLRequest"], BINDING_HTTP_REDIRECT, "logout_request")
+            req = logout_request_from_string(xml)
+            sp = req.issuer.text.strip()
+        except Exception as e:  # noqa: BLE001
+            raise PeerError(f"invalid LogoutRequest: cannot decode: {e}") from e
+        if not q.get("SigAlg") or not q.get("Signature"):
+            raise PeerError("LogoutRequest must be signed")
+        certs, _ = self.load_sp_metadata(sp)
+        if not self.verify_redirect_signature(raw_pairs, q, certs):
+            raise PeerError("bad LogoutRequest signature")
+        if req.destination != self.slo_url:
+            raise PeerError(f"invalid LogoutRequest: Destination {req.destination!r}")
+        name_id = req.name_id.text.strip() if req.name_id is not None else ""
+        indexes = [i.text.strip() for i in (req.session_index or [])]
+        held = self.sessions.get(sp, [])
+        match = [s for s in held if s[0] == name_id and (not indexes or s[1] in indexes)]
+        if not match:
+            raise PeerError(f"unknown session: {name_id} {indexes}")
+        self.sessions[sp] = [s for s in held if s not in match]
+        resp = self.server.create_logout_response(req, [BINDING_HTTP_REDIRECT], sign=False)
+        return self.redirect(resp, self.sp_slo_url(sp), q.get("RelayState"), response=True)
+
+    def handle_slo_response(self, raw_pairs, q):
+        try:
+            xml = self.server.unravel(q["SAMLResponse"], BINDING_HTTP_REDIRECT, "logout_response")
+            resp = logout_response_from_string(xml)
+            sp = resp.issuer.text.strip()
+        except Exception as e:  # noqa: BLE001
+            raise PeerError(f"invalid LogoutResponse: cannot decode: {e}") from e
+        if not q.get("SigAlg") or not q.get("Signature"):
+            raise PeerError("LogoutResponse must be signed")
+        certs, _ = self.load_sp_metadata(sp)
+        if not self.verify_redirect_signature(raw_pairs, q, certs, typ="SAMLResponse"):
+            raise PeerError("bad LogoutResponse signature")
+        if resp.in_response_to not in self.pending_logouts:
+            raise PeerError(f"LogoutResponse answers no pending request: {resp.in_response_to!r}")
+        if resp.destination != self.slo_url:
+            raise PeerError(f"invalid LogoutResponse: Destination {resp.destination!r}")
+        sp_of, session = self.pending_logouts.pop(resp.in_response_to)
+        status = resp.status.status_code.value
+        if status == "urn:oasis:names:tc:SAML:2.0:status:Success":
+            self.sessions[sp_of] = [s for s in self.sessions.get(sp_of, []) if s != session]
+        return status
+
+    def logout_initiated(self, sp, user, mode):
+        self.load_sp_metadata(sp)
+        held = [s for s in self.sessions.get(sp, []) if s[0] == user]
+        if not held:
+            raise PeerError(f"no session of {user} at {sp}")
+        name_id, index = held[-1]
+        destination = self.sp_slo_url(sp)
+        req_id, req = self.server.create_logout_request(
+            destination, sp, name_id=NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
+            session_indexes=[index], sign=False)
+        # The session is forgotten once the SP confirms (so a refused attempt can be retried).
+        self.pending_logouts[req_id] = (sp, held[-1])
+        key = {"ok": "A", "unsigned": None, "rogue": "R"}.get(mode)
+        if mode not in ("ok", "unsigned", "rogue"):
+            raise PeerError(f"unknown logout mode {mode!r}")
+        if key == "R":
+            backend = self.server.sec.sec_backend  # pysaml2's RSACrypto: signs with .key
+            with open(self.keys["R"]["key"], "rb") as f:
+                rogue = serialization.load_pem_private_key(f.read(), password=None)
+            saved = backend.key
+            backend.key = rogue
+            try:
+                return self.redirect(req, destination, "peer-relay", response=False)
+            finally:
+                backend.key = saved
+        return self.redirect(req, destination, "peer-relay", response=False, key=key)
 
 
 def post_form(acs, response_xml, relay_state):
@@ -559,6 +717,25 @@ class Handler(BaseHTTPRequestHandler):
                     xml = idp.build_response(
                         sp, acs, None, q.get("user") or "alice@example.com", q.get("mode") or "ok")
                 return self._send(200, post_form(acs, xml, None), "text/html; charset=utf-8")
+            if parts.path == "/slo":
+                with idp.lock:
+                    if q.get("SAMLRequest"):
+                        to = idp.handle_slo_request(raw_pairs, q)
+                        return self._send(303, "", "text/plain", {"Location": to})
+                    if q.get("SAMLResponse"):
+                        status = idp.handle_slo_response(raw_pairs, q)
+                        return self._send(200, f"logged out: {status}\n", "text/plain; charset=utf-8")
+                raise PeerError("missing SAMLRequest or SAMLResponse")
+            if parts.path == "/logout-initiated":
+                sp = q.get("sp")
+                if not sp:
+                    raise PeerError("missing sp (SP entity id URL)")
+                with idp.lock:
+                    to = idp.logout_initiated(sp, q.get("user") or "alice@example.com", q.get("mode") or "ok")
+                return self._send(303, "", "text/plain", {"Location": to})
+            if parts.path == "/sessions":
+                held = idp.sessions.get(q.get("sp", ""), [])
+                return self._send(200, "".join(f"{n} {i}\n" for n, i in held), "text/plain; charset=utf-8")
             return self._send(404, "not found\n", "text/plain; charset=utf-8")
         except PeerError as e:
             log.warning("400 %s: %s", parts.path, e)
