@@ -368,7 +368,9 @@ async fn load_flow(
     p: &Provider,
     handle: &str,
 ) -> Result<Option<(FlowRow, Connection, Option<Pending>)>, PageError> {
-    let Some(flow) = federation::find_flow(state, &p.tenant, handle).await? else {
+    // A sign-out round trip (SAML Single Logout) is never a sign-in.
+    let flow = federation::find_flow(state, &p.tenant, handle).await?;
+    let Some(flow) = flow.filter(|f| f.logout_return.is_none()) else {
         return Ok(None);
     };
     let Some(conn) = federation::find(state, &p.tenant, &flow.connection_id).await? else {

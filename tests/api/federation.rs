@@ -584,7 +584,7 @@ pub(crate) fn saml_form(html: &str) -> (String, Vec<(String, String)>) {
 
 /// Follows an AuthnRequest redirect to the IdP with `mode` and posts its answer to the ACS
 /// from a browser without our cookies (the IdP's POST is cross-site).
-async fn saml_round_trip(
+pub(crate) async fn saml_round_trip(
     app: &TestApp,
     to_idp: &str,
     user: &str,

@@ -11,7 +11,7 @@ use regex::Regex;
 use serde_json::{json, Value};
 
 use crate::federation::{
-    admin_token, audit_events, configure, location, redeem, saml_form, saml_peer,
+    admin_token, audit_events, configure, location, redeem, saml_form, saml_peer, saml_round_trip,
     sso_login_redirect, start_from_sign_in, start_peer, test_connection, url_encode, Peer,
 };
 use crate::helpers::{jwt_claims, spawn_app, unescape, ClientOptions, TestApp};
@@ -668,30 +668,11 @@ async fn pysaml2_encrypted_assertions_and_single_logout_in_both_directions() {
     let sp = app.url("/saml/metadata");
 
     // Encrypted to our encryption certificate (AES-256-CBC, RSA-OAEP), assertion signed inside.
-    let round_trip = |mode: &'static str| {
-        let app = &app;
-        async move {
-            let to_idp = sso_login_redirect(app).await;
-            let html = app
-                .new_browser()
-                .get(format!("{to_idp}&user=alice@example.com&mode={mode}"))
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
-            let (action, fields) = saml_form(&html);
-            let xml = saml_response_xml(&fields);
-            let r = app
-                .new_browser()
-                .post(&action)
-                .form(&fields)
-                .send()
-                .await
-                .unwrap();
-            (xml, r)
-        }
+    let app_ref = &app;
+    let round_trip = |mode: &'static str| async move {
+        let to_idp = sso_login_redirect(app_ref).await;
+        let (r, fields) = saml_round_trip(app_ref, &to_idp, "alice@example.com", mode).await;
+        (saml_response_xml(&fields), r)
     };
     let (xml, r) = round_trip("encrypted").await;
     assert!(
