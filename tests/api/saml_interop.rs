@@ -810,3 +810,80 @@ async fn pysaml2_encrypted_assertions_and_single_logout_in_both_directions() {
     );
     assert_eq!(sessions_at_idp().await, others);
 }
+
+#[tokio::test]
+async fn a_saml_session_that_owed_a_second_factor_still_ends_with_the_idps_logout() {
+    let app = spawn_app().await;
+    let idp = saml_peer();
+    let token = admin_token(&app).await;
+    let user = app.create_user("alice@example.com").await;
+    let secret = crate::mfa::enroll(&app, &user).await;
+    crate::mfa::set_policy(&app, portcullis::tenants::MfaPolicy::Optional).await;
+    let r = configure(
+        &app,
+        &token,
+        json!({"protocol": "saml2", "metadata_url": format!("{}/metadata", idp.base),
+               "domains": ["example.com"], "link_by_email": true, "apply_mfa_policy": true}),
+    )
+    .await;
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let to_idp = start_from_sign_in(&app, &browser, &client, ("email", "alice@example.com")).await;
+    let html = browser
+        .get(format!("{to_idp}&user=alice@example.com&mode=ok"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (action, fields) = saml_form(&html);
+    let r = browser.post(&action).form(&fields).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    let mfa = location(&r);
+    assert!(mfa.starts_with(&app.url("/mfa?request=")), "{mfa}");
+    let page = browser
+        .get(&mfa)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = crate::helpers::parse_form(&page);
+    let mut fields = form.hidden.clone();
+    fields.push(("code".into(), crate::mfa::code_at(&secret, 0)));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302, "{}", r.text().await.unwrap());
+    let tokens = redeem(&app, &client, &location(&r)).await;
+    assert_eq!(
+        jwt_claims(tokens["id_token"].as_str().unwrap())["amr"],
+        json!(["fed", "otp"])
+    );
+    assert!(signed_in(&app, &browser).await);
+
+    // The upstream session was remembered across the second factor: the IdP's logout finds it.
+    let sp = app.url("/saml/metadata");
+    let start = format!(
+        "{}/logout-initiated?sp={}&mode=ok",
+        idp.base,
+        url_encode(&sp)
+    );
+    let (_, r) = follow(&browser, &start, |_| {}).await;
+    assert_eq!(
+        r.text().await.unwrap(),
+        "logged out: urn:oasis:names:tc:SAML:2.0:status:Success\n"
+    );
+    assert!(!signed_in(&app, &browser).await);
+}
