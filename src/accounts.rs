@@ -12,10 +12,10 @@ use serde_json::{Map, Value};
 use tokio::sync::{OnceCell, Semaphore};
 
 use crate::config::Argon2Params;
+use crate::mail::Mailer;
 use crate::rbac;
-use crate::state::AppState;
-use crate::storage::{self, users::UserRow};
-use crate::tenants::Tenant;
+use crate::storage::{self, users::UserRow, Pool};
+use crate::tenants::{PasswordPolicy, Tenant};
 
 /// An e-mail address: trimmed, one `@`, a dotted or local domain, at most 254 bytes.
 /// Compared case-insensitively through [`Email::key`].
@@ -50,33 +50,6 @@ impl Email {
 
     pub fn key(&self) -> String {
         self.0.to_lowercase()
-    }
-}
-
-/// A tenant's password policy (SPEC default: 12 characters with upper, lower, digit and
-/// symbol; none of the last 5 passwords).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct PasswordPolicy {
-    pub min_length: usize,
-    pub require_upper: bool,
-    pub require_lower: bool,
-    pub require_digit: bool,
-    pub require_symbol: bool,
-    /// How many previous passwords (the current one included) may not be reused.
-    pub history: i64,
-}
-
-impl Default for PasswordPolicy {
-    fn default() -> Self {
-        Self {
-            min_length: 12,
-            require_upper: true,
-            require_lower: true,
-            require_digit: true,
-            require_symbol: true,
-            history: 5,
-        }
     }
 }
 
@@ -406,6 +379,16 @@ impl PasswordHasher {
     }
 }
 
+/// What the mail-sending account flows (registration, password reset) use.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub hasher: &'a PasswordHasher,
+    pub mailer: &'a Mailer,
+    /// The base of the links in the mails.
+    pub public_url: &'a str,
+}
+
 pub struct NewUser {
     pub email: Email,
     pub password: Option<Password>,
@@ -418,12 +401,13 @@ pub struct NewUser {
 }
 
 pub async fn create_user(
-    state: &AppState,
+    pool: &Pool,
+    hasher: &PasswordHasher,
     tenant: &Tenant,
     new: NewUser,
 ) -> Result<User, AccountError> {
     let profile = new.profile.clone().normalised()?;
-    if storage::users::find_user_by_email(&state.pool, &tenant.id, &new.email.key())
+    if storage::users::find_user_by_email(pool, &tenant.id, &new.email.key())
         .await?
         .is_some()
     {
@@ -431,14 +415,14 @@ pub async fn create_user(
     }
     let mut role_ids = Vec::new();
     for name in &new.roles {
-        let role = rbac::find_role(state, tenant, name)
+        let role = rbac::find_role(pool, tenant, name)
             .await
             .map_err(|e| AccountError::Unexpected(e.into()))?
             .ok_or_else(|| AccountError::Validation(format!("role {name:?} does not exist")))?;
         role_ids.push(role.id);
     }
     let hash = match &new.password {
-        Some(p) => Some(state.hasher.hash(p.expose()).await?),
+        Some(p) => Some(hasher.hash(p.expose()).await?),
         None => None,
     };
     let now = storage::now();
@@ -461,7 +445,7 @@ pub async fn create_user(
         created_at: now,
         updated_at: now,
     };
-    if let Err(e) = storage::users::insert_user(&state.pool, &row).await {
+    if let Err(e) = storage::users::insert_user(pool, &row).await {
         return Err(if storage::is_unique_violation(&e) {
             AccountError::AlreadyExists
         } else {
@@ -469,17 +453,17 @@ pub async fn create_user(
         });
     }
     for role_id in role_ids {
-        storage::roles::insert_user_role(&state.pool, &row.id, &role_id).await?;
+        storage::roles::insert_user_role(pool, &row.id, &role_id).await?;
     }
     Ok(User::from(row))
 }
 
 pub async fn find_user(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<Option<User>, AccountError> {
-    Ok(storage::users::find_user(&state.pool, &tenant.id, user_id)
+    Ok(storage::users::find_user(pool, &tenant.id, user_id)
         .await?
         .map(User::from))
 }
@@ -493,7 +477,8 @@ pub async fn find_user(
 /// its window locks the address (SPEC: 5 in 15 minutes, for 15 minutes). A success resets
 /// the count.
 pub async fn authenticate(
-    state: &AppState,
+    pool: &Pool,
+    hasher: &PasswordHasher,
     tenant: &Tenant,
     email: &str,
     password: &str,
@@ -503,71 +488,61 @@ pub async fn authenticate(
         return Err(AccountError::InvalidCredentials);
     }
     let now = storage::now();
-    if let Some(until) =
-        storage::lockout::find_lock(&state.pool, &tenant.id, &email_key, now).await?
-    {
+    if let Some(until) = storage::lockout::find_lock(pool, &tenant.id, &email_key, now).await? {
         return Err(AccountError::AccountLocked { until });
     }
     let row = match Email::parse(email) {
-        Ok(_) => storage::users::find_user_by_email(&state.pool, &tenant.id, &email_key).await?,
+        Ok(_) => storage::users::find_user_by_email(pool, &tenant.id, &email_key).await?,
         Err(_) => None,
     };
     let stored = row
         .as_ref()
         .filter(|r| !r.disabled)
         .and_then(|r| r.password_hash.clone());
-    let (ok, outdated) = state.hasher.verify(stored, password).await?;
+    let (ok, outdated) = hasher.verify(stored, password).await?;
     let Some(row) = row.filter(|_| ok) else {
-        return Err(match record_failure(state, tenant, &email_key).await? {
+        return Err(match record_failure(pool, tenant, &email_key).await? {
             Some(until) => AccountError::AccountLocked { until },
             None => AccountError::InvalidCredentials,
         });
     };
-    storage::lockout::clear_failures(&state.pool, &tenant.id, &email_key).await?;
+    storage::lockout::clear_failures(pool, &tenant.id, &email_key).await?;
     if outdated {
-        let hash = state.hasher.hash(password).await?;
-        storage::users::update_password_hash(
-            &state.pool,
-            &tenant.id,
-            &row.id,
-            &hash,
-            storage::now(),
-        )
-        .await?;
+        let hash = hasher.hash(password).await?;
+        storage::users::update_password_hash(pool, &tenant.id, &row.id, &hash, storage::now())
+            .await?;
     }
     Ok(User::from(row))
 }
 
 /// A page of a tenant's users after the cursor `(created_at, id)`.
 pub async fn list_users(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     after: Option<(i64, &str)>,
     limit: i64,
 ) -> Result<Vec<(User, i64)>, AccountError> {
-    Ok(
-        storage::users::list_users(&state.pool, &tenant.id, after, limit)
-            .await?
-            .into_iter()
-            .map(|r| {
-                let created = r.created_at;
-                (User::from(r), created)
-            })
-            .collect(),
-    )
+    Ok(storage::users::list_users(pool, &tenant.id, after, limit)
+        .await?
+        .into_iter()
+        .map(|r| {
+            let created = r.created_at;
+            (User::from(r), created)
+        })
+        .collect())
 }
 
 /// Counts a failed sign-in step (a wrong password or a wrong second-factor code) for an
 /// address; returns the end of the lockout when the address is now locked.
 pub async fn record_failure(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     email: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
     let policy = &tenant.settings.lockout;
     let now = storage::now();
     let locked = storage::lockout::record_failure(
-        &state.pool,
+        pool,
         &tenant.id,
         &email.trim().to_lowercase(),
         now,
@@ -580,23 +555,23 @@ pub async fn record_failure(
 }
 
 /// Lifts a lockout of the user's address (admin action).
-pub async fn unlock(state: &AppState, tenant: &Tenant, user_id: &str) -> Result<(), AccountError> {
-    let user = find_user(state, tenant, user_id)
+pub async fn unlock(pool: &Pool, tenant: &Tenant, user_id: &str) -> Result<(), AccountError> {
+    let user = find_user(pool, tenant, user_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    storage::lockout::clear_failures(&state.pool, &tenant.id, &user.email.to_lowercase()).await?;
+    storage::lockout::clear_failures(pool, &tenant.id, &user.email.to_lowercase()).await?;
     Ok(())
 }
 
 /// Deletes a user with their sessions, tokens and role assignments.
 pub async fn delete_user(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<bool, AccountError> {
     let now = storage::now();
-    storage::tokens::revoke_user_refresh_tokens(&state.pool, &tenant.id, user_id, now).await?;
-    Ok(storage::users::delete_user(&state.pool, &tenant.id, user_id).await?)
+    storage::tokens::revoke_user_refresh_tokens(pool, &tenant.id, user_id, now).await?;
+    Ok(storage::users::delete_user(pool, &tenant.id, user_id).await?)
 }
 
 impl User {
@@ -616,14 +591,14 @@ impl User {
 
 /// Replaces a user's profile claims (admin API `PATCH /admin/users/{id}`).
 pub async fn update_profile(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
     profile: Profile,
 ) -> Result<User, AccountError> {
     let p = profile.normalised()?;
     let found = storage::users::update_user_profile(
-        &state.pool,
+        pool,
         &tenant.id,
         user_id,
         [
@@ -641,7 +616,7 @@ pub async fn update_profile(
     if !found {
         return Err(AccountError::NotFound);
     }
-    find_user(state, tenant, user_id)
+    find_user(pool, tenant, user_id)
         .await?
         .ok_or(AccountError::NotFound)
 }
@@ -652,7 +627,7 @@ const VERIFY_TTL: i64 = 24 * 3600;
 const RESET_TTL: i64 = 3600;
 
 async fn email_link(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     purpose: &str,
@@ -661,7 +636,7 @@ async fn email_link(
     let token = crate::crypto::random_token(32);
     let now = storage::now();
     storage::users::insert_email_token(
-        &state.pool,
+        d.pool,
         &crate::crypto::token_digest(&token),
         &tenant.id,
         user_id,
@@ -673,14 +648,15 @@ async fn email_link(
     Ok(token)
 }
 
-fn issuer(state: &AppState, tenant: &Tenant) -> String {
-    crate::provider::issuer_for(&state.config.public_url, &tenant.slug)
+fn issuer(d: Deps<'_>, tenant: &Tenant) -> String {
+    crate::provider::issuer_for(d.public_url, &tenant.slug)
 }
 
 /// Sets a new password after checking the tenant's policy and history; the current hash
 /// goes into the history; every refresh token of the user is revoked.
 async fn set_password(
-    state: &AppState,
+    pool: &Pool,
+    hasher: &PasswordHasher,
     tenant: &Tenant,
     user_id: &str,
     current_hash: Option<String>,
@@ -690,49 +666,46 @@ async fn set_password(
     let password = Password::parse_with(new, policy)?;
     let mut previous: Vec<String> = current_hash.iter().cloned().collect();
     previous.extend(
-        storage::users::list_password_history(&state.pool, user_id, (policy.history - 1).max(0))
-            .await?,
+        storage::users::list_password_history(pool, user_id, (policy.history - 1).max(0)).await?,
     );
     for old in previous.into_iter().take(policy.history.max(0) as usize) {
-        if state.hasher.verify(Some(old), password.expose()).await?.0 {
+        if hasher.verify(Some(old), password.expose()).await?.0 {
             return Err(AccountError::PasswordReused);
         }
     }
-    let hash = state.hasher.hash(password.expose()).await?;
+    let hash = hasher.hash(password.expose()).await?;
     let now = storage::now();
-    storage::users::update_password_hash(&state.pool, &tenant.id, user_id, &hash, now).await?;
+    storage::users::update_password_hash(pool, &tenant.id, user_id, &hash, now).await?;
     if let Some(old) = current_hash {
-        storage::users::insert_password_history(&state.pool, user_id, &old, now).await?;
+        storage::users::insert_password_history(pool, user_id, &old, now).await?;
     }
-    storage::tokens::revoke_user_refresh_tokens(&state.pool, &tenant.id, user_id, now).await?;
+    storage::tokens::revoke_user_refresh_tokens(pool, &tenant.id, user_id, now).await?;
     Ok(())
 }
 
 /// Changes a password, asking for the current one.
 pub async fn change_password(
-    state: &AppState,
+    pool: &Pool,
+    hasher: &PasswordHasher,
     tenant: &Tenant,
     user_id: &str,
     current: &str,
     new: &str,
 ) -> Result<(), AccountError> {
-    let row = storage::users::find_user(&state.pool, &tenant.id, user_id)
+    let row = storage::users::find_user(pool, &tenant.id, user_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    let (ok, _) = state
-        .hasher
-        .verify(row.password_hash.clone(), current)
-        .await?;
+    let (ok, _) = hasher.verify(row.password_hash.clone(), current).await?;
     if !ok {
         return Err(AccountError::InvalidCredentials);
     }
-    set_password(state, tenant, user_id, row.password_hash, new).await
+    set_password(pool, hasher, tenant, user_id, row.password_hash, new).await
 }
 
 /// Self-registration (when the tenant allows it). The answer never tells whether the
 /// address already had an account: its owner gets a mail either way.
 pub async fn register(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     email: &str,
     password: &str,
@@ -754,16 +727,17 @@ pub async fn register(
         roles: vec![],
         attributes: Default::default(),
     };
-    match create_user(state, tenant, new).await {
+    match create_user(d.pool, d.hasher, tenant, new).await {
         Ok(user) => {
-            let token = email_link(state, tenant, &user.id, VERIFY_EMAIL, VERIFY_TTL).await?;
-            let link = format!("{}/verify-email?token={token}", issuer(state, tenant));
+            let token = email_link(d, tenant, &user.id, VERIFY_EMAIL, VERIFY_TTL).await?;
+            let link = format!("{}/verify-email?token={token}", issuer(d, tenant));
             let body = format!(
                 "Confirm your e-mail address for {}: {link}\n\nThe link works once, for 24 hours.",
                 tenant.display_name()
             );
             crate::mail::send(
-                state,
+                d.pool,
+                d.mailer,
                 tenant,
                 email.as_str(),
                 "Confirm your e-mail address",
@@ -775,7 +749,8 @@ pub async fn register(
         Err(AccountError::AlreadyExists) => {
             let body = format!("Someone tried to create an account for this address at {}. You already have one; to reset your password, use \"forgot password\".", tenant.display_name());
             crate::mail::send(
-                state,
+                d.pool,
+                d.mailer,
                 tenant,
                 email.as_str(),
                 "You already have an account",
@@ -789,14 +764,10 @@ pub async fn register(
 }
 
 /// Confirms an address with the single-use link of the verification mail.
-pub async fn verify_email(
-    state: &AppState,
-    tenant: &Tenant,
-    token: &str,
-) -> Result<(), AccountError> {
+pub async fn verify_email(pool: &Pool, tenant: &Tenant, token: &str) -> Result<(), AccountError> {
     let now = storage::now();
     let user_id = storage::users::use_email_token(
-        &state.pool,
+        pool,
         &crate::crypto::token_digest(token),
         &tenant.id,
         VERIFY_EMAIL,
@@ -804,41 +775,49 @@ pub async fn verify_email(
     )
     .await?
     .ok_or(AccountError::InvalidToken)?;
-    storage::users::set_email_verified(&state.pool, &tenant.id, &user_id, now).await?;
+    storage::users::set_email_verified(pool, &tenant.id, &user_id, now).await?;
     Ok(())
 }
 
 /// Sends a reset link if the address has an account; says nothing either way.
 pub async fn request_password_reset(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     email: &str,
 ) -> Result<(), AccountError> {
     let Ok(email) = Email::parse(email) else {
         return Ok(());
     };
-    let Some(user) =
-        storage::users::find_user_by_email(&state.pool, &tenant.id, &email.key()).await?
+    let Some(user) = storage::users::find_user_by_email(d.pool, &tenant.id, &email.key()).await?
     else {
         return Ok(());
     };
-    let token = email_link(state, tenant, &user.id, RESET_PASSWORD, RESET_TTL).await?;
-    let link = format!("{}/reset-password?token={token}", issuer(state, tenant));
+    let token = email_link(d, tenant, &user.id, RESET_PASSWORD, RESET_TTL).await?;
+    let link = format!("{}/reset-password?token={token}", issuer(d, tenant));
     let body = format!("Reset your password for {}: {link}\n\nThe link works once, for one hour. If you did not ask for it, ignore this mail.", tenant.display_name());
-    crate::mail::send(state, tenant, &user.email, "Reset your password", &body).await?;
+    crate::mail::send(
+        d.pool,
+        d.mailer,
+        tenant,
+        &user.email,
+        "Reset your password",
+        &body,
+    )
+    .await?;
     Ok(())
 }
 
 /// Sets a new password with the single-use link of the reset mail; lifts a lockout.
 pub async fn reset_password(
-    state: &AppState,
+    pool: &Pool,
+    hasher: &PasswordHasher,
     tenant: &Tenant,
     token: &str,
     new: &str,
 ) -> Result<(), AccountError> {
     Password::parse_with(new, &tenant.settings.password_policy)?;
     let user_id = storage::users::use_email_token(
-        &state.pool,
+        pool,
         &crate::crypto::token_digest(token),
         &tenant.id,
         RESET_PASSWORD,
@@ -846,11 +825,19 @@ pub async fn reset_password(
     )
     .await?
     .ok_or(AccountError::InvalidToken)?;
-    let row = storage::users::find_user(&state.pool, &tenant.id, &user_id)
+    let row = storage::users::find_user(pool, &tenant.id, &user_id)
         .await?
         .ok_or(AccountError::InvalidToken)?;
-    set_password(state, tenant, &user_id, row.password_hash.clone(), new).await?;
-    storage::lockout::clear_failures(&state.pool, &tenant.id, &row.email_key).await?;
+    set_password(
+        pool,
+        hasher,
+        tenant,
+        &user_id,
+        row.password_hash.clone(),
+        new,
+    )
+    .await?;
+    storage::lockout::clear_failures(pool, &tenant.id, &row.email_key).await?;
     Ok(())
 }
 

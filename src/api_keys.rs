@@ -11,8 +11,7 @@ use serde::Serialize;
 
 use crate::crypto;
 use crate::rbac::Permission;
-use crate::state::AppState;
-use crate::storage::{self, api_keys::ApiKeyRow};
+use crate::storage::{self, api_keys::ApiKeyRow, Pool};
 use crate::tenants::Tenant;
 
 pub const MAX_DAYS: i64 = 365;
@@ -49,23 +48,13 @@ pub struct ApiKey {
 }
 
 /// Unix seconds as RFC 3339 (`2027-01-01T00:00:00Z`).
-pub fn format_instant(t: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(t)
-        .ok()
-        .and_then(|d| {
-            d.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
-}
-
 fn rfc3339<S: serde::Serializer>(t: &i64, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&format_instant(*t))
+    s.serialize_str(&storage::format_instant(*t))
 }
 
 fn rfc3339_opt<S: serde::Serializer>(t: &Option<i64>, s: S) -> Result<S::Ok, S::Error> {
     match t {
-        Some(t) => s.serialize_str(&format_instant(*t)),
+        Some(t) => s.serialize_str(&storage::format_instant(*t)),
         None => s.serialize_none(),
     }
 }
@@ -109,8 +98,17 @@ impl From<sqlx::Error> for ApiKeyError {
     }
 }
 
-fn digest(state: &AppState, key: &str) -> String {
-    crypto::hex(&crypto::hmac_sha256(&state.api_key_mac, key.as_bytes()))
+/// What API key functions use: the database, the MAC key of key digests and the usage
+/// counter that batches `last_used_at` updates.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub mac: &'a [u8],
+    pub usage: &'a UsageCounter,
+}
+
+fn digest(d: Deps<'_>, key: &str) -> String {
+    crypto::hex(&crypto::hmac_sha256(d.mac, key.as_bytes()))
 }
 
 fn new_secret() -> (String, String) {
@@ -155,7 +153,7 @@ pub struct NewApiKey<'a> {
 /// Creates a key for `tenant` (or a platform key when `None`); returns it with the secret,
 /// which is never shown again.
 pub async fn create(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: Option<&Tenant>,
     new: NewApiKey<'_>,
 ) -> Result<(ApiKey, String), ApiKeyError> {
@@ -177,7 +175,7 @@ pub async fn create(
         tenant_id: tenant.map(|t| t.id.clone()),
         name: name.to_string(),
         prefix,
-        key_hash: digest(state, &key),
+        key_hash: digest(d, &key),
         previous_hash: None,
         previous_expires_at: None,
         scopes: storage::json_list(&new.scopes),
@@ -188,18 +186,17 @@ pub async fn create(
         last_used_at: None,
         use_count: 0,
     };
-    storage::api_keys::insert_api_key(&state.pool, &row).await?;
+    storage::api_keys::insert_api_key(d.pool, &row).await?;
     Ok((ApiKey::from(row), key))
 }
 
 /// The live key a presented secret stands for (counting the use), if any.
-pub async fn verify(state: &AppState, key: &str) -> Result<Option<ApiKey>, ApiKeyError> {
+pub async fn verify(d: Deps<'_>, key: &str) -> Result<Option<ApiKey>, ApiKeyError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 100 {
         return Ok(None);
     }
     let now = storage::now();
-    let Some(row) =
-        storage::api_keys::find_api_key_by_hash(&state.pool, &digest(state, key), now).await?
+    let Some(row) = storage::api_keys::find_api_key_by_hash(d.pool, &digest(d, key), now).await?
     else {
         return Ok(None);
     };
@@ -207,13 +204,13 @@ pub async fn verify(state: &AppState, key: &str) -> Result<Option<ApiKey>, ApiKe
     if !k.is_live(now) {
         return Ok(None);
     }
-    state.api_key_usage.record(&k.id, now);
+    d.usage.record(&k.id, now);
     Ok(Some(k))
 }
 
-pub async fn list(state: &AppState, tenant: Option<&Tenant>) -> Result<Vec<ApiKey>, ApiKeyError> {
+pub async fn list(d: Deps<'_>, tenant: Option<&Tenant>) -> Result<Vec<ApiKey>, ApiKeyError> {
     Ok(
-        storage::api_keys::list_api_keys(&state.pool, tenant.map(|t| t.id.as_str()))
+        storage::api_keys::list_api_keys(d.pool, tenant.map(|t| t.id.as_str()))
             .await?
             .into_iter()
             .map(ApiKey::from)
@@ -223,7 +220,7 @@ pub async fn list(state: &AppState, tenant: Option<&Tenant>) -> Result<Vec<ApiKe
 
 /// Issues a new secret for a live key; the old one keeps working for `grace_seconds`.
 pub async fn rotate(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: Option<&Tenant>,
     id: &str,
     grace_seconds: Option<i64>,
@@ -235,7 +232,7 @@ pub async fn rotate(
         ));
     }
     let tenant_id = tenant.map(|t| t.id.as_str());
-    if storage::api_keys::find_api_key(&state.pool, tenant_id, id)
+    if storage::api_keys::find_api_key(d.pool, tenant_id, id)
         .await?
         .is_none()
     {
@@ -243,40 +240,29 @@ pub async fn rotate(
     }
     let (key, prefix) = new_secret();
     let now = storage::now();
-    if !storage::api_keys::rotate_api_key(
-        &state.pool,
-        id,
-        &digest(state, &key),
-        &prefix,
-        now + grace,
-        now,
-    )
-    .await?
+    if !storage::api_keys::rotate_api_key(d.pool, id, &digest(d, &key), &prefix, now + grace, now)
+        .await?
     {
         return Err(ApiKeyError::Invalid(
             "only a live key can be rotated".into(),
         ));
     }
-    let row = storage::api_keys::find_api_key(&state.pool, tenant_id, id)
+    let row = storage::api_keys::find_api_key(d.pool, tenant_id, id)
         .await?
         .ok_or(ApiKeyError::NotFound)?;
     Ok((ApiKey::from(row), key))
 }
 
-pub async fn revoke(
-    state: &AppState,
-    tenant: Option<&Tenant>,
-    id: &str,
-) -> Result<ApiKey, ApiKeyError> {
+pub async fn revoke(d: Deps<'_>, tenant: Option<&Tenant>, id: &str) -> Result<ApiKey, ApiKeyError> {
     let tenant_id = tenant.map(|t| t.id.as_str());
-    if storage::api_keys::find_api_key(&state.pool, tenant_id, id)
+    if storage::api_keys::find_api_key(d.pool, tenant_id, id)
         .await?
         .is_none()
     {
         return Err(ApiKeyError::NotFound);
     }
-    storage::api_keys::revoke_api_key(&state.pool, id, storage::now()).await?;
-    storage::api_keys::find_api_key(&state.pool, tenant_id, id)
+    storage::api_keys::revoke_api_key(d.pool, id, storage::now()).await?;
+    storage::api_keys::find_api_key(d.pool, tenant_id, id)
         .await?
         .map(ApiKey::from)
         .ok_or(ApiKeyError::NotFound)
@@ -306,9 +292,9 @@ impl UsageCounter {
 }
 
 /// Writes the counted uses (background job, and before reading statistics).
-pub async fn flush_usage(state: &AppState) {
-    for (id, (count, last)) in state.api_key_usage.take() {
-        if let Err(e) = storage::api_keys::add_api_key_usage(&state.pool, &id, count, last).await {
+pub async fn flush_usage(d: Deps<'_>) {
+    for (id, (count, last)) in d.usage.take() {
+        if let Err(e) = storage::api_keys::add_api_key_usage(d.pool, &id, count, last).await {
             tracing::warn!(error = %e, "cannot record API key usage");
         }
     }
@@ -329,6 +315,9 @@ mod tests {
 
     #[test]
     fn instants_are_formatted_as_rfc3339() {
-        assert_eq!(format_instant(1_798_761_600), "2027-01-01T00:00:00Z");
+        assert_eq!(
+            storage::format_instant(1_798_761_600),
+            "2027-01-01T00:00:00Z"
+        );
     }
 }

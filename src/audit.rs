@@ -4,8 +4,11 @@
 
 use serde_json::{Map, Value};
 
-use crate::state::AppState;
+use std::sync::Arc;
+
 use tokio::sync::{mpsc, oneshot};
+
+use crate::metrics::Metrics;
 
 use crate::storage::{self, audit::AuditRow, Pool};
 use crate::tenants::Tenant;
@@ -95,6 +98,9 @@ enum Message {
 #[derive(Clone)]
 pub struct AuditSink {
     tx: mpsc::Sender<Message>,
+    /// For the direct write when the queue is full.
+    pool: Pool,
+    metrics: Arc<Metrics>,
 }
 
 const QUEUE: usize = 16_384;
@@ -104,7 +110,8 @@ const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
 impl AuditSink {
     /// Starts the writer task (needs a Tokio runtime).
-    pub fn start(pool: Pool) -> Self {
+    pub fn start(pool: Pool, metrics: Arc<Metrics>) -> Self {
+        let writer = pool.clone();
         let (tx, mut rx) = mpsc::channel::<Message>(QUEUE);
         tokio::spawn(async move {
             let mut batch: Vec<AuditRow> = Vec::with_capacity(BATCH);
@@ -126,7 +133,7 @@ impl AuditSink {
                     }
                 }
                 if !batch.is_empty() {
-                    if let Err(e) = storage::audit::insert_audit_events(&pool, &batch).await {
+                    if let Err(e) = storage::audit::insert_audit_events(&writer, &batch).await {
                         tracing::error!(error = %e, count = batch.len(), "cannot write audit events");
                     }
                     batch.clear();
@@ -136,7 +143,7 @@ impl AuditSink {
                 }
             }
         });
-        Self { tx }
+        Self { tx, pool, metrics }
     }
 
     /// Waits until every event recorded before this call is written.
@@ -148,8 +155,8 @@ impl AuditSink {
     }
 }
 
-fn count(state: &AppState, event: &AuditEvent) {
-    state.metrics.audit_event(
+fn count(sink: &AuditSink, event: &AuditEvent) {
+    sink.metrics.audit_event(
         event.event,
         event.details.get("grant_type").and_then(Value::as_str),
     );
@@ -168,16 +175,16 @@ fn log(row: &AuditRow) {
 
 /// Records an event without delaying the caller. When the queue is full the event is
 /// written directly instead (back-pressure, never loss).
-pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
-    count(state, &event);
+pub fn record(sink: &AuditSink, event: AuditEvent, ctx: &Context) {
+    count(sink, &event);
     let row = event.into_row(ctx);
     log(&row);
     if let Err(
         mpsc::error::TrySendError::Full(Message::Event(row))
         | mpsc::error::TrySendError::Closed(Message::Event(row)),
-    ) = state.audit.tx.try_send(Message::Event(Box::new(row)))
+    ) = sink.tx.try_send(Message::Event(Box::new(row)))
     {
-        let pool = state.pool.clone();
+        let pool = sink.pool.clone();
         tokio::spawn(async move {
             if let Err(e) =
                 storage::audit::insert_audit_events(&pool, std::slice::from_ref(&*row)).await
@@ -189,12 +196,12 @@ pub fn record(state: &AppState, event: AuditEvent, ctx: &Context) {
 }
 
 /// Records an event and waits for the write (for the CLI, which exits right after).
-pub async fn record_now(state: &AppState, event: AuditEvent, ctx: &Context) {
-    count(state, &event);
+pub async fn record_now(sink: &AuditSink, event: AuditEvent, ctx: &Context) {
+    count(sink, &event);
     let row = event.into_row(ctx);
     log(&row);
     if let Err(e) =
-        storage::audit::insert_audit_events(&state.pool, std::slice::from_ref(&row)).await
+        storage::audit::insert_audit_events(&sink.pool, std::slice::from_ref(&row)).await
     {
         tracing::error!(error = %e, event = %row.event, "cannot write audit event");
     }
@@ -202,15 +209,14 @@ pub async fn record_now(state: &AppState, event: AuditEvent, ctx: &Context) {
 
 /// One page of a tenant's audit events, newest first, with the cursor of the next page.
 pub async fn query(
-    state: &AppState,
+    sink: &AuditSink,
     tenant: &Tenant,
     filter: &storage::audit::AuditFilter,
     limit: i64,
 ) -> Result<(Vec<Value>, Option<String>), sqlx::Error> {
     // Events still queued on this instance are written first, so a query sees them.
-    state.audit.flush().await;
-    let rows =
-        storage::audit::list_audit_events(&state.pool, &tenant.id, filter, limit + 1).await?;
+    sink.flush().await;
+    let rows = storage::audit::list_audit_events(&sink.pool, &tenant.id, filter, limit + 1).await?;
     let more = rows.len() as i64 > limit;
     let page: Vec<&AuditRow> = rows.iter().take(limit as usize).collect();
     let next = if more {
@@ -230,7 +236,7 @@ pub async fn query(
                 "user_agent": r.user_agent,
                 "correlation_id": r.correlation_id,
                 "details": serde_json::from_str::<Value>(&r.details).unwrap_or(Value::Null),
-                "created_at": crate::api_keys::format_instant(r.created_at),
+                "created_at": storage::format_instant(r.created_at),
             })
         })
         .collect();

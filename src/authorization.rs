@@ -9,11 +9,11 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clients::{self, Client, GrantType};
+use crate::config::Config;
 use crate::crypto;
 use crate::provider::Provider;
 use crate::sessions::Session;
-use crate::state::AppState;
-use crate::storage::{self, authorization::AuthorizationRequestRow, authorization::CodeRow};
+use crate::storage::{self, authorization::AuthorizationRequestRow, authorization::CodeRow, Pool};
 use crate::tokens::parse_scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,9 +155,18 @@ impl Params {
 
 const MAX_PARAM: usize = 2048;
 
+/// What the authorization endpoint's functions use: the database, the lifetimes of the
+/// configuration and the clients (through their cache).
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub config: &'a Config,
+    pub clients: clients::Deps<'a>,
+}
+
 /// Validates an authorization request (RFC 6749 §4.1.1, RFC 7636 §4.3, Core §3.1.2.1).
 pub async fn validate(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     params: &Params,
 ) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
@@ -173,7 +182,7 @@ pub async fn validate(
     let client_id = params
         .get("client_id")
         .ok_or_else(|| AuthorizeError::Page("The request has no client_id.".into()))?;
-    let client = clients::find_client(state, &provider.tenant, client_id)
+    let client = clients::find_client(d.clients, &provider.tenant, client_id)
         .await
         .map_err(|e| AuthorizeError::Unexpected(e.into()))?
         .ok_or_else(|| AuthorizeError::Page("The application (client_id) is not known.".into()))?;
@@ -409,7 +418,7 @@ fn error_for(req: &AuthorizationRequest, error: &'static str, description: &str)
 /// Decides the next step. `fresh` is true when the user authenticated for this very
 /// request (so prompt=login and max_age are already satisfied).
 pub async fn decide(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     req: &AuthorizationRequest,
@@ -448,7 +457,7 @@ pub async fn decide(
     let step_up = session.acr != "2"
         && (privileged
             || req.wants_acr("2")
-                && crate::mfa::is_enabled(state, &provider.tenant, &session.user_id)
+                && crate::mfa::is_enabled(d.pool, &provider.tenant, &session.user_id)
                     .await
                     .map_err(|e| AuthorizeError::Unexpected(e.into()))?);
     if step_up {
@@ -463,14 +472,7 @@ pub async fn decide(
     }
     if req.has_prompt("consent")
         || !client.skip_consent
-            && !has_consent(
-                state,
-                provider,
-                client,
-                &session.user_id,
-                &req.consent_scopes(),
-            )
-            .await?
+            && !has_consent(d, provider, client, &session.user_id, &req.consent_scopes()).await?
     {
         if req.has_prompt("none") {
             return Ok(Next::Fail(error_for(
@@ -485,14 +487,14 @@ pub async fn decide(
 }
 
 async fn has_consent(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     user_id: &str,
     scope: &[String],
 ) -> Result<bool, sqlx::Error> {
     let granted =
-        storage::authorization::find_consent(&state.pool, &provider.tenant.id, user_id, &client.id)
+        storage::authorization::find_consent(d.pool, &provider.tenant.id, user_id, &client.id)
             .await?;
     let granted = granted.map(|g| storage::parse_list(&g)).unwrap_or_default();
     Ok(scope.iter().all(|s| granted.contains(s)))
@@ -500,14 +502,14 @@ async fn has_consent(
 
 /// Remembers consent to `scope` (adding to what was granted before).
 pub async fn grant_consent(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     user_id: &str,
     scope: &[String],
 ) -> Result<(), sqlx::Error> {
     let old =
-        storage::authorization::find_consent(&state.pool, &provider.tenant.id, user_id, &client.id)
+        storage::authorization::find_consent(d.pool, &provider.tenant.id, user_id, &client.id)
             .await?;
     let mut all = old.map(|g| storage::parse_list(&g)).unwrap_or_default();
     for s in scope {
@@ -516,7 +518,7 @@ pub async fn grant_consent(
         }
     }
     storage::authorization::upsert_consent(
-        &state.pool,
+        d.pool,
         &provider.tenant.id,
         user_id,
         &client.id,
@@ -528,7 +530,7 @@ pub async fn grant_consent(
 
 /// Stores a request while the user signs in or consents; returns its id.
 pub async fn save_request(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     req: &AuthorizationRequest,
     sid: Option<&str>,
@@ -541,12 +543,12 @@ pub async fn save_request(
         params: serde_json::to_string(req).map_err(|e| AuthorizeError::Unexpected(e.into()))?,
         sid: sid.map(str::to_string),
         created_at: now,
-        expires_at: now + state.config.authorization_request_ttl,
+        expires_at: now + d.config.authorization_request_ttl,
         mfa_user_id: None,
         first_factor: None,
         upstream_session: None,
     };
-    storage::authorization::insert_authorization_request(&state.pool, &row).await?;
+    storage::authorization::insert_authorization_request(d.pool, &row).await?;
     Ok(row.id)
 }
 
@@ -567,7 +569,7 @@ pub struct Pending {
 }
 
 pub async fn load_request(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     id: &str,
 ) -> Result<Option<Pending>, AuthorizeError> {
@@ -575,7 +577,7 @@ pub async fn load_request(
         return Ok(None);
     }
     let Some(row) = storage::authorization::find_authorization_request(
-        &state.pool,
+        d.pool,
         &provider.tenant.id,
         id,
         storage::now(),
@@ -587,7 +589,7 @@ pub async fn load_request(
     let Ok(request) = serde_json::from_str::<AuthorizationRequest>(&row.params) else {
         return Ok(None);
     };
-    let Some(client) = clients::find_client(state, &provider.tenant, &row.client_id)
+    let Some(client) = clients::find_client(d.clients, &provider.tenant, &row.client_id)
         .await
         .map_err(|e| AuthorizeError::Unexpected(e.into()))?
     else {
@@ -606,26 +608,25 @@ pub async fn load_request(
 
 /// Records (or clears) the user who must still give the second factor for this request.
 pub async fn set_mfa_user(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     id: &str,
     user_id: Option<&str>,
 ) -> Result<(), sqlx::Error> {
-    storage::authorization::set_mfa_user(&state.pool, &provider.tenant.id, id, user_id, None, None)
-        .await
+    storage::authorization::set_mfa_user(d.pool, &provider.tenant.id, id, user_id, None, None).await
 }
 
 /// Records a user who signed in upstream (`fed`) and still owes the second factor, with
 /// the upstream session to remember once the Portcullis session starts.
 pub async fn set_federated_mfa_user(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     id: &str,
     user_id: &str,
     upstream_session: Option<&str>,
 ) -> Result<(), sqlx::Error> {
     storage::authorization::set_mfa_user(
-        &state.pool,
+        d.pool,
         &provider.tenant.id,
         id,
         Some(user_id),
@@ -636,21 +637,20 @@ pub async fn set_federated_mfa_user(
 }
 
 pub async fn mark_authenticated(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     id: &str,
     sid: &str,
 ) -> Result<(), sqlx::Error> {
-    storage::authorization::bind_authorization_request(&state.pool, &provider.tenant.id, id, sid)
-        .await
+    storage::authorization::bind_authorization_request(d.pool, &provider.tenant.id, id, sid).await
 }
 
 pub async fn finish_request(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     id: &str,
 ) -> Result<bool, sqlx::Error> {
-    storage::authorization::delete_authorization_request(&state.pool, &provider.tenant.id, id).await
+    storage::authorization::delete_authorization_request(d.pool, &provider.tenant.id, id).await
 }
 
 /// The parameters of a successful authorization response (RFC 6749 §4.1.2, RFC 9207).
@@ -663,7 +663,7 @@ pub struct CodeResponse {
 /// Issues a single-use authorization code bound to client, redirect URI, PKCE challenge,
 /// nonce and session.
 pub async fn issue_code(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     req: &AuthorizationRequest,
     session: &Session,
@@ -685,12 +685,12 @@ pub async fn issue_code(
         amr: storage::json_list(&session.amr),
         acr: session.acr.clone(),
         created_at: now,
-        expires_at: now + state.config.authorization_code_ttl,
+        expires_at: now + d.config.authorization_code_ttl,
         redeemed_at: None,
         access_token_jti: None,
         access_token_exp: None,
     };
-    storage::authorization::insert_code(&state.pool, &row).await?;
+    storage::authorization::insert_code(d.pool, &row).await?;
     let mut params = vec![("code", code)];
     if let Some(s) = &req.state {
         params.push(("state", s.clone()));
@@ -738,11 +738,11 @@ pub fn redirect_location(resp: &CodeResponse) -> String {
 
 /// A pending sign-in for the account page (tenant's first-party client, no code issued).
 pub async fn account_sign_in(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     ui_locales: Option<&str>,
 ) -> Result<String, AuthorizeError> {
-    let client = clients::first_party_client(state, &provider.tenant)
+    let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| AuthorizeError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     let req = AuthorizationRequest {
@@ -762,5 +762,5 @@ pub async fn account_sign_in(
         claims: None,
         account_page: true,
     };
-    save_request(state, provider, &req, None).await
+    save_request(d, provider, &req, None).await
 }

@@ -290,12 +290,12 @@ async fn serve(config: Config, demo: bool, json_out: bool) -> anyhow::Result<()>
     // In-flight requests are done; write the audit events and key usage they queued.
     tracing::info!("stopped accepting requests; flushing queued writes");
     state.audit.flush().await;
-    crate::api_keys::flush_usage(&state).await;
+    crate::api_keys::flush_usage(state.api_keys()).await;
     Ok(())
 }
 
 async fn tenant_by_slug(state: &AppState, slug: &str) -> anyhow::Result<tenants::Tenant> {
-    tenants::find_tenant(state, slug)
+    tenants::find_tenant(&state.pool, slug)
         .await
         .map_err(|_| anyhow::anyhow!("tenant {slug:?} does not exist"))
 }
@@ -305,8 +305,19 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
     match command {
         Command::Tenant(TenantCommand::Create { slug, name }) => {
             let slug = TenantSlug::parse(&slug)?;
-            let t = tenants::create_tenant(state, &slug, name.as_deref()).await?;
-            audit::record_now(state, AuditEvent::new("tenant.created", Some(&t)), &ctx).await;
+            let t = crate::provisioning::create_tenant(
+                &state.pool,
+                &state.master_key,
+                &slug,
+                name.as_deref(),
+            )
+            .await?;
+            audit::record_now(
+                &state.audit,
+                AuditEvent::new("tenant.created", Some(&t)),
+                &ctx,
+            )
+            .await;
             Ok(json!({
                 "id": t.id,
                 "slug": t.slug,
@@ -350,9 +361,9 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 })?),
                 None => None,
             };
-            let (client, secret) = clients::create_client(state, &tenant, new).await?;
+            let (client, secret) = clients::create_client(state.clients(), &tenant, new).await?;
             audit::record_now(
-                state,
+                &state.audit,
                 AuditEvent::new("client.created", Some(&tenant)).client(&client.id),
                 &ctx,
             )
@@ -381,7 +392,8 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 }
             };
             let user = accounts::create_user(
-                state,
+                &state.pool,
+                &state.hasher,
                 &tenant,
                 NewUser {
                     email: Email::parse(&email)?,
@@ -397,7 +409,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             )
             .await?;
             audit::record_now(
-                state,
+                &state.audit,
                 AuditEvent::new("user.created", Some(&tenant)).actor(Some(&user.id)),
                 &ctx,
             )
@@ -417,9 +429,9 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 inherits: inherits.clone(),
                 ..rbac::NewRole::default()
             };
-            let role = rbac::create_role(state, &tenant, new).await?;
+            let role = rbac::create_role(&state.pool, &tenant, new).await?;
             audit::record_now(
-                state,
+                &state.audit,
                 AuditEvent::new("role.created", Some(&tenant)).detail("role", role.name.as_str()),
                 &ctx,
             )
@@ -430,12 +442,18 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
         }
         Command::Keys(KeysCommand::Rotate { tenant }) => {
             let tenant = tenant_by_slug(state, &tenant).await?;
-            let kids = keys::rotate_keys(state, &tenant).await?;
-            audit::record_now(state, AuditEvent::new("keys.rotated", Some(&tenant)), &ctx).await;
+            let kids =
+                keys::rotate_keys(&state.pool, &state.master_key, &state.config, &tenant).await?;
+            audit::record_now(
+                &state.audit,
+                AuditEvent::new("keys.rotated", Some(&tenant)),
+                &ctx,
+            )
+            .await;
             Ok(json!({ "tenant": tenant.slug, "next_kids": kids }))
         }
         Command::Ban(BanCommand::List) => {
-            let bans = crate::protection::list_bans(state).await?;
+            let bans = crate::protection::list_bans(&state.pool).await?;
             Ok(json!({ "bans": bans }))
         }
         Command::Ban(BanCommand::Add {
@@ -443,14 +461,28 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             reason,
             expires_in_secs,
         }) => {
-            let ban =
-                crate::protection::ban(state, &ip, reason.as_deref(), expires_in_secs, "cli", &ctx)
-                    .await?;
+            let ban = state
+                .protection
+                .ban(
+                    &state.pool,
+                    &state.audit,
+                    crate::protection::BanRequest {
+                        target: &ip,
+                        reason: reason.as_deref(),
+                        expires_in_secs,
+                    },
+                    "cli",
+                    &ctx,
+                )
+                .await?;
             state.audit.flush().await;
             Ok(json!(ban))
         }
         Command::Ban(BanCommand::Remove { ip }) => {
-            crate::protection::unban(state, &ip, "cli", &ctx).await?;
+            state
+                .protection
+                .unban(&state.pool, &state.audit, &ip, "cli", &ctx)
+                .await?;
             state.audit.flush().await;
             Ok(json!({ "removed": ip }))
         }
@@ -466,7 +498,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 None => None,
             };
             let (k, key) = crate::api_keys::create(
-                state,
+                state.api_keys(),
                 tenant.as_ref(),
                 crate::api_keys::NewApiKey {
                     name: &name,
@@ -477,7 +509,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             )
             .await?;
             audit::record_now(
-                state,
+                &state.audit,
                 AuditEvent::new("apikey.created", tenant.as_ref()).detail("key_id", k.id.as_str()),
                 &ctx,
             )
@@ -487,7 +519,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 "key": key,
                 "prefix": k.prefix,
                 "scopes": k.scopes,
-                "expires_at": crate::api_keys::format_instant(k.expires_at),
+                "expires_at": crate::storage::format_instant(k.expires_at),
             }))
         }
         Command::Serve { .. } | Command::Migrate | Command::Openapi => {

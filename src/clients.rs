@@ -8,12 +8,10 @@ use std::time::{Duration, Instant};
 
 use crate::crypto;
 use crate::keys::Alg;
-use crate::state::AppState;
-use crate::storage::{self, clients::ClientRow, json_list, parse_list};
+use crate::storage::{self, clients::ClientRow, json_list, parse_list, Pool};
 use crate::tenants::{MfaPolicy, Tenant};
 
-/// Upper bound for a per-client access token lifetime, in seconds.
-pub const MAX_ACCESS_TOKEN_TTL: i64 = 86_400;
+pub use crate::config::MAX_ACCESS_TOKEN_TTL;
 
 /// Scopes a client may request when registration names none.
 pub const DEFAULT_SCOPES: [&str; 4] = ["openid", "profile", "email", "offline_access"];
@@ -318,15 +316,23 @@ fn new_client_row(
     Ok((row, secret))
 }
 
+/// What client functions use: the database and the two caches in front of it.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub cache: &'a ClientCache,
+    pub origins: &'a OriginCache,
+}
+
 /// Registers a client. Confidential clients get a server-generated secret, returned here
 /// once and stored only as its digest.
 pub async fn create_client(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     new: NewClient,
 ) -> Result<(Client, Option<String>), ClientError> {
     let (row, secret) = new_client_row(tenant, &new)?;
-    storage::clients::insert_client(&state.pool, &row).await?;
+    storage::clients::insert_client(d.pool, &row).await?;
     Ok((Client::from(row), secret))
 }
 
@@ -340,14 +346,14 @@ pub struct Registered {
 }
 
 pub async fn register_client(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     new: NewClient,
 ) -> Result<Registered, ClientError> {
     let (mut row, secret) = new_client_row(tenant, &new)?;
     let token = format!("rat_{}", crypto::random_token(32));
     row.registration_token_hash = Some(crypto::token_digest(&token));
-    storage::clients::insert_client(&state.pool, &row).await?;
+    storage::clients::insert_client(d.pool, &row).await?;
     Ok(Registered {
         issued_at: row.created_at,
         client: Client::from(row),
@@ -358,12 +364,12 @@ pub async fn register_client(
 
 /// The dynamically registered client a registration access token belongs to.
 pub async fn authenticate_registration(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     client_id: &str,
     token: &str,
 ) -> Result<Client, ClientError> {
-    let row = storage::clients::find_client(&state.pool, &tenant.id, client_id)
+    let row = storage::clients::find_client(d.pool, &tenant.id, client_id)
         .await?
         .ok_or(ClientError::InvalidClient)?;
     match &row.registration_token_hash {
@@ -381,7 +387,7 @@ pub async fn authenticate_registration(
 
 /// Replaces a registered client's metadata (RFC 7592 §2.2); id, secret and type stay.
 pub async fn update_registration(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     client: &Client,
     mut new: NewClient,
@@ -389,9 +395,9 @@ pub async fn update_registration(
     new.public = !client.confidential;
     let (mut row, _) = new_client_row(tenant, &new)?;
     row.client_id = client.id.clone();
-    storage::clients::update_client(&state.pool, &row).await?;
-    state.clients.invalidate(&tenant.id, &client.id);
-    find_client(state, tenant, &client.id)
+    storage::clients::update_client(d.pool, &row).await?;
+    d.cache.invalidate(&tenant.id, &client.id);
+    find_client(d, tenant, &client.id)
         .await?
         .ok_or(ClientError::InvalidClient)
 }
@@ -404,9 +410,9 @@ pub fn first_party_client_id(tenant: &Tenant) -> String {
 }
 
 /// The tenant's first-party client, created on first use.
-pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Client, ClientError> {
+pub async fn first_party_client(d: Deps<'_>, tenant: &Tenant) -> Result<Client, ClientError> {
     let id = first_party_client_id(tenant);
-    if let Some(c) = find_client(state, tenant, &id).await? {
+    if let Some(c) = find_client(d, tenant, &id).await? {
         return Ok(c);
     }
     let now = storage::now();
@@ -437,10 +443,10 @@ pub async fn first_party_client(state: &AppState, tenant: &Tenant) -> Result<Cli
         mfa_policy: None,
         privileged_scopes: "[]".into(),
     };
-    match storage::clients::insert_client(&state.pool, &row).await {
+    match storage::clients::insert_client(d.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),
         // Another request created it meanwhile.
-        Err(e) if storage::is_unique_violation(&e) => find_client(state, tenant, &id)
+        Err(e) if storage::is_unique_violation(&e) => find_client(d, tenant, &id)
             .await?
             .ok_or_else(|| ClientError::Unexpected(anyhow::anyhow!("first-party client vanished"))),
         Err(e) => Err(e.into()),
@@ -514,28 +520,27 @@ impl OriginCache {
 /// Whether any client of `tenant` allows the browser origin `origin` (exact match of the
 /// serialised origin).
 pub async fn tenant_allows_origin(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     origin: &str,
 ) -> Result<bool, ClientError> {
-    let cached = state.origins.entries.read().ok().and_then(|e| {
+    let cached = d.origins.entries.read().ok().and_then(|e| {
         e.get(&tenant.id)
-            .filter(|(_, at)| at.elapsed() < state.origins.ttl)
+            .filter(|(_, at)| at.elapsed() < d.origins.ttl)
             .map(|(o, _)| o.clone())
     });
     let origins = match cached {
         Some(o) => o,
         None => {
-            let mut all: Vec<String> =
-                storage::clients::list_allowed_origins(&state.pool, &tenant.id)
-                    .await?
-                    .iter()
-                    .flat_map(|l| parse_list(l))
-                    .collect();
+            let mut all: Vec<String> = storage::clients::list_allowed_origins(d.pool, &tenant.id)
+                .await?
+                .iter()
+                .flat_map(|l| parse_list(l))
+                .collect();
             all.sort();
             all.dedup();
             let all = std::sync::Arc::new(all);
-            if let Ok(mut e) = state.origins.entries.write() {
+            if let Ok(mut e) = d.origins.entries.write() {
                 if e.len() >= CLIENT_CACHE_MAX {
                     e.clear();
                 }
@@ -548,21 +553,21 @@ pub async fn tenant_allows_origin(
 }
 
 pub async fn find_client(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     client_id: &str,
 ) -> Result<Option<Client>, ClientError> {
     if client_id.is_empty() || client_id.len() > 200 {
         return Ok(None);
     }
-    if let Some(c) = state.clients.get(&tenant.id, client_id) {
+    if let Some(c) = d.cache.get(&tenant.id, client_id) {
         return Ok(Some(c));
     }
-    let found = storage::clients::find_client(&state.pool, &tenant.id, client_id)
+    let found = storage::clients::find_client(d.pool, &tenant.id, client_id)
         .await?
         .map(Client::from);
     if let Some(c) = &found {
-        state.clients.put(c);
+        d.cache.put(c);
     }
     Ok(found)
 }
@@ -597,11 +602,11 @@ impl ClientCredentials {
 /// Authenticates a client: confidential clients by secret (constant-time digest
 /// comparison), public clients by id alone. Unknown clients fail like a wrong secret.
 pub async fn authenticate_client(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     creds: &ClientCredentials,
 ) -> Result<Client, ClientError> {
-    let client = find_client(state, tenant, creds.client_id()).await?;
+    let client = find_client(d, tenant, creds.client_id()).await?;
     let presented = match creds {
         ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
             Some(crypto::token_digest(secret))
@@ -622,8 +627,8 @@ pub async fn authenticate_client(
     }
 }
 
-pub async fn list_clients(state: &AppState, tenant: &Tenant) -> Result<Vec<Client>, ClientError> {
-    Ok(storage::clients::list_clients(&state.pool, &tenant.id)
+pub async fn list_clients(d: Deps<'_>, tenant: &Tenant) -> Result<Vec<Client>, ClientError> {
+    Ok(storage::clients::list_clients(d.pool, &tenant.id)
         .await?
         .into_iter()
         .map(Client::from)
@@ -634,7 +639,7 @@ pub async fn list_clients(state: &AppState, tenant: &Tenant) -> Result<Vec<Clien
 /// Deletes a client; its refresh tokens stop working (they name a client that no longer
 /// authenticates) and its cached entry is dropped on this instance.
 pub async fn delete_client(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     client_id: &str,
 ) -> Result<bool, ClientError> {
@@ -643,8 +648,8 @@ pub async fn delete_client(
             "the built-in first-party client cannot be deleted".into(),
         ));
     }
-    let deleted = storage::clients::delete_client(&state.pool, &tenant.id, client_id).await?;
-    state.clients.invalidate(&tenant.id, client_id);
+    let deleted = storage::clients::delete_client(d.pool, &tenant.id, client_id).await?;
+    d.cache.invalidate(&tenant.id, client_id);
     Ok(deleted)
 }
 

@@ -10,7 +10,7 @@ use crate::clients::{self, NewClient, RedirectUri};
 use crate::crypto;
 use crate::state::AppState;
 use crate::storage;
-use crate::tenants::{self, TenantSlug};
+use crate::tenants::TenantSlug;
 
 pub const TENANT: &str = "demo";
 const SETTING: &str = "demo_client";
@@ -42,11 +42,18 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<DemoCredentials>> {
         return Ok(None);
     }
     let slug = TenantSlug::parse(TENANT)?;
-    let tenant = tenants::create_tenant(state, &slug, Some("Portcullis demo")).await?;
+    let tenant = crate::provisioning::create_tenant(
+        &state.pool,
+        &state.master_key,
+        &slug,
+        Some("Portcullis demo"),
+    )
+    .await?;
     let password = format!("Pc-{}-7a", crypto::random_token(12));
     let email = "demo@example.com";
     accounts::create_user(
-        state,
+        &state.pool,
+        &state.hasher,
         &tenant,
         NewUser {
             email: Email::parse(email)?,
@@ -67,7 +74,7 @@ pub async fn seed(state: &AppState) -> anyhow::Result<Option<DemoCredentials>> {
     let mut new = NewClient::new("Demo app");
     new.redirect_uris = vec![RedirectUri::parse(&format!("{base}/demo/callback"))?];
     new.post_logout_redirect_uris = vec![RedirectUri::parse(&format!("{base}/demo"))?];
-    let (client, secret) = clients::create_client(state, &tenant, new).await?;
+    let (client, secret) = clients::create_client(state.clients(), &tenant, new).await?;
     let secret = secret.unwrap_or_default();
     let stored = DemoClient {
         client_id: client.id.clone(),

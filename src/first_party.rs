@@ -2,13 +2,14 @@
 //! out, for the tenant's built-in first-party client; refresh with rotation and reuse
 //! detection; sign-out everywhere. The same token machinery as the OAuth endpoints.
 
-use crate::accounts::{self, AccountError, User};
-use crate::audit::{self, AuditEvent, Context};
+use crate::accounts::{self, AccountError, PasswordHasher, User};
+use crate::audit::{self, AuditEvent, AuditSink, Context};
 use crate::clients;
+use crate::config::Config;
+use crate::crypto::MasterKey;
 use crate::mfa::{self, MfaError};
 use crate::provider::Provider;
-use crate::state::AppState;
-use crate::storage;
+use crate::storage::{self, Pool};
 use crate::tokens::{self, Grant, TokenError, TokenResponse};
 
 /// Scopes of first-party tokens.
@@ -27,18 +28,47 @@ pub enum LoginError {
     Mfa(#[from] MfaError),
 }
 
+/// What the first-party sign-in uses: what accounts, second factors, clients and tokens
+/// need.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub config: &'a Config,
+    pub hasher: &'a PasswordHasher,
+    pub master_key: &'a MasterKey,
+    pub audit: &'a AuditSink,
+    pub clients: clients::Deps<'a>,
+}
+
+impl<'a> Deps<'a> {
+    fn tokens(self) -> tokens::Deps<'a> {
+        tokens::Deps {
+            pool: self.pool,
+            config: self.config,
+            audit: self.audit,
+        }
+    }
+
+    fn mfa(self) -> mfa::Deps<'a> {
+        mfa::Deps {
+            pool: self.pool,
+            master_key: self.master_key,
+        }
+    }
+}
+
 /// How long an MFA proof counts as recent for privileged operations, in seconds.
 pub const MFA_FRESHNESS: i64 = 300;
 
 pub async fn login(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     email: &str,
     password: &str,
     ctx: &Context,
 ) -> Result<(User, TokenResponse), LoginError> {
     let tenant = &provider.tenant;
-    let user = match accounts::authenticate(state, tenant, email, password).await {
+    let user = match accounts::authenticate(d.pool, d.hasher, tenant, email, password).await {
         Ok(u) => u,
         Err(e) => {
             let event = match e {
@@ -48,7 +78,7 @@ pub async fn login(
             };
             if let Some(event) = event {
                 audit::record(
-                    state,
+                    d.audit,
                     AuditEvent::new(event, Some(tenant)).detail("channel", "api"),
                     ctx,
                 );
@@ -56,10 +86,10 @@ pub async fn login(
             return Err(e.into());
         }
     };
-    challenge_if_enrolled(state, provider, &user, ctx).await?;
-    let tokens = issue(state, provider, &user, &["pwd"], ctx).await?;
+    challenge_if_enrolled(d, provider, &user, ctx).await?;
+    let tokens = issue(d, provider, &user, &["pwd"], ctx).await?;
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("signin.success", Some(tenant))
             .actor(Some(&user.id))
             .detail("channel", "api"),
@@ -72,7 +102,7 @@ pub async fn login(
 /// /api/v1/auth/sso/login`). When the connection applies the tenant's MFA policy, an
 /// enrolled user gets the same `MFA_REQUIRED` challenge as after a password.
 pub async fn login_federated(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     user: &User,
     amr: &[&str],
@@ -80,23 +110,23 @@ pub async fn login_federated(
     ctx: &Context,
 ) -> Result<TokenResponse, LoginError> {
     if apply_mfa {
-        challenge_if_enrolled(state, provider, user, ctx).await?;
+        challenge_if_enrolled(d, provider, user, ctx).await?;
     }
-    Ok(issue(state, provider, user, amr, ctx).await?)
+    Ok(issue(d, provider, user, amr, ctx).await?)
 }
 
 /// `MFA_REQUIRED` with a new challenge when the user has a second factor enrolled.
 async fn challenge_if_enrolled(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     user: &User,
     ctx: &Context,
 ) -> Result<(), LoginError> {
     let tenant = &provider.tenant;
-    if mfa::is_enabled(state, tenant, &user.id).await? {
-        let challenge = mfa::create_challenge(state, tenant, &user.id).await?;
+    if mfa::is_enabled(d.pool, tenant, &user.id).await? {
+        let challenge = mfa::create_challenge(d.pool, tenant, &user.id).await?;
         audit::record(
-            state,
+            d.audit,
             AuditEvent::new("mfa.challenged", Some(tenant)).actor(Some(&user.id)),
             ctx,
         );
@@ -106,13 +136,13 @@ async fn challenge_if_enrolled(
 }
 
 async fn issue(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     user: &User,
     amr: &[&str],
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
-    let client = clients::first_party_client(state, &provider.tenant)
+    let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     let grant = Grant {
@@ -125,33 +155,33 @@ async fn issue(
         nonce: None,
         claims: None,
     };
-    tokens::issue_for_user(state, provider, &client, &grant, ctx).await
+    tokens::issue_for_user(d.tokens(), provider, &client, &grant, ctx).await
 }
 
 /// Answers an MFA challenge (`POST /auth/mfa/verify`): tokens with `amr` pwd+otp and
 /// `mfa_verified`.
 pub async fn verify_mfa(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     challenge_id: &str,
     code: &str,
     ctx: &Context,
 ) -> Result<TokenResponse, LoginError> {
     let tenant = &provider.tenant;
-    let (user_id, _) = match mfa::answer_challenge(state, tenant, challenge_id, code).await {
+    let (user_id, _) = match mfa::answer_challenge(d.mfa(), tenant, challenge_id, code).await {
         Ok(v) => v,
         Err(e) => {
-            audit::record(state, AuditEvent::new("mfa.failure", Some(tenant)), ctx);
+            audit::record(d.audit, AuditEvent::new("mfa.failure", Some(tenant)), ctx);
             return Err(e.into());
         }
     };
-    let user = accounts::find_user(state, tenant, &user_id)
+    let user = accounts::find_user(d.pool, tenant, &user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or(LoginError::Account(AccountError::InvalidCredentials))?;
-    let tokens = issue(state, provider, &user, &["pwd", "otp"], ctx).await?;
+    let tokens = issue(d, provider, &user, &["pwd", "otp"], ctx).await?;
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("signin.success", Some(tenant))
             .actor(Some(&user.id))
             .detail("channel", "api")
@@ -162,21 +192,21 @@ pub async fn verify_mfa(
 }
 
 pub async fn refresh(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     refresh_token: &str,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
-    let client = clients::first_party_client(state, &provider.tenant)
+    let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
-    tokens::refresh(state, provider, &client, refresh_token, None, ctx).await
+    tokens::refresh(d.tokens(), provider, &client, refresh_token, None, ctx).await
 }
 
 /// Ends every session of the user: all refresh tokens revoked, their access tokens and the
 /// presented one deny-listed.
 pub async fn logout(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     user_id: &str,
     access_jti: &str,
@@ -185,11 +215,11 @@ pub async fn logout(
 ) -> Result<(), sqlx::Error> {
     let tenant = &provider.tenant;
     let now = storage::now();
-    storage::tokens::revoke_user_refresh_tokens(&state.pool, &tenant.id, user_id, now).await?;
-    storage::tokens::insert_revoked_access_token(&state.pool, &tenant.id, access_jti, access_exp)
+    storage::tokens::revoke_user_refresh_tokens(d.pool, &tenant.id, user_id, now).await?;
+    storage::tokens::insert_revoked_access_token(d.pool, &tenant.id, access_jti, access_exp)
         .await?;
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("signout", Some(tenant))
             .actor(Some(user_id))
             .detail("channel", "api"),

@@ -22,12 +22,12 @@ pub fn spawn(state: AppState) {
         let mut schedule = Schedule::default();
         loop {
             tick.tick().await;
-            sessions::deliver_due(&state).await;
+            sessions::deliver_due(&state.pool, &state.outbound).await;
             if n % 5 == 0 {
-                crate::api_keys::flush_usage(&state).await;
+                crate::api_keys::flush_usage(state.api_keys()).await;
             }
             if n % 2 == 0 {
-                if let Err(e) = state.protection.refresh_bans(&state).await {
+                if let Err(e) = state.protection.refresh_bans(&state.pool).await {
                     tracing::warn!(error = %e, "ban list refresh failed");
                 }
             }
@@ -46,7 +46,8 @@ pub fn spawn(state: AppState) {
                 rotate_due_keys(&state).await;
             }
             if schedule.due(&state, "saml_metadata", 3600).await {
-                if let Err(e) = crate::federation::refresh_metadata(&state, 3600).await {
+                if let Err(e) = crate::federation::refresh_metadata(state.federation(), 3600).await
+                {
                     tracing::warn!(error = %e, "SAML metadata refresh failed");
                 }
             }
@@ -125,7 +126,7 @@ async fn rotate_due_keys(state: &AppState) {
                 return;
             }
         };
-    let tenants = match crate::tenants::list_tenants(state).await {
+    let tenants = match crate::tenants::list_tenants(&state.pool).await {
         Ok(t) => t,
         Err(e) => {
             tracing::warn!(error = %e, "key rotation check failed");
@@ -133,11 +134,12 @@ async fn rotate_due_keys(state: &AppState) {
         }
     };
     for tenant in tenants.iter().filter(|t| due.contains(&t.id)) {
-        match crate::keys::rotate_keys(state, tenant).await {
+        match crate::keys::rotate_keys(&state.pool, &state.master_key, &state.config, tenant).await
+        {
             Ok(kids) => {
                 state.providers.invalidate(&tenant.slug);
                 audit::record(
-                    state,
+                    &state.audit,
                     AuditEvent::new("keys.rotated", Some(tenant))
                         .actor(Some("scheduler"))
                         .detail("next_kids", kids.join(" ")),

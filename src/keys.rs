@@ -10,9 +10,9 @@ use josekit::jwk::Jwk;
 use josekit::jws::{EdDSA, JwsSigner, JwsVerifier, ES256, RS256};
 use serde_json::{Map, Value};
 
+use crate::config::Config;
 use crate::crypto::{self, MasterKey};
-use crate::state::AppState;
-use crate::storage::{self, keys::SigningKeyRow};
+use crate::storage::{self, keys::SigningKeyRow, Pool};
 use crate::tenants::{Tenant, TenantError};
 
 /// The JWS algorithms Portcullis signs with.
@@ -121,11 +121,11 @@ fn new_key_row(
 }
 
 async fn generate_rows(
-    state: &AppState,
+    master: &MasterKey,
     tenant_id: &str,
     specs: Vec<(Alg, &'static str)>,
 ) -> Result<Vec<SigningKeyRow>, TenantError> {
-    let master = state.master_key.clone();
+    let master = master.clone();
     let tenant_id = tenant_id.to_string();
     let now = storage::now();
     tokio::task::spawn_blocking(move || {
@@ -140,28 +140,36 @@ async fn generate_rows(
 }
 
 /// A new tenant's keys: for each algorithm an active key and the next one.
-pub async fn provision_initial_keys(state: &AppState, tenant: &Tenant) -> Result<(), TenantError> {
+pub async fn provision_initial_keys(
+    pool: &Pool,
+    master: &MasterKey,
+    tenant: &Tenant,
+) -> Result<(), TenantError> {
     let specs = Alg::ALL
         .iter()
         .flat_map(|a| [(*a, "active"), (*a, "next")])
         .collect();
-    let rows = generate_rows(state, &tenant.id, specs).await?;
-    storage::keys::rotate_signing_keys(&state.pool, &tenant.id, &[], 0, &rows, storage::now())
-        .await?;
+    let rows = generate_rows(master, &tenant.id, specs).await?;
+    storage::keys::rotate_signing_keys(pool, &tenant.id, &[], 0, &rows, storage::now()).await?;
     Ok(())
 }
 
 /// One rotation step for every algorithm: next → active, active → retired (published until
 /// the tokens it signed have expired), and a fresh next key.
-pub async fn rotate_keys(state: &AppState, tenant: &Tenant) -> Result<Vec<String>, TenantError> {
+pub async fn rotate_keys(
+    pool: &Pool,
+    master: &MasterKey,
+    config: &Config,
+    tenant: &Tenant,
+) -> Result<Vec<String>, TenantError> {
     let specs = Alg::ALL.iter().map(|a| (*a, "next")).collect();
-    let rows = generate_rows(state, &tenant.id, specs).await?;
+    let rows = generate_rows(master, &tenant.id, specs).await?;
     let now = storage::now();
     let longest_token = [
-        state.config.access_token_ttl,
-        state.config.id_token_ttl,
+        config.access_token_ttl,
+        config.id_token_ttl,
         tenant.settings.access_token_ttl.unwrap_or(0),
-        crate::clients::MAX_ACCESS_TOKEN_TTL,
+        crate::config::MAX_ACCESS_TOKEN_TTL,
     ]
     .into_iter()
     .max()
@@ -169,7 +177,7 @@ pub async fn rotate_keys(state: &AppState, tenant: &Tenant) -> Result<Vec<String
     // Retired keys stay published for the longest token lifetime plus clock skew.
     let retire_until = now + longest_token + 600;
     let promote: Vec<String> = Alg::ALL.iter().map(|a| a.as_str().to_string()).collect();
-    storage::keys::rotate_signing_keys(&state.pool, &tenant.id, &promote, retire_until, &rows, now)
+    storage::keys::rotate_signing_keys(pool, &tenant.id, &promote, retire_until, &rows, now)
         .await?;
     Ok(rows.into_iter().map(|r| r.kid).collect())
 }

@@ -6,32 +6,42 @@ use lettre::message::header::ContentType;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use secrecy::ExposeSecret;
 
-use crate::state::AppState;
-use crate::storage::{self, users::OutboxRow};
+use crate::config::Config;
+use crate::storage::{self, users::OutboxRow, Pool};
 use crate::tenants::Tenant;
 
-/// The SMTP transport built from `smtp_url`, if configured.
-pub fn transport(
-    state_config: &crate::config::Config,
-) -> anyhow::Result<Option<AsyncSmtpTransport<Tokio1Executor>>> {
-    let Some(url) = &state_config.smtp_url else {
-        return Ok(None);
-    };
-    let t = AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
-        .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
-        .timeout(Some(std::time::Duration::from_secs(
-            state_config.outbound_timeout_secs,
-        )))
-        .build();
-    Ok(Some(t))
+/// Where mail goes: the SMTP transport built from `smtp_url` (if configured) and the sender.
+pub struct Mailer {
+    transport: Option<AsyncSmtpTransport<Tokio1Executor>>,
+    from: String,
 }
 
-async fn smtp(state: &AppState, to: &str, subject: &str, body: &str) -> anyhow::Result<bool> {
-    let Some(transport) = state.smtp.as_ref() else {
+impl Mailer {
+    pub fn new(config: &Config) -> anyhow::Result<Self> {
+        let transport = match &config.smtp_url {
+            None => None,
+            Some(url) => Some(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url.expose_secret())
+                    .map_err(|e| anyhow::anyhow!("smtp_url: {e}"))?
+                    .timeout(Some(std::time::Duration::from_secs(
+                        config.outbound_timeout_secs,
+                    )))
+                    .build(),
+            ),
+        };
+        Ok(Self {
+            transport,
+            from: config.smtp_from.clone(),
+        })
+    }
+}
+
+async fn smtp(mailer: &Mailer, to: &str, subject: &str, body: &str) -> anyhow::Result<bool> {
+    let Some(transport) = mailer.transport.as_ref() else {
         return Ok(false);
     };
     let message = Message::builder()
-        .from(state.config.smtp_from.parse()?)
+        .from(mailer.from.parse()?)
         .to(to.parse()?)
         .subject(subject)
         .header(ContentType::TEXT_PLAIN)
@@ -41,13 +51,14 @@ async fn smtp(state: &AppState, to: &str, subject: &str, body: &str) -> anyhow::
 }
 
 pub async fn send(
-    state: &AppState,
+    pool: &Pool,
+    mailer: &Mailer,
     tenant: &Tenant,
     to: &str,
     subject: &str,
     body: &str,
 ) -> Result<(), sqlx::Error> {
-    match smtp(state, to, subject, body).await {
+    match smtp(mailer, to, subject, body).await {
         Ok(true) => {
             tracing::info!(tenant = %tenant.slug, subject, "mail sent");
             return Ok(());
@@ -65,7 +76,7 @@ pub async fn send(
         body: body.to_string(),
         created_at: storage::now(),
     };
-    storage::users::insert_outbox(&state.pool, &row).await?;
+    storage::users::insert_outbox(pool, &row).await?;
     tracing::info!(tenant = %tenant.slug, subject, "mail queued in the outbox");
     Ok(())
 }

@@ -6,10 +6,16 @@
 use serde::Serialize;
 use totp_rs::{Algorithm, TOTP};
 
-use crate::crypto;
-use crate::state::AppState;
-use crate::storage;
+use crate::crypto::{self, MasterKey};
+use crate::storage::{self, Pool};
 use crate::tenants::Tenant;
+
+/// What the second-factor functions use: the database and the key that seals TOTP secrets.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub master_key: &'a MasterKey,
+}
 
 pub const BACKUP_CODES: usize = 10;
 const STEP: u64 = 30;
@@ -65,18 +71,18 @@ fn aad(user_id: &str) -> Vec<u8> {
 
 /// Starts (or restarts) enrolment with a fresh 160-bit secret; not active until enabled.
 pub async fn setup(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     account: &str,
 ) -> Result<Enrollment, MfaError> {
     let secret = crypto::random_bytes(20);
     let t = totp(secret.clone(), tenant.display_name(), account)?;
-    let sealed = state
+    let sealed = d
         .master_key
         .seal(&secret, &aad(user_id))
         .map_err(|e| MfaError::Unexpected(e.into()))?;
-    if !storage::mfa::upsert_pending_totp(&state.pool, &tenant.id, user_id, &sealed, storage::now())
+    if !storage::mfa::upsert_pending_totp(d.pool, &tenant.id, user_id, &sealed, storage::now())
         .await?
     {
         return Err(MfaError::AlreadyEnabled);
@@ -95,12 +101,8 @@ pub async fn setup(
     })
 }
 
-pub async fn is_enabled(
-    state: &AppState,
-    tenant: &Tenant,
-    user_id: &str,
-) -> Result<bool, MfaError> {
-    Ok(storage::mfa::find_totp(&state.pool, &tenant.id, user_id)
+pub async fn is_enabled(pool: &Pool, tenant: &Tenant, user_id: &str) -> Result<bool, MfaError> {
+    Ok(storage::mfa::find_totp(pool, &tenant.id, user_id)
         .await?
         .is_some_and(|r| r.enabled))
 }
@@ -124,20 +126,20 @@ fn backup_digest(user_id: &str, code: &str) -> String {
 /// Checks a TOTP code (current step ±1, each step once) or, when `allow_backup`, a backup
 /// code (each once). `pending` accepts the not-yet-enabled secret (enrolment).
 async fn check(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
     pending: bool,
     allow_backup: bool,
 ) -> Result<Proof, MfaError> {
-    let row = storage::mfa::find_totp(&state.pool, &tenant.id, user_id)
+    let row = storage::mfa::find_totp(d.pool, &tenant.id, user_id)
         .await?
         .filter(|r| r.enabled != pending)
         .ok_or(MfaError::NotEnrolled)?;
     let code = code.trim();
     if code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()) {
-        let secret = state
+        let secret = d
             .master_key
             .open(&row.secret, &aad(user_id))
             .map_err(|e| MfaError::Unexpected(e.into()))?;
@@ -148,7 +150,7 @@ async fn check(
             let expected = t.generate(step * STEP);
             if crypto::constant_time_eq(expected.as_bytes(), code.as_bytes()) {
                 // RFC 6238 §5.2: a code is accepted once.
-                if storage::mfa::use_totp_step(&state.pool, user_id, step as i64).await? {
+                if storage::mfa::use_totp_step(d.pool, user_id, step as i64).await? {
                     return Ok(Proof::Totp);
                 }
                 return Err(MfaError::InvalidCode);
@@ -159,7 +161,7 @@ async fn check(
     let backup_shaped = allow_backup && !pending && (10..=20).contains(&code.len());
     if backup_shaped
         && storage::mfa::use_backup_code(
-            &state.pool,
+            d.pool,
             user_id,
             &backup_digest(user_id, code),
             storage::now(),
@@ -173,22 +175,22 @@ async fn check(
 
 /// Verifies a code of an enabled factor (TOTP or backup code).
 pub async fn verify(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
 ) -> Result<Proof, MfaError> {
-    check(state, tenant, user_id, code, false, true).await
+    check(d, tenant, user_id, code, false, true).await
 }
 
 /// Verifies a code of the pending secret without enabling it (enrolment step "verify").
 pub async fn verify_pending(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
 ) -> Result<(), MfaError> {
-    check(state, tenant, user_id, code, true, false)
+    check(d, tenant, user_id, code, true, false)
         .await
         .map(|_| ())
 }
@@ -209,59 +211,59 @@ fn new_backup_codes(user_id: &str) -> (Vec<String>, Vec<String>) {
 
 /// Enables TOTP after a first valid code; returns the backup codes (shown only now).
 pub async fn enable(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
 ) -> Result<Vec<String>, MfaError> {
-    if is_enabled(state, tenant, user_id).await? {
+    if is_enabled(d.pool, tenant, user_id).await? {
         return Err(MfaError::AlreadyEnabled);
     }
-    check(state, tenant, user_id, code, true, false).await?;
+    check(d, tenant, user_id, code, true, false).await?;
     let (codes, hashes) = new_backup_codes(user_id);
-    storage::mfa::enable_totp(&state.pool, user_id, &hashes, storage::now()).await?;
+    storage::mfa::enable_totp(d.pool, user_id, &hashes, storage::now()).await?;
     Ok(codes)
 }
 
 /// Turns MFA off; requires a current code (or a backup code).
 pub async fn disable(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
 ) -> Result<(), MfaError> {
-    verify(state, tenant, user_id, code).await?;
-    storage::mfa::delete_totp(&state.pool, user_id).await?;
+    verify(d, tenant, user_id, code).await?;
+    storage::mfa::delete_totp(d.pool, user_id).await?;
     Ok(())
 }
 
 /// New backup codes (the old ones stop working); requires a current code.
 pub async fn regenerate_backup_codes(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     user_id: &str,
     code: &str,
 ) -> Result<Vec<String>, MfaError> {
-    verify(state, tenant, user_id, code).await?;
+    verify(d, tenant, user_id, code).await?;
     let (codes, hashes) = new_backup_codes(user_id);
-    storage::mfa::replace_backup_codes(&state.pool, user_id, &hashes).await?;
+    storage::mfa::replace_backup_codes(d.pool, user_id, &hashes).await?;
     Ok(codes)
 }
 
-pub async fn remaining_backup_codes(state: &AppState, user_id: &str) -> Result<i64, MfaError> {
-    Ok(storage::mfa::count_backup_codes(&state.pool, user_id).await?)
+pub async fn remaining_backup_codes(pool: &Pool, user_id: &str) -> Result<i64, MfaError> {
+    Ok(storage::mfa::count_backup_codes(pool, user_id).await?)
 }
 
 /// A challenge for a user who must prove the second factor (`mfa_ch_…`, single use, 5 min).
 pub async fn create_challenge(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<String, MfaError> {
     let id = format!("mfa_ch_{}", crypto::random_token(24));
     let now = storage::now();
     storage::mfa::insert_challenge(
-        &state.pool,
+        pool,
         &crypto::token_digest(&id),
         &tenant.id,
         user_id,
@@ -275,14 +277,14 @@ pub async fn create_challenge(
 /// Answers a challenge with a code; returns the user and the factor. A challenge allows
 /// five attempts and is used up by a success.
 pub async fn answer_challenge(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     challenge_id: &str,
     code: &str,
 ) -> Result<(String, Proof), MfaError> {
     let hash = crypto::token_digest(challenge_id);
     let user_id = storage::mfa::attempt_challenge(
-        &state.pool,
+        d.pool,
         &hash,
         &tenant.id,
         storage::now(),
@@ -290,17 +292,16 @@ pub async fn answer_challenge(
     )
     .await?
     .ok_or(MfaError::InvalidChallenge)?;
-    let proof = match verify(state, tenant, &user_id, code).await {
+    let proof = match verify(d, tenant, &user_id, code).await {
         Ok(p) => p,
         Err(MfaError::InvalidCode) => {
             // Wrong codes count towards the address's lockout like wrong passwords, so
             // knowing the password does not allow guessing codes without limit.
-            if let Some(user) = storage::users::find_user(&state.pool, &tenant.id, &user_id).await?
-            {
+            if let Some(user) = storage::users::find_user(d.pool, &tenant.id, &user_id).await? {
                 if let Some(until) =
-                    crate::accounts::record_failure(state, tenant, &user.email).await?
+                    crate::accounts::record_failure(d.pool, tenant, &user.email).await?
                 {
-                    storage::mfa::delete_challenge(&state.pool, &hash).await?;
+                    storage::mfa::delete_challenge(d.pool, &hash).await?;
                     return Err(MfaError::Locked { until });
                 }
             }
@@ -308,7 +309,7 @@ pub async fn answer_challenge(
         }
         Err(e) => return Err(e),
     };
-    if !storage::mfa::delete_challenge(&state.pool, &hash).await? {
+    if !storage::mfa::delete_challenge(d.pool, &hash).await? {
         return Err(MfaError::InvalidChallenge);
     }
     Ok((user_id, proof))

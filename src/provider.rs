@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::crypto::MasterKey;
 use crate::keys::{Alg, KeySet};
-use crate::state::AppState;
-use crate::storage;
+use crate::storage::{self, Pool};
 use crate::tenants::{Tenant, TenantSlug};
 
 pub struct Provider {
@@ -126,13 +126,19 @@ struct Entry {
 pub struct ProviderCache {
     ttl: Duration,
     entries: RwLock<HashMap<String, Entry>>,
+    /// Opens the tenants' private signing keys.
+    master_key: MasterKey,
+    /// `public_url`, the base of every issuer.
+    public_url: String,
 }
 
 impl ProviderCache {
-    pub fn new(ttl: Duration) -> Self {
+    pub fn new(ttl: Duration, master_key: MasterKey, public_url: &str) -> Self {
         Self {
             ttl,
             entries: RwLock::new(HashMap::new()),
+            master_key,
+            public_url: public_url.to_string(),
         }
     }
 
@@ -162,7 +168,7 @@ impl ProviderCache {
     }
 
     /// The provider of tenant `slug`, or `None` when no such tenant exists.
-    pub async fn get(&self, state: &AppState, slug: &str) -> anyhow::Result<Option<Arc<Provider>>> {
+    pub async fn get(&self, pool: &Pool, slug: &str) -> anyhow::Result<Option<Arc<Provider>>> {
         if TenantSlug::parse(slug).is_err() {
             return Ok(None);
         }
@@ -173,7 +179,7 @@ impl ProviderCache {
         };
         if let Some(old) = stale {
             // One cheap query tells whether anything changed since the last load.
-            match storage::tenants::find_tenant_version(&state.pool, slug).await? {
+            match storage::tenants::find_tenant_version(pool, slug).await? {
                 None => {
                     self.invalidate(slug);
                     return Ok(None);
@@ -185,15 +191,14 @@ impl ProviderCache {
                 Some(_) => {}
             }
         }
-        let Some(row) = storage::tenants::find_tenant_by_slug(&state.pool, slug).await? else {
+        let Some(row) = storage::tenants::find_tenant_by_slug(pool, slug).await? else {
             return Ok(None);
         };
         let tenant = Tenant::from(row);
-        let rows =
-            storage::keys::list_published_keys(&state.pool, &tenant.id, storage::now()).await?;
-        let master = state.master_key.clone();
+        let rows = storage::keys::list_published_keys(pool, &tenant.id, storage::now()).await?;
+        let master = self.master_key.clone();
         let keys = tokio::task::spawn_blocking(move || KeySet::load(&master, &rows)).await??;
-        let issuer = issuer_for(&state.config.public_url, &tenant.slug);
+        let issuer = issuer_for(&self.public_url, &tenant.slug);
         let discovery = serde_json::to_vec(&discovery_document(&issuer, &tenant))?;
         let provider = Arc::new(Provider {
             tenant,

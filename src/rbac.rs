@@ -4,8 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 
-use crate::state::AppState;
-use crate::storage::{self, json_list, parse_list, roles::RoleRow};
+use crate::storage::{self, json_list, parse_list, roles::RoleRow, Pool};
 use crate::tenants::Tenant;
 
 /// `*`, or colon-separated segments of `[a-z0-9_.-]` whose last may be `*`.
@@ -68,7 +67,7 @@ impl From<sqlx::Error> for RbacError {
 
 pub const ADMIN_ROLE: &str = "admin";
 
-pub async fn create_builtin_roles(state: &AppState, tenant: &Tenant) -> Result<(), sqlx::Error> {
+pub async fn create_builtin_roles(pool: &Pool, tenant: &Tenant) -> Result<(), sqlx::Error> {
     let row = RoleRow {
         id: uuid::Uuid::new_v4().to_string(),
         tenant_id: tenant.id.clone(),
@@ -79,15 +78,15 @@ pub async fn create_builtin_roles(state: &AppState, tenant: &Tenant) -> Result<(
         inherits: "[]".into(),
         created_at: storage::now(),
     };
-    storage::roles::insert_role(&state.pool, &row).await
+    storage::roles::insert_role(pool, &row).await
 }
 
 pub async fn find_role(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     name: &str,
 ) -> Result<Option<RoleRow>, sqlx::Error> {
-    storage::roles::find_role_by_name(&state.pool, &tenant.id, "", name).await
+    storage::roles::find_role_by_name(pool, &tenant.id, "", name).await
 }
 
 /// A role to create: tenant-wide, or an app role scoped to one client (seed 004).
@@ -102,11 +101,7 @@ pub struct NewRole {
 
 /// Creates a role. Inherited roles must already exist (so no cycle can ever form); an app
 /// role may inherit roles of its client or tenant-wide ones.
-pub async fn create_role(
-    state: &AppState,
-    tenant: &Tenant,
-    new: NewRole,
-) -> Result<RoleRow, RbacError> {
+pub async fn create_role(pool: &Pool, tenant: &Tenant, new: NewRole) -> Result<RoleRow, RbacError> {
     let name = new.name.as_str();
     if name.is_empty()
         || name.len() > 100
@@ -125,7 +120,7 @@ pub async fn create_role(
     }
     let client_id = new.client_id.unwrap_or_default();
     if !client_id.is_empty()
-        && storage::clients::find_client(&state.pool, &tenant.id, &client_id)
+        && storage::clients::find_client(pool, &tenant.id, &client_id)
             .await?
             .is_none()
     {
@@ -137,9 +132,8 @@ pub async fn create_role(
         .map(|p| Permission::parse(p).map(|p| p.0))
         .collect::<Result<Vec<_>, _>>()?;
     for parent in &new.inherits {
-        let own =
-            storage::roles::find_role_by_name(&state.pool, &tenant.id, &client_id, parent).await?;
-        if own.is_none() && find_role(state, tenant, parent).await?.is_none() {
+        let own = storage::roles::find_role_by_name(pool, &tenant.id, &client_id, parent).await?;
+        if own.is_none() && find_role(pool, tenant, parent).await?.is_none() {
             return Err(RbacError::Invalid(format!(
                 "inherited role {parent:?} does not exist"
             )));
@@ -155,7 +149,7 @@ pub async fn create_role(
         inherits: json_list(&new.inherits),
         created_at: storage::now(),
     };
-    match storage::roles::insert_role(&state.pool, &row).await {
+    match storage::roles::insert_role(pool, &row).await {
         Ok(()) => Ok(row),
         Err(e) if storage::is_unique_violation(&e) => Err(RbacError::AlreadyExists),
         Err(e) => Err(e.into()),
@@ -164,12 +158,12 @@ pub async fn create_role(
 
 /// A tenant-wide role, or an app role of `client_id`.
 pub async fn find_scoped_role(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     client_id: Option<&str>,
     name: &str,
 ) -> Result<Option<RoleRow>, sqlx::Error> {
-    storage::roles::find_role_by_name(&state.pool, &tenant.id, client_id.unwrap_or(""), name).await
+    storage::roles::find_role_by_name(pool, &tenant.id, client_id.unwrap_or(""), name).await
 }
 
 /// A documented starting set of roles a tenant can import.
@@ -210,7 +204,7 @@ pub const TEMPLATES: [Template; 2] = [
 
 /// Creates the roles of a template that do not exist yet; returns the names created.
 pub async fn import_template(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     template: &str,
 ) -> Result<Vec<String>, RbacError> {
@@ -220,7 +214,7 @@ pub async fn import_template(
         .ok_or_else(|| RbacError::Invalid(format!("unknown template {template:?}")))?;
     let mut created = Vec::new();
     for (name, description, perms, inherits) in t.roles {
-        if find_role(state, tenant, name).await?.is_some() {
+        if find_role(pool, tenant, name).await?.is_some() {
             continue;
         }
         let new = NewRole {
@@ -230,7 +224,7 @@ pub async fn import_template(
             inherits: inherits.iter().map(|p| p.to_string()).collect(),
             client_id: None,
         };
-        create_role(state, tenant, new).await?;
+        create_role(pool, tenant, new).await?;
         created.push(name.to_string());
     }
     Ok(created)
@@ -292,34 +286,34 @@ pub fn grants_all(held: &[String], wanted: &[String]) -> bool {
     })
 }
 
-pub async fn list_roles(state: &AppState, tenant: &Tenant) -> Result<Vec<RoleRow>, sqlx::Error> {
-    storage::roles::list_roles(&state.pool, &tenant.id).await
+pub async fn list_roles(pool: &Pool, tenant: &Tenant) -> Result<Vec<RoleRow>, sqlx::Error> {
+    storage::roles::list_roles(pool, &tenant.id).await
 }
 
 /// The permissions a role carries, with those of the roles it inherits.
 pub async fn role_permissions(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     role: &RoleRow,
 ) -> Result<Vec<String>, sqlx::Error> {
-    let all = storage::roles::list_roles(&state.pool, &tenant.id).await?;
+    let all = storage::roles::list_roles(pool, &tenant.id).await?;
     Ok(expand(&all, std::slice::from_ref(&role.id), &role.client_id).permissions)
 }
 
 /// Gives a user of this tenant a tenant-wide role.
 pub async fn assign_role(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
     role: &RoleRow,
 ) -> Result<(), RbacError> {
-    if storage::users::find_user(&state.pool, &tenant.id, user_id)
+    if storage::users::find_user(pool, &tenant.id, user_id)
         .await?
         .is_none()
     {
         return Err(RbacError::NotFound("user"));
     }
-    storage::roles::insert_user_role(&state.pool, user_id, &role.id).await?;
+    storage::roles::insert_user_role(pool, user_id, &role.id).await?;
     Ok(())
 }
 
@@ -332,16 +326,16 @@ pub struct Access {
 }
 
 pub async fn effective_access(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
     client_id: &str,
 ) -> Result<Access, sqlx::Error> {
-    let direct = storage::roles::list_user_role_ids(&state.pool, user_id).await?;
+    let direct = storage::roles::list_user_role_ids(pool, user_id).await?;
     if direct.is_empty() {
         return Ok(Access::default());
     }
-    let all = storage::roles::list_roles(&state.pool, &tenant.id).await?;
+    let all = storage::roles::list_roles(pool, &tenant.id).await?;
     Ok(expand(&all, &direct, client_id))
 }
 

@@ -3,14 +3,16 @@
 //! value; only its digest is stored. Logout tokens are queued in the database and
 //! delivered in the background with a timeout and retries, never blocking the sign-out.
 
+use std::sync::Arc;
+
 use serde_json::json;
 
 use crate::accounts::User;
 use crate::clients::Client;
 use crate::crypto;
+use crate::outbound::Outbound;
 use crate::provider::Provider;
-use crate::state::AppState;
-use crate::storage::{self, sessions::SessionRow, tokens::DeliveryRow};
+use crate::storage::{self, sessions::SessionRow, tokens::DeliveryRow, Pool};
 use crate::tenants::Tenant;
 
 #[derive(Debug, Clone)]
@@ -51,13 +53,13 @@ pub struct Started {
 }
 
 pub async fn start_session(
-    state: &AppState,
+    pool: &Pool,
+    session_ttl: i64,
     tenant: &Tenant,
     user: &User,
     amr: &[&str],
     acr: &str,
-    ip: Option<&str>,
-    user_agent: Option<&str>,
+    ctx: &crate::audit::Context,
 ) -> Result<Started, sqlx::Error> {
     let cookie = crypto::random_token(32);
     let now = storage::now();
@@ -69,13 +71,16 @@ pub async fn start_session(
         auth_time: now,
         amr: storage::json_list(&amr.iter().map(|s| s.to_string()).collect::<Vec<_>>()),
         acr: acr.to_string(),
-        ip: ip.map(str::to_string),
-        user_agent: user_agent.map(|u| u.chars().take(300).collect()),
+        ip: ctx.ip.clone(),
+        user_agent: ctx
+            .user_agent
+            .as_ref()
+            .map(|u| u.chars().take(300).collect()),
         created_at: now,
-        expires_at: now + state.config.session_ttl,
+        expires_at: now + session_ttl,
         ended_at: None,
     };
-    storage::sessions::insert_session(&state.pool, &row).await?;
+    storage::sessions::insert_session(pool, &row).await?;
     Ok(Started {
         cookie,
         session: Session::from(row),
@@ -86,7 +91,8 @@ pub async fn start_session(
 /// value is replaced and auth_time updated, but the session — and the relying parties'
 /// view of it (`sid`) — continues.
 pub async fn reauthenticate(
-    state: &AppState,
+    pool: &Pool,
+    session_ttl: i64,
     tenant: &Tenant,
     session: &Session,
     amr: &[&str],
@@ -95,9 +101,9 @@ pub async fn reauthenticate(
     let cookie = crypto::random_token(32);
     let now = storage::now();
     let amr_list: Vec<String> = amr.iter().map(|s| s.to_string()).collect();
-    let expires_at = now + state.config.session_ttl;
+    let expires_at = now + session_ttl;
     let updated = storage::sessions::update_session_authentication(
-        &state.pool,
+        pool,
         &tenant.id,
         &session.sid,
         &crypto::token_digest(&cookie),
@@ -121,7 +127,7 @@ pub async fn reauthenticate(
 
 /// The live session a cookie value stands for, if any.
 pub async fn find_session(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     cookie: &str,
 ) -> Result<Option<Session>, sqlx::Error> {
@@ -130,49 +136,45 @@ pub async fn find_session(
     }
     let digest = crypto::token_digest(cookie);
     Ok(
-        storage::sessions::find_live_session(&state.pool, &tenant.id, &digest, storage::now())
+        storage::sessions::find_live_session(pool, &tenant.id, &digest, storage::now())
             .await?
             .map(Session::from),
     )
 }
 
 /// Whether the session `sid` of this tenant is still live.
-pub async fn is_live(state: &AppState, tenant: &Tenant, sid: &str) -> Result<bool, sqlx::Error> {
+pub async fn is_live(pool: &Pool, tenant: &Tenant, sid: &str) -> Result<bool, sqlx::Error> {
     Ok(
-        storage::sessions::find_live_session_by_sid(&state.pool, &tenant.id, sid, storage::now())
+        storage::sessions::find_live_session_by_sid(pool, &tenant.id, sid, storage::now())
             .await?
             .is_some(),
     )
 }
 
 /// Records that a client received tokens in this session (for back-channel logout).
-pub async fn add_client(state: &AppState, sid: &str, client_id: &str) -> Result<(), sqlx::Error> {
-    storage::sessions::insert_session_client(&state.pool, sid, client_id).await
+pub async fn add_client(pool: &Pool, sid: &str, client_id: &str) -> Result<(), sqlx::Error> {
+    storage::sessions::insert_session_client(pool, sid, client_id).await
 }
 
 /// Ends a session and queues a logout token for every client of that session that
 /// registered a `backchannel_logout_uri`. Delivery happens in the background.
 pub async fn end_session(
-    state: &AppState,
+    pool: &Pool,
+    outbound: &Arc<Outbound>,
     provider: &Provider,
     session: &Session,
 ) -> Result<(), anyhow::Error> {
     let now = storage::now();
-    if !storage::sessions::end_session(&state.pool, &provider.tenant.id, &session.sid, now).await? {
+    if !storage::sessions::end_session(pool, &provider.tenant.id, &session.sid, now).await? {
         return Ok(());
     }
     // Refresh tokens granted without offline_access live no longer than the sign-in session
     // (OpenID Connect Core §11, Back-Channel Logout §2.7).
-    storage::tokens::revoke_session_refresh_tokens(
-        &state.pool,
-        &provider.tenant.id,
-        &session.sid,
-        now,
-    )
-    .await?;
-    let client_ids = storage::sessions::list_session_clients(&state.pool, &session.sid).await?;
+    storage::tokens::revoke_session_refresh_tokens(pool, &provider.tenant.id, &session.sid, now)
+        .await?;
+    let client_ids = storage::sessions::list_session_clients(pool, &session.sid).await?;
     let clients: Vec<Client> =
-        storage::clients::list_clients_by_ids(&state.pool, &provider.tenant.id, &client_ids)
+        storage::clients::list_clients_by_ids(pool, &provider.tenant.id, &client_ids)
             .await?
             .into_iter()
             .map(Client::from)
@@ -195,14 +197,14 @@ pub async fn end_session(
             last_error: None,
             created_at: now,
         };
-        storage::tokens::insert_delivery(&state.pool, &row).await?;
+        storage::tokens::insert_delivery(pool, &row).await?;
         queued.push(row.id);
     }
     if !queued.is_empty() {
-        let state = state.clone();
+        let (pool, outbound) = (pool.clone(), outbound.clone());
         tokio::spawn(async move {
             for id in queued {
-                deliver(&state, &id).await;
+                deliver(&pool, &outbound, &id).await;
             }
         });
     }
@@ -219,12 +221,12 @@ pub struct SessionInfo {
 }
 
 pub async fn list_user_sessions(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     user_id: &str,
 ) -> Result<Vec<SessionInfo>, sqlx::Error> {
     Ok(
-        storage::sessions::list_user_sessions(&state.pool, &tenant.id, user_id, storage::now())
+        storage::sessions::list_user_sessions(pool, &tenant.id, user_id, storage::now())
             .await?
             .into_iter()
             .map(|r| SessionInfo {
@@ -239,45 +241,38 @@ pub async fn list_user_sessions(
 
 /// Ends one of the user's sessions (with back-channel logout).
 pub async fn end_user_session(
-    state: &AppState,
+    pool: &Pool,
+    outbound: &Arc<Outbound>,
     provider: &Provider,
     user_id: &str,
     sid: &str,
 ) -> Result<bool, anyhow::Error> {
-    let Some(row) = storage::sessions::find_live_session_by_sid(
-        &state.pool,
-        &provider.tenant.id,
-        sid,
-        storage::now(),
-    )
-    .await?
+    let Some(row) =
+        storage::sessions::find_live_session_by_sid(pool, &provider.tenant.id, sid, storage::now())
+            .await?
     else {
         return Ok(false);
     };
     if row.user_id != user_id {
         return Ok(false);
     }
-    end_session(state, provider, &Session::from(row)).await?;
+    end_session(pool, outbound, provider, &Session::from(row)).await?;
     Ok(true)
 }
 
 /// Signs the user out everywhere: every session ends (with back-channel logout) and every
 /// refresh token is revoked, offline ones included.
 pub async fn end_all_user_sessions(
-    state: &AppState,
+    pool: &Pool,
+    outbound: &Arc<Outbound>,
     provider: &Provider,
     user_id: &str,
 ) -> Result<(), anyhow::Error> {
-    for s in list_user_sessions(state, &provider.tenant, user_id).await? {
-        end_user_session(state, provider, user_id, &s.sid).await?;
+    for s in list_user_sessions(pool, &provider.tenant, user_id).await? {
+        end_user_session(pool, outbound, provider, user_id, &s.sid).await?;
     }
-    storage::tokens::revoke_user_refresh_tokens(
-        &state.pool,
-        &provider.tenant.id,
-        user_id,
-        storage::now(),
-    )
-    .await?;
+    storage::tokens::revoke_user_refresh_tokens(pool, &provider.tenant.id, user_id, storage::now())
+        .await?;
     Ok(())
 }
 
@@ -311,28 +306,23 @@ const LOGOUT_TOKEN_TTL: i64 = 300;
 const DELIVERY_LEASE: i64 = 60;
 
 /// One attempt at a queued delivery (skipped if another instance holds it).
-pub async fn deliver(state: &AppState, id: &str) {
+pub async fn deliver(pool: &Pool, outbound: &Arc<Outbound>, id: &str) {
     let now = storage::now();
-    match storage::tokens::claim_delivery(&state.pool, id, now, DELIVERY_LEASE).await {
-        Ok(Some(row)) => attempt(state, row).await,
+    match storage::tokens::claim_delivery(pool, id, now, DELIVERY_LEASE).await {
+        Ok(Some(row)) => attempt(pool, outbound, row).await,
         Ok(None) => {}
         Err(e) => tracing::warn!(error = %e, "back-channel logout: cannot claim delivery"),
     }
 }
 
 /// Retries deliveries that are due; run periodically by the background jobs.
-pub async fn deliver_due(state: &AppState) {
+pub async fn deliver_due(pool: &Pool, outbound: &Arc<Outbound>) {
     loop {
         let now = storage::now();
-        match storage::tokens::claim_due_delivery(
-            &state.pool,
-            now,
-            DELIVERY_LEASE,
-            MAX_DELIVERY_ATTEMPTS,
-        )
-        .await
+        match storage::tokens::claim_due_delivery(pool, now, DELIVERY_LEASE, MAX_DELIVERY_ATTEMPTS)
+            .await
         {
-            Ok(Some(row)) => attempt(state, row).await,
+            Ok(Some(row)) => attempt(pool, outbound, row).await,
             Ok(None) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "back-channel logout: cannot claim deliveries");
@@ -342,12 +332,12 @@ pub async fn deliver_due(state: &AppState) {
     }
 }
 
-async fn attempt(state: &AppState, row: DeliveryRow) {
+async fn attempt(pool: &Pool, outbound: &Arc<Outbound>, row: DeliveryRow) {
     let body = format!(
         "logout_token={}",
         url::form_urlencoded::byte_serialize(row.logout_token.as_bytes()).collect::<String>()
     );
-    let result = match state.http() {
+    let result = match outbound.client() {
         Ok(http) => Ok(http
             .post(&row.uri)
             .header("content-type", "application/x-www-form-urlencoded")
@@ -365,12 +355,12 @@ async fn attempt(state: &AppState, row: DeliveryRow) {
         Err(e) => Err(e.to_string()),
     };
     let saved = match &outcome {
-        Ok(()) => storage::tokens::mark_delivery(&state.pool, &row.id, Some(now), now, None).await,
+        Ok(()) => storage::tokens::mark_delivery(pool, &row.id, Some(now), now, None).await,
         Err(err) => {
             // Exponential back-off: 5 s, 10 s, 20 s, … (attempts counts this one).
             let delay = 5i64 << (row.attempts - 1).clamp(0, 10);
             tracing::info!(client_id = %row.client_id, attempt = row.attempts, error = %err, "back-channel logout delivery failed");
-            storage::tokens::mark_delivery(&state.pool, &row.id, None, now + delay, Some(err)).await
+            storage::tokens::mark_delivery(pool, &row.id, None, now + delay, Some(err)).await
         }
     };
     if let Err(e) = saved {

@@ -21,6 +21,10 @@ pub struct Application {
 
 /// Opens the database (migrating it) and resolves the master key.
 pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
+    if let Some(slug) = &config.default_tenant {
+        crate::tenants::TenantSlug::parse(slug)
+            .map_err(|e| anyhow::anyhow!("default_tenant: {e}"))?;
+    }
     let master_key = config.resolve_master_key()?;
     if let Some(path) = config.sqlite_path() {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -35,7 +39,7 @@ pub async fn open_state(config: Config) -> anyhow::Result<AppState> {
         .map_err(|e| anyhow::anyhow!("cannot migrate the database: {e}"))?;
     let protection = crate::protection::Protection::new(&config).await?;
     let state = AppState::new(config, pool, master_key, protection)?;
-    state.protection.refresh_bans(&state).await?;
+    state.protection.refresh_bans(&state.pool).await?;
     Ok(state)
 }
 

@@ -1,19 +1,25 @@
-//! The one application state, built once at start-up and passed to handlers as
-//! `web::Data<AppState>` (never a global). Cheap to clone.
+//! Wiring: the one application state, built once at start-up and passed to handlers as
+//! `web::Data<AppState>` (never a global). Cheap to clone. Domain modules never see it:
+//! the transport layer hands each domain function what it uses, through the small
+//! per-domain `Deps` the methods below build.
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::accounts::PasswordHasher;
 use crate::api_keys::UsageCounter;
 use crate::audit::AuditSink;
-use crate::clients::ClientCache;
+use crate::clients::{ClientCache, OriginCache};
 use crate::config::Config;
 use crate::crypto::MasterKey;
+use crate::federation::DiscoveryCache;
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
+use crate::outbound::Outbound;
 use crate::protection::Protection;
 use crate::provider::ProviderCache;
 use crate::storage::Pool;
+use crate::{accounts, api_keys, authorization, clients, federation, first_party, mfa, tokens};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -22,48 +28,28 @@ pub struct AppState {
     pub master_key: MasterKey,
     pub hasher: PasswordHasher,
     pub providers: Arc<ProviderCache>,
-    /// Outbound HTTP (back-channel logout, upstream IdPs), with a timeout on every call;
-    /// built on first use (loading the system's CA certificates costs start-up time and
-    /// memory an instance may never need).
-    http: Arc<OnceLock<Result<reqwest::Client, String>>>,
+    /// Outbound HTTP (back-channel logout, upstream IdPs), with a timeout on every call.
+    pub outbound: Arc<Outbound>,
     /// Key for CSRF tokens and other server-side MACs, derived from the master key.
     pub mac_key: Arc<Vec<u8>>,
     pub audit: AuditSink,
-    /// SMTP transport when `smtp_url` is configured.
-    pub smtp: Option<Arc<lettre::AsyncSmtpTransport<lettre::Tokio1Executor>>>,
+    pub mailer: Arc<Mailer>,
     /// Key for API key digests, derived from the master key.
     pub api_key_mac: Arc<Vec<u8>>,
     pub api_key_usage: Arc<UsageCounter>,
-    pub clients: Arc<ClientCache>,
+    pub client_cache: Arc<ClientCache>,
+    /// Browser origins the tenants' clients allow (CORS), reused for `cache_ttl_secs`.
+    pub origins: Arc<OriginCache>,
     /// Upstream OIDC discovery documents (and JWKS), reused for a few minutes.
-    pub federation: Arc<crate::federation::oidc::DiscoveryCache>,
+    pub discovery: Arc<DiscoveryCache>,
     /// Rate limits, lockouts and bans (in-process, or shared through Redis).
     pub protection: Arc<Protection>,
     pub metrics: Arc<Metrics>,
-    /// Browser origins the tenants' clients allow (CORS), reused for `cache_ttl_secs`.
-    pub origins: Arc<crate::clients::OriginCache>,
     /// This instance's name in the job schedule.
     pub instance_id: Arc<str>,
 }
 
 impl AppState {
-    /// The outbound HTTP client (timeouts from `outbound_timeout_secs`, no redirects).
-    pub fn http(&self) -> anyhow::Result<&reqwest::Client> {
-        let timeout = Duration::from_secs(self.config.outbound_timeout_secs);
-        self.http
-            .get_or_init(|| {
-                reqwest::Client::builder()
-                    .timeout(timeout)
-                    .connect_timeout(timeout)
-                    .redirect(reqwest::redirect::Policy::none())
-                    .user_agent(concat!("portcullis/", env!("CARGO_PKG_VERSION")))
-                    .build()
-                    .map_err(|e| e.to_string())
-            })
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("cannot build the outbound HTTP client: {e}"))
-    }
-
     /// Builds the state; starts the audit writer, so it must run inside a Tokio runtime.
     pub fn new(
         config: Config,
@@ -71,28 +57,101 @@ impl AppState {
         master_key: MasterKey,
         protection: Protection,
     ) -> anyhow::Result<Self> {
-        let mac_key = Arc::new(master_key.derive("portcullis mac v1"));
         let ttl = Duration::from_secs(config.cache_ttl_secs);
+        let metrics = Arc::new(Metrics::default());
         Ok(Self {
-            audit: AuditSink::start(pool.clone()),
-            smtp: crate::mail::transport(&config)?.map(Arc::new),
+            audit: AuditSink::start(pool.clone(), metrics.clone()),
+            metrics,
+            mailer: Arc::new(Mailer::new(&config)?),
             api_key_mac: Arc::new(master_key.derive("portcullis api keys v1")),
             api_key_usage: Arc::new(UsageCounter::default()),
-            clients: Arc::new(ClientCache::new(ttl)),
-            federation: Arc::default(),
+            client_cache: Arc::new(ClientCache::new(ttl)),
+            origins: Arc::new(OriginCache::new(ttl)),
+            discovery: Arc::default(),
             protection: Arc::new(protection),
-            metrics: Arc::default(),
-            origins: Arc::new(crate::clients::OriginCache::new(ttl)),
             instance_id: Arc::from(uuid::Uuid::new_v4().to_string()),
             hasher: PasswordHasher::new(config.argon2),
-            providers: Arc::new(ProviderCache::new(Duration::from_secs(
-                config.cache_ttl_secs,
+            providers: Arc::new(ProviderCache::new(
+                ttl,
+                master_key.clone(),
+                &config.public_url,
+            )),
+            outbound: Arc::new(Outbound::new(Duration::from_secs(
+                config.outbound_timeout_secs,
             ))),
+            mac_key: Arc::new(master_key.derive("portcullis mac v1")),
             config: Arc::new(config),
             pool,
             master_key,
-            http: Arc::default(),
-            mac_key,
         })
+    }
+
+    pub fn accounts(&self) -> accounts::Deps<'_> {
+        accounts::Deps {
+            pool: &self.pool,
+            hasher: &self.hasher,
+            mailer: &self.mailer,
+            public_url: &self.config.public_url,
+        }
+    }
+
+    pub fn api_keys(&self) -> api_keys::Deps<'_> {
+        api_keys::Deps {
+            pool: &self.pool,
+            mac: &self.api_key_mac,
+            usage: &self.api_key_usage,
+        }
+    }
+
+    pub fn clients(&self) -> clients::Deps<'_> {
+        clients::Deps {
+            pool: &self.pool,
+            cache: &self.client_cache,
+            origins: &self.origins,
+        }
+    }
+
+    pub fn authorization(&self) -> authorization::Deps<'_> {
+        authorization::Deps {
+            pool: &self.pool,
+            config: &self.config,
+            clients: self.clients(),
+        }
+    }
+
+    pub fn tokens(&self) -> tokens::Deps<'_> {
+        tokens::Deps {
+            pool: &self.pool,
+            config: &self.config,
+            audit: &self.audit,
+        }
+    }
+
+    pub fn mfa(&self) -> mfa::Deps<'_> {
+        mfa::Deps {
+            pool: &self.pool,
+            master_key: &self.master_key,
+        }
+    }
+
+    pub fn first_party(&self) -> first_party::Deps<'_> {
+        first_party::Deps {
+            pool: &self.pool,
+            config: &self.config,
+            hasher: &self.hasher,
+            master_key: &self.master_key,
+            audit: &self.audit,
+            clients: self.clients(),
+        }
+    }
+
+    pub fn federation(&self) -> federation::Deps<'_> {
+        federation::Deps {
+            pool: &self.pool,
+            master_key: &self.master_key,
+            outbound: &self.outbound,
+            discovery: &self.discovery,
+            hasher: &self.hasher,
+        }
     }
 }

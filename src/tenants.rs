@@ -6,10 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::keys;
-use crate::rbac;
-use crate::state::AppState;
-use crate::storage::{self, tenants::TenantRow};
+use crate::storage::{self, tenants::TenantRow, Pool};
 
 /// `[a-z0-9-]{2,63}`, not starting or ending with a hyphen.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -53,7 +50,7 @@ pub struct TenantSettings {
     pub registration_enabled: bool,
     /// Brute-force protection of sign-ins.
     pub lockout: LockoutPolicy,
-    pub password_policy: crate::accounts::PasswordPolicy,
+    pub password_policy: PasswordPolicy,
     /// Second factor at browser sign-in: off, optional (asked when enrolled) or required
     /// (enrolment before continuing).
     pub mfa_policy: MfaPolicy,
@@ -68,7 +65,7 @@ pub struct TenantSettings {
     pub registration_token_required: bool,
     /// Rate-limit windows of this tenant's endpoint groups (`credentials`, `api`, `public`),
     /// overriding the server's.
-    pub rate_limits: std::collections::BTreeMap<crate::protection::Group, crate::config::Window>,
+    pub rate_limits: std::collections::BTreeMap<crate::config::Group, crate::config::Window>,
 }
 
 impl Default for TenantSettings {
@@ -81,7 +78,7 @@ impl Default for TenantSettings {
             branding: Branding::default(),
             registration_enabled: false,
             lockout: LockoutPolicy::default(),
-            password_policy: crate::accounts::PasswordPolicy::default(),
+            password_policy: PasswordPolicy::default(),
             mfa_policy: MfaPolicy::Optional,
             self_registration: false,
             mfa_step_up_permissions: ["users:roles:assign", "settings:update", "keys:rotate"]
@@ -90,6 +87,33 @@ impl Default for TenantSettings {
                 .collect(),
             registration_token_required: false,
             rate_limits: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
+/// A tenant's password policy (SPEC default: 12 characters with upper, lower, digit and
+/// symbol; none of the last 5 passwords).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+    pub require_symbol: bool,
+    /// How many previous passwords (the current one included) may not be reused.
+    pub history: i64,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: 12,
+            require_upper: true,
+            require_lower: true,
+            require_digit: true,
+            require_symbol: true,
+            history: 5,
         }
     }
 }
@@ -200,14 +224,14 @@ impl From<sqlx::Error> for TenantError {
     }
 }
 
-/// Creates a tenant with its first signing keys (an active and a next key per algorithm)
-/// and the built-in `admin` role.
-pub async fn create_tenant(
-    state: &AppState,
+/// Stores a new tenant with default settings; [`crate::provisioning::create_tenant`] adds
+/// what a tenant needs to work (signing keys, the built-in roles).
+pub async fn insert_tenant(
+    pool: &Pool,
     slug: &TenantSlug,
     name: Option<&str>,
 ) -> Result<Tenant, TenantError> {
-    if storage::tenants::find_tenant_by_slug(&state.pool, slug.as_str())
+    if storage::tenants::find_tenant_by_slug(pool, slug.as_str())
         .await?
         .is_some()
     {
@@ -223,39 +247,35 @@ pub async fn create_tenant(
         created_at: now,
         updated_at: now,
     };
-    if let Err(e) = storage::tenants::insert_tenant(&state.pool, &row).await {
+    if let Err(e) = storage::tenants::insert_tenant(pool, &row).await {
         return Err(if storage::is_unique_violation(&e) {
             TenantError::AlreadyExists
         } else {
             e.into()
         });
     }
-    let tenant = Tenant::from(row);
-    keys::provision_initial_keys(state, &tenant).await?;
-    rbac::create_builtin_roles(state, &tenant).await?;
-    Ok(tenant)
+    Ok(Tenant::from(row))
 }
 
-pub async fn find_tenant(state: &AppState, slug: &str) -> Result<Tenant, TenantError> {
-    storage::tenants::find_tenant_by_slug(&state.pool, slug)
+pub async fn find_tenant(pool: &Pool, slug: &str) -> Result<Tenant, TenantError> {
+    storage::tenants::find_tenant_by_slug(pool, slug)
         .await?
         .map(Tenant::from)
         .ok_or(TenantError::NotFound)
 }
 
 pub async fn update_settings(
-    state: &AppState,
+    pool: &Pool,
     tenant: &Tenant,
     settings: &TenantSettings,
 ) -> Result<(), TenantError> {
     let json = serde_json::to_string(settings).map_err(|e| TenantError::Unexpected(e.into()))?;
-    storage::tenants::update_tenant_settings(&state.pool, &tenant.id, &json, storage::now())
-        .await?;
+    storage::tenants::update_tenant_settings(pool, &tenant.id, &json, storage::now()).await?;
     Ok(())
 }
 
-pub async fn list_tenants(state: &AppState) -> Result<Vec<Tenant>, TenantError> {
-    Ok(storage::tenants::list_tenants(&state.pool)
+pub async fn list_tenants(pool: &Pool) -> Result<Vec<Tenant>, TenantError> {
+    Ok(storage::tenants::list_tenants(pool)
         .await?
         .into_iter()
         .map(Tenant::from)

@@ -6,15 +6,15 @@
 use serde_json::{json, Map, Value};
 
 use crate::accounts::{self, User};
-use crate::audit::{self, AuditEvent, Context};
+use crate::audit::{self, AuditEvent, AuditSink, Context};
 use crate::clients::{Client, GrantType};
+use crate::config::Config;
 use crate::crypto;
 use crate::keys::JwtError;
 use crate::provider::Provider;
 use crate::rbac;
 use crate::sessions;
-use crate::state::AppState;
-use crate::storage::{self, tokens::RefreshTokenRow};
+use crate::storage::{self, tokens::RefreshTokenRow, Pool};
 
 /// Errors of the token endpoint, one per RFC 6749 §5.2 error code.
 #[derive(Debug, thiserror::Error)]
@@ -96,12 +96,21 @@ pub struct Grant {
     pub claims: Option<Value>,
 }
 
+/// What issuing, refreshing and revoking tokens use: the database, the lifetimes of the
+/// configuration and the audit sink.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub config: &'a Config,
+    pub audit: &'a AuditSink,
+}
+
 /// Lifetime of access tokens for this client: client, then tenant, then server default.
-pub fn access_token_ttl(state: &AppState, provider: &Provider, client: &Client) -> i64 {
+pub fn access_token_ttl(d: Deps<'_>, provider: &Provider, client: &Client) -> i64 {
     client
         .access_token_ttl
         .or(provider.tenant.settings.access_token_ttl)
-        .unwrap_or(state.config.access_token_ttl)
+        .unwrap_or(d.config.access_token_ttl)
 }
 
 /// The scope that releases a standard claim (Core §5.4).
@@ -193,7 +202,7 @@ struct Lineage {
 /// Issues an access token, an ID token when `openid` was granted to a user, and a refresh
 /// token when the client may refresh (continuing `family` when rotating).
 async fn issue(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     grant: &Grant,
@@ -201,7 +210,7 @@ async fn issue(
     ctx: &Context,
 ) -> Result<Issued, TokenError> {
     let now = storage::now();
-    let ttl = access_token_ttl(state, provider, client);
+    let ttl = access_token_ttl(d, provider, client);
     let jti = lineage.jti.unwrap_or_else(|| crypto::random_token(16));
     let tenant = &provider.tenant;
     let scope = grant.scope.join(" ");
@@ -225,7 +234,7 @@ async fn issue(
     at.insert("scope".into(), json!(scope));
     at.insert("tenant_id".into(), json!(tenant.id));
     let access = match &grant.user {
-        Some(u) => rbac::effective_access(state, tenant, &u.id, &client.id).await?,
+        Some(u) => rbac::effective_access(d.pool, tenant, &u.id, &client.id).await?,
         None => rbac::Access::default(),
     };
     at.insert("roles".into(), json!(access.roles));
@@ -278,7 +287,7 @@ async fn issue(
             id.insert("sub".into(), json!(user.id));
             id.insert("aud".into(), json!(client.id));
             id.insert("azp".into(), json!(client.id));
-            id.insert("exp".into(), json!(now + state.config.id_token_ttl));
+            id.insert("exp".into(), json!(now + d.config.id_token_ttl));
             id.insert("iat".into(), json!(now));
             if let Some(t) = grant.auth_time {
                 id.insert("auth_time".into(), json!(t));
@@ -322,25 +331,19 @@ async fn issue(
             access_token_jti: Some(jti.clone()),
             access_token_exp: Some(now + ttl),
             created_at: now,
-            expires_at: now + state.config.refresh_token_ttl,
+            expires_at: now + d.config.refresh_token_ttl,
             used_at: None,
             revoked_at: None,
         };
         match &lineage.rotates {
             Some(r) => {
-                if !storage::tokens::rotate_refresh_token(
-                    &state.pool,
-                    &r.parent,
-                    &row,
-                    now,
-                    r.first_use,
-                )
-                .await?
+                if !storage::tokens::rotate_refresh_token(d.pool, &r.parent, &row, now, r.first_use)
+                    .await?
                 {
                     return Err(TokenError::RefreshReused);
                 }
             }
-            None => storage::tokens::insert_refresh_token(&state.pool, &row).await?,
+            None => storage::tokens::insert_refresh_token(d.pool, &row).await?,
         }
         Some(token)
     } else {
@@ -348,7 +351,7 @@ async fn issue(
     };
 
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("token.issued", Some(tenant))
             .actor(grant.user.as_ref().map(|u| u.id.as_str()))
             .client(&client.id)
@@ -371,7 +374,7 @@ async fn issue(
 
 /// Issues tokens for a first-party sign-in (the JSON API), without a code.
 pub async fn issue_for_user(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     grant: &Grant,
@@ -381,7 +384,7 @@ pub async fn issue_for_user(
         grant_type: "password",
         ..Lineage::default()
     };
-    Ok(issue(state, provider, client, grant, lineage, ctx)
+    Ok(issue(d, provider, client, grant, lineage, ctx)
         .await?
         .response)
 }
@@ -396,7 +399,7 @@ fn is_code_verifier(v: &str) -> bool {
 /// authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code is redeemed once:
 /// a second redemption fails and revokes every token the first one issued (§4.1.2).
 pub async fn exchange_code(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     code: &str,
@@ -420,7 +423,7 @@ pub async fn exchange_code(
     let code_hash = crypto::token_digest(code);
     let now = storage::now();
     let jti = crypto::random_token(16);
-    let ttl = access_token_ttl(state, provider, client);
+    let ttl = access_token_ttl(d, provider, client);
     // RFC 7636 §4.6: S256(verifier) must equal the challenge. The comparison happens in the
     // UPDATE so that a failed attempt does not burn the code; what is compared are digests
     // the attacker cannot steer, so equality in SQL leaks nothing useful.
@@ -434,10 +437,9 @@ pub async fn exchange_code(
         access_token_jti: &jti,
         access_token_exp: now + ttl,
     };
-    let Some(row) = storage::authorization::redeem_code(&state.pool, &redemption, now).await?
-    else {
+    let Some(row) = storage::authorization::redeem_code(d.pool, &redemption, now).await? else {
         return Err(explain_failed_redemption(
-            state,
+            d,
             provider,
             client,
             &code_hash,
@@ -448,12 +450,12 @@ pub async fn exchange_code(
         )
         .await);
     };
-    if !sessions::is_live(state, tenant, &row.sid).await? {
+    if !sessions::is_live(d.pool, tenant, &row.sid).await? {
         return Err(TokenError::InvalidGrant(
             "the sign-in session of this code has ended".into(),
         ));
     }
-    let user = accounts::find_user(state, tenant, &row.user_id)
+    let user = accounts::find_user(d.pool, tenant, &row.user_id)
         .await
         .map_err(|e| TokenError::Unexpected(e.into()))?
         .filter(|u| !u.disabled)
@@ -473,7 +475,7 @@ pub async fn exchange_code(
     };
     // The access token carries the jti recorded on the code, so a replay can revoke it.
     let issued = issue(
-        state,
+        d,
         provider,
         client,
         &grant,
@@ -486,14 +488,14 @@ pub async fn exchange_code(
         ctx,
     )
     .await?;
-    sessions::add_client(state, &row.sid, &client.id).await?;
+    sessions::add_client(d.pool, &row.sid, &client.id).await?;
     Ok(issued.response)
 }
 
 /// Why a code could not be redeemed (the code is left as it was, unless this is a replay).
 #[allow(clippy::too_many_arguments)] // the inputs of the failed redemption, read once
 async fn explain_failed_redemption(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     code_hash: &str,
@@ -505,15 +507,14 @@ async fn explain_failed_redemption(
     let invalid = || {
         TokenError::InvalidGrant("authorization code is invalid, expired or already used".into())
     };
-    let old = match storage::authorization::find_code(&state.pool, &provider.tenant.id, code_hash)
-        .await
+    let old = match storage::authorization::find_code(d.pool, &provider.tenant.id, code_hash).await
     {
         Ok(Some(old)) if old.client_id == client.id => old,
         Ok(_) => return invalid(),
         Err(e) => return e.into(),
     };
     if old.redeemed_at.is_some() {
-        return match revoke_code_grant(state, provider, &old, ctx).await {
+        return match revoke_code_grant(d, provider, &old, ctx).await {
             Ok(()) => invalid(),
             Err(e) => e,
         };
@@ -539,25 +540,22 @@ async fn explain_failed_redemption(
 
 /// A replayed code: revoke the refresh token families and the access token it issued.
 async fn revoke_code_grant(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     code: &storage::authorization::CodeRow,
     ctx: &Context,
 ) -> Result<(), TokenError> {
     let now = storage::now();
     for family in
-        storage::tokens::list_families_of_code(&state.pool, &provider.tenant.id, &code.code_hash)
-            .await?
+        storage::tokens::list_families_of_code(d.pool, &provider.tenant.id, &code.code_hash).await?
     {
-        storage::tokens::revoke_refresh_family(&state.pool, &provider.tenant.id, &family, now)
-            .await?;
+        storage::tokens::revoke_refresh_family(d.pool, &provider.tenant.id, &family, now).await?;
     }
     if let (Some(jti), Some(exp)) = (&code.access_token_jti, code.access_token_exp) {
-        storage::tokens::insert_revoked_access_token(&state.pool, &provider.tenant.id, jti, exp)
-            .await?;
+        storage::tokens::insert_revoked_access_token(d.pool, &provider.tenant.id, jti, exp).await?;
     }
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("token.code_reuse", Some(&provider.tenant))
             .actor(Some(&code.user_id))
             .client(&code.client_id),
@@ -571,7 +569,7 @@ async fn revoke_code_grant(
 /// family (RFC 9700 §4.14.2) — unless it comes within the tenant's reuse interval, which
 /// lets several tabs that refresh at once each get tokens.
 pub async fn refresh(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     refresh_token: &str,
@@ -588,8 +586,7 @@ pub async fn refresh(
     let now = storage::now();
     let invalid =
         || TokenError::InvalidGrant("refresh token is invalid, expired or revoked".into());
-    let Some(row) = storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
-    else {
+    let Some(row) = storage::tokens::find_refresh_token(d.pool, &tenant.id, &hash).await? else {
         return Err(invalid());
     };
     if row.client_id != client.id || row.revoked_at.is_some() || row.expires_at <= now {
@@ -603,16 +600,15 @@ pub async fn refresh(
     let first_use = match row.used_at {
         None => true,
         used if within_interval(used) => false,
-        Some(_) => return Err(refresh_reused(state, tenant, client, &row, ctx).await),
+        Some(_) => return Err(refresh_reused(d, tenant, client, &row, ctx).await),
     };
     let granted = storage::parse_list(&row.scope);
     // Without offline_access a refresh token lives only as long as its browser session.
     if let Some(sid) = &row.sid {
         if !granted.iter().any(|s| s == "offline_access")
-            && !sessions::is_live(state, tenant, sid).await?
+            && !sessions::is_live(d.pool, tenant, sid).await?
         {
-            storage::tokens::revoke_refresh_family(&state.pool, &tenant.id, &row.family_id, now)
-                .await?;
+            storage::tokens::revoke_refresh_family(d.pool, &tenant.id, &row.family_id, now).await?;
             return Err(TokenError::InvalidGrant(
                 "the sign-in session of this refresh token has ended".into(),
             ));
@@ -631,15 +627,14 @@ pub async fn refresh(
         None => granted.clone(),
     };
     let user = match &row.user_id {
-        Some(id) => accounts::find_user(state, tenant, id)
+        Some(id) => accounts::find_user(d.pool, tenant, id)
             .await
             .map_err(|e| TokenError::Unexpected(e.into()))?
             .filter(|u| !u.disabled),
         None => None,
     };
     let Some(user) = user else {
-        storage::tokens::revoke_refresh_family(&state.pool, &tenant.id, &row.family_id, now)
-            .await?;
+        storage::tokens::revoke_refresh_family(d.pool, &tenant.id, &row.family_id, now).await?;
         return Err(TokenError::InvalidGrant("the user no longer exists".into()));
     };
     let grant = Grant {
@@ -666,54 +661,48 @@ pub async fn refresh(
         }),
         grant_type: "refresh_token",
     };
-    match issue(state, provider, client, &grant, lineage(first_use), ctx).await {
+    match issue(d, provider, client, &grant, lineage(first_use), ctx).await {
         Ok(issued) => Ok(issued.response),
         // Another request rotated this token first. Within the reuse interval this is a
         // concurrent tab and gets tokens too; otherwise this presentation is the reuse.
         Err(TokenError::RefreshReused) if first_use => {
-            let again = storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?;
+            let again = storage::tokens::find_refresh_token(d.pool, &tenant.id, &hash).await?;
             if again
                 .as_ref()
                 .is_some_and(|r| r.revoked_at.is_none() && within_interval(r.used_at))
             {
-                match issue(state, provider, client, &grant, lineage(false), ctx).await {
+                match issue(d, provider, client, &grant, lineage(false), ctx).await {
                     Ok(issued) => Ok(issued.response),
                     Err(TokenError::RefreshReused) => {
-                        Err(refresh_reused(state, tenant, client, &row, ctx).await)
+                        Err(refresh_reused(d, tenant, client, &row, ctx).await)
                     }
                     Err(e) => Err(e),
                 }
             } else {
-                Err(refresh_reused(state, tenant, client, &row, ctx).await)
+                Err(refresh_reused(d, tenant, client, &row, ctx).await)
             }
         }
-        Err(TokenError::RefreshReused) => {
-            Err(refresh_reused(state, tenant, client, &row, ctx).await)
-        }
+        Err(TokenError::RefreshReused) => Err(refresh_reused(d, tenant, client, &row, ctx).await),
         Err(e) => Err(e),
     }
 }
 
 /// A refresh token was presented after its rotation: its whole family is revoked.
 async fn refresh_reused(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &crate::tenants::Tenant,
     client: &Client,
     row: &RefreshTokenRow,
     ctx: &Context,
 ) -> TokenError {
-    if let Err(e) = storage::tokens::revoke_refresh_family(
-        &state.pool,
-        &tenant.id,
-        &row.family_id,
-        storage::now(),
-    )
-    .await
+    if let Err(e) =
+        storage::tokens::revoke_refresh_family(d.pool, &tenant.id, &row.family_id, storage::now())
+            .await
     {
         return e.into();
     }
     audit::record(
-        state,
+        d.audit,
         AuditEvent::new("token.refresh_reuse", Some(tenant))
             .actor(row.user_id.as_deref())
             .client(&client.id)
@@ -725,7 +714,7 @@ async fn refresh_reused(
 
 /// client_credentials grant (RFC 6749 §4.4): confidential clients only, no refresh token.
 pub async fn client_credentials(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     scope: Option<&str>,
@@ -764,7 +753,7 @@ pub async fn client_credentials(
         grant_type: "client_credentials",
         ..Lineage::default()
     };
-    Ok(issue(state, provider, client, &grant, lineage, ctx)
+    Ok(issue(d, provider, client, &grant, lineage, ctx)
         .await?
         .response)
 }
@@ -795,7 +784,7 @@ pub enum BearerError {
 /// Validates an access token of this tenant: signature by one of its published keys, `typ`
 /// `at+jwt`, issuer, expiry, and the revocation list (RFC 9068 §4).
 pub async fn validate_access_token(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     token: &str,
 ) -> Result<AccessToken, BearerError> {
@@ -823,7 +812,7 @@ pub async fn validate_access_token(
     if exp <= storage::now() {
         return Err(BearerError::Expired);
     }
-    if storage::tokens::is_access_token_revoked(&state.pool, &provider.tenant.id, &jti)
+    if storage::tokens::is_access_token_revoked(d.pool, &provider.tenant.id, &jti)
         .await
         .map_err(|_| BearerError::Unexpected)?
     {
@@ -845,7 +834,7 @@ pub async fn validate_access_token(
 /// RFC 7009 §2.1: revokes an access or refresh token issued to `client`. Unknown tokens,
 /// and tokens of other clients, are answered the same way (success) and change nothing.
 pub async fn revoke(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     client: &Client,
     token: &str,
@@ -855,19 +844,12 @@ pub async fn revoke(
     let now = storage::now();
     if token.starts_with("rt_") {
         let hash = crypto::token_digest(token);
-        if let Some(row) =
-            storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
-        {
+        if let Some(row) = storage::tokens::find_refresh_token(d.pool, &tenant.id, &hash).await? {
             if row.client_id == client.id {
-                storage::tokens::revoke_refresh_family(
-                    &state.pool,
-                    &tenant.id,
-                    &row.family_id,
-                    now,
-                )
-                .await?;
+                storage::tokens::revoke_refresh_family(d.pool, &tenant.id, &row.family_id, now)
+                    .await?;
                 audit::record(
-                    state,
+                    d.audit,
                     AuditEvent::new("token.revoked", Some(tenant))
                         .client(&client.id)
                         .detail("type", "refresh_token"),
@@ -883,10 +865,9 @@ pub async fn revoke(
         let owner = claims.get("client_id").and_then(Value::as_str);
         if let (true, Some(jti), Some(exp), Some(owner)) = (typ == "at+jwt", jti, exp, owner) {
             if owner == client.id && exp > now {
-                storage::tokens::insert_revoked_access_token(&state.pool, &tenant.id, jti, exp)
-                    .await?;
+                storage::tokens::insert_revoked_access_token(d.pool, &tenant.id, jti, exp).await?;
                 audit::record(
-                    state,
+                    d.audit,
                     AuditEvent::new("token.revoked", Some(tenant))
                         .client(&client.id)
                         .detail("type", "access_token"),
@@ -901,7 +882,7 @@ pub async fn revoke(
 /// Revokes a token (access or refresh) that belongs to `user_id`, whichever client it was
 /// issued to (first-party API: a user revoking their own token). Others are left alone.
 pub async fn revoke_for_user(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     user_id: &str,
     token: &str,
@@ -911,19 +892,12 @@ pub async fn revoke_for_user(
     let now = storage::now();
     if token.starts_with("rt_") {
         let hash = crypto::token_digest(token);
-        if let Some(row) =
-            storage::tokens::find_refresh_token(&state.pool, &tenant.id, &hash).await?
-        {
+        if let Some(row) = storage::tokens::find_refresh_token(d.pool, &tenant.id, &hash).await? {
             if row.user_id.as_deref() == Some(user_id) {
-                storage::tokens::revoke_refresh_family(
-                    &state.pool,
-                    &tenant.id,
-                    &row.family_id,
-                    now,
-                )
-                .await?;
+                storage::tokens::revoke_refresh_family(d.pool, &tenant.id, &row.family_id, now)
+                    .await?;
                 audit::record(
-                    state,
+                    d.audit,
                     AuditEvent::new("token.revoked", Some(tenant))
                         .actor(Some(user_id))
                         .detail("type", "refresh_token"),
@@ -942,10 +916,9 @@ pub async fn revoke_for_user(
             claims.get("exp").and_then(Value::as_i64),
         ) {
             if sub == user_id && exp > now {
-                storage::tokens::insert_revoked_access_token(&state.pool, &tenant.id, jti, exp)
-                    .await?;
+                storage::tokens::insert_revoked_access_token(d.pool, &tenant.id, jti, exp).await?;
                 audit::record(
-                    state,
+                    d.audit,
                     AuditEvent::new("token.revoked", Some(tenant))
                         .actor(Some(user_id))
                         .detail("type", "access_token"),
@@ -967,7 +940,7 @@ fn audience_includes(claims: &Map<String, Value>, id: &str) -> bool {
 
 /// RFC 7662 §2.2: the state of a token of this tenant; anything not live is `active:false`.
 pub async fn introspect(
-    state: &AppState,
+    d: Deps<'_>,
     provider: &Provider,
     caller: &Client,
     token: &str,
@@ -977,7 +950,7 @@ pub async fn introspect(
     if token.starts_with("rt_") {
         let hash = crypto::token_digest(token);
         let Some(row) =
-            storage::tokens::find_refresh_token(&state.pool, &provider.tenant.id, &hash).await?
+            storage::tokens::find_refresh_token(d.pool, &provider.tenant.id, &hash).await?
         else {
             return Ok(inactive);
         };
@@ -1001,7 +974,7 @@ pub async fn introspect(
             "tenant_id": provider.tenant.id,
         }));
     }
-    match validate_access_token(state, provider, token).await {
+    match validate_access_token(d, provider, token).await {
         // RFC 7662 §4: the token's own client, or a resource server named in its audience.
         Ok(at) if at.client_id != caller.id && !audience_includes(&at.claims, &caller.id) => {
             Ok(inactive)

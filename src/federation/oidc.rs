@@ -3,11 +3,8 @@
 //! the ID token verified against the upstream's JWKS (issuer, audience, expiry, nonce,
 //! signature). Every outbound call has the server's timeout and a size limit.
 
-use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
 
 use openidconnect::core::{
     CoreAuthenticationFlow, CoreClient, CoreIdTokenClaims, CoreProviderMetadata,
@@ -19,16 +16,12 @@ use openidconnect::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{
-    transport_error, Check, Connection, ConnectionConfig, FederationError, NewFlow,
+use super::connections::{
+    transport_error, Check, Connection, ConnectionConfig, Deps, FederationError, NewFlow,
     UpstreamIdentity, MAX_DOCUMENT,
 };
 use crate::provider::Provider;
-use crate::state::AppState;
 use crate::storage::federation::FlowRow;
-
-/// How long a fetched discovery document (and its JWKS) is reused.
-const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
 /// An upstream call failed (transport, status, size).
 #[derive(Debug, thiserror::Error)]
@@ -83,38 +76,18 @@ pub async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, S
     Ok(body)
 }
 
-/// Discovery documents by issuer, reused for [`DISCOVERY_TTL`].
-#[derive(Default)]
-pub struct DiscoveryCache(Mutex<HashMap<String, (Instant, CoreProviderMetadata)>>);
-
-impl DiscoveryCache {
-    fn get(&self, issuer: &str) -> Option<CoreProviderMetadata> {
-        let map = self.0.lock().ok()?;
-        map.get(issuer)
-            .filter(|(at, _)| at.elapsed() < DISCOVERY_TTL)
-            .map(|(_, m)| m.clone())
-    }
-
-    fn put(&self, issuer: &str, meta: CoreProviderMetadata) {
-        if let Ok(mut map) = self.0.lock() {
-            map.retain(|_, (at, _)| at.elapsed() < DISCOVERY_TTL);
-            map.insert(issuer.to_string(), (Instant::now(), meta));
-        }
-    }
-}
-
 /// Fetches the upstream's discovery document and JWKS (bypassing the cache).
 pub async fn discover(
-    state: &AppState,
+    d: Deps<'_>,
     config: &ConnectionConfig,
 ) -> Result<CoreProviderMetadata, String> {
     let issuer = config.issuer.as_deref().ok_or("no issuer configured")?;
     let url = IssuerUrl::new(issuer.to_string()).map_err(|e| e.to_string())?;
-    let http = state.http().map_err(|e| e.to_string())?;
+    let http = d.outbound.client().map_err(|e| e.to_string())?;
     let meta = CoreProviderMetadata::discover_async(url, &Bounded(http))
         .await
         .map_err(|e| discovery_error(&e))?;
-    state.federation.put(issuer, meta.clone());
+    d.discovery.put(issuer, meta.clone());
     Ok(meta)
 }
 
@@ -130,17 +103,10 @@ fn discovery_error<E: std::error::Error>(e: &openidconnect::DiscoveryError<E>) -
     out
 }
 
-async fn metadata(
-    state: &AppState,
-    config: &ConnectionConfig,
-) -> Result<CoreProviderMetadata, String> {
-    match config
-        .issuer
-        .as_deref()
-        .and_then(|i| state.federation.get(i))
-    {
+async fn metadata(d: Deps<'_>, config: &ConnectionConfig) -> Result<CoreProviderMetadata, String> {
+    match config.issuer.as_deref().and_then(|i| d.discovery.get(i)) {
         Some(m) => Ok(m),
-        None => discover(state, config).await,
+        None => discover(d, config).await,
     }
 }
 
@@ -193,12 +159,12 @@ fn rp_client(
 /// The redirect to the upstream's authorization endpoint for a new flow, and the flow's
 /// secrets (PKCE verifier, nonce) sealed for its row.
 pub(super) async fn authorization_url(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     conn: &Connection,
     flow: &NewFlow,
 ) -> Result<(url::Url, Vec<u8>), FederationError> {
-    let meta = metadata(state, &conn.config).await.map_err(unavailable)?;
+    let meta = metadata(d, &conn.config).await.map_err(unavailable)?;
     let client = rp_client(p, conn, meta, None)?;
     let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
     let handle = flow.handle.clone();
@@ -226,7 +192,7 @@ pub(super) async fn authorization_url(
         nonce: nonce.secret().clone(),
     };
     let json = serde_json::to_vec(&secrets).map_err(anyhow::Error::from)?;
-    let sealed = state
+    let sealed = d
         .master_key
         .seal(&json, flow.row.id_hash.as_bytes())
         .map_err(|e| FederationError::Unexpected(e.into()))?;
@@ -237,7 +203,7 @@ type Claims = CoreIdTokenClaims;
 
 /// Redeems the upstream's code (with the flow's PKCE verifier) and verifies its ID token.
 pub async fn finish(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     conn: &Connection,
     flow: &FlowRow,
@@ -246,19 +212,19 @@ pub async fn finish(
     let secrets = flow
         .secrets
         .as_deref()
-        .and_then(|s| state.master_key.open(s, flow.id_hash.as_bytes()).ok())
+        .and_then(|s| d.master_key.open(s, flow.id_hash.as_bytes()).ok())
         .and_then(|b| serde_json::from_slice::<FlowSecrets>(&b).ok())
         .ok_or_else(|| {
             FederationError::Unexpected(anyhow::anyhow!("federation flow secrets do not open"))
         })?;
-    let meta = metadata(state, &conn.config).await.map_err(unavailable)?;
-    let secret = super::client_secret(state, conn)?;
+    let meta = metadata(d, &conn.config).await.map_err(unavailable)?;
+    let secret = super::connections::client_secret(d.master_key, conn)?;
     let client = rp_client(p, conn, meta, Some(secret))?;
     let exchange = client
         .exchange_code(AuthorizationCode::new(code.to_string()))
         .map_err(|e| unavailable(e.to_string()))?
         .set_pkce_verifier(PkceCodeVerifier::new(secrets.verifier.clone()));
-    let http = state.http().map_err(FederationError::Unexpected)?;
+    let http = d.outbound.client().map_err(FederationError::Unexpected)?;
     let tokens = exchange.request_async(&Bounded(http)).await.map_err(|e| {
         FederationError::failed(
             "code_exchange_failed",
@@ -276,7 +242,7 @@ pub async fn finish(
         Ok(c) => c.clone(),
         Err(first) => {
             // The upstream may have rotated its keys since discovery: fetch once more.
-            let meta = discover(state, &conn.config).await.map_err(unavailable)?;
+            let meta = discover(d, &conn.config).await.map_err(unavailable)?;
             let retry = rp_client(p, conn, meta, None)?;
             let verifier = retry.id_token_verifier();
             let claims = id_token.claims(&verifier, &nonce).map_err(|_| {
@@ -373,9 +339,9 @@ fn identity(
 }
 
 /// "Test connection": discovery, JWKS, endpoints.
-pub async fn test(state: &AppState, conn: &Connection) -> Vec<Check> {
+pub async fn test(d: Deps<'_>, conn: &Connection) -> Vec<Check> {
     let mut checks = Vec::new();
-    match discover(state, &conn.config).await {
+    match discover(d, &conn.config).await {
         Ok(meta) => {
             checks.push(Check {
                 name: "discovery",

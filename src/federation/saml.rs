@@ -31,15 +31,14 @@ use samael::metadata::{EntitiesDescriptor, EntityDescriptor, HTTP_REDIRECT_BINDI
 use samael::schema::{Assertion, NameIdPolicy};
 use samael::service_provider::{Error as SpError, ServiceProvider};
 
-use super::{
-    check_upstream_url, invalid, transport_error, Check, Connection, FederationError,
+use super::connections::{
+    check_upstream_url, invalid, transport_error, Check, Connection, Deps, FederationError,
     UpstreamIdentity,
 };
 use crate::crypto;
 use crate::provider::Provider;
-use crate::state::AppState;
 pub use crate::storage::federation::SpKeyUse;
-use crate::storage::{self, federation::SpKeyRow};
+use crate::storage::{self, federation::SpKeyRow, Pool};
 use crate::tenants::Tenant;
 
 const SAML_ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
@@ -103,7 +102,7 @@ impl IdpMetadata {
     /// IdP when `entity_id` is `None`); an HTTP-Redirect single sign-on endpoint and at
     /// least one signing certificate.
     pub fn parse(xml: &str, entity_id: Option<&str>) -> Result<Self, FederationError> {
-        if xml.len() > super::MAX_DOCUMENT {
+        if xml.len() > super::connections::MAX_DOCUMENT {
             return Err(invalid("metadata is larger than 1 MiB"));
         }
         if xml.contains("<!DOCTYPE") || xml.contains("<!ENTITY") {
@@ -252,9 +251,9 @@ fn root_is(xml: &str, local: &[u8]) -> bool {
 }
 
 /// Fetches an IdP metadata document (timeout and size limit of every outbound call).
-pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, FederationError> {
+pub async fn fetch_metadata(d: Deps<'_>, url: &str) -> Result<String, FederationError> {
     check_upstream_url("metadata_url", url)?;
-    let http = state.http().map_err(FederationError::Unexpected)?;
+    let http = d.outbound.client().map_err(FederationError::Unexpected)?;
     let mut resp = http.get(url).send().await.map_err(|e| {
         invalid(format!(
             "metadata_url could not be fetched: {}",
@@ -276,13 +275,13 @@ pub async fn fetch_metadata(state: &AppState, url: &str) -> Result<String, Feder
 /// One of the tenant's SP key pairs, created on first use (every instance then reads the
 /// same).
 pub async fn sp_key(
-    state: &AppState,
+    d: Deps<'_>,
     tenant: &Tenant,
     issuer: &str,
     purpose: SpKeyUse,
 ) -> Result<(PKey<Private>, X509), FederationError> {
-    if let Some(row) = storage::federation::find_sp_key(&state.pool, purpose, &tenant.id).await? {
-        return open_sp_key(state, &row);
+    if let Some(row) = storage::federation::find_sp_key(d.pool, purpose, &tenant.id).await? {
+        return open_sp_key(d, &row);
     }
     let issuer = issuer.to_string();
     let (key_der, cert_pem) = tokio::task::spawn_blocking(move || generate_sp_key(&issuer))
@@ -291,22 +290,22 @@ pub async fn sp_key(
         .map_err(|e| FederationError::Unexpected(e.into()))?;
     let row = SpKeyRow {
         tenant_id: tenant.id.clone(),
-        private_key: state
+        private_key: d
             .master_key
             .seal(&key_der, tenant.id.as_bytes())
             .map_err(|e| FederationError::Unexpected(e.into()))?,
         certificate: cert_pem,
         created_at: storage::now(),
     };
-    storage::federation::insert_sp_key(&state.pool, purpose, &row).await?;
-    let row = storage::federation::find_sp_key(&state.pool, purpose, &tenant.id)
+    storage::federation::insert_sp_key(d.pool, purpose, &row).await?;
+    let row = storage::federation::find_sp_key(d.pool, purpose, &tenant.id)
         .await?
         .ok_or_else(|| FederationError::Unexpected(anyhow::anyhow!("SP key vanished")))?;
-    open_sp_key(state, &row)
+    open_sp_key(d, &row)
 }
 
-fn open_sp_key(state: &AppState, row: &SpKeyRow) -> Result<(PKey<Private>, X509), FederationError> {
-    let der = state
+fn open_sp_key(d: Deps<'_>, row: &SpKeyRow) -> Result<(PKey<Private>, X509), FederationError> {
+    let der = d
         .master_key
         .open(&row.private_key, row.tenant_id.as_bytes())
         .map_err(|e| FederationError::Unexpected(e.into()))?;
@@ -352,6 +351,11 @@ pub fn acs_url(p: &Provider) -> String {
     p.endpoint("/saml/acs")
 }
 
+/// `{issuer}/saml/slo`: where IdPs send LogoutRequests and LogoutResponses.
+pub fn slo_url(p: &Provider) -> String {
+    p.endpoint("/saml/slo")
+}
+
 fn service_provider(
     p: &Provider,
     key: Option<PKey<Private>>,
@@ -388,12 +392,12 @@ fn service_provider(
 /// that connection's IdP should load: its own switches (unsigned requests, unsigned
 /// assertions accepted) and NameID format; without, the tenant's defaults (both signed).
 pub async fn sp_metadata(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     conn: Option<&Connection>,
 ) -> Result<String, FederationError> {
-    let (_, signing) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
-    let (_, encryption) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Encryption).await?;
+    let (_, signing) = sp_key(d, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let (_, encryption) = sp_key(d, &p.tenant, &p.issuer, SpKeyUse::Encryption).await?;
     let b64 = |c: &X509| -> Result<String, FederationError> {
         Ok(crypto::b64(
             &c.to_der()
@@ -415,7 +419,7 @@ pub async fn sp_metadata(
     // from its parts (schema order: keys, SingleLogoutService, NameIDFormat, ACS).
     let entity = xml_escape(&sp_entity_id(p));
     let acs = xml_escape(&acs_url(p));
-    let slo = xml_escape(&super::slo::slo_url(p));
+    let slo = xml_escape(&slo_url(p));
     Ok(format!(
         r#"<?xml version="1.0" encoding="UTF-8"?>
 <md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" xmlns:ds="http://www.w3.org/2000/09/xmldsig#" entityID="{entity}">
@@ -461,13 +465,13 @@ pub fn connection_metadata(conn: &Connection) -> Result<IdpMetadata, FederationE
 
 /// The HTTP-Redirect URL of a new AuthnRequest and its ID (for InResponseTo).
 pub async fn authn_request(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     conn: &Connection,
     relay_state: &str,
 ) -> Result<(url::Url, String), FederationError> {
     let idp = connection_metadata(conn)?;
-    let (key, cert) = sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let (key, cert) = sp_key(d, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
     let sp = service_provider(p, None, Some(&cert), idp.descriptor.clone(), false)?;
     let mut request = sp
         .make_authentication_request(&idp.sso_url)
@@ -484,9 +488,9 @@ pub async fn authn_request(
         .map_err(|e| FederationError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     // Signed (Bindings §3.4.4.1: SigAlg and Signature over the encoded query) exactly when
     // the metadata given to this IdP says AuthnRequestsSigned="true".
-    let url = super::slo::redirect_url(
+    let url = super::redirect::redirect_url(
         &idp.sso_url,
-        super::slo::Carrier::Request,
+        super::redirect::Carrier::Request,
         &xml,
         Some(relay_state),
         conn.config.sign_authn_requests.then_some(&key),
@@ -1225,11 +1229,10 @@ fn saml_session(
     conn: &Connection,
     a: &Assertion,
     verified_xml: &str,
-) -> Option<super::slo::SamlSession> {
+) -> Option<super::connections::SamlSession> {
     let name_id = a.subject.as_ref()?.name_id.as_ref()?;
-    let parts =
-        super::slo::subject_name_id(verified_xml).filter(|n| n.value == name_id.value.trim());
-    Some(super::slo::SamlSession {
+    let parts = subject_name_id(verified_xml).filter(|n| n.value == name_id.value.trim());
+    Some(super::connections::SamlSession {
         connection_id: conn.id.clone(),
         name_id: name_id.value.trim().to_string(),
         format: name_id.format.clone(),
@@ -1245,10 +1248,10 @@ fn saml_session(
 
 /// "Test connection" for a SAML IdP: metadata (fetched anew when it comes from a URL, and
 /// stored when valid), certificates and their validity, the SSO endpoint's reachability.
-pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, FederationError> {
+pub async fn test(d: Deps<'_>, conn: &Connection) -> Result<Vec<Check>, FederationError> {
     let mut checks = Vec::new();
     let xml = match conn.config.metadata_url.as_deref() {
-        Some(url) => match fetch_metadata(state, url).await {
+        Some(url) => match fetch_metadata(d, url).await {
             Ok(x) => {
                 checks.push(Check {
                     name: "metadata_fetch",
@@ -1293,7 +1296,7 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
         detail: format!("entity id {}", idp.entity_id),
     });
     if conn.config.metadata_url.is_some() && conn.metadata_xml.as_deref() != Some(xml.as_str()) {
-        storage::federation::update_metadata(&state.pool, &conn.id, &xml, storage::now()).await?;
+        storage::federation::update_metadata(d.pool, &conn.id, &xml, storage::now()).await?;
     }
     let now = Asn1Time::days_from_now(0).map_err(|e| FederationError::Unexpected(e.into()))?;
     let valid = idp
@@ -1309,7 +1312,7 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
             idp.certificates.len()
         ),
     });
-    let http = state.http().map_err(FederationError::Unexpected)?;
+    let http = d.outbound.client().map_err(FederationError::Unexpected)?;
     let reachable = http.get(&idp.sso_url).send().await;
     checks.push(Check {
         name: "sso_endpoint",
@@ -1324,12 +1327,12 @@ pub async fn test(state: &AppState, conn: &Connection) -> Result<Vec<Check>, Fed
 
 /// Remembers an accepted assertion id; false when it was accepted before (a replay).
 pub async fn remember_assertion(
-    state: &AppState,
+    pool: &Pool,
     conn: &Connection,
     verified: &Verified,
 ) -> Result<bool, sqlx::Error> {
     storage::federation::remember_assertion(
-        &state.pool,
+        pool,
         &conn.id,
         &verified.assertion_id,
         verified.remember_until,
@@ -1341,9 +1344,103 @@ pub async fn remember_assertion(
 pub fn by_entity_id<'a>(connections: &'a [Connection], entity_id: &str) -> Option<&'a Connection> {
     connections.iter().find(|c| {
         c.enabled
-            && c.protocol == super::Protocol::Saml2
+            && c.protocol == super::connections::Protocol::Saml2
             && c.config.idp_entity_id.as_deref() == Some(entity_id)
     })
+}
+
+/// The five entities XML predefines (and character references); anything else is refused.
+pub(super) fn predefined_entity(name: &[u8]) -> Option<char> {
+    match name {
+        b"amp" => Some('&'),
+        b"lt" => Some('<'),
+        b"gt" => Some('>'),
+        b"quot" => Some('"'),
+        b"apos" => Some('\''),
+        [b'#', b'x', hex @ ..] => u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16)
+            .ok()
+            .and_then(char::from_u32),
+        [b'#', dec @ ..] => std::str::from_utf8(dec)
+            .ok()?
+            .parse()
+            .ok()
+            .and_then(char::from_u32),
+        _ => None,
+    }
+}
+
+/// The NameID of the (single, verified) assertion's Subject in `xml`, with the qualifiers
+/// samael does not keep.
+pub fn subject_name_id(xml: &str) -> Option<NameIdParts> {
+    let mut reader = NsReader::from_str(xml);
+    let mut stack: Vec<Vec<u8>> = Vec::new();
+    let mut found: Option<NameIdParts> = None;
+    loop {
+        let (ns, event) = reader.read_resolved_event().ok()?;
+        let in_ns = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == SAML_ASSERTION_NS);
+        match event {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let opens = matches!(event, Event::Start(_));
+                let local = if in_ns {
+                    e.local_name().as_ref().to_vec()
+                } else {
+                    Vec::new()
+                };
+                if found.is_none()
+                    && local == b"NameID"
+                    && stack.last().is_some_and(|l| l == b"Subject")
+                {
+                    let attr = |name: &[u8]| {
+                        e.attributes()
+                            .flatten()
+                            .find(|a| a.key.as_ref() == name)
+                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                    };
+                    let parts = NameIdParts {
+                        value: String::new(),
+                        format: attr(b"Format"),
+                        name_qualifier: attr(b"NameQualifier"),
+                        sp_name_qualifier: attr(b"SPNameQualifier"),
+                    };
+                    if !opens {
+                        return Some(parts);
+                    }
+                    found = Some(parts);
+                }
+                if opens {
+                    stack.push(local);
+                }
+            }
+            Event::Text(t) => {
+                if let Some(f) = found.as_mut() {
+                    f.value.push_str(&t.decode().ok()?);
+                }
+            }
+            Event::GeneralRef(r) => {
+                if let Some(f) = found.as_mut() {
+                    f.value.push(predefined_entity(&r)?);
+                }
+            }
+            Event::End(_) => {
+                if let Some(mut f) = found {
+                    f.value = f.value.trim().to_string();
+                    return Some(f);
+                }
+                stack.pop();
+            }
+            Event::Eof => return None,
+            _ => {}
+        }
+    }
+}
+
+/// A NameID as the IdP gave it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameIdParts {
+    pub value: String,
+    pub format: Option<String>,
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
 }
 
 #[cfg(test)]
@@ -1535,5 +1632,15 @@ mod tests {
         assert!(!shape(&lifted).unwrap().root_signed());
         assert!(!shape(&signed("")).unwrap().assertion_signed());
         assert!(shape(&signed("#_a")).unwrap().encrypted.is_none());
+    }
+
+    #[test]
+    fn the_subject_name_id_keeps_its_qualifiers() {
+        let xml = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Issuer>i</saml:Issuer><saml:Subject><saml:NameID SPNameQualifier="https://sp" NameQualifier="https://idp" Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">_abc</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"#;
+        let n = subject_name_id(xml).unwrap();
+        assert_eq!(n.value, "_abc");
+        assert_eq!(n.name_qualifier.as_deref(), Some("https://idp"));
+        assert_eq!(n.sp_name_qualifier.as_deref(), Some("https://sp"));
+        assert!(subject_name_id("<x/>").is_none());
     }
 }

@@ -9,80 +9,37 @@
 //!   came from that NameID (and SessionIndex, when given) of that IdP, with back-channel
 //!   logout to the relying parties, and is answered by a signed LogoutResponse.
 //!
-//! The same module encodes and verifies every HTTP-Redirect message (AuthnRequests too):
-//! DEFLATE, base64, and the signature over `SAMLRequest|SAMLResponse=…[&RelayState=…]&SigAlg=…`
-//! exactly as the parameters were encoded on the wire (Bindings §3.4.4.1). Profiles §4.4.4
-//! requires logout messages over this binding to be signed: unsigned ones are refused.
+//! Messages travel over [`super::redirect`]; Profiles §4.4.4 requires logout messages over
+//! that binding to be signed: unsigned ones are refused.
 
-use std::io::{Read, Write};
-
-use openssl::hash::MessageDigest;
-use openssl::pkey::{PKey, Private};
-use openssl::sign::{Signer, Verifier};
-use openssl::x509::X509;
 use quick_xml::events::Event;
 use quick_xml::name::ResolveResult;
 use quick_xml::reader::NsReader;
-use serde::{Deserialize, Serialize};
 
-use super::saml::{self, SpKeyUse};
-use super::{Connection, FederationError, Protocol};
+use super::connections::{self, Connection, Deps, FederationError, Protocol, SamlSession};
+use super::redirect::{decode_redirect, malformed, redirect_url, Carrier, Received};
+use super::saml::{self, predefined_entity, slo_url, SpKeyUse};
 use crate::crypto;
 use crate::provider::Provider;
 use crate::sessions::{self, Session};
-use crate::state::AppState;
-use crate::storage::{self, federation::SamlSessionRow};
+use crate::storage::{self, federation::SamlSessionRow, Pool};
 
 const SAML_ASSERTION_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:assertion";
 const SAML_PROTOCOL_NS: &[u8] = b"urn:oasis:names:tc:SAML:2.0:protocol";
 pub const STATUS_SUCCESS: &str = "urn:oasis:names:tc:SAML:2.0:status:Success";
-const RSA_SHA256: &str = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256";
-/// Largest message accepted, as sent and once inflated (a DEFLATE bomb stops here).
-const MAX_MESSAGE: usize = 64 * 1024;
 /// How long a LogoutRequest we send is valid, and the skew tolerated on theirs.
 const MESSAGE_TTL: i64 = 300;
 const CLOCK_SKEW_SECS: i64 = 60;
 
-/// `{issuer}/saml/slo`: where IdPs send LogoutRequests and LogoutResponses.
-pub fn slo_url(p: &Provider) -> String {
-    p.endpoint("/saml/slo")
-}
-
-/// The upstream SAML session a Portcullis session came from: the NameID exactly as the
-/// IdP gave it (a LogoutRequest must repeat it) and the SessionIndex of its AuthnStatement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SamlSession {
-    pub connection_id: String,
-    pub name_id: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub format: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name_qualifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub sp_name_qualifier: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub session_index: Option<String>,
-}
-
-impl SamlSession {
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
-    }
-
-    pub fn from_json(s: &str) -> Option<Self> {
-        serde_json::from_str(s).ok()
-    }
-}
-
 /// Remembers that session `sid` came from this SAML sign-in.
 pub async fn record_session(
-    state: &AppState,
+    pool: &Pool,
     tenant_id: &str,
     sid: &str,
     s: &SamlSession,
 ) -> Result<(), sqlx::Error> {
     storage::federation::upsert_saml_session(
-        &state.pool,
+        pool,
         &SamlSessionRow {
             sid: sid.to_string(),
             tenant_id: tenant_id.to_string(),
@@ -96,232 +53,6 @@ pub async fn record_session(
         },
     )
     .await
-}
-
-// ---------------------------------------------------------------------------------------
-// The HTTP-Redirect binding
-// ---------------------------------------------------------------------------------------
-
-/// Which protocol message a redirect carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Carrier {
-    Request,
-    Response,
-}
-
-impl Carrier {
-    fn param(self) -> &'static str {
-        match self {
-            Carrier::Request => "SAMLRequest",
-            Carrier::Response => "SAMLResponse",
-        }
-    }
-}
-
-/// The URL that delivers `xml` to `destination` over HTTP-Redirect: DEFLATE, base64, and,
-/// with a key, `SigAlg` (RSA-SHA256) and `Signature` over the encoded query.
-pub fn redirect_url(
-    destination: &str,
-    carrier: Carrier,
-    xml: &str,
-    relay_state: Option<&str>,
-    key: Option<&PKey<Private>>,
-) -> Result<url::Url, FederationError> {
-    let unexpected =
-        |e: &dyn std::fmt::Display| FederationError::Unexpected(anyhow::anyhow!("{e}"));
-    let mut deflated = Vec::new();
-    {
-        let mut enc =
-            flate2::write::DeflateEncoder::new(&mut deflated, flate2::Compression::default());
-        enc.write_all(xml.as_bytes()).map_err(|e| unexpected(&e))?;
-        enc.finish().map_err(|e| unexpected(&e))?;
-    }
-    let enc = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
-    let mut query = format!("{}={}", carrier.param(), enc(&crypto::b64(&deflated)));
-    if let Some(r) = relay_state.filter(|r| !r.is_empty()) {
-        query.push_str(&format!("&RelayState={}", enc(r)));
-    }
-    if let Some(key) = key {
-        query.push_str(&format!("&SigAlg={}", enc(RSA_SHA256)));
-        let mut signer = Signer::new(MessageDigest::sha256(), key).map_err(|e| unexpected(&e))?;
-        signer
-            .update(query.as_bytes())
-            .map_err(|e| unexpected(&e))?;
-        let signature = signer.sign_to_vec().map_err(|e| unexpected(&e))?;
-        query.push_str(&format!("&Signature={}", enc(&crypto::b64(&signature))));
-    }
-    let mut url = url::Url::parse(destination).map_err(|e| unexpected(&e))?;
-    // The IdP's endpoint may carry its own query; ours follows it unchanged (already
-    // encoded: re-encoding would break the signature).
-    let full = match url.query() {
-        Some(q) if !q.is_empty() => format!("{q}&{query}"),
-        _ => query,
-    };
-    url.set_query(Some(&full));
-    Ok(url)
-}
-
-/// A message received over HTTP-Redirect, decoded but not yet trusted.
-pub struct Received {
-    pub carrier: Carrier,
-    pub xml: String,
-    pub relay_state: Option<String>,
-    signature: Option<ReceivedSignature>,
-}
-
-struct ReceivedSignature {
-    alg: String,
-    value: Vec<u8>,
-    /// The octets the sender signed, rebuilt from the parameters as they arrived.
-    signed: String,
-}
-
-fn malformed() -> FederationError {
-    FederationError::failed("malformed", "The sign-out message is not valid SAML.")
-}
-
-/// Decodes the query of a GET to the SLO endpoint. Refuses repeated parameters, both or
-/// neither of SAMLRequest and SAMLResponse, a Signature without SigAlg, and a message
-/// that inflates beyond 64 KiB.
-pub fn decode_redirect(raw_query: &str) -> Result<Received, FederationError> {
-    if raw_query.len() > MAX_MESSAGE * 2 {
-        return Err(malformed());
-    }
-    let mut fields: Vec<(&str, &str)> = Vec::new();
-    for part in raw_query.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = part.split_once('=').unwrap_or((part, ""));
-        if fields.iter().any(|(seen, _)| *seen == k) {
-            return Err(malformed());
-        }
-        fields.push((k, v));
-    }
-    let raw = |name: &str| fields.iter().find(|(k, _)| *k == name).map(|(_, v)| *v);
-    let decode = |v: &str| -> String {
-        url::form_urlencoded::parse(format!("v={v}").as_bytes())
-            .next()
-            .map(|(_, v)| v.into_owned())
-            .unwrap_or_default()
-    };
-    let (carrier, message) = match (raw("SAMLRequest"), raw("SAMLResponse")) {
-        (Some(m), None) => (Carrier::Request, m),
-        (None, Some(m)) => (Carrier::Response, m),
-        _ => return Err(malformed()),
-    };
-    let relay = raw("RelayState");
-    let signature = match (raw("SigAlg"), raw("Signature")) {
-        (Some(alg), Some(sig)) => {
-            let mut signed = format!("{}={message}", carrier.param());
-            if let Some(r) = relay {
-                signed.push_str(&format!("&RelayState={r}"));
-            }
-            signed.push_str(&format!("&SigAlg={alg}"));
-            let value = crypto::b64_decode(&decode(sig)).ok_or_else(malformed)?;
-            Some(ReceivedSignature {
-                alg: decode(alg),
-                value,
-                signed,
-            })
-        }
-        (None, None) => None,
-        _ => return Err(malformed()),
-    };
-    let compact: String = decode(message)
-        .chars()
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    let deflated = crypto::b64_decode(&compact).ok_or_else(malformed)?;
-    let mut inflated = Vec::new();
-    flate2::read::DeflateDecoder::new(deflated.as_slice())
-        .take(MAX_MESSAGE as u64 + 1)
-        .read_to_end(&mut inflated)
-        .map_err(|_| malformed())?;
-    if inflated.len() > MAX_MESSAGE {
-        return Err(malformed());
-    }
-    let xml = String::from_utf8(inflated).map_err(|_| malformed())?;
-    Ok(Received {
-        carrier,
-        xml,
-        relay_state: relay.map(decode),
-        signature,
-    })
-}
-
-impl Received {
-    /// Verifies the binding's signature against the IdP's signing certificates (any of
-    /// them: the IdP may be rolling over). Only SHA-2 algorithms are accepted.
-    fn verify(&self, certificates: &[X509]) -> Result<(), FederationError> {
-        let Some(sig) = &self.signature else {
-            return Err(FederationError::failed(
-                "unsigned",
-                "The sign-out message is not signed.",
-            ));
-        };
-        let digest = match sig.alg.as_str() {
-            RSA_SHA256 | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256" => {
-                MessageDigest::sha256()
-            }
-            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384"
-            | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384" => MessageDigest::sha384(),
-            "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
-            | "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512" => MessageDigest::sha512(),
-            _ => {
-                return Err(FederationError::failed(
-                    "signature_algorithm",
-                    "The sign-out message is signed with an algorithm that is not accepted.",
-                ))
-            }
-        };
-        let is_ecdsa = sig.alg.contains("#ecdsa-");
-        let verified = certificates.iter().any(|cert| {
-            let Ok(key) = cert.public_key() else {
-                return false;
-            };
-            if is_ecdsa != key.ec_key().is_ok() {
-                return false;
-            }
-            let candidates = if is_ecdsa {
-                // XML Signature's ECDSA value is r‖s; some senders use DER. Both are tried.
-                let mut c = vec![sig.value.clone()];
-                if let Some(der) = raw_ecdsa_to_der(&sig.value) {
-                    c.push(der);
-                }
-                c
-            } else {
-                vec![sig.value.clone()]
-            };
-            candidates.iter().any(|value| {
-                Verifier::new(digest, &key)
-                    .and_then(|mut v| {
-                        v.update(sig.signed.as_bytes())?;
-                        v.verify(value)
-                    })
-                    .unwrap_or(false)
-            })
-        });
-        let _ = openssl::error::ErrorStack::get();
-        if verified {
-            Ok(())
-        } else {
-            Err(FederationError::failed(
-                "signature_invalid",
-                "The sign-out message's signature does not verify against the identity provider's certificates.",
-            ))
-        }
-    }
-}
-
-fn raw_ecdsa_to_der(raw: &[u8]) -> Option<Vec<u8>> {
-    if raw.is_empty() || raw.len() % 2 != 0 {
-        return None;
-    }
-    let (r, s) = raw.split_at(raw.len() / 2);
-    let sig = openssl::ecdsa::EcdsaSig::from_private_components(
-        openssl::bn::BigNum::from_slice(r).ok()?,
-        openssl::bn::BigNum::from_slice(s).ok()?,
-    )
-    .ok()?;
-    sig.to_der().ok()
 }
 
 // ---------------------------------------------------------------------------------------
@@ -471,100 +202,6 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
     Ok(m)
 }
 
-/// The five entities XML predefines (and character references); anything else is refused.
-fn predefined_entity(name: &[u8]) -> Option<char> {
-    match name {
-        b"amp" => Some('&'),
-        b"lt" => Some('<'),
-        b"gt" => Some('>'),
-        b"quot" => Some('"'),
-        b"apos" => Some('\''),
-        [b'#', b'x', hex @ ..] => u32::from_str_radix(std::str::from_utf8(hex).ok()?, 16)
-            .ok()
-            .and_then(char::from_u32),
-        [b'#', dec @ ..] => std::str::from_utf8(dec)
-            .ok()?
-            .parse()
-            .ok()
-            .and_then(char::from_u32),
-        _ => None,
-    }
-}
-
-/// The NameID of the (single, verified) assertion's Subject in `xml`, with the qualifiers
-/// samael does not keep.
-pub fn subject_name_id(xml: &str) -> Option<NameIdParts> {
-    let mut reader = NsReader::from_str(xml);
-    let mut stack: Vec<Vec<u8>> = Vec::new();
-    let mut found: Option<NameIdParts> = None;
-    loop {
-        let (ns, event) = reader.read_resolved_event().ok()?;
-        let in_ns = matches!(ns, ResolveResult::Bound(n) if n.as_ref() == SAML_ASSERTION_NS);
-        match event {
-            Event::Start(ref e) | Event::Empty(ref e) => {
-                let opens = matches!(event, Event::Start(_));
-                let local = if in_ns {
-                    e.local_name().as_ref().to_vec()
-                } else {
-                    Vec::new()
-                };
-                if found.is_none()
-                    && local == b"NameID"
-                    && stack.last().is_some_and(|l| l == b"Subject")
-                {
-                    let attr = |name: &[u8]| {
-                        e.attributes()
-                            .flatten()
-                            .find(|a| a.key.as_ref() == name)
-                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
-                    };
-                    let parts = NameIdParts {
-                        value: String::new(),
-                        format: attr(b"Format"),
-                        name_qualifier: attr(b"NameQualifier"),
-                        sp_name_qualifier: attr(b"SPNameQualifier"),
-                    };
-                    if !opens {
-                        return Some(parts);
-                    }
-                    found = Some(parts);
-                }
-                if opens {
-                    stack.push(local);
-                }
-            }
-            Event::Text(t) => {
-                if let Some(f) = found.as_mut() {
-                    f.value.push_str(&t.decode().ok()?);
-                }
-            }
-            Event::GeneralRef(r) => {
-                if let Some(f) = found.as_mut() {
-                    f.value.push(predefined_entity(&r)?);
-                }
-            }
-            Event::End(_) => {
-                if let Some(mut f) = found {
-                    f.value = f.value.trim().to_string();
-                    return Some(f);
-                }
-                stack.pop();
-            }
-            Event::Eof => return None,
-            _ => {}
-        }
-    }
-}
-
-/// A NameID as the IdP gave it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameIdParts {
-    pub value: String,
-    pub format: Option<String>,
-    pub name_qualifier: Option<String>,
-    pub sp_name_qualifier: Option<String>,
-}
-
 // ---------------------------------------------------------------------------------------
 // Messages this SP sends
 // ---------------------------------------------------------------------------------------
@@ -650,16 +287,15 @@ fn logout_response_xml(
 /// or its connection is gone or disabled, or the IdP publishes no HTTP-Redirect
 /// SingleLogoutService.
 pub async fn begin(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     sid: &str,
     return_to: Option<&str>,
 ) -> Result<Option<url::Url>, FederationError> {
-    let Some(row) = storage::federation::take_saml_session(&state.pool, &p.tenant.id, sid).await?
-    else {
+    let Some(row) = storage::federation::take_saml_session(d.pool, &p.tenant.id, sid).await? else {
         return Ok(None);
     };
-    let Some(conn) = super::find(state, &p.tenant, &row.connection_id).await? else {
+    let Some(conn) = connections::find(d.pool, &p.tenant, &row.connection_id).await? else {
         return Ok(None);
     };
     if !conn.enabled || conn.protocol != Protocol::Saml2 {
@@ -671,7 +307,7 @@ pub async fn begin(
     let Some(endpoint) = idp.slo else {
         return Ok(None);
     };
-    let (key, _) = saml::sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let (key, _) = saml::sp_key(d, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
     let id = new_id();
     let xml = logout_request_xml(
         &id,
@@ -680,7 +316,7 @@ pub async fn begin(
         &row,
         storage::now(),
     );
-    let mut flow = super::NewFlow::new(&p.tenant, &conn, None, None);
+    let mut flow = connections::NewFlow::new(&p.tenant, &conn, None, None);
     flow.row.saml_request_id = Some(id);
     flow.row.logout_return = Some(return_to.unwrap_or_default().to_string());
     let url = redirect_url(
@@ -690,7 +326,7 @@ pub async fn begin(
         Some(&flow.handle),
         Some(&key),
     )?;
-    storage::federation::insert_flow(&state.pool, &flow.row).await?;
+    storage::federation::insert_flow(d.pool, &flow.row).await?;
     Ok(Some(url))
 }
 
@@ -714,15 +350,15 @@ pub enum Outcome {
 
 /// Handles a GET to `{issuer}/saml/slo` (its raw query string).
 pub async fn receive(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     raw_query: &str,
 ) -> Result<Outcome, FederationError> {
     let received = decode_redirect(raw_query)?;
     let message = parse_logout(&received.xml)?;
     match (received.carrier, message.is_request) {
-        (Carrier::Request, true) => logout_request(state, p, &received, &message).await,
-        (Carrier::Response, false) => logout_response(state, p, &received, &message).await,
+        (Carrier::Request, true) => logout_request(d, p, &received, &message).await,
+        (Carrier::Response, false) => logout_response(d, p, &received, &message).await,
         _ => Err(malformed()),
     }
 }
@@ -764,12 +400,12 @@ fn check(
 }
 
 async fn logout_request(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     received: &Received,
     message: &LogoutMessage,
 ) -> Result<Outcome, FederationError> {
-    let connections = super::list(state, &p.tenant).await?;
+    let connections = connections::list(d.pool, &p.tenant).await?;
     let conn: &Connection = message
         .issuer
         .as_deref()
@@ -800,7 +436,7 @@ async fn logout_request(
         .unwrap_or(storage::now() + MESSAGE_TTL)
         + CLOCK_SKEW_SECS;
     if !storage::federation::remember_assertion(
-        &state.pool,
+        d.pool,
         &conn.id,
         &format!("logout:{}", message.id),
         remember_until,
@@ -812,13 +448,9 @@ async fn logout_request(
             "This sign-out request was already received.",
         ));
     }
-    let rows = storage::federation::list_saml_sessions_of_subject(
-        &state.pool,
-        &p.tenant.id,
-        &conn.id,
-        name_id,
-    )
-    .await?;
+    let rows =
+        storage::federation::list_saml_sessions_of_subject(d.pool, &p.tenant.id, &conn.id, name_id)
+            .await?;
     let mut user_ids = Vec::new();
     for row in rows {
         if !message.session_indexes.is_empty()
@@ -829,9 +461,9 @@ async fn logout_request(
         {
             continue;
         }
-        storage::federation::delete_saml_session(&state.pool, &p.tenant.id, &row.sid).await?;
+        storage::federation::delete_saml_session(d.pool, &p.tenant.id, &row.sid).await?;
         let live = storage::sessions::find_live_session_by_sid(
-            &state.pool,
+            d.pool,
             &p.tenant.id,
             &row.sid,
             storage::now(),
@@ -839,7 +471,7 @@ async fn logout_request(
         .await?;
         if let Some(live) = live {
             let session = Session::from(live);
-            sessions::end_session(state, p, &session)
+            sessions::end_session(d.pool, d.outbound, p, &session)
                 .await
                 .map_err(FederationError::Unexpected)?;
             if !user_ids.contains(&session.user_id) {
@@ -847,7 +479,7 @@ async fn logout_request(
             }
         }
     }
-    let (key, _) = saml::sp_key(state, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
+    let (key, _) = saml::sp_key(d, &p.tenant, &p.issuer, SpKeyUse::Signing).await?;
     let destination = endpoint.response_location.unwrap_or(endpoint.location);
     let xml = logout_response_xml(
         &saml::sp_entity_id(p),
@@ -871,7 +503,7 @@ async fn logout_request(
 }
 
 async fn logout_response(
-    state: &AppState,
+    d: Deps<'_>,
     p: &Provider,
     received: &Received,
     message: &LogoutMessage,
@@ -883,11 +515,11 @@ async fn logout_response(
         )
     };
     let handle = received.relay_state.as_deref().ok_or_else(unknown)?;
-    let flow = super::find_flow(state, &p.tenant, handle)
+    let flow = connections::find_flow(d.pool, &p.tenant, handle)
         .await?
         .filter(|f| f.logout_return.is_some())
         .ok_or_else(unknown)?;
-    let conn = super::find(state, &p.tenant, &flow.connection_id)
+    let conn = connections::find(d.pool, &p.tenant, &flow.connection_id)
         .await?
         .ok_or_else(unknown)?;
     let idp = saml::connection_metadata(&conn)?;
@@ -898,7 +530,7 @@ async fn logout_response(
             "The sign-out response does not answer the request sent.",
         ));
     }
-    if !super::consume_flow(state, &flow).await? {
+    if !connections::consume_flow(d.pool, &flow).await? {
         return Err(unknown());
     }
     Ok(Outcome::Returned {
@@ -913,104 +545,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    fn key_and_cert() -> (PKey<Private>, X509) {
-        let key = PKey::from_rsa(openssl::rsa::Rsa::generate(2048).unwrap()).unwrap();
-        let mut name = openssl::x509::X509NameBuilder::new().unwrap();
-        name.append_entry_by_text("CN", "test").unwrap();
-        let name = name.build();
-        let mut b = X509::builder().unwrap();
-        b.set_version(2).unwrap();
-        b.set_subject_name(&name).unwrap();
-        b.set_issuer_name(&name).unwrap();
-        b.set_pubkey(&key).unwrap();
-        b.set_not_before(&openssl::asn1::Asn1Time::days_from_now(0).unwrap())
-            .unwrap();
-        b.set_not_after(&openssl::asn1::Asn1Time::days_from_now(1).unwrap())
-            .unwrap();
-        b.sign(&key, MessageDigest::sha256()).unwrap();
-        (key, b.build())
-    }
-
     const REQUEST: &str = r#"<samlp:LogoutRequest xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion" ID="_r1" Version="2.0" IssueInstant="2026-12-05T10:00:00Z" Destination="https://sp.example/t/saml/slo"><saml:Issuer>https://idp.example</saml:Issuer><saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">a&amp;b@example.com</saml:NameID><samlp:SessionIndex>s1</samlp:SessionIndex><samlp:SessionIndex>s2</samlp:SessionIndex></samlp:LogoutRequest>"#;
-
-    #[test]
-    fn a_signed_redirect_round_trips_and_verifies_only_with_the_signers_certificate() {
-        let (key, cert) = key_and_cert();
-        let (_, other) = key_and_cert();
-        let url = redirect_url(
-            "https://idp.example/slo?x=1",
-            Carrier::Request,
-            REQUEST,
-            Some("relay state/ü"),
-            Some(&key),
-        )
-        .unwrap();
-        let query = url.query().unwrap();
-        assert!(query.starts_with("x=1&SAMLRequest="), "{query}");
-        let received = decode_redirect(query.trim_start_matches("x=1&")).unwrap();
-        assert_eq!(received.carrier, Carrier::Request);
-        assert_eq!(received.xml, REQUEST);
-        assert_eq!(received.relay_state.as_deref(), Some("relay state/ü"));
-        received.verify(std::slice::from_ref(&cert)).unwrap();
-        let err = received.verify(&[other]).unwrap_err();
-        assert!(matches!(
-            err,
-            FederationError::Failed {
-                reason: "signature_invalid",
-                ..
-            }
-        ));
-        // Any change to a signed parameter breaks the signature.
-        let tampered = query
-            .trim_start_matches("x=1&")
-            .replace("RelayState=relay", "RelayState=relax");
-        let err = decode_redirect(&tampered)
-            .unwrap()
-            .verify(&[cert])
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            FederationError::Failed {
-                reason: "signature_invalid",
-                ..
-            }
-        ));
-    }
-
-    #[test]
-    fn malformed_redirects_are_refused() {
-        let (key, _) = key_and_cert();
-        let url =
-            redirect_url("https://i/s", Carrier::Response, REQUEST, None, Some(&key)).unwrap();
-        let q = url.query().unwrap().to_string();
-        for bad in [
-            format!("{q}&SAMLResponse=x"),     // repeated
-            "RelayState=x".to_string(),        // no message
-            format!("SAMLRequest=x&{q}"),      // both kinds
-            q.replace("&Signature=", "&Sig="), // SigAlg without Signature
-            "SAMLRequest=%%%".to_string(),     // not base64
-        ] {
-            assert!(decode_redirect(&bad).is_err(), "{bad}");
-        }
-        // A DEFLATE bomb stops at 64 KiB.
-        let huge = "<a>".to_string() + &" ".repeat(MAX_MESSAGE * 4) + "</a>";
-        let url = redirect_url("https://i/s", Carrier::Request, &huge, None, None).unwrap();
-        assert!(url.query().unwrap().len() < MAX_MESSAGE);
-        assert!(decode_redirect(url.query().unwrap()).is_err());
-        // Unsigned messages decode, but do not verify.
-        let url = redirect_url("https://i/s", Carrier::Request, REQUEST, None, None).unwrap();
-        let err = decode_redirect(url.query().unwrap())
-            .unwrap()
-            .verify(&[])
-            .unwrap_err();
-        assert!(matches!(
-            err,
-            FederationError::Failed {
-                reason: "unsigned",
-                ..
-            }
-        ));
-    }
 
     #[test]
     fn logout_messages_parse_to_what_the_sp_checks() {
@@ -1051,15 +586,5 @@ mod tests {
                 ..
             })
         ));
-    }
-
-    #[test]
-    fn the_subject_name_id_keeps_its_qualifiers() {
-        let xml = r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol"><saml:Assertion xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:Issuer>i</saml:Issuer><saml:Subject><saml:NameID SPNameQualifier="https://sp" NameQualifier="https://idp" Format="urn:oasis:names:tc:SAML:2.0:nameid-format:persistent">_abc</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"#;
-        let n = subject_name_id(xml).unwrap();
-        assert_eq!(n.value, "_abc");
-        assert_eq!(n.name_qualifier.as_deref(), Some("https://idp"));
-        assert_eq!(n.sp_name_qualifier.as_deref(), Some("https://sp"));
-        assert!(subject_name_id("<x/>").is_none());
     }
 }

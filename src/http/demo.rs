@@ -162,7 +162,8 @@ pub async fn demo_callback(
         format!("{}:{}", enc(&client.client_id), enc(&client.client_secret)).as_bytes(),
     );
     let resp = state
-        .http()?
+        .outbound
+        .client()?
         .post(format!("{issuer}/token"))
         .header("authorization", format!("Basic {basic}"))
         .header("content-type", "application/x-www-form-urlencoded")
@@ -185,7 +186,7 @@ pub async fn demo_callback(
     };
     let provider = state
         .providers
-        .get(&state, demo::TENANT)
+        .get(&state.pool, demo::TENANT)
         .await?
         .ok_or_else(|| bad("The demo tenant is gone."))?;
     let (_, claims) = provider
@@ -198,7 +199,8 @@ pub async fn demo_callback(
         return Err(bad("The ID token's nonce or audience is wrong."));
     }
     let userinfo_bytes = state
-        .http()?
+        .outbound
+        .client()?
         .get(format!("{issuer}/userinfo"))
         .header("authorization", format!("Bearer {access_token}"))
         .send()

@@ -66,7 +66,7 @@ impl FromRequest for TenantProvider {
             let (Some(state), Some(slug)) = (state, slug) else {
                 return Err(TenantNotFound.into());
             };
-            match state.providers.get(&state, &slug).await {
+            match state.providers.get(&state.pool, &slug).await {
                 Ok(Some(p)) => Ok(TenantProvider(p)),
                 Ok(None) => Err(TenantNotFound.into()),
                 Err(e) => Err(OAuthError::from(e).into()),

@@ -71,10 +71,10 @@ async fn failure(
     if let Some(x) = pending {
         event = event.client(&x.client.id);
     }
-    audit::record(state, event, &audit_context(req));
+    audit::record(&state.audit, event, &audit_context(req));
     let back = match pending {
         Some(x) => {
-            authorization::finish_request(state, p, &x.id).await?;
+            authorization::finish_request(state.authorization(), p, &x.id).await?;
             let e = ErrorRedirect {
                 redirect_uri: x.request.redirect_uri.clone(),
                 response_mode: x.request.response_mode,
@@ -118,9 +118,9 @@ async fn link_required(
     if let Some(x) = pending {
         event = event.client(&x.client.id);
     }
-    audit::record(state, event, &audit_context(req));
+    audit::record(&state.audit, event, &audit_context(req));
     let sealed = link
-        .seal(state, &p.tenant)
+        .seal(&state.master_key, &p.tenant)
         .map_err(|e| PageError::unexpected(loc, &anyhow::anyhow!(e.to_string())))?;
     let action = match pending {
         Some(x) => format!("{}?request={}", p.endpoint("/login"), x.id),
@@ -158,7 +158,7 @@ pub async fn account_link_get(
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let id = authorization::account_sign_in(&state, &p, Some(loc.tag()))
+    let id = authorization::account_sign_in(state.authorization(), &p, Some(loc.tag()))
         .await
         .map_err(PageError::from)?;
     Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
@@ -177,11 +177,12 @@ pub async fn account_linked_add_post(
         Ok(x) => x,
         Err(redirect) => return Ok(redirect),
     };
-    let conn =
-        match federation::find(&state, &p.tenant, form.get("connection").unwrap_or("")).await? {
-            Some(c) if c.enabled => c,
-            _ => return Err(PageError::bad_request(loc, loc.texts().request_expired)),
-        };
+    let conn = match federation::find(&state.pool, &p.tenant, form.get("connection").unwrap_or(""))
+        .await?
+    {
+        Some(c) if c.enabled => c,
+        _ => return Err(PageError::bad_request(loc, loc.texts().request_expired)),
+    };
     match begin(&state, &req, &p, &conn, None, Some(&user.id)).await {
         Ok(r) => Ok(r),
         Err(e) => failure(&state, &req, &p, Some(&conn), None, e).await,
@@ -203,10 +204,10 @@ pub async fn account_linked_remove_post(
     };
     let connection = form.get("connection").unwrap_or("");
     let t = loc.texts();
-    let message = match federation::unlink(&state, &p.tenant, &user, connection).await {
+    let message = match federation::unlink(state.federation(), &p.tenant, &user, connection).await {
         Ok(()) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("federation.unlinked", Some(&p.tenant))
                     .actor(Some(&user.id))
                     .detail("connection", connection.to_string()),
@@ -245,7 +246,8 @@ async fn begin(
         Some(c) if c.value().len() == 43 => c.value().to_string(),
         _ => crypto::random_token(32),
     };
-    let location = federation::start(state, p, conn, request_id, &browser, link_user).await?;
+    let location =
+        federation::start(state.federation(), p, conn, request_id, &browser, link_user).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, location.to_string()))
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -267,7 +269,7 @@ pub async fn start_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
-    let connections = federation::list(&state, &p.tenant).await?;
+    let connections = federation::list(&state.pool, &p.tenant).await?;
     let email = form.get("email").unwrap_or("");
     let conn = match form.get("connection") {
         Some("google") => connections.iter().find(|c| c.enabled && c.is_google()),
@@ -306,7 +308,7 @@ pub async fn sso_login_get(
     if let Some(slug) = q.get("tenant").filter(|s| *s != p.tenant.slug) {
         return Ok(redirect_to_tenant(&state, &req, slug));
     }
-    let connections = federation::list(&state, &p.tenant).await?;
+    let connections = federation::list(&state.pool, &p.tenant).await?;
     let enabled: Vec<&Connection> = connections.iter().filter(|c| c.enabled).collect();
     let conn = if let Some(id) = q.get("connection") {
         enabled
@@ -369,15 +371,15 @@ async fn load_flow(
     handle: &str,
 ) -> Result<Option<(FlowRow, Connection, Option<Pending>)>, PageError> {
     // A sign-out round trip (SAML Single Logout) is never a sign-in.
-    let flow = federation::find_flow(state, &p.tenant, handle).await?;
+    let flow = federation::find_flow(&state.pool, &p.tenant, handle).await?;
     let Some(flow) = flow.filter(|f| f.logout_return.is_none()) else {
         return Ok(None);
     };
-    let Some(conn) = federation::find(state, &p.tenant, &flow.connection_id).await? else {
+    let Some(conn) = federation::find(&state.pool, &p.tenant, &flow.connection_id).await? else {
         return Ok(None);
     };
     let pending = match flow.request_id.as_deref() {
-        Some(id) => authorization::load_request(state, p, id)
+        Some(id) => authorization::load_request(state.authorization(), p, id)
             .await
             .map_err(PageError::from)?,
         None => None,
@@ -422,7 +424,7 @@ pub async fn oidc_callback(
         ))
         .await;
     }
-    if !federation::consume_flow(&state, &flow).await? {
+    if !federation::consume_flow(&state.pool, &flow).await? {
         return fail(FederationError::failed(
             "replayed",
             "This sign-in was already completed. Start again from the application.",
@@ -455,7 +457,7 @@ pub async fn oidc_callback(
         ))
         .await;
     };
-    match oidc::finish(&state, &p, &conn, &flow, code).await {
+    match oidc::finish(state.federation(), &p, &conn, &flow, code).await {
         Ok(identity) => complete(&state, &req, &p, &conn, Some(&flow), pending, identity).await,
         Err(e) => fail(e).await,
     }
@@ -508,7 +510,7 @@ pub async fn saml_acs(
             return failure(&state, &req, &p, Some(c), pending, malformed()).await;
         }
         None => {
-            connections = federation::list(&state, &p.tenant).await?;
+            connections = federation::list(&state.pool, &p.tenant).await?;
             let conn = shape
                 .issuer
                 .as_deref()
@@ -526,7 +528,13 @@ pub async fn saml_acs(
         }
     };
     let decryption_key = if shape.is_encrypted() {
-        let key = saml::sp_key(&state, &p.tenant, &p.issuer, saml::SpKeyUse::Encryption).await;
+        let key = saml::sp_key(
+            state.federation(),
+            &p.tenant,
+            &p.issuer,
+            saml::SpKeyUse::Encryption,
+        )
+        .await;
         match key {
             Ok((k, _)) => Some(k),
             Err(e) => return failure(&state, &req, &p, Some(conn), pending, e).await,
@@ -543,11 +551,11 @@ pub async fn saml_acs(
         "replayed",
         "This assertion was already used. Start again from the application.",
     );
-    if !saml::remember_assertion(&state, conn, &verified).await? {
+    if !saml::remember_assertion(&state.pool, conn, &verified).await? {
         return failure(&state, &req, &p, Some(conn), pending, replayed).await;
     }
     if let Some(f) = flow {
-        if !federation::consume_flow(&state, f).await? {
+        if !federation::consume_flow(&state.pool, f).await? {
             return failure(&state, &req, &p, Some(conn), pending, replayed).await;
         }
     }
@@ -576,13 +584,13 @@ pub async fn saml_metadata(
             .map(|q| q.into_inner())
             .unwrap_or_default();
     let conn = match query.get("connection") {
-        Some(id) => match federation::find(&state, &p.tenant, id).await? {
+        Some(id) => match federation::find(&state.pool, &p.tenant, id).await? {
             Some(c) if c.protocol == Protocol::Saml2 => Some(c),
             _ => return Ok(HttpResponse::NotFound().finish()),
         },
         None => None,
     };
-    let xml = saml::sp_metadata(&state, &p, conn.as_ref())
+    let xml = saml::sp_metadata(state.federation(), &p, conn.as_ref())
         .await
         .map_err(|e| PageError::unexpected(Locale::En, &e))?;
     Ok(HttpResponse::Ok()
@@ -602,7 +610,7 @@ pub async fn saml_slo(
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let ctx = audit_context(&req);
-    match slo::receive(&state, &p, req.query_string()).await {
+    match slo::receive(state.federation(), &p, req.query_string()).await {
         Ok(slo::Outcome::LoggedOut {
             connection_id,
             user_ids,
@@ -610,7 +618,7 @@ pub async fn saml_slo(
         }) => {
             for user in &user_ids {
                 audit::record(
-                    &state,
+                    &state.audit,
                     AuditEvent::new("signout", Some(&p.tenant))
                         .actor(Some(user))
                         .detail("channel", "saml-slo")
@@ -628,7 +636,7 @@ pub async fn saml_slo(
             if status != slo::STATUS_SUCCESS {
                 // Signed out here already; the IdP could not end every session it holds.
                 audit::record(
-                    &state,
+                    &state.audit,
                     AuditEvent::new("federation.logout_partial", Some(&p.tenant))
                         .detail("connection", connection_id)
                         .detail("status", status),
@@ -649,7 +657,7 @@ pub async fn saml_slo(
             };
             tracing::info!(tenant = %p.tenant.slug, reason, "SAML sign-out message refused");
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("federation.logout_failed", Some(&p.tenant))
                     .detail("reason", reason),
                 &ctx,
@@ -689,11 +697,13 @@ async fn complete_link(
             return failure(state, req, p, Some(conn), None, e).await;
         }
     };
-    if let Err(e) = federation::link_from_account(state, &p.tenant, conn, identity, &user).await {
+    if let Err(e) =
+        federation::link_from_account(state.federation(), &p.tenant, conn, identity, &user).await
+    {
         return failure(state, req, p, Some(conn), None, e).await;
     }
     audit::record(
-        state,
+        &state.audit,
         AuditEvent::new("federation.linked", Some(&p.tenant))
             .actor(Some(&user.id))
             .detail("connection", conn.id.clone())
@@ -742,13 +752,14 @@ async fn complete(
     if let Some(link_user) = flow.and_then(|f| f.link_user_id.as_deref()) {
         return complete_link(state, req, p, conn, &identity, link_user, loc).await;
     }
-    let user = match federation::resolve_user(state, &p.tenant, conn, &identity).await {
+    let user = match federation::resolve_user(state.federation(), &p.tenant, conn, &identity).await
+    {
         Ok(u) => u,
         Err(e) => return failure(state, req, p, Some(conn), pending.as_ref(), e).await,
     };
     let ctx = audit_context(req);
     audit::record(
-        state,
+        &state.audit,
         AuditEvent::new("federation.signin", Some(&p.tenant))
             .actor(Some(&user.id))
             .detail("connection", conn.id.clone())
@@ -762,7 +773,7 @@ async fn complete(
     let upstream = identity
         .saml_session
         .as_ref()
-        .map(slo::SamlSession::to_json);
+        .map(federation::SamlSession::to_json);
     match (pending, flow) {
         (Some(pending), _) => {
             // Recorded with the session (for Single Logout), now or after the second factor.
@@ -773,7 +784,7 @@ async fn complete(
             if conn.config.apply_mfa_policy {
                 if let Some(step) = second_factor_step(state, p, &pending, &user.id, loc).await? {
                     authorization::set_federated_mfa_user(
-                        state,
+                        state.authorization(),
                         p,
                         &pending.id,
                         &user.id,
@@ -793,7 +804,7 @@ async fn complete(
         (None, Some(_)) => {
             // GET /api/v1/auth/sso/login: the first-party tokens, as from /auth/login.
             match first_party::login_federated(
-                state,
+                state.first_party(),
                 p,
                 &user,
                 &amr,
@@ -804,7 +815,7 @@ async fn complete(
             {
                 Ok(t) => {
                     audit::record(
-                        state,
+                        &state.audit,
                         AuditEvent::new("signin.success", Some(&p.tenant))
                             .actor(Some(&user.id))
                             .detail("channel", "sso"),
@@ -825,10 +836,10 @@ async fn complete(
             let existing = current_session(state, req, p).await?;
             let started = start_session(state, req, p, &user, existing, &amr).await?;
             if let Some(s) = &identity.saml_session {
-                slo::record_session(state, &p.tenant.id, &started.session.sid, s).await?;
+                slo::record_session(&state.pool, &p.tenant.id, &started.session.sid, s).await?;
             }
             audit::record(
-                state,
+                &state.audit,
                 AuditEvent::new("signin.success", Some(&p.tenant))
                     .actor(Some(&user.id))
                     .detail("channel", "idp-initiated"),

@@ -160,7 +160,7 @@ pub async fn protect(
             Some(
                 state
                     .protection
-                    .check(&state, &route, tenant_key, ip, window)
+                    .check(&state.pool, &state.audit, &route, tenant_key, ip, window)
                     .await,
             )
         }
@@ -232,7 +232,7 @@ async fn resolve_tenant(
         .tenant
         .clone()
         .or_else(|| state.config.default_tenant.clone())?;
-    let found = match state.providers.get(state, &slug).await {
+    let found = match state.providers.get(&state.pool, &slug).await {
         Ok(p) => p,
         // The handler's own lookup reports the failure.
         Err(_) => return None,
@@ -258,7 +258,7 @@ async fn cors_allowed(
     };
     match client {
         Some(CorsClient(origins)) => origins.iter().any(|o| o == origin),
-        None => crate::clients::tenant_allows_origin(state, &p.tenant, origin)
+        None => crate::clients::tenant_allows_origin(state.clients(), &p.tenant, origin)
             .await
             .unwrap_or(false),
     }

@@ -60,7 +60,7 @@ async fn authenticated_client(
     params: &crate::authorization::Params,
 ) -> Result<(clients::Client, ClientCredentials), OAuthError> {
     let creds = client_credentials(req, params)?;
-    let client = clients::authenticate_client(state, &p.tenant, &creds).await?;
+    let client = clients::authenticate_client(state.clients(), &p.tenant, &creds).await?;
     mark_cors_client(req, &client);
     Ok((client, creds))
 }
@@ -84,7 +84,7 @@ pub async fn token_post(
                 .get("code")
                 .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
             tokens::exchange_code(
-                &state,
+                state.tokens(),
                 &p,
                 &client,
                 code,
@@ -98,10 +98,10 @@ pub async fn token_post(
             let rt = params
                 .get("refresh_token")
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            tokens::refresh(&state, &p, &client, rt, params.get("scope"), &ctx).await
+            tokens::refresh(state.tokens(), &p, &client, rt, params.get("scope"), &ctx).await
         }
         "client_credentials" => {
-            tokens::client_credentials(&state, &p, &client, params.get("scope"), &ctx).await
+            tokens::client_credentials(state.tokens(), &p, &client, params.get("scope"), &ctx).await
         }
         _ => Err(TokenError::UnsupportedGrantType),
     };
@@ -133,9 +133,11 @@ pub async fn userinfo(
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return Err(BearerChallenge::missing()),
     };
-    let at = tokens::validate_access_token(&state, &p, &token).await?;
+    let at = tokens::validate_access_token(state.tokens(), &p, &token).await?;
     if req.headers().contains_key(header::ORIGIN) {
-        if let Ok(Some(client)) = clients::find_client(&state, &p.tenant, &at.client_id).await {
+        if let Ok(Some(client)) =
+            clients::find_client(state.clients(), &p.tenant, &at.client_id).await
+        {
             mark_cors_client(&req, &client);
         }
     }
@@ -144,7 +146,7 @@ pub async fn userinfo(
             "the openid scope is required",
         ));
     }
-    let user = accounts::find_user(&state, &p.tenant, &at.sub)
+    let user = accounts::find_user(&state.pool, &p.tenant, &at.sub)
         .await
         .map_err(|_| BearerChallenge::from(tokens::BearerError::Unexpected))?
         .filter(|u| !u.disabled)
@@ -180,7 +182,7 @@ pub async fn revoke_post(
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    tokens::revoke(&state, &p, &client, token, &audit_context(&req)).await?;
+    tokens::revoke(state.tokens(), &p, &client, token, &audit_context(&req)).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
@@ -201,6 +203,6 @@ pub async fn introspect_post(
     let token = params
         .get("token")
         .ok_or_else(|| OAuthError::invalid_request("token is required"))?;
-    let result = tokens::introspect(&state, &p, &client, token).await?;
+    let result = tokens::introspect(state.tokens(), &p, &client, token).await?;
     Ok(no_store_json(&result))
 }

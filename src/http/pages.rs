@@ -16,7 +16,7 @@ use crate::clients;
 use crate::crypto;
 use crate::error::{Frame, PageError};
 use crate::federation::{self, slo};
-use crate::http::extractors::{audit_context, client_ip, query_params, FormParams, TenantProvider};
+use crate::http::extractors::{audit_context, query_params, FormParams, TenantProvider};
 use crate::i18n::{self, Locale, Texts};
 use crate::mfa;
 use crate::provider::Provider;
@@ -298,7 +298,7 @@ pub(super) async fn current_session(
     let Some(c) = req.cookie(&sessions::cookie_name(&p.tenant.slug)) else {
         return Ok(None);
     };
-    Ok(sessions::find_session(state, &p.tenant, c.value()).await?)
+    Ok(sessions::find_session(&state.pool, &p.tenant, c.value()).await?)
 }
 
 /// `GET|POST {issuer}/authorize` (RFC 6749 §4.1.1, OpenID Connect Core §3.1.2).
@@ -325,7 +325,8 @@ pub async fn authorize(
         query_params(&req)
     };
     let loc = locale(&req, params.get("ui_locales"));
-    let (client, request) = match authorization::validate(&state, &p, &params).await {
+    let (client, request) = match authorization::validate(state.authorization(), &p, &params).await
+    {
         Ok(v) => v,
         Err(AuthorizeError::Redirect(e)) => {
             return respond(&authorization::error_response(&p, &e), loc)
@@ -334,19 +335,26 @@ pub async fn authorize(
         Err(AuthorizeError::Unexpected(e)) => return Err(PageError::unexpected(loc, &e)),
     };
     let session = current_session(&state, &req, &p).await?;
-    let next = authorization::decide(&state, &p, &client, &request, session.as_ref(), false)
-        .await
-        .map_err(PageError::from)?;
+    let next = authorization::decide(
+        state.authorization(),
+        &p,
+        &client,
+        &request,
+        session.as_ref(),
+        false,
+    )
+    .await
+    .map_err(PageError::from)?;
     match (next, session) {
         (Next::Issue, Some(s)) => {
-            let resp = authorization::issue_code(&state, &p, &request, &s)
+            let resp = authorization::issue_code(state.authorization(), &p, &request, &s)
                 .await
                 .map_err(PageError::from)?;
             respond(&resp, loc)
         }
         (Next::Fail(e), _) => respond(&authorization::error_response(&p, &e), loc),
         (Next::Consent, Some(_)) => {
-            let id = authorization::save_request(&state, &p, &request, None)
+            let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
             Ok(see_other(&format!(
@@ -355,14 +363,14 @@ pub async fn authorize(
             )))
         }
         (Next::SecondFactor, Some(s)) => {
-            let id = authorization::save_request(&state, &p, &request, None)
+            let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
-            authorization::set_mfa_user(&state, &p, &id, Some(&s.user_id)).await?;
+            authorization::set_mfa_user(state.authorization(), &p, &id, Some(&s.user_id)).await?;
             Ok(see_other(&format!("{}?request={id}", p.endpoint("/mfa"))))
         }
         (Next::SignIn | Next::Consent | Next::Issue | Next::SecondFactor, _) => {
-            let id = authorization::save_request(&state, &p, &request, None)
+            let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
             Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
@@ -377,7 +385,7 @@ pub(super) async fn pending(
     loc: Locale,
 ) -> Result<Pending, PageError> {
     let found = match id {
-        Some(id) => authorization::load_request(state, p, id)
+        Some(id) => authorization::load_request(state.authorization(), p, id)
             .await
             .map_err(PageError::from)?,
         None => None,
@@ -411,7 +419,7 @@ async fn resume(
 ) -> Result<HttpResponse, PageError> {
     let fresh = pending.authenticated_sid.as_deref() == Some(session.sid.as_str());
     let next = authorization::decide(
-        state,
+        state.authorization(),
         p,
         &pending.client,
         &pending.request,
@@ -427,7 +435,13 @@ async fn resume(
             pending.id
         ))),
         Next::SecondFactor => {
-            authorization::set_mfa_user(state, p, &pending.id, Some(&session.user_id)).await?;
+            authorization::set_mfa_user(
+                state.authorization(),
+                p,
+                &pending.id,
+                Some(&session.user_id),
+            )
+            .await?;
             Ok(see_other(&format!(
                 "{}?request={}",
                 p.endpoint("/mfa"),
@@ -441,19 +455,20 @@ async fn resume(
         ))),
         Next::Consent | Next::Issue => {
             // A request completes once: a replayed form cannot mint a second code.
-            if !authorization::finish_request(state, p, &pending.id).await? {
+            if !authorization::finish_request(state.authorization(), p, &pending.id).await? {
                 return Err(PageError::bad_request(loc, loc.texts().request_expired));
             }
             if pending.request.account_page {
                 return Ok(see_other(&p.endpoint("/account")));
             }
-            let resp = authorization::issue_code(state, p, &pending.request, session)
-                .await
-                .map_err(PageError::from)?;
+            let resp =
+                authorization::issue_code(state.authorization(), p, &pending.request, session)
+                    .await
+                    .map_err(PageError::from)?;
             respond(&resp, loc)
         }
         Next::Fail(e) => {
-            authorization::finish_request(state, p, &pending.id).await?;
+            authorization::finish_request(state.authorization(), p, &pending.id).await?;
             respond(&authorization::error_response(p, &e), loc)
         }
     }
@@ -475,7 +490,7 @@ pub(super) async fn sign_in_page(
     view: SignInView<'_>,
 ) -> Result<String, PageError> {
     // "Continue with Google" and "Single sign-on" appear when such connections exist.
-    let options = federation::sign_in_options(state, &p.tenant).await?;
+    let options = federation::sign_in_options(state.federation(), &p.tenant).await?;
     let page = SignInPage {
         f: frame(p, loc),
         action: p.endpoint("/login"),
@@ -505,7 +520,7 @@ pub async fn sign_in_get(
     // "Continue as" is offered only when account choice is the sole reason for the page.
     let current = match current_session(&state, &req, &p).await? {
         Some(s) if pending.request.allows_continue_as(&s) => {
-            accounts::find_user(&state, &p.tenant, &s.user_id)
+            accounts::find_user(&state.pool, &p.tenant, &s.user_id)
                 .await?
                 .map(|u| u.email)
         }
@@ -539,7 +554,8 @@ pub async fn sign_in_post(
     if form.get("action") == Some("continue") {
         if let Some(s) = existing.clone() {
             if pending.request.allows_continue_as(&s) {
-                authorization::mark_authenticated(&state, &p, &pending.id, &s.sid).await?;
+                authorization::mark_authenticated(state.authorization(), &p, &pending.id, &s.sid)
+                    .await?;
                 let pending = Pending {
                     authenticated_sid: Some(s.sid.clone()),
                     ..pending
@@ -550,7 +566,9 @@ pub async fn sign_in_post(
     }
     let email = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let user = match accounts::authenticate(&state, &p.tenant, email, password).await {
+    let user = match accounts::authenticate(&state.pool, &state.hasher, &p.tenant, email, password)
+        .await
+    {
         Ok(u) => u,
         Err(e @ (AccountError::InvalidCredentials | AccountError::AccountLocked { .. })) => {
             let t = loc.texts();
@@ -570,7 +588,7 @@ pub async fn sign_in_post(
                 ),
             };
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new(event, Some(&p.tenant)).client(&pending.client.id),
                 &ctx,
             );
@@ -589,7 +607,7 @@ pub async fn sign_in_post(
     };
     if let Some(step) = second_factor_step(&state, &p, &pending, &user.id, loc).await? {
         // The password was right; the second factor is due before any session exists.
-        authorization::set_mfa_user(&state, &p, &pending.id, Some(&user.id)).await?;
+        authorization::set_mfa_user(state.authorization(), &p, &pending.id, Some(&user.id)).await?;
         return Ok(see_other(&format!(
             "{}?request={}",
             p.endpoint(step),
@@ -610,7 +628,7 @@ pub(super) async fn second_factor_step(
     user_id: &str,
     loc: Locale,
 ) -> Result<Option<&'static str>, PageError> {
-    let enrolled = mfa::is_enabled(state, &p.tenant, user_id)
+    let enrolled = mfa::is_enabled(&state.pool, &p.tenant, user_id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
     let privileged = if pending.client.is_privileged_request(&pending.request.scope) {
@@ -644,16 +662,17 @@ async fn establish_session(
     amr: &[&str],
 ) -> Result<sessions::Started, PageError> {
     let started = start_session(state, req, p, user, existing, amr).await?;
-    authorization::mark_authenticated(state, p, &pending.id, &started.session.sid).await?;
+    authorization::mark_authenticated(state.authorization(), p, &pending.id, &started.session.sid)
+        .await?;
     // A federated sign-in's upstream SAML session, for Single Logout.
     if amr.contains(&"fed") {
         let upstream = pending.upstream_session.as_deref();
-        if let Some(s) = upstream.and_then(slo::SamlSession::from_json) {
-            slo::record_session(state, &p.tenant.id, &started.session.sid, &s).await?;
+        if let Some(s) = upstream.and_then(federation::SamlSession::from_json) {
+            slo::record_session(&state.pool, &p.tenant.id, &started.session.sid, &s).await?;
         }
     }
     audit::record(
-        state,
+        &state.audit,
         AuditEvent::new("signin.success", Some(&p.tenant))
             .actor(Some(&user.id))
             .client(&pending.client.id),
@@ -677,10 +696,18 @@ pub(super) async fn start_session(
     // parties); another user ends it first (with back-channel logout).
     let renewed = match &existing {
         Some(old) if old.user_id == user.id => {
-            sessions::reauthenticate(state, &p.tenant, old, amr, acr).await?
+            sessions::reauthenticate(
+                &state.pool,
+                state.config.session_ttl,
+                &p.tenant,
+                old,
+                amr,
+                acr,
+            )
+            .await?
         }
         Some(old) => {
-            sessions::end_session(state, p, old).await?;
+            sessions::end_session(&state.pool, &state.outbound, p, old).await?;
             None
         }
         None => None,
@@ -688,15 +715,14 @@ pub(super) async fn start_session(
     let started = match renewed {
         Some(s) => s,
         None => {
-            let ua = ctx.user_agent.clone();
             sessions::start_session(
-                state,
+                &state.pool,
+                state.config.session_ttl,
                 &p.tenant,
                 user,
                 amr,
                 acr,
-                client_ip(req).as_deref(),
-                ua.as_deref(),
+                &ctx,
             )
             .await?
         }
@@ -793,7 +819,7 @@ pub async fn mfa_get(
             pending.id
         )));
     };
-    if !mfa::is_enabled(&state, &p.tenant, &user_id)
+    if !mfa::is_enabled(&state.pool, &p.tenant, &user_id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?
     {
@@ -830,14 +856,21 @@ pub async fn mfa_post(
             pending.id
         )));
     };
-    let user = accounts::find_user(&state, &p.tenant, &user_id)
+    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
     let ctx = audit_context(&req);
-    match mfa::verify(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await {
+    match mfa::verify(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
         Ok(_) => {
-            authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+            authorization::set_mfa_user(state.authorization(), &p, &pending.id, None).await?;
             let existing = current_session(&state, &req, &p).await?;
             let first = pending.first_factor.clone();
             let pending = Pending {
@@ -856,16 +889,17 @@ pub async fn mfa_post(
             | mfa::MfaError::Locked { .. },
         ) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("mfa.failure", Some(&p.tenant)).actor(Some(&user.id)),
                 &ctx,
             );
             let t = loc.texts();
             let (status, message) =
-                match accounts::record_failure(&state, &p.tenant, &user.email).await? {
+                match accounts::record_failure(&state.pool, &p.tenant, &user.email).await? {
                     Some(until) => {
                         // Locked: the sign-in starts over once the lockout ends.
-                        authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+                        authorization::set_mfa_user(state.authorization(), &p, &pending.id, None)
+                            .await?;
                         let minutes = (until - crate::storage::now() + 59) / 60;
                         (
                             StatusCode::LOCKED,
@@ -901,7 +935,7 @@ pub async fn consent_get(
             pending.id
         )));
     };
-    let user = accounts::find_user(&state, &p.tenant, &session.user_id).await?;
+    let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id).await?;
     let (seed, set) = csrf_seed(&state, &req);
     let t = loc.texts();
     let consent_scopes = pending.request.consent_scopes();
@@ -939,7 +973,7 @@ pub async fn consent_post(
         )));
     };
     if form.get("decision") != Some("allow") {
-        authorization::finish_request(&state, &p, &pending.id).await?;
+        authorization::finish_request(state.authorization(), &p, &pending.id).await?;
         let e = authorization::ErrorRedirect {
             redirect_uri: pending.request.redirect_uri.clone(),
             response_mode: pending.request.response_mode,
@@ -950,7 +984,7 @@ pub async fn consent_post(
         return respond(&authorization::error_response(&p, &e), loc);
     }
     authorization::grant_consent(
-        &state,
+        state.authorization(),
         &p,
         &pending.client,
         &session.user_id,
@@ -1024,7 +1058,7 @@ pub async fn logout(
     };
     let client = match &client_id {
         Some(id) => Some(
-            clients::find_client(&state, &p.tenant, id)
+            clients::find_client(state.clients(), &p.tenant, id)
                 .await
                 .map_err(|e| PageError::unexpected(loc, &e))?
                 .ok_or_else(|| {
@@ -1074,16 +1108,16 @@ pub async fn logout(
             finish_logout(&state, &p, loc, redirect, None)
         }
         Some(s) if confirmed || hint_matches => {
-            sessions::end_session(&state, &p, &s).await?;
+            sessions::end_session(&state.pool, &state.outbound, &p, &s).await?;
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&s.user_id)),
                 &audit_context(&req),
             );
             // A session from a SAML IdP ends there too (SP-initiated Single Logout): the
             // browser goes to the IdP, which sends it back to where it was going. Signed
             // out here either way.
-            let next = match slo::begin(&state, &p, &s.sid, redirect.as_deref()).await {
+            let next = match slo::begin(state.federation(), &p, &s.sid, redirect.as_deref()).await {
                 Ok(Some(url)) => Some(url.to_string()),
                 Ok(None) => redirect,
                 Err(e) => {
@@ -1101,7 +1135,7 @@ pub async fn logout(
         }
         Some(s) => {
             let (seed, set) = csrf_seed(&state, &req);
-            let account = accounts::find_user(&state, &p.tenant, &s.user_id)
+            let account = accounts::find_user(&state.pool, &p.tenant, &s.user_id)
                 .await?
                 .map(|u| u.email)
                 .unwrap_or_default();
@@ -1199,7 +1233,7 @@ pub async fn verify_email_get(
     let loc = locale(&req, None);
     let t = loc.texts();
     let (status, title, text) =
-        match accounts::verify_email(&state, &p.tenant, q.get("token").unwrap_or("")).await {
+        match accounts::verify_email(&state.pool, &p.tenant, q.get("token").unwrap_or("")).await {
             Ok(()) => (
                 StatusCode::OK,
                 t.email_verified_title,
@@ -1270,7 +1304,8 @@ pub async fn reset_password_post(
     let token = form.get("token").unwrap_or("");
     let t = loc.texts();
     match accounts::reset_password(
-        &state,
+        &state.pool,
+        &state.hasher,
         &p.tenant,
         token,
         form.get("new_password").unwrap_or(""),
@@ -1279,7 +1314,7 @@ pub async fn reset_password_post(
     {
         Ok(()) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("password.reset", Some(&p.tenant)),
                 &audit_context(&req),
             );
@@ -1334,10 +1369,10 @@ pub async fn mfa_enroll_get(
             pending.id
         )));
     };
-    let user = accounts::find_user(&state, &p.tenant, &user_id)
+    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?
         .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
-    let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email)
+    let enrollment = mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
     let (seed, set) = csrf_seed(&state, &req);
@@ -1375,16 +1410,22 @@ pub async fn mfa_enroll_post(
             pending.id
         )));
     };
-    let user = accounts::find_user(&state, &p.tenant, &user_id)
+    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?
         .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
-    let codes = match mfa::enable(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await
+    let codes = match mfa::enable(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
     {
         Ok(codes) => codes,
         Err(mfa::MfaError::Unexpected(e)) => return Err(PageError::unexpected(loc, &e)),
         Err(_) => {
             // Start again with a fresh secret; say why.
-            let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email)
+            let enrollment = mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email)
                 .await
                 .map_err(|e| PageError::unexpected(loc, &e))?;
             let seed = csrf_cookie_value(&state, &req);
@@ -1404,11 +1445,11 @@ pub async fn mfa_enroll_post(
         }
     };
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&user.id)),
         &audit_context(&req),
     );
-    authorization::set_mfa_user(&state, &p, &pending.id, None).await?;
+    authorization::set_mfa_user(state.authorization(), &p, &pending.id, None).await?;
     let amr = [pending.first_factor.as_deref().unwrap_or("pwd"), "otp"];
     let existing = current_session(&state, &req, &p).await?;
     let started = establish_session(&state, &req, &p, &pending, &user, existing, &amr).await?;
@@ -1515,13 +1556,13 @@ async fn finish_pending_link(
     let Some(c) = req.cookie(link_cookie_name(state)) else {
         return Ok(false);
     };
-    if let Some(link) = federation::PendingLink::open(state, &p.tenant, c.value()) {
-        let linked = federation::finish_link(state, &p.tenant, &link, user)
+    if let Some(link) = federation::PendingLink::open(&state.master_key, &p.tenant, c.value()) {
+        let linked = federation::finish_link(state.federation(), &p.tenant, &link, user)
             .await
             .map_err(|e| PageError::unexpected(Locale::En, &anyhow::anyhow!(e.to_string())))?;
         if linked {
             audit::record(
-                state,
+                &state.audit,
                 AuditEvent::new("federation.linked", Some(&p.tenant))
                     .actor(Some(&user.id))
                     .detail("connection", link.connection_id.clone())
@@ -1543,7 +1584,7 @@ pub(super) async fn account_session(
     loc: Locale,
 ) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
     let Some(session) = current_session(state, req, p).await? else {
-        let id = authorization::account_sign_in(state, p, Some(loc.tag()))
+        let id = authorization::account_sign_in(state.authorization(), p, Some(loc.tag()))
             .await
             .map_err(PageError::from)?;
         return Ok(Err(see_other(&format!(
@@ -1551,7 +1592,7 @@ pub(super) async fn account_session(
             p.endpoint("/login")
         ))));
     };
-    let user = accounts::find_user(state, &p.tenant, &session.user_id)
+    let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id)
         .await?
         .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
     Ok(Ok((session, user)))
@@ -1579,22 +1620,22 @@ pub(super) async fn account_page(
     user: &accounts::User,
     message: (StatusCode, Option<&str>, Option<&str>),
 ) -> Result<HttpResponse, PageError> {
-    let mfa_enabled = mfa::is_enabled(state, &p.tenant, &user.id)
+    let mfa_enabled = mfa::is_enabled(&state.pool, &p.tenant, &user.id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
     let remaining_codes = if mfa_enabled {
-        mfa::remaining_backup_codes(state, &user.id)
+        mfa::remaining_backup_codes(&state.pool, &user.id)
             .await
             .map_err(|e| PageError::unexpected(loc, &e))?
     } else {
         0
     };
-    let sessions = sessions::list_user_sessions(state, &p.tenant, &user.id)
+    let sessions = sessions::list_user_sessions(&state.pool, &p.tenant, &user.id)
         .await?
         .into_iter()
         .map(|s| SessionRowView {
             current: s.sid == session.sid,
-            when: crate::api_keys::format_instant(s.created_at),
+            when: crate::storage::format_instant(s.created_at),
             ip: s.ip.unwrap_or_else(|| "-".into()),
             agent: s
                 .user_agent
@@ -1605,8 +1646,8 @@ pub(super) async fn account_page(
             sid: s.sid,
         })
         .collect();
-    let linked_rows = federation::linked_methods(state, &p.tenant, &user.id).await?;
-    let linkable = federation::list(state, &p.tenant)
+    let linked_rows = federation::linked_methods(state.federation(), &p.tenant, &user.id).await?;
+    let linkable = federation::list(&state.pool, &p.tenant)
         .await?
         .into_iter()
         .filter(|c| c.enabled && !linked_rows.iter().any(|m| m.connection_id == c.id))
@@ -1618,8 +1659,8 @@ pub(super) async fn account_page(
     let linked = linked_rows
         .into_iter()
         .map(|m| LinkedView {
-            since: crate::api_keys::format_instant(m.created_at),
-            last_used: crate::api_keys::format_instant(m.last_login_at),
+            since: crate::storage::format_instant(m.created_at),
+            last_used: crate::storage::format_instant(m.last_login_at),
             connection_id: m.connection_id,
             name: m.name,
         })
@@ -1685,7 +1726,8 @@ pub async fn account_password_post(
     };
     let t = loc.texts();
     let outcome = accounts::change_password(
-        &state,
+        &state.pool,
+        &state.hasher,
         &p.tenant,
         &user.id,
         form.get("current_password").unwrap_or(""),
@@ -1695,7 +1737,7 @@ pub async fn account_password_post(
     match outcome {
         Ok(()) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("password.changed", Some(&p.tenant)).actor(Some(&user.id)),
                 &audit_context(&req),
             );
@@ -1750,7 +1792,7 @@ pub async fn account_mfa_get(
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    let enrollment = match mfa::setup(&state, &p.tenant, &user.id, &user.email).await {
+    let enrollment = match mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email).await {
         Ok(e) => e,
         Err(mfa::MfaError::AlreadyEnabled) => return Ok(see_other(&p.endpoint("/account"))),
         Err(e) => return Err(PageError::unexpected(loc, &e)),
@@ -1802,10 +1844,17 @@ pub async fn account_mfa_post(
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    match mfa::enable(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await {
+    match mfa::enable(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
         Ok(codes) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&user.id)),
                 &audit_context(&req),
             );
@@ -1844,10 +1893,17 @@ pub async fn account_mfa_disable_post(
         Err(redirect) => return Ok(redirect),
     };
     let t = loc.texts();
-    match mfa::disable(&state, &p.tenant, &user.id, form.get("code").unwrap_or("")).await {
+    match mfa::disable(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
         Ok(()) => {
             audit::record(
-                &state,
+                &state.audit,
                 AuditEvent::new("mfa.disabled", Some(&p.tenant)).actor(Some(&user.id)),
                 &audit_context(&req),
             );
@@ -1890,8 +1946,13 @@ pub async fn account_backup_codes_post(
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    match mfa::regenerate_backup_codes(&state, &p.tenant, &user.id, form.get("code").unwrap_or(""))
-        .await
+    match mfa::regenerate_backup_codes(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
     {
         Ok(codes) => backup_codes_page(&p, loc, &codes),
         Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
@@ -1927,9 +1988,9 @@ pub async fn account_session_end_post(
         Err(redirect) => return Ok(redirect),
     };
     let sid = form.get("sid").unwrap_or("");
-    sessions::end_user_session(&state, &p, &user.id, sid).await?;
+    sessions::end_user_session(&state.pool, &state.outbound, &p, &user.id, sid).await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&user.id)),
         &audit_context(&req),
     );
@@ -1958,9 +2019,9 @@ pub async fn account_sessions_end_all_post(
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    sessions::end_all_user_sessions(&state, &p, &user.id).await?;
+    sessions::end_all_user_sessions(&state.pool, &state.outbound, &p, &user.id).await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("signout.everywhere", Some(&p.tenant)).actor(Some(&user.id)),
         &audit_context(&req),
     );

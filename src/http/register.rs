@@ -164,7 +164,7 @@ pub async fn register_post(
     enabled(&p)?;
     if p.tenant.settings.registration_token_required {
         let key = match bearer_token(&req) {
-            Some(t) => api_keys::verify(&state, &t)
+            Some(t) => api_keys::verify(state.api_keys(), &t)
                 .await
                 .map_err(|e| OAuthError::from(anyhow::anyhow!(e.to_string())))?,
             None => None,
@@ -184,11 +184,11 @@ pub async fn register_post(
         .into());
     }
     let new = to_new_client(m)?;
-    let reg = clients::register_client(&state, &p.tenant, new)
+    let reg = clients::register_client(state.clients(), &p.tenant, new)
         .await
         .map_err(client_error)?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("client.registered", Some(&p.tenant)).client(&reg.client.id),
         &audit_context(&req),
     );
@@ -213,7 +213,7 @@ async fn registered(
     let client_id = req.match_info().get("client_id").unwrap_or("");
     let token = bearer_token(req).ok_or_else(BearerChallenge::missing)?;
     // RFC 7592 §2: an invalid token (or one of another client) is an RFC 6750 error.
-    clients::authenticate_registration(state, &p.tenant, client_id, &token)
+    clients::authenticate_registration(state.clients(), &p.tenant, client_id, &token)
         .await
         .map_err(|_| BearerChallenge::from(crate::tokens::BearerError::Invalid).into())
 }
@@ -265,11 +265,11 @@ pub async fn registration_put(
         return Err(invalid("invalid_client_metadata", "client_id does not match").into());
     }
     let new = to_new_client(m)?;
-    let updated = clients::update_registration(&state, &p.tenant, &c, new)
+    let updated = clients::update_registration(state.clients(), &p.tenant, &c, new)
         .await
         .map_err(client_error)?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("client.updated", Some(&p.tenant)).client(&c.id),
         &audit_context(&req),
     );
@@ -296,11 +296,11 @@ pub async fn registration_delete(
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, actix_web::Error> {
     let c = registered(&state, &req, &p).await?;
-    clients::delete_client(&state, &p.tenant, &c.id)
+    clients::delete_client(state.clients(), &p.tenant, &c.id)
         .await
         .map_err(OAuthError::from)?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("client.deleted", Some(&p.tenant)).client(&c.id),
         &audit_context(&req),
     );

@@ -16,37 +16,16 @@ use std::net::IpAddr;
 use std::sync::RwLock;
 
 use ipnet::IpNet;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::audit::{self, AuditEvent, Context};
+use crate::audit::{self, AuditEvent, AuditSink, Context};
 use crate::config::{RateLimitConfig, Window};
-use crate::state::AppState;
-use crate::storage;
+use crate::storage::{self, Pool};
 
 pub mod memory;
 pub mod redis_store;
 
-/// Endpoint groups, each with its own window (SPEC: 20 per 60 s on credential endpoints).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Group {
-    /// Endpoints that check a password, a one-time code or a secret, or mint tokens.
-    Credentials,
-    /// The rest of the JSON API, the OAuth endpoints and the pages.
-    Api,
-    /// Discovery, JWKS, metadata, static files, CORS preflights.
-    Public,
-}
-
-impl Group {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Group::Credentials => "credentials",
-            Group::Api => "api",
-            Group::Public => "public",
-        }
-    }
-}
+pub use crate::config::Group;
 
 /// How an endpoint answers errors: the JSON API's envelope, RFC 6749 JSON, or an HTML page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -157,13 +136,7 @@ pub fn classify(method: &str, path: &str) -> Option<Route> {
     })
 }
 
-/// An IP address or CIDR range (`10.0.0.0/8`, `::1`).
-pub fn parse_net(s: &str) -> Option<IpNet> {
-    let s = s.trim();
-    s.parse::<IpNet>()
-        .ok()
-        .or_else(|| s.parse::<IpAddr>().ok().map(IpNet::from))
-}
+pub use crate::config::parse_net;
 
 /// The client's address: the socket peer, unless the peer is a trusted proxy, in which case
 /// `X-Forwarded-For` is read from the right, skipping trusted proxies, and the first
@@ -475,7 +448,8 @@ impl Protection {
     /// [`Protection::is_banned`]'s.
     pub async fn check(
         &self,
-        state: &AppState,
+        pool: &Pool,
+        audit: &AuditSink,
         route: &Route,
         tenant_key: &str,
         ip: IpAddr,
@@ -519,7 +493,7 @@ impl Protection {
                 match lockout {
                     None => Verdict::Limited(q),
                     Some(count) => {
-                        self.locked_out(state, ip, &addr, count).await;
+                        self.locked_out(pool, audit, ip, &addr, count).await;
                         Verdict::Locked(locked_quota(window, self.policy.lockout_secs))
                     }
                 }
@@ -532,13 +506,20 @@ impl Protection {
 
     /// An address was just locked out: audit it, and ban it once it has been locked out
     /// `ban_after_lockouts` times within the ban window.
-    async fn locked_out(&self, state: &AppState, ip: IpAddr, addr: &str, lockouts: u64) {
+    async fn locked_out(
+        &self,
+        pool: &Pool,
+        sink: &AuditSink,
+        ip: IpAddr,
+        addr: &str,
+        lockouts: u64,
+    ) {
         let ctx = Context {
             ip: Some(ip.to_string()),
             ..Context::default()
         };
         audit::record(
-            state,
+            sink,
             AuditEvent::new("ip.locked", None)
                 .detail("ip", addr)
                 .detail("lockouts", lockouts)
@@ -548,11 +529,11 @@ impl Protection {
         if self.policy.ban_after_lockouts > 0 && lockouts >= self.policy.ban_after_lockouts {
             let reason = format!("{lockouts} rate-limit lockouts");
             match self
-                .insert_ban(state, addr, &reason, None, "rate-limiter")
+                .insert_ban(pool, addr, &reason, None, "rate-limiter")
                 .await
             {
                 Ok(_) => audit::record(
-                    state,
+                    sink,
                     AuditEvent::new("ip.banned", None)
                         .actor(Some("rate-limiter"))
                         .detail("ip", addr)
@@ -566,7 +547,7 @@ impl Protection {
 
     async fn insert_ban(
         &self,
-        state: &AppState,
+        pool: &Pool,
         ip: &str,
         reason: &str,
         expires_at: Option<i64>,
@@ -579,14 +560,14 @@ impl Protection {
             expires_at,
             created_by: created_by.to_string(),
         };
-        storage::bans::upsert_ban(&state.pool, &row).await?;
-        self.refresh_bans(state).await?;
+        storage::bans::upsert_ban(pool, &row).await?;
+        self.refresh_bans(pool).await?;
         Ok(Ban::from(row))
     }
 
     /// Reloads the ban list (every few seconds, so bans made elsewhere apply here too).
-    pub async fn refresh_bans(&self, state: &AppState) -> Result<(), sqlx::Error> {
-        let rows = storage::bans::list_live_bans(&state.pool, storage::now()).await?;
+    pub async fn refresh_bans(&self, pool: &Pool) -> Result<(), sqlx::Error> {
+        let rows = storage::bans::list_live_bans(pool, storage::now()).await?;
         let mut list = BanList::default();
         for r in rows {
             // Addresses and IPv6 /64s are looked up by their key; other ranges by containment.
@@ -643,70 +624,87 @@ pub fn parse_ban_target(s: &str) -> Result<String, BanError> {
     }
 }
 
+/// An operator's ban, as asked for.
+pub struct BanRequest<'a> {
+    /// An address or a CIDR range.
+    pub target: &'a str,
+    pub reason: Option<&'a str>,
+    /// For how long; `None` bans for good.
+    pub expires_in_secs: Option<i64>,
+}
+
 /// Longest temporary ban: ten years.
 const MAX_BAN_SECS: i64 = 10 * 365 * 86_400;
 
-pub async fn list_bans(state: &AppState) -> Result<Vec<Ban>, BanError> {
-    Ok(storage::bans::list_live_bans(&state.pool, storage::now())
+pub async fn list_bans(pool: &Pool) -> Result<Vec<Ban>, BanError> {
+    Ok(storage::bans::list_live_bans(pool, storage::now())
         .await?
         .into_iter()
         .map(Ban::from)
         .collect())
 }
 
-/// Bans an address or range (an operator's decision), until `expires_in_secs` or for good.
-pub async fn ban(
-    state: &AppState,
-    target: &str,
-    reason: Option<&str>,
-    expires_in_secs: Option<i64>,
-    actor: &str,
-    ctx: &Context,
-) -> Result<Ban, BanError> {
-    let ip = parse_ban_target(target)?;
-    if expires_in_secs.is_some_and(|s| !(1..=MAX_BAN_SECS).contains(&s)) {
-        return Err(BanError::Invalid(format!(
-            "expires_in_secs must be 1-{MAX_BAN_SECS} seconds (omit it for a permanent ban)"
-        )));
+impl Protection {
+    /// Bans an address or range (an operator's decision), until `expires_in_secs` or for good.
+    pub async fn ban(
+        &self,
+        pool: &Pool,
+        sink: &AuditSink,
+        request: BanRequest<'_>,
+        actor: &str,
+        ctx: &Context,
+    ) -> Result<Ban, BanError> {
+        let BanRequest {
+            target,
+            reason,
+            expires_in_secs,
+        } = request;
+        let ip = parse_ban_target(target)?;
+        if expires_in_secs.is_some_and(|s| !(1..=MAX_BAN_SECS).contains(&s)) {
+            return Err(BanError::Invalid(format!(
+                "expires_in_secs must be 1-{MAX_BAN_SECS} seconds (omit it for a permanent ban)"
+            )));
+        }
+        let expires_at = expires_in_secs.map(|s| storage::now() + s);
+        let reason = reason.unwrap_or("banned by an operator");
+        let ban = self
+            .insert_ban(pool, &ip, reason, expires_at, actor)
+            .await?;
+        audit::record(
+            sink,
+            AuditEvent::new("ip.banned", None)
+                .actor(Some(actor))
+                .detail("ip", ip.as_str())
+                .detail("reason", reason),
+            ctx,
+        );
+        Ok(ban)
     }
-    let expires_at = expires_in_secs.map(|s| storage::now() + s);
-    let reason = reason.unwrap_or("banned by an operator");
-    let ban = state
-        .protection
-        .insert_ban(state, &ip, reason, expires_at, actor)
-        .await?;
-    audit::record(
-        state,
-        AuditEvent::new("ip.banned", None)
-            .actor(Some(actor))
-            .detail("ip", ip.as_str())
-            .detail("reason", reason),
-        ctx,
-    );
-    Ok(ban)
-}
 
-/// Lifts a ban and the address's lockout.
-pub async fn unban(
-    state: &AppState,
-    target: &str,
-    actor: &str,
-    ctx: &Context,
-) -> Result<(), BanError> {
-    let ip = parse_ban_target(target)?;
-    if !storage::bans::delete_ban(&state.pool, &ip).await? {
-        return Err(BanError::NotFound);
+    /// Lifts a ban and the address's lockout.
+    pub async fn unban(
+        &self,
+        pool: &Pool,
+        sink: &AuditSink,
+        target: &str,
+        actor: &str,
+        ctx: &Context,
+    ) -> Result<(), BanError> {
+        let ip = parse_ban_target(target)?;
+        if !storage::bans::delete_ban(pool, &ip).await? {
+            return Err(BanError::NotFound);
+        }
+        self.clear(&ip).await;
+        self.refresh_bans(pool).await?;
+        audit::record(
+            sink,
+            AuditEvent::new("ip.unbanned", None)
+                .actor(Some(actor))
+                .detail("ip", ip.as_str()),
+            ctx,
+        );
+        Ok(())
     }
-    state.protection.clear(&ip).await;
-    state.protection.refresh_bans(state).await?;
-    audit::record(
-        state,
-        AuditEvent::new("ip.unbanned", None)
-            .actor(Some(actor))
-            .detail("ip", ip.as_str()),
-        ctx,
-    );
-    Ok(())
 }
 
 #[cfg(test)]

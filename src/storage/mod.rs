@@ -107,6 +107,17 @@ pub fn is_unique_violation(err: &sqlx::Error) -> bool {
 }
 
 /// Seconds since the Unix epoch.
+/// An instant of the database (Unix seconds) as RFC 3339, as the API and pages show it.
+pub fn format_instant(t: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(t)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

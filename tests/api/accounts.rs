@@ -153,7 +153,7 @@ async fn self_registration_sends_a_single_use_verification_link() {
     );
     let mut settings = app.tenant.settings.clone();
     settings.self_registration = true;
-    portcullis::tenants::update_settings(&app.state, &app.tenant, &settings)
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &settings)
         .await
         .unwrap();
     app.state.providers.invalidate("acme");

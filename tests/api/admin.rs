@@ -316,7 +316,7 @@ async fn the_correlation_id_of_an_error_is_the_one_in_the_audit_event() {
 async fn platform_keys_manage_tenants_and_tenant_keys_cannot() {
     let app = spawn_app().await;
     let (_, platform) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         None,
         portcullis::api_keys::NewApiKey {
             name: "ops",
@@ -351,7 +351,7 @@ async fn platform_keys_manage_tenants_and_tenant_keys_cannot() {
     .await;
     assert_eq!((s, body["error"]["code"].clone()), (409, json!("CONFLICT")));
     let (_, tenant_key) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         Some(&app.tenant),
         portcullis::api_keys::NewApiKey {
             name: "k",

@@ -145,8 +145,9 @@ async fn seeded(public_port: u16) -> (TestApp, Option<TempDir>) {
     let mut config = test_config(public_port, url);
     config.public_url = format!("http://127.0.0.1:{public_port}");
     let state = portcullis::startup::open_state(config).await.unwrap();
-    let tenant = portcullis::tenants::create_tenant(
-        &state,
+    let tenant = portcullis::provisioning::create_tenant(
+        &state.pool,
+        &state.master_key,
         &portcullis::tenants::TenantSlug::parse("acme").unwrap(),
         Some("Acme"),
     )

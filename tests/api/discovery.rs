@@ -63,9 +63,14 @@ async fn jwks_publishes_public_keys_with_kid_use_and_alg_and_rotation_adds_the_n
         assert!(k.get("d").is_none());
     }
     let before: Vec<Value> = keys.iter().map(|k| k["kid"].clone()).collect();
-    portcullis::keys::rotate_keys(&app.state, &app.tenant)
-        .await
-        .unwrap();
+    portcullis::keys::rotate_keys(
+        &app.state.pool,
+        &app.state.master_key,
+        &app.state.config,
+        &app.tenant,
+    )
+    .await
+    .unwrap();
     app.state.providers.invalidate("acme");
     let jwks: Value = app.get(&app.url("/jwks")).await.json().await.unwrap();
     let after: Vec<Value> = jwks["keys"]

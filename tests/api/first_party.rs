@@ -316,7 +316,7 @@ async fn an_expired_access_token_is_token_expired() {
     let provider = app
         .state
         .providers
-        .get(&app.state, "acme")
+        .get(&app.state.pool, "acme")
         .await
         .unwrap()
         .unwrap();

@@ -184,7 +184,7 @@ async fn a_reuse_interval_lets_concurrent_refreshes_succeed() {
     let app = spawn_app().await;
     let mut settings = app.tenant.settings.clone();
     settings.refresh_token_reuse_interval = 30;
-    portcullis::tenants::update_settings(&app.state, &app.tenant, &settings)
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &settings)
         .await
         .unwrap();
     app.state.providers.invalidate("acme");

@@ -13,7 +13,7 @@ use portcullis::crypto::{self, MasterKey};
 use portcullis::keys::Alg;
 use portcullis::startup::{self, Application};
 use portcullis::state::AppState;
-use portcullis::tenants::{self, Tenant, TenantSlug};
+use portcullis::tenants::{Tenant, TenantSlug};
 use regex::Regex;
 use reqwest::cookie::Jar;
 use serde_json::Value;
@@ -137,9 +137,14 @@ async fn spawn(
     };
     let app = Application::with_listener(state.clone(), listener, true).expect("app");
     tokio::spawn(app.run_until_stopped());
-    let tenant = tenants::create_tenant(&state, &TenantSlug::parse("acme").unwrap(), Some("Acme"))
-        .await
-        .unwrap();
+    let tenant = portcullis::provisioning::create_tenant(
+        &state.pool,
+        &state.master_key,
+        &TenantSlug::parse("acme").unwrap(),
+        Some("Acme"),
+    )
+    .await
+    .unwrap();
     let jar = Arc::new(Jar::default());
     let app = TestApp {
         address: format!("http://127.0.0.1:{port}"),
@@ -228,7 +233,7 @@ impl TestApp {
     /// An API key with `scopes`, of `tenant` (or a platform key for `None`).
     pub async fn api_key(&self, tenant: Option<&Tenant>, scopes: &[&str]) -> String {
         portcullis::api_keys::create(
-            &self.state,
+            self.state.api_keys(),
             tenant,
             portcullis::api_keys::NewApiKey {
                 name: "test key",
@@ -243,9 +248,14 @@ impl TestApp {
     }
 
     pub async fn create_tenant(&self, slug: &str) -> Tenant {
-        tenants::create_tenant(&self.state, &TenantSlug::parse(slug).unwrap(), None)
-            .await
-            .unwrap()
+        portcullis::provisioning::create_tenant(
+            &self.state.pool,
+            &self.state.master_key,
+            &TenantSlug::parse(slug).unwrap(),
+            None,
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn create_client(&self, opts: ClientOptions) -> TestClient {
@@ -270,7 +280,7 @@ impl TestApp {
             .iter()
             .map(|u| RedirectUri::parse(u).unwrap())
             .collect();
-        let (c, secret) = clients::create_client(&self.state, tenant, new)
+        let (c, secret) = clients::create_client(self.state.clients(), tenant, new)
             .await
             .unwrap();
         TestClient { id: c.id, secret }
@@ -282,7 +292,8 @@ impl TestApp {
 
     pub async fn create_user_with_roles(&self, email: &str, roles: &[&str]) -> String {
         accounts::create_user(
-            &self.state,
+            &self.state.pool,
+            &self.state.hasher,
             &self.tenant,
             NewUser {
                 email: Email::parse(email).unwrap(),
@@ -314,7 +325,8 @@ impl TestApp {
 
     pub async fn create_user_in(&self, tenant: &Tenant, email: &str) -> String {
         accounts::create_user(
-            &self.state,
+            &self.state.pool,
+            &self.state.hasher,
             tenant,
             NewUser {
                 email: Email::parse(email).unwrap(),

@@ -13,7 +13,8 @@ async fn credentials_of_one_tenant_get_nothing_from_another() {
 
     // Globex: an admin, an API key, a client with a code, tokens and a browser session.
     portcullis::accounts::create_user(
-        &app.state,
+        &app.state.pool,
+        &app.state.hasher,
         &globex,
         portcullis::accounts::NewUser {
             email: portcullis::accounts::Email::parse("boss@globex.test").unwrap(),
@@ -39,7 +40,7 @@ async fn credentials_of_one_tenant_get_nothing_from_another() {
     let g_admin = login["data"]["token"].as_str().unwrap().to_string();
     let g_refresh = login["data"]["refresh_token"].as_str().unwrap().to_string();
     let (_, g_key) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         Some(&globex),
         portcullis::api_keys::NewApiKey {
             name: "k",

@@ -34,9 +34,14 @@ async fn rotation_signs_with_the_key_published_before_and_keeps_old_tokens_valid
         h["kid"].as_str().unwrap().to_string()
     };
     // Rotate as the CLI (or another instance) would: this instance is not told.
-    portcullis::keys::rotate_keys(&app.state, &app.tenant)
-        .await
-        .unwrap();
+    portcullis::keys::rotate_keys(
+        &app.state.pool,
+        &app.state.master_key,
+        &app.state.config,
+        &app.tenant,
+    )
+    .await
+    .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     let new_at = loop {
         let body: Value = app

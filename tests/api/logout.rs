@@ -107,7 +107,7 @@ async fn rp_initiated_logout_ends_the_session_redirects_with_state_and_notifies_
     let (typ, claims) = app
         .state
         .providers
-        .get(&app.state, "acme")
+        .get(&app.state.pool, "acme")
         .await
         .unwrap()
         .unwrap()

@@ -189,11 +189,11 @@ async fn totp_enrolment_login_challenge_backup_codes_and_disable() {
 async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says_so() {
     let app = spawn_app().await;
     let user = app.create_user("ana@example.com").await;
-    let enrollment = portcullis::mfa::setup(&app.state, &app.tenant, &user, "ana@example.com")
+    let enrollment = portcullis::mfa::setup(app.state.mfa(), &app.tenant, &user, "ana@example.com")
         .await
         .unwrap();
     portcullis::mfa::enable(
-        &app.state,
+        app.state.mfa(),
         &app.tenant,
         &user,
         &code_for(&enrollment.secret),
@@ -296,14 +296,14 @@ async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says
 }
 
 pub(crate) async fn enroll(app: &TestApp, user: &str) -> String {
-    let e = portcullis::mfa::setup(&app.state, &app.tenant, user, "x@example.com")
+    let e = portcullis::mfa::setup(app.state.mfa(), &app.tenant, user, "x@example.com")
         .await
         .unwrap();
     let bytes = Secret::Encoded(e.secret.clone()).to_bytes().unwrap();
     let code = TOTP::new(Algorithm::SHA1, 6, 1, 30, bytes, None, "t".into())
         .unwrap()
         .generate(portcullis::storage::now() as u64 - 30);
-    portcullis::mfa::enable(&app.state, &app.tenant, user, &code)
+    portcullis::mfa::enable(app.state.mfa(), &app.tenant, user, &code)
         .await
         .unwrap();
     e.secret
@@ -530,7 +530,7 @@ async fn wrong_codes_lock_the_account_even_for_someone_who_knows_the_password() 
 pub(crate) async fn set_policy(app: &TestApp, policy: portcullis::tenants::MfaPolicy) {
     let mut s = app.tenant.settings.clone();
     s.mfa_policy = policy;
-    portcullis::tenants::update_settings(&app.state, &app.tenant, &s)
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
         .await
         .unwrap();
     app.state.providers.invalidate("acme");

@@ -17,7 +17,7 @@ async fn client_credentials_client(app: &TestApp, origins: &[&str]) -> TestClien
     new.grant_types = vec![GrantType::ClientCredentials];
     new.scopes = vec!["api".into()];
     new.allowed_origins = origins.iter().map(|o| o.to_string()).collect();
-    let (c, secret) = clients::create_client(&app.state, &app.tenant, new)
+    let (c, secret) = clients::create_client(app.state.clients(), &app.tenant, new)
         .await
         .unwrap();
     TestClient { id: c.id, secret }
@@ -664,7 +664,7 @@ async fn a_tenant_window_stricter_than_the_servers_does_not_lock_addresses_out()
             window_secs: 3600,
         },
     );
-    portcullis::tenants::update_settings(&app.state, &app.tenant, &settings)
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &settings)
         .await
         .unwrap();
     app.state.providers.invalidate("acme");

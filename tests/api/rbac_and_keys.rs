@@ -374,7 +374,7 @@ async fn an_api_key_of_another_tenant_fails_like_garbage() {
     let app = spawn_app().await;
     let other = app.create_tenant("globex").await;
     let (_, key) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         Some(&other),
         portcullis::api_keys::NewApiKey {
             name: "k",

@@ -8,7 +8,7 @@ async fn enable(app: &TestApp, token_required: bool) {
     let mut s = app.tenant.settings.clone();
     s.registration_enabled = true;
     s.registration_token_required = token_required;
-    portcullis::tenants::update_settings(&app.state, &app.tenant, &s)
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
         .await
         .unwrap();
     app.state.providers.invalidate("acme");
@@ -183,7 +183,7 @@ async fn an_initial_access_token_can_be_required() {
         .unwrap();
     assert_eq!(r.status(), 401);
     let (_, weak) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         Some(&app.tenant),
         portcullis::api_keys::NewApiKey {
             name: "w",
@@ -206,7 +206,7 @@ async fn an_initial_access_token_can_be_required() {
         401
     );
     let (_, key) = portcullis::api_keys::create(
-        &app.state,
+        app.state.api_keys(),
         Some(&app.tenant),
         portcullis::api_keys::NewApiKey {
             name: "iat",

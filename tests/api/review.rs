@@ -321,7 +321,7 @@ async fn a_logout_token_is_not_accepted_as_an_id_token_hint() {
     let provider = app
         .state
         .providers
-        .get(&app.state, "acme")
+        .get(&app.state.pool, "acme")
         .await
         .unwrap()
         .unwrap();

@@ -81,7 +81,7 @@ pub async fn clients_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("clients:read")?;
-    let list = clients::list_clients(&state, &principal.provider.tenant).await?;
+    let list = clients::list_clients(state.clients(), &principal.provider.tenant).await?;
     Ok(data(
         StatusCode::OK,
         json!(list.iter().map(|c| c.to_json()).collect::<Vec<_>>()),
@@ -150,7 +150,8 @@ pub async fn clients_post(
             ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
         })?);
     }
-    let (client, secret) = clients::create_client(&state, &principal.provider.tenant, new).await?;
+    let (client, secret) =
+        clients::create_client(state.clients(), &principal.provider.tenant, new).await?;
     record(
         &state,
         &req,
@@ -185,7 +186,7 @@ pub async fn client_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("clients:read")?;
-    let c = clients::find_client(&state, &principal.provider.tenant, path_id(&req))
+    let c = clients::find_client(state.clients(), &principal.provider.tenant, path_id(&req))
         .await?
         .filter(|c| c.id != clients::first_party_client_id(&principal.provider.tenant))
         .ok_or(ApiError::NotFound)?;
@@ -213,7 +214,7 @@ pub async fn client_delete(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("clients:delete")?;
     let id = path_id(&req);
-    if !clients::delete_client(&state, &principal.provider.tenant, id).await? {
+    if !clients::delete_client(state.clients(), &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
     }
     record(
@@ -256,7 +257,7 @@ pub async fn users_get(
         .and_then(|c| c.split_once('.'))
         .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id)));
     let mut page =
-        accounts::list_users(&state, &principal.provider.tenant, cursor, limit + 1).await?;
+        accounts::list_users(&state.pool, &principal.provider.tenant, cursor, limit + 1).await?;
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
         page.last()
@@ -312,12 +313,12 @@ pub async fn users_post(
     if !b.roles.is_empty() {
         principal.require("users:roles:assign")?;
         for name in &b.roles {
-            let role = rbac::find_role(&state, tenant, name)
+            let role = rbac::find_role(&state.pool, tenant, name)
                 .await?
                 .ok_or_else(|| {
                     ApiError::ValidationFailed(format!("role {name:?} does not exist"))
                 })?;
-            let needed = rbac::role_permissions(&state, tenant, &role).await?;
+            let needed = rbac::role_permissions(&state.pool, tenant, &role).await?;
             let held = principal.permissions();
             if !rbac::grants_all(&held, &needed) {
                 return Err(ApiError::InsufficientPermissions {
@@ -328,7 +329,8 @@ pub async fn users_post(
         }
     }
     let user = accounts::create_user(
-        &state,
+        &state.pool,
+        &state.hasher,
         tenant,
         NewUser {
             email: Email::parse(&b.email)?,
@@ -374,10 +376,10 @@ pub async fn user_get(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("users:read")?;
     let tenant = &principal.provider.tenant;
-    let user = accounts::find_user(&state, tenant, path_id(&req))
+    let user = accounts::find_user(&state.pool, tenant, path_id(&req))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let access = rbac::effective_access(&state, tenant, &user.id, "").await?;
+    let access = rbac::effective_access(&state.pool, tenant, &user.id, "").await?;
     let mut out = user.to_json();
     out["roles"] = json!(access.roles);
     out["permissions"] = json!(access.permissions);
@@ -410,7 +412,8 @@ pub async fn user_patch(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("users:update")?;
     let id = path_id(&req);
-    let user = accounts::update_profile(&state, &principal.provider.tenant, id, profile).await?;
+    let user =
+        accounts::update_profile(&state.pool, &principal.provider.tenant, id, profile).await?;
     record(&state, &req, &principal, "user.updated", ("user_id", id));
     Ok(data(StatusCode::OK, user.to_json()))
 }
@@ -436,7 +439,7 @@ pub async fn user_delete(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("users:delete")?;
     let id = path_id(&req);
-    if !accounts::delete_user(&state, &principal.provider.tenant, id).await? {
+    if !accounts::delete_user(&state.pool, &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
     }
     record(&state, &req, &principal, "user.deleted", ("user_id", id));
@@ -464,7 +467,7 @@ pub async fn user_unlock_post(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("users:update")?;
     let id = path_id(&req);
-    accounts::unlock(&state, &principal.provider.tenant, id).await?;
+    accounts::unlock(&state.pool, &principal.provider.tenant, id).await?;
     record(&state, &req, &principal, "user.unlocked", ("user_id", id));
     Ok(data(StatusCode::OK, json!({ "unlocked": true })))
 }
@@ -509,7 +512,7 @@ pub async fn keys_rotate_post(
 ) -> Result<HttpResponse, ApiError> {
     principal.require_privileged(&state, "keys:rotate").await?;
     let tenant = &principal.provider.tenant;
-    let kids = keys::rotate_keys(&state, tenant).await?;
+    let kids = keys::rotate_keys(&state.pool, &state.master_key, &state.config, tenant).await?;
     state.providers.invalidate(&tenant.slug);
     record(
         &state,
@@ -595,7 +598,7 @@ pub async fn settings_patch(
             group.as_str()
         )));
     }
-    tenants::update_settings(&state, tenant, &settings).await?;
+    tenants::update_settings(&state.pool, tenant, &settings).await?;
     state.providers.invalidate(&tenant.slug);
     record(
         &state,
@@ -674,7 +677,8 @@ pub async fn audit_get(
         before,
     };
     let limit = number("limit")?.unwrap_or(50).clamp(1, 500);
-    let (events, next) = audit::query(&state, &principal.provider.tenant, &filter, limit).await?;
+    let (events, next) =
+        audit::query(&state.audit, &principal.provider.tenant, &filter, limit).await?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(json!({ "data": events, "next_cursor": next })))
@@ -700,7 +704,7 @@ pub(crate) async fn platform_key(
         .map(str::to_string)
         .or_else(|| crate::http::extractors::bearer_token(req))
         .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
-    let k = crate::api_keys::verify(state, &key)
+    let k = crate::api_keys::verify(state.api_keys(), &key)
         .await?
         .filter(|k| k.tenant_id.is_none())
         .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
@@ -736,9 +740,15 @@ pub async fn tenants_post(
 ) -> Result<HttpResponse, ApiError> {
     let k = platform_key(&state, &req, "tenants:create").await?;
     let slug = TenantSlug::parse(&b.slug)?;
-    let t = tenants::create_tenant(&state, &slug, b.name.as_deref()).await?;
+    let t = crate::provisioning::create_tenant(
+        &state.pool,
+        &state.master_key,
+        &slug,
+        b.name.as_deref(),
+    )
+    .await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("tenant.created", Some(&t)).actor(Some(&format!("apikey:{}", k.id))),
         &audit_context(&req),
     );
@@ -765,7 +775,7 @@ pub async fn tenants_get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     platform_key(&state, &req, "tenants:read").await?;
-    let list = tenants::list_tenants(&state).await?;
+    let list = tenants::list_tenants(&state.pool).await?;
     Ok(data(
         StatusCode::OK,
         json!(list

@@ -60,7 +60,7 @@ pub async fn create_post(
     }
     let actor = principal.actor();
     let (k, key) = api_keys::create(
-        &state,
+        state.api_keys(),
         Some(&principal.provider.tenant),
         NewApiKey {
             name: body.name.as_deref().unwrap_or(""),
@@ -71,7 +71,7 @@ pub async fn create_post(
     )
     .await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("apikey.created", Some(&principal.provider.tenant))
             .actor(Some(&actor))
             .detail("key_id", k.id.as_str()),
@@ -98,8 +98,8 @@ pub async fn list_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("apikeys:read")?;
-    api_keys::flush_usage(&state).await;
-    let keys = api_keys::list(&state, Some(&principal.provider.tenant)).await?;
+    api_keys::flush_usage(state.api_keys()).await;
+    let keys = api_keys::list(state.api_keys(), Some(&principal.provider.tenant)).await?;
     Ok(data(StatusCode::OK, json!(keys)))
 }
 
@@ -134,9 +134,15 @@ pub async fn rotate_post(
     principal.require("apikeys:create")?;
     let id = path_id(&req);
     let grace = body.grace_period_hours.map(|h| h.saturating_mul(3600));
-    let (k, key) = api_keys::rotate(&state, Some(&principal.provider.tenant), id, grace).await?;
+    let (k, key) = api_keys::rotate(
+        state.api_keys(),
+        Some(&principal.provider.tenant),
+        id,
+        grace,
+    )
+    .await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("apikey.rotated", Some(&principal.provider.tenant))
             .actor(Some(&principal.actor()))
             .detail("key_id", k.id.as_str()),
@@ -165,9 +171,14 @@ pub async fn revoke_delete(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("apikeys:revoke")?;
-    let k = api_keys::revoke(&state, Some(&principal.provider.tenant), path_id(&req)).await?;
+    let k = api_keys::revoke(
+        state.api_keys(),
+        Some(&principal.provider.tenant),
+        path_id(&req),
+    )
+    .await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("apikey.revoked", Some(&principal.provider.tenant))
             .actor(Some(&principal.actor()))
             .detail("key_id", k.id.as_str()),
@@ -203,7 +214,7 @@ pub async fn verify_post(
         .key
         .filter(|k| !k.is_empty())
         .ok_or_else(|| ApiError::ValidationFailed("key is required".into()))?;
-    let found = api_keys::verify(&state, &key)
+    let found = api_keys::verify(state.api_keys(), &key)
         .await?
         .filter(|k| k.tenant_id.as_deref() == Some(p.tenant.id.as_str()));
     Ok(data(
@@ -216,7 +227,7 @@ pub async fn verify_post(
                 "prefix": k.prefix,
                 "scopes": k.scopes,
                 "tenant_id": p.tenant.id,
-                "expires_at": api_keys::format_instant(k.expires_at),
+                "expires_at": crate::storage::format_instant(k.expires_at),
             }),
             None => json!({ "valid": false }),
         },

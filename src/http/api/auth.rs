@@ -56,7 +56,14 @@ pub async fn login_post(
             "username (or email) and password are required".into(),
         ));
     };
-    let (_, t) = first_party::login(&state, &p, &email, &password, &audit_context(&req)).await?;
+    let (_, t) = first_party::login(
+        state.first_party(),
+        &p,
+        &email,
+        &password,
+        &audit_context(&req),
+    )
+    .await?;
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 
@@ -91,7 +98,14 @@ pub async fn mfa_verify_post(
             "challenge_id and code are required".into(),
         ));
     };
-    let t = first_party::verify_mfa(&state, &p, &challenge, &code, &audit_context(&req)).await?;
+    let t = first_party::verify_mfa(
+        state.first_party(),
+        &p,
+        &challenge,
+        &code,
+        &audit_context(&req),
+    )
+    .await?;
     let mut out = token_data(&t);
     out["mfa_verified"] = json!(true);
     out["mfa_expires_in"] = json!(first_party::MFA_FRESHNESS);
@@ -126,7 +140,7 @@ pub async fn refresh_post(
         .refresh_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::ValidationFailed("refresh_token is required".into()))?;
-    let t = first_party::refresh(&state, &p, &rt, &audit_context(&req)).await?;
+    let t = first_party::refresh(state.first_party(), &p, &rt, &audit_context(&req)).await?;
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 
@@ -160,7 +174,7 @@ pub async fn revoke_post(
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::ValidationFailed("token is required".into()))?;
     tokens::revoke_for_user(
-        &state,
+        state.tokens(),
         &principal.provider,
         principal.user_id()?,
         &token,
@@ -189,7 +203,7 @@ pub async fn logout_post(
 ) -> Result<HttpResponse, ApiError> {
     let token = principal.user_token()?;
     first_party::logout(
-        &state,
+        state.first_party(),
         &principal.provider,
         &token.sub,
         &token.jti,
@@ -217,7 +231,7 @@ pub async fn me_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     let p = &principal.provider;
-    let user = accounts::find_user(&state, &p.tenant, principal.user_id()?)
+    let user = accounts::find_user(&state.pool, &p.tenant, principal.user_id()?)
         .await?
         .filter(|u| !u.disabled)
         .ok_or_else(|| ApiError::Unauthorized("the token's subject is not a user".into()))?;
@@ -261,9 +275,9 @@ pub async fn register_post(
             "email and password are required".into(),
         ));
     };
-    accounts::register(&state, &p.tenant, &email, &password, body.name).await?;
+    accounts::register(state.accounts(), &p.tenant, &email, &password, body.name).await?;
     crate::audit::record(
-        &state,
+        &state.audit,
         crate::audit::AuditEvent::new("user.registered", Some(&p.tenant)),
         &audit_context(&req),
     );
@@ -287,7 +301,7 @@ pub async fn verify_email_post(
     Json(body): Json<TokenBody>,
 ) -> Result<HttpResponse, ApiError> {
     let token = body.token.unwrap_or_default();
-    accounts::verify_email(&state, &p.tenant, &token).await?;
+    accounts::verify_email(&state.pool, &p.tenant, &token).await?;
     Ok(data(StatusCode::OK, json!({ "email_verified": true })))
 }
 
@@ -316,16 +330,17 @@ pub async fn reset_password_post(
 ) -> Result<HttpResponse, ApiError> {
     match (body.email, body.token, body.new_password) {
         (Some(email), None, None) => {
-            accounts::request_password_reset(&state, &p.tenant, &email).await?;
+            accounts::request_password_reset(state.accounts(), &p.tenant, &email).await?;
             Ok(data(
                 StatusCode::ACCEPTED,
                 json!({ "status": "reset_link_sent_if_the_address_exists" }),
             ))
         }
         (None, Some(token), Some(new_password)) => {
-            accounts::reset_password(&state, &p.tenant, &token, &new_password).await?;
+            accounts::reset_password(&state.pool, &state.hasher, &p.tenant, &token, &new_password)
+                .await?;
             crate::audit::record(
-                &state,
+                &state.audit,
                 crate::audit::AuditEvent::new("password.reset", Some(&p.tenant)),
                 &audit_context(&req),
             );
@@ -363,9 +378,17 @@ pub async fn change_password_post(
         ));
     };
     let user_id = principal.user_id()?.to_string();
-    accounts::change_password(&state, &principal.provider.tenant, &user_id, &current, &new).await?;
+    accounts::change_password(
+        &state.pool,
+        &state.hasher,
+        &principal.provider.tenant,
+        &user_id,
+        &current,
+        &new,
+    )
+    .await?;
     crate::audit::record(
-        &state,
+        &state.audit,
         crate::audit::AuditEvent::new("password.changed", Some(&principal.provider.tenant))
             .actor(Some(&user_id)),
         &audit_context(&req),

@@ -12,7 +12,7 @@ use crate::http::api::admin::platform_key;
 use crate::http::api::{data, Json};
 use crate::http::extractors::audit_context;
 use crate::http::openapi::{DataEnvelope, ErrorEnvelope};
-use crate::protection::{self, BanError};
+use crate::protection::{self, BanError, BanRequest};
 use crate::state::AppState;
 
 impl From<BanError> for ApiError {
@@ -52,7 +52,7 @@ pub async fn bans_get(
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
     platform_key(&state, &req, "bans:read").await?;
-    let bans = protection::list_bans(&state).await?;
+    let bans = protection::list_bans(&state.pool).await?;
     Ok(data(StatusCode::OK, json!(bans)))
 }
 
@@ -76,15 +76,20 @@ pub async fn bans_post(
     Json(b): Json<BanBody>,
 ) -> Result<HttpResponse, ApiError> {
     let k = platform_key(&state, &req, "bans:create").await?;
-    let ban = protection::ban(
-        &state,
-        &b.ip,
-        b.reason.as_deref(),
-        b.expires_in_secs,
-        &format!("apikey:{}", k.id),
-        &audit_context(&req),
-    )
-    .await?;
+    let ban = state
+        .protection
+        .ban(
+            &state.pool,
+            &state.audit,
+            BanRequest {
+                target: &b.ip,
+                reason: b.reason.as_deref(),
+                expires_in_secs: b.expires_in_secs,
+            },
+            &format!("apikey:{}", k.id),
+            &audit_context(&req),
+        )
+        .await?;
     Ok(data(StatusCode::CREATED, json!(ban)))
 }
 
@@ -108,12 +113,15 @@ pub async fn ban_delete(
 ) -> Result<HttpResponse, ApiError> {
     let k = platform_key(&state, &req, "bans:delete").await?;
     let ip = req.match_info().get("ip").unwrap_or("");
-    protection::unban(
-        &state,
-        ip,
-        &format!("apikey:{}", k.id),
-        &audit_context(&req),
-    )
-    .await?;
+    state
+        .protection
+        .unban(
+            &state.pool,
+            &state.audit,
+            ip,
+            &format!("apikey:{}", k.id),
+            &audit_context(&req),
+        )
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

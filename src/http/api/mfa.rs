@@ -29,7 +29,7 @@ fn code(body: CodeBody) -> Result<String, ApiError> {
 
 fn event(state: &AppState, req: &HttpRequest, principal: &Principal, name: &'static str) {
     audit::record(
-        state,
+        &state.audit,
         AuditEvent::new(name, Some(&principal.provider.tenant)).actor(Some(&principal.actor())),
         &audit_context(req),
     );
@@ -44,10 +44,10 @@ pub async fn setup_post(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     let p = &principal.provider;
-    let user = accounts::find_user(&state, &p.tenant, principal.user_id()?)
+    let user = accounts::find_user(&state.pool, &p.tenant, principal.user_id()?)
         .await?
         .ok_or(ApiError::NotFound)?;
-    let enrollment = mfa::setup(&state, &p.tenant, &user.id, &user.email).await?;
+    let enrollment = mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email).await?;
     Ok(data(StatusCode::OK, json!(enrollment)))
 }
 
@@ -64,10 +64,10 @@ pub async fn verify_post(
     let tenant = &principal.provider.tenant;
     let user_id = principal.user_id()?;
     let code = code(body)?;
-    if mfa::is_enabled(&state, tenant, user_id).await? {
-        mfa::verify(&state, tenant, user_id, &code).await?;
+    if mfa::is_enabled(&state.pool, tenant, user_id).await? {
+        mfa::verify(state.mfa(), tenant, user_id, &code).await?;
     } else {
-        mfa::verify_pending(&state, tenant, user_id, &code).await?;
+        mfa::verify_pending(state.mfa(), tenant, user_id, &code).await?;
     }
     Ok(data(StatusCode::OK, json!({ "valid": true })))
 }
@@ -83,7 +83,7 @@ pub async fn enable_post(
     Json(body): Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = mfa::enable(
-        &state,
+        state.mfa(),
         &principal.provider.tenant,
         principal.user_id()?,
         &code(body)?,
@@ -107,7 +107,7 @@ pub async fn disable_post(
     Json(body): Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     mfa::disable(
-        &state,
+        state.mfa(),
         &principal.provider.tenant,
         principal.user_id()?,
         &code(body)?,
@@ -125,7 +125,7 @@ pub async fn backup_codes_get(
     state: web::Data<AppState>,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    let remaining = mfa::remaining_backup_codes(&state, principal.user_id()?).await?;
+    let remaining = mfa::remaining_backup_codes(&state.pool, principal.user_id()?).await?;
     Ok(data(StatusCode::OK, json!({ "remaining": remaining })))
 }
 
@@ -140,7 +140,7 @@ pub async fn backup_codes_post(
     Json(body): Json<CodeBody>,
 ) -> Result<HttpResponse, ApiError> {
     let codes = mfa::regenerate_backup_codes(
-        &state,
+        state.mfa(),
         &principal.provider.tenant,
         principal.user_id()?,
         &code(body)?,

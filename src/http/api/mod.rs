@@ -168,7 +168,7 @@ pub fn record(
     detail: (&str, &str),
 ) {
     crate::audit::record(
-        state,
+        &state.audit,
         crate::audit::AuditEvent::new(event, Some(&principal.provider.tenant))
             .actor(Some(&principal.actor()))
             .detail(detail.0, detail.1),
@@ -310,10 +310,10 @@ impl Principal {
                 .get("auth_time")
                 .and_then(Value::as_i64)
                 .is_some_and(|t| crate::storage::now() - t <= crate::first_party::MFA_FRESHNESS);
-        if recent || !crate::mfa::is_enabled(state, tenant, &token.sub).await? {
+        if recent || !crate::mfa::is_enabled(&state.pool, tenant, &token.sub).await? {
             return Ok(());
         }
-        let challenge_id = crate::mfa::create_challenge(state, tenant, &token.sub).await?;
+        let challenge_id = crate::mfa::create_challenge(&state.pool, tenant, &token.sub).await?;
         Err(ApiError::MfaRequired { challenge_id })
     }
 
@@ -370,7 +370,7 @@ impl FromRequest for Principal {
             let key = api_key.or_else(|| token.clone().filter(|t| t.starts_with("ak_")));
             if let Some(key) = key {
                 // The tenant comes from the key: a key of another tenant fails like garbage.
-                let k = crate::api_keys::verify(&state, &key)
+                let k = crate::api_keys::verify(state.api_keys(), &key)
                     .await
                     .map_err(|e| ApiError::unexpected(&e))?
                     .filter(|k| k.tenant_id.as_deref() == Some(provider.tenant.id.as_str()))
@@ -381,7 +381,7 @@ impl FromRequest for Principal {
                 });
             }
             let token = token.ok_or_else(unauthorized)?;
-            let at = tokens::validate_access_token(&state, &provider, &token)
+            let at = tokens::validate_access_token(state.tokens(), &provider, &token)
                 .await
                 .map_err(ApiError::from)?;
             // RFC 9068 §4: only tokens issued for this API are accepted here; a token a relying

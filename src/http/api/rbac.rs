@@ -46,7 +46,7 @@ pub async fn roles_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("roles:read")?;
-    let roles = rbac::list_roles(&state, &principal.provider.tenant).await?;
+    let roles = rbac::list_roles(&state.pool, &principal.provider.tenant).await?;
     Ok(data(
         StatusCode::OK,
         json!(roles.iter().map(role_json).collect::<Vec<_>>()),
@@ -94,9 +94,9 @@ pub async fn roles_post(
         inherits: body.inherits,
         client_id: body.client_id,
     };
-    let role = rbac::create_role(&state, &principal.provider.tenant, new).await?;
+    let role = rbac::create_role(&state.pool, &principal.provider.tenant, new).await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("role.created", Some(&principal.provider.tenant))
             .actor(Some(&principal.actor()))
             .detail("role", role.name.as_str()),
@@ -128,7 +128,7 @@ pub async fn permissions_get(
         .iter()
         .map(|s| s.to_string())
         .collect();
-    for r in rbac::list_roles(&state, &principal.provider.tenant).await? {
+    for r in rbac::list_roles(&state.pool, &principal.provider.tenant).await? {
         all.extend(parse_list(&r.permissions));
     }
     Ok(data(StatusCode::OK, json!(all)))
@@ -173,10 +173,10 @@ pub async fn assign_post(
         ));
     };
     let tenant = &principal.provider.tenant;
-    let role = rbac::find_scoped_role(&state, tenant, body.client_id.as_deref(), &role_name)
+    let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
         .await?
         .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
-    let needed = rbac::role_permissions(&state, tenant, &role).await?;
+    let needed = rbac::role_permissions(&state.pool, tenant, &role).await?;
     let held = principal.permissions();
     if !rbac::grants_all(&held, &needed) {
         return Err(ApiError::InsufficientPermissions {
@@ -184,9 +184,9 @@ pub async fn assign_post(
             held,
         });
     }
-    rbac::assign_role(&state, tenant, &user_id, &role).await?;
+    rbac::assign_role(&state.pool, tenant, &user_id, &role).await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("role.assigned", Some(tenant))
             .actor(Some(&principal.actor()))
             .detail("user_id", user_id.as_str())
@@ -256,9 +256,9 @@ pub async fn import_post(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("roles:create")?;
     let template = body.template.unwrap_or_default();
-    let created = rbac::import_template(&state, &principal.provider.tenant, &template).await?;
+    let created = rbac::import_template(&state.pool, &principal.provider.tenant, &template).await?;
     audit::record(
-        &state,
+        &state.audit,
         AuditEvent::new("role.template_imported", Some(&principal.provider.tenant))
             .actor(Some(&principal.actor()))
             .detail("template", template.as_str()),

@@ -39,7 +39,7 @@ pub async fn configure_post(
     principal
         .require_privileged(&state, "sso:configure")
         .await?;
-    let conn = federation::configure(&state, &principal.provider.tenant, body).await?;
+    let conn = federation::configure(state.federation(), &principal.provider.tenant, body).await?;
     record(
         &state,
         &req,
@@ -69,7 +69,7 @@ pub async fn list_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("sso:read")?;
-    let list = federation::list(&state, &principal.provider.tenant).await?;
+    let list = federation::list(&state.pool, &principal.provider.tenant).await?;
     Ok(data(
         StatusCode::OK,
         json!(list.iter().map(|c| c.to_json()).collect::<Vec<_>>()),
@@ -122,7 +122,7 @@ pub async fn get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("sso:read")?;
-    let conn = federation::find(&state, &principal.provider.tenant, path_id(&req))
+    let conn = federation::find(&state.pool, &principal.provider.tenant, path_id(&req))
         .await?
         .ok_or(ApiError::NotFound)?;
     Ok(data(StatusCode::OK, conn.to_json()))
@@ -152,7 +152,7 @@ pub async fn delete(
         .require_privileged(&state, "sso:configure")
         .await?;
     let id = path_id(&req);
-    if !federation::delete(&state, &principal.provider.tenant, id).await? {
+    if !federation::delete(&state.pool, &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
     }
     record(&state, &req, &principal, "sso.deleted", ("connection", id));
@@ -180,9 +180,9 @@ pub async fn test_post(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("sso:read")?;
-    let conn = federation::find(&state, &principal.provider.tenant, path_id(&req))
+    let conn = federation::find(&state.pool, &principal.provider.tenant, path_id(&req))
         .await?
         .ok_or(ApiError::NotFound)?;
-    let report = federation::test(&state, &conn).await?;
+    let report = federation::test(state.federation(), &conn).await?;
     Ok(data(StatusCode::OK, json!(report)))
 }
