@@ -9,12 +9,13 @@ use actix_web::dev::Payload;
 use actix_web::http::header;
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
 
 use crate::audit::Context;
 use crate::authorization::Params;
 use crate::clients::ClientCredentials;
 use crate::crypto;
-use crate::error::{self, OAuthError};
+use crate::error::{self, ApiError, OAuthError};
 use crate::provider::Provider;
 use crate::state::AppState;
 
@@ -264,5 +265,56 @@ mod tests {
     fn percent_decoding_handles_reserved_characters() {
         assert_eq!(percent_decode("a%3Ab%25c").as_deref(), Some("a:b%c"));
         assert_eq!(percent_decode("bad%zz"), None);
+    }
+}
+
+/// A JSON body of type `T`, bounded by `max_body_bytes`; anything unparsable is a
+/// `VALIDATION_FAILED` that names the problem. A body must say it is JSON
+/// (`application/json` or a `+json` type): a `text/plain` or form body is refused before
+/// anything reads it, so a client bug never looks like a wrong password, and a cross-site
+/// "simple" request (no CORS preflight) cannot carry a JSON command.
+pub struct Json<T>(pub T);
+
+/// `Some(problem)` when a non-empty body is not declared as JSON.
+fn json_content_type_problem(req: &HttpRequest) -> Option<String> {
+    let Some(raw) = req.headers().get(header::CONTENT_TYPE) else {
+        return Some("the request has a body but no Content-Type: send application/json".into());
+    };
+    let mime = raw
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json = mime == "application/json"
+        || mime
+            .strip_prefix("application/")
+            .is_some_and(|s| s.ends_with("+json"));
+    (!json).then(|| {
+        let shown: String = mime.chars().take(64).collect();
+        format!("Content-Type must be application/json, not {shown:?}")
+    })
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let bytes = web::Bytes::from_request(req, payload);
+        let content_type_problem = json_content_type_problem(req);
+        Box::pin(async move {
+            let body = bytes.await.map_err(|_| {
+                ApiError::ValidationFailed("the request body is too large or unreadable".into())
+            })?;
+            if let (false, Some(problem)) = (body.is_empty(), content_type_problem) {
+                return Err(ApiError::ValidationFailed(problem).into());
+            }
+            let value = serde_json::from_slice::<T>(if body.is_empty() { b"{}" } else { &body })
+                .map_err(|e| ApiError::ValidationFailed(format!("invalid JSON body: {e}")))?;
+            Ok(Json(value))
+        })
     }
 }

@@ -823,7 +823,9 @@ async fn complete(
                     );
                     Ok(HttpResponse::Ok()
                         .insert_header((header::CACHE_CONTROL, "no-store"))
-                        .json(serde_json::json!({ "data": super::api::auth::token_data(&t) })))
+                        .json(
+                            serde_json::json!({ "data": crate::http::api::common::token_data(&t) }),
+                        ))
                 }
                 Err(e) => {
                     let e = ApiError::from(e);

@@ -13,6 +13,7 @@ pub mod oidc;
 pub mod openapi;
 pub mod pages;
 pub mod register;
+pub mod schema;
 
 /// Routes of one tenant, mounted under `/t/{tenant}` and, for the default tenant, at the root.
 pub fn tenant_routes(cfg: &mut web::ServiceConfig) {

@@ -11,8 +11,7 @@ use crate::api_keys;
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, Client, ClientError, GrantType, NewClient, RedirectUri};
 use crate::error::{BearerChallenge, OAuthError};
-use crate::http::api::Json;
-use crate::http::extractors::{audit_context, bearer_token, TenantProvider};
+use crate::http::extractors::{audit_context, bearer_token, Json, TenantProvider};
 use crate::keys::Alg;
 use crate::provider::Provider;
 use crate::rbac;
@@ -146,11 +145,11 @@ fn enabled(p: &Provider) -> Result<(), OAuthError> {
     post,
     path = "/t/{tenant}/register",
     tag = "registration",
-    params(crate::http::openapi::TenantPath),
+    params(crate::http::schema::TenantPath),
     request_body = Metadata,
     responses(
         (status = 201, description = "Client id, secret and registration access token"),
-        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
         (status = 401, description = "Missing or invalid (initial or registration) access token")
     ),
 )]
@@ -222,10 +221,10 @@ async fn registered(
     get,
     path = "/t/{tenant}/register/{client_id}",
     tag = "registration",
-    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    params(crate::http::schema::TenantPath, ("client_id" = String, Path, description = "The registered client")),
     responses(
         (status = 200, description = "Registered metadata"),
-        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
         (status = 401, description = "Missing or invalid (initial or registration) access token")
     ),
 )]
@@ -245,11 +244,11 @@ pub async fn registration_get(
     put,
     path = "/t/{tenant}/register/{client_id}",
     tag = "registration",
-    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    params(crate::http::schema::TenantPath, ("client_id" = String, Path, description = "The registered client")),
     request_body = Metadata,
     responses(
         (status = 200, description = "Updated metadata"),
-        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
         (status = 401, description = "Missing or invalid (initial or registration) access token")
     ),
 )]
@@ -282,10 +281,10 @@ pub async fn registration_put(
     delete,
     path = "/t/{tenant}/register/{client_id}",
     tag = "registration",
-    params(crate::http::openapi::TenantPath, ("client_id" = String, Path, description = "The registered client")),
+    params(crate::http::schema::TenantPath, ("client_id" = String, Path, description = "The registered client")),
     responses(
         (status = 204, description = "Deleted"),
-        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::openapi::OAuthErrorBody),
+        (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
         (status = 401, description = "Missing or invalid (initial or registration) access token")
     ),
 )]

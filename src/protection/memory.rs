@@ -2,11 +2,9 @@
 //! ([`super::redis_store`]), behind one mutex. Bounded: stale entries are swept by the
 //! background jobs, and the map is swept at once when it grows past its cap.
 
+use super::hit::{now_ms, Hit, HitSpec};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-use super::{Hit, HitSpec};
 
 #[derive(Debug, Clone, Copy)]
 struct Counter {
@@ -39,12 +37,6 @@ pub struct MemoryStore {
 
 /// Entries kept before a sweep is forced (an attack from many addresses).
 const MAX_ENTRIES: usize = 200_000;
-
-pub(super) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
 
 impl MemoryStore {
     pub fn hit(&self, spec: &HitSpec<'_>) -> Hit {

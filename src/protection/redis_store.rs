@@ -10,7 +10,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::Script;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::{Hit, HitSpec};
+use super::hit::{now_ms, Hit, HitSpec};
 
 /// KEYS: window hash, lock, violations, lockouts. ARGV: window ms, limit, violations that
 /// lock, violation window ms, lockout ms, lockout-count window ms, whether rejections count
@@ -94,12 +94,12 @@ impl RedisStore {
     }
 
     pub fn available(&self) -> bool {
-        super::memory::now_ms() >= self.retry_at_ms.load(Ordering::Relaxed)
+        now_ms() >= self.retry_at_ms.load(Ordering::Relaxed)
     }
 
     pub fn failed(&self) {
         self.retry_at_ms
-            .store(super::memory::now_ms() + BACKOFF_MS, Ordering::Relaxed);
+            .store(now_ms() + BACKOFF_MS, Ordering::Relaxed);
     }
 
     fn addr_keys(&self, addr: &str) -> [String; 3] {

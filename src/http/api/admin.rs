@@ -12,10 +12,10 @@ use crate::accounts::{self, Email, NewUser, Password};
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, ClientError, GrantType, NewClient, RedirectUri};
 use crate::error::ApiError;
-use crate::http::api::{data, path_id, record, Json, Principal};
-use crate::http::extractors::{audit_context, query_params};
+use crate::http::api::common::{data, path_id, platform_key, record, Principal};
+use crate::http::extractors::{audit_context, query_params, Json};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::keys::{self, Alg};
 use crate::rbac;
 use crate::state::AppState;
@@ -689,33 +689,6 @@ pub async fn audit_get(
 pub struct TenantBody {
     slug: String,
     name: Option<String>,
-}
-
-/// A platform API key (`apikey create --platform`), from `x-api-key` or Bearer.
-pub(crate) async fn platform_key(
-    state: &AppState,
-    req: &HttpRequest,
-    permission: &str,
-) -> Result<crate::api_keys::ApiKey, ApiError> {
-    let key = req
-        .headers()
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string)
-        .or_else(|| crate::http::extractors::bearer_token(req))
-        .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
-    let k = crate::api_keys::verify(state.api_keys(), &key)
-        .await?
-        .filter(|k| k.tenant_id.is_none())
-        .ok_or_else(|| ApiError::Unauthorized("a platform API key is required".into()))?;
-    let held = k.scopes.clone();
-    if !rbac::grants_all(&held, &[permission.to_string()]) {
-        return Err(ApiError::InsufficientPermissions {
-            required: vec![permission.into()],
-            held,
-        });
-    }
-    Ok(k)
 }
 
 #[utoipa::path(

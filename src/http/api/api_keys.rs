@@ -8,10 +8,10 @@ use serde_json::json;
 use crate::api_keys::{self, ApiKey, NewApiKey};
 use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
-use crate::http::api::{data, path_id, Json, Principal};
-use crate::http::extractors::{audit_context, TenantProvider};
+use crate::http::api::common::{data, path_id, Principal};
+use crate::http::extractors::{audit_context, Json, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::rbac;
 use crate::state::AppState;
 

@@ -8,28 +8,18 @@ use serde_json::json;
 use crate::accounts;
 use crate::error::ApiError;
 use crate::first_party;
-use crate::http::api::{data, Json, Principal};
-use crate::http::extractors::{audit_context, TenantProvider};
+use crate::http::api::common::{data, token_data, Principal};
+use crate::http::extractors::{audit_context, Json, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::state::AppState;
-use crate::tokens::{self, TokenResponse};
+use crate::tokens;
 
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct LoginBody {
     username: Option<String>,
     email: Option<String>,
     password: Option<String>,
-}
-
-pub fn token_data(t: &TokenResponse) -> serde_json::Value {
-    json!({
-        "token": t.access_token,
-        "access_token": t.access_token,
-        "refresh_token": t.refresh_token,
-        "expires_in": t.expires_in,
-        "token_type": "Bearer",
-    })
 }
 
 #[utoipa::path(

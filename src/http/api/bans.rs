@@ -8,10 +8,9 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::error::ApiError;
-use crate::http::api::admin::platform_key;
-use crate::http::api::{data, Json};
-use crate::http::extractors::audit_context;
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope};
+use crate::http::api::common::{data, platform_key};
+use crate::http::extractors::{audit_context, Json};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope};
 use crate::protection::{self, BanError, BanRequest};
 use crate::state::AppState;
 

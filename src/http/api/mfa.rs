@@ -9,10 +9,10 @@ use serde_json::json;
 use crate::accounts;
 use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
-use crate::http::api::{data, Json, Principal};
-use crate::http::extractors::audit_context;
+use crate::http::api::common::{data, Principal};
+use crate::http::extractors::{audit_context, Json};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope, TenantPath};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, TenantPath};
 use crate::mfa;
 use crate::state::AppState;
 

@@ -6,10 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::{data, path_id, record, Json, Principal};
 use crate::error::ApiError;
 use crate::federation::{self, ConfigureRequest};
-use crate::http::openapi::{DataEnvelope, ErrorEnvelope, TenantPath};
+use crate::http::api::common::{data, path_id, record, Principal};
+use crate::http::extractors::Json;
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, TenantPath};
 use crate::state::AppState;
 
 #[utoipa::path(
