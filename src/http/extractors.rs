@@ -257,17 +257,6 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
         .filter(|t| !t.is_empty())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn percent_decoding_handles_reserved_characters() {
-        assert_eq!(percent_decode("a%3Ab%25c").as_deref(), Some("a:b%c"));
-        assert_eq!(percent_decode("bad%zz"), None);
-    }
-}
-
 /// A JSON body of type `T`, bounded by `max_body_bytes`; anything unparsable is a
 /// `VALIDATION_FAILED` that names the problem. A body must say it is JSON
 /// (`application/json` or a `+json` type): a `text/plain` or form body is refused before
@@ -316,5 +305,16 @@ impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
                 .map_err(|e| ApiError::ValidationFailed(format!("invalid JSON body: {e}")))?;
             Ok(Json(value))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percent_decoding_handles_reserved_characters() {
+        assert_eq!(percent_decode("a%3Ab%25c").as_deref(), Some("a:b%c"));
+        assert_eq!(percent_decode("bad%zz"), None);
     }
 }
