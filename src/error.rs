@@ -10,7 +10,8 @@ use serde_json::json;
 use crate::accounts::AccountError;
 use crate::authorization::AuthorizeError;
 use crate::clients::ClientError;
-use crate::i18n::{Locale, Texts};
+use crate::http::pages::error::{ErrorPage, Frame};
+use crate::i18n::Locale;
 use crate::tokens::{BearerError, TokenError};
 
 tokio::task_local! {
@@ -238,23 +239,6 @@ impl ResponseError for BearerChallenge {
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .json(body)
     }
-}
-
-/// What every page's frame (`base.html`) shows.
-pub struct Frame<'a> {
-    pub lang: &'static str,
-    pub t: &'static Texts,
-    pub tenant_name: &'a str,
-    pub logo_url: Option<&'a str>,
-    pub branding_css: Option<String>,
-}
-
-#[derive(Template)]
-#[template(path = "error.html")]
-pub struct ErrorPage<'a> {
-    pub f: Frame<'a>,
-    pub message: &'a str,
-    pub correlation_id: &'a str,
 }
 
 /// An error shown to a person in the browser.

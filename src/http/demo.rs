@@ -10,8 +10,9 @@ use serde_json::Value;
 
 use crate::crypto;
 use crate::demo;
-use crate::error::{Frame, PageError};
+use crate::error::PageError;
 use crate::http::extractors::query_params;
+use crate::http::pages::error::Frame;
 use crate::i18n::Locale;
 use crate::provider::issuer_for;
 use crate::state::AppState;

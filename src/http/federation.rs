@@ -7,12 +7,15 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
-use super::pages::{
-    account_form_session, account_page, account_session, complete_sign_in, cookie,
-    csrf_cookie_value, current_session, finish_logout, frame, html, link_cookie_name, locale,
-    pending_form, second_factor_step, see_other, session_cookie, sign_in_page, start_session, Back,
-    LinkAccountPage, MessagePage, SignInView,
+use super::pages::account::{account_form_session, account_page, account_session};
+use super::pages::common::{
+    cookie, csrf_cookie_value, current_session, frame, html, locale, pending_form, see_other, Back,
+    MessagePage,
 };
+use super::pages::flow::{complete_sign_in, second_factor_step, session_cookie, start_session};
+use super::pages::link::{link_cookie_name, LinkAccountPage};
+use super::pages::logout::finish_logout;
+use super::pages::sign_in::{sign_in_page, SignInView};
 use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, ErrorRedirect, Pending};
 use crate::crypto;

@@ -26,23 +26,29 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
         web::get().to(oidc::discovery_get),
     )
     .route("/jwks", web::get().to(oidc::jwks_get))
-    .route("/authorize", web::get().to(pages::authorize))
-    .route("/authorize", web::post().to(pages::authorize))
-    .route("/login", web::get().to(pages::sign_in_get))
-    .route("/login", web::post().to(pages::sign_in_post))
-    .route("/verify-email", web::get().to(pages::verify_email_get))
-    .route("/reset-password", web::get().to(pages::reset_password_get))
+    .route("/authorize", web::get().to(pages::flow::authorize))
+    .route("/authorize", web::post().to(pages::flow::authorize))
+    .route("/login", web::get().to(pages::sign_in::sign_in_get))
+    .route("/login", web::post().to(pages::sign_in::sign_in_post))
+    .route(
+        "/verify-email",
+        web::get().to(pages::email::verify_email_get),
+    )
     .route(
         "/reset-password",
-        web::post().to(pages::reset_password_post),
+        web::get().to(pages::email::reset_password_get),
     )
-    .route("/mfa/enroll", web::get().to(pages::mfa_enroll_get))
-    .route("/mfa/enroll", web::post().to(pages::mfa_enroll_post))
-    .route("/continue", web::get().to(pages::continue_get))
-    .route("/account", web::get().to(pages::account_get))
+    .route(
+        "/reset-password",
+        web::post().to(pages::email::reset_password_post),
+    )
+    .route("/mfa/enroll", web::get().to(pages::mfa::mfa_enroll_get))
+    .route("/mfa/enroll", web::post().to(pages::mfa::mfa_enroll_post))
+    .route("/continue", web::get().to(pages::flow::continue_get))
+    .route("/account", web::get().to(pages::account::account_get))
     .route(
         "/account/password",
-        web::post().to(pages::account_password_post),
+        web::post().to(pages::account::account_password_post),
     )
     .route("/account/link", web::get().to(federation::account_link_get))
     .route(
@@ -53,36 +59,42 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
         "/account/linked/remove",
         web::post().to(federation::account_linked_remove_post),
     )
-    .route("/account/mfa", web::get().to(pages::account_mfa_get))
-    .route("/account/mfa", web::post().to(pages::account_mfa_post))
+    .route(
+        "/account/mfa",
+        web::get().to(pages::account::account_mfa_get),
+    )
+    .route(
+        "/account/mfa",
+        web::post().to(pages::account::account_mfa_post),
+    )
     .route(
         "/account/mfa/disable",
-        web::post().to(pages::account_mfa_disable_post),
+        web::post().to(pages::account::account_mfa_disable_post),
     )
     .route(
         "/account/backup-codes",
-        web::post().to(pages::account_backup_codes_post),
+        web::post().to(pages::account::account_backup_codes_post),
     )
     .route(
         "/account/sessions/end",
-        web::post().to(pages::account_session_end_post),
+        web::post().to(pages::account::account_session_end_post),
     )
     .route(
         "/account/sessions/end-all",
-        web::post().to(pages::account_sessions_end_all_post),
+        web::post().to(pages::account::account_sessions_end_all_post),
     )
-    .route("/mfa", web::get().to(pages::mfa_get))
-    .route("/mfa", web::post().to(pages::mfa_post))
-    .route("/consent", web::get().to(pages::consent_get))
-    .route("/consent", web::post().to(pages::consent_post))
+    .route("/mfa", web::get().to(pages::mfa::mfa_get))
+    .route("/mfa", web::post().to(pages::mfa::mfa_post))
+    .route("/consent", web::get().to(pages::consent::consent_get))
+    .route("/consent", web::post().to(pages::consent::consent_post))
     .route("/token", web::post().to(oidc::token_post))
     .route("/userinfo", web::get().to(oidc::userinfo))
     .route("/userinfo", web::post().to(oidc::userinfo))
     .route("/revoke", web::post().to(oidc::revoke_post))
     .route("/introspect", web::post().to(oidc::introspect_post))
-    .route("/logout", web::get().to(pages::logout))
-    .route("/logout", web::post().to(pages::logout))
-    .route("/branding.css", web::get().to(pages::branding_css))
+    .route("/logout", web::get().to(pages::logout::logout))
+    .route("/logout", web::post().to(pages::logout::logout))
+    .route("/branding.css", web::get().to(pages::assets::branding_css))
     .route("/federation/start", web::post().to(federation::start_post))
     .route(
         "/federation/oidc/callback",
@@ -113,7 +125,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
         .route("/openapi.json", web::get().to(openapi::openapi_get))
         .route("/ready", web::get().to(health::ready))
         .route("/metrics", web::get().to(health::metrics))
-        .route("/static/{file}", web::get().to(pages::static_file));
+        .route("/static/{file}", web::get().to(pages::assets::static_file));
     if demo {
         cfg.route("/demo", web::get().to(demo::demo_page))
             .route("/demo/login", web::get().to(demo::demo_login))

@@ -1,0 +1,513 @@
+//! The account page (`{issuer}/account`): change password, two-step verification and
+//! backup codes, active sessions; each form asks for the signed-in session and a CSRF token.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use askama::Template;
+
+use super::common::{
+    check_csrf, csrf_seed, csrf_token, current_session, form_page, frame, html, locale, see_other,
+};
+use super::error::Frame;
+use super::logout::finish_logout;
+use super::mfa::{BackupCodesPage, MfaEnrollPage};
+use crate::accounts::{self, AccountError};
+use crate::audit::{self, AuditEvent};
+use crate::authorization::{self, Params};
+use crate::error::PageError;
+use crate::federation::{self};
+use crate::http::extractors::{audit_context, FormParams, TenantProvider};
+use crate::i18n::Locale;
+use crate::mfa;
+use crate::provider::Provider;
+use crate::sessions::{self, Session};
+use crate::state::AppState;
+
+/// One row of the account page's session list.
+struct SessionRowView {
+    sid: String,
+    when: String,
+    ip: String,
+    agent: String,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "pages/account/account.html")]
+struct AccountPage<'a> {
+    f: Frame<'a>,
+    base: &'a str,
+    csrf: String,
+    email: &'a str,
+    notice: Option<&'a str>,
+    error: Option<&'a str>,
+    mfa_enabled: bool,
+    remaining_codes: i64,
+    sessions: Vec<SessionRowView>,
+    linked: Vec<LinkedView>,
+    linkable: Vec<LinkableView>,
+}
+
+/// A linked sign-in method on the account page.
+struct LinkedView {
+    connection_id: String,
+    name: String,
+    since: String,
+    last_used: String,
+}
+
+/// A connection the user may link.
+struct LinkableView {
+    id: String,
+    name: String,
+}
+
+const ACCOUNT_FORM: &str = "account";
+
+/// The signed-in user of the account pages, or the redirect to sign in first.
+pub async fn account_session(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    loc: Locale,
+) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
+    let Some(session) = current_session(state, req, p).await? else {
+        let id = authorization::account_sign_in(state.authorization(), p, Some(loc.tag()))
+            .await
+            .map_err(PageError::from)?;
+        return Ok(Err(see_other(&format!(
+            "{}?request={id}",
+            p.endpoint("/login")
+        ))));
+    };
+    let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id)
+        .await?
+        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    Ok(Ok((session, user)))
+}
+
+/// The common preamble of the account page's forms: the CSRF check, then the signed-in
+/// user (or the redirect to sign in first).
+pub async fn account_form_session(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    form: &Params,
+    loc: Locale,
+) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
+    check_csrf(state, req, form, ACCOUNT_FORM, loc)?;
+    account_session(state, req, p, loc).await
+}
+
+pub async fn account_page(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    loc: Locale,
+    session: &Session,
+    user: &accounts::User,
+    message: (StatusCode, Option<&str>, Option<&str>),
+) -> Result<HttpResponse, PageError> {
+    let mfa_enabled = mfa::is_enabled(&state.pool, &p.tenant, &user.id)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    let remaining_codes = if mfa_enabled {
+        mfa::remaining_backup_codes(&state.pool, &user.id)
+            .await
+            .map_err(|e| PageError::unexpected(loc, &e))?
+    } else {
+        0
+    };
+    let sessions = sessions::list_user_sessions(&state.pool, &p.tenant, &user.id)
+        .await?
+        .into_iter()
+        .map(|s| SessionRowView {
+            current: s.sid == session.sid,
+            when: crate::storage::format_instant(s.created_at),
+            ip: s.ip.unwrap_or_else(|| "-".into()),
+            agent: s
+                .user_agent
+                .unwrap_or_else(|| "-".into())
+                .chars()
+                .take(80)
+                .collect(),
+            sid: s.sid,
+        })
+        .collect();
+    let linked_rows = federation::linked_methods(state.federation(), &p.tenant, &user.id).await?;
+    let linkable = federation::list(&state.pool, &p.tenant)
+        .await?
+        .into_iter()
+        .filter(|c| c.enabled && !linked_rows.iter().any(|m| m.connection_id == c.id))
+        .map(|c| LinkableView {
+            id: c.id,
+            name: c.name,
+        })
+        .collect();
+    let linked = linked_rows
+        .into_iter()
+        .map(|m| LinkedView {
+            since: crate::storage::format_instant(m.created_at),
+            last_used: crate::storage::format_instant(m.last_login_at),
+            connection_id: m.connection_id,
+            name: m.name,
+        })
+        .collect();
+    let (seed, set) = csrf_seed(state, req);
+    let page = AccountPage {
+        linked,
+        linkable,
+        f: frame(p, loc),
+        base: &p.issuer,
+        csrf: csrf_token(state, &seed, ACCOUNT_FORM),
+        email: &user.email,
+        notice: message.1,
+        error: message.2,
+        mfa_enabled,
+        remaining_codes,
+        sessions,
+    };
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(form_page(state, message.0, body, seed, set))
+}
+
+/// `GET {issuer}/account` — change password, two-step verification, active sessions.
+pub async fn account_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    match account_session(&state, &req, &p, loc).await? {
+        Ok((session, user)) => {
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::OK, None, None),
+            )
+            .await
+        }
+        Err(redirect) => Ok(redirect),
+    }
+}
+
+/// `POST {issuer}/account/password` — asks for the current password.
+pub async fn account_password_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let t = loc.texts();
+    let outcome = accounts::change_password(
+        &state.pool,
+        &state.hasher,
+        &p.tenant,
+        &user.id,
+        form.get("current_password").unwrap_or(""),
+        form.get("new_password").unwrap_or(""),
+    )
+    .await;
+    match outcome {
+        Ok(()) => {
+            audit::record(
+                &state.audit,
+                AuditEvent::new("password.changed", Some(&p.tenant)).actor(Some(&user.id)),
+                &audit_context(&req),
+            );
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::OK, Some(t.password_changed), None),
+            )
+            .await
+        }
+        Err(AccountError::InvalidCredentials) => {
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::UNAUTHORIZED, None, Some(t.invalid_credentials)),
+            )
+            .await
+        }
+        Err(e @ (AccountError::WeakPassword(_) | AccountError::PasswordReused)) => {
+            let message = e.to_string();
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)),
+            )
+            .await
+        }
+        Err(e) => Err(PageError::from(e)),
+    }
+}
+
+/// `GET {issuer}/account/mfa` — enrolment: QR code and key.
+pub async fn account_mfa_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (_, user) = match account_session(&state, &req, &p, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let enrollment = match mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email).await {
+        Ok(e) => e,
+        Err(mfa::MfaError::AlreadyEnabled) => return Ok(see_other(&p.endpoint("/account"))),
+        Err(e) => return Err(PageError::unexpected(loc, &e)),
+    };
+    let (seed, set) = csrf_seed(&state, &req);
+    let page = MfaEnrollPage {
+        f: frame(&p, loc),
+        action: p.endpoint("/account/mfa"),
+        csrf: csrf_token(&state, &seed, ACCOUNT_FORM),
+        request_id: "",
+        qr_svg: &enrollment.qr_svg,
+        secret: &enrollment.secret,
+        error: None,
+    };
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(form_page(&state, StatusCode::OK, body, seed, set))
+}
+
+fn backup_codes_page(
+    p: &Provider,
+    loc: Locale,
+    codes: &[String],
+) -> Result<HttpResponse, PageError> {
+    html(
+        StatusCode::OK,
+        BackupCodesPage {
+            f: frame(p, loc),
+            codes,
+            continue_action: p.endpoint("/account"),
+            request_id: "",
+        },
+    )
+}
+
+/// `POST {issuer}/account/mfa` — a first code enables TOTP; the backup codes are shown once.
+pub async fn account_mfa_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    match mfa::enable(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(codes) => {
+            audit::record(
+                &state.audit,
+                AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&user.id)),
+                &audit_context(&req),
+            );
+            backup_codes_page(&p, loc, &codes)
+        }
+        Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
+        Err(_) => {
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    Some(loc.texts().invalid_code),
+                ),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST {issuer}/account/mfa/disable` — requires a current code or a backup code.
+pub async fn account_mfa_disable_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let t = loc.texts();
+    match mfa::disable(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(()) => {
+            audit::record(
+                &state.audit,
+                AuditEvent::new("mfa.disabled", Some(&p.tenant)).actor(Some(&user.id)),
+                &audit_context(&req),
+            );
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::OK, Some(t.mfa_disabled_notice), None),
+            )
+            .await
+        }
+        Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
+        Err(_) => {
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (StatusCode::UNAUTHORIZED, None, Some(t.invalid_code)),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST {issuer}/account/backup-codes` — new backup codes (requires a current code).
+pub async fn account_backup_codes_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    match mfa::regenerate_backup_codes(
+        state.mfa(),
+        &p.tenant,
+        &user.id,
+        form.get("code").unwrap_or(""),
+    )
+    .await
+    {
+        Ok(codes) => backup_codes_page(&p, loc, &codes),
+        Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
+        Err(_) => {
+            account_page(
+                &state,
+                &req,
+                &p,
+                loc,
+                &session,
+                &user,
+                (
+                    StatusCode::UNAUTHORIZED,
+                    None,
+                    Some(loc.texts().invalid_code),
+                ),
+            )
+            .await
+        }
+    }
+}
+
+/// `POST {issuer}/account/sessions/end` — signs one session out.
+pub async fn account_session_end_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let sid = form.get("sid").unwrap_or("");
+    sessions::end_user_session(&state.pool, &state.outbound, &p, &user.id, sid).await?;
+    audit::record(
+        &state.audit,
+        AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&user.id)),
+        &audit_context(&req),
+    );
+    if sid == session.sid {
+        return finish_logout(
+            &state,
+            &p,
+            loc,
+            None,
+            Some(sessions::cookie_name(&p.tenant.slug)),
+        );
+    }
+    Ok(see_other(&p.endpoint("/account")))
+}
+
+/// `POST {issuer}/account/sessions/end-all` — signs out everywhere and revokes every
+/// refresh token.
+pub async fn account_sessions_end_all_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(form): FormParams,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let (_, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    sessions::end_all_user_sessions(&state.pool, &state.outbound, &p, &user.id).await?;
+    audit::record(
+        &state.audit,
+        AuditEvent::new("signout.everywhere", Some(&p.tenant)).actor(Some(&user.id)),
+        &audit_context(&req),
+    );
+    finish_logout(
+        &state,
+        &p,
+        loc,
+        None,
+        Some(sessions::cookie_name(&p.tenant.slug)),
+    )
+}
