@@ -12,6 +12,7 @@ use crate::authorization::AuthorizeError;
 use crate::clients::ClientError;
 use crate::http::pages::error::{ErrorPage, Frame};
 use crate::i18n::Locale;
+use crate::tenants::TenantError;
 use crate::tokens::{BearerError, TokenError};
 
 tokio::task_local! {
@@ -600,6 +601,27 @@ impl From<sqlx::Error> for ApiError {
 impl From<anyhow::Error> for ApiError {
     fn from(e: anyhow::Error) -> Self {
         ApiError::unexpected(&e)
+    }
+}
+
+impl From<ClientError> for ApiError {
+    fn from(e: ClientError) -> Self {
+        match e {
+            ClientError::Invalid(m) => ApiError::ValidationFailed(m),
+            ClientError::InvalidClient => ApiError::Unauthorized(e.to_string()),
+            ClientError::Unexpected(e) => ApiError::unexpected(&e),
+        }
+    }
+}
+
+impl From<TenantError> for ApiError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::InvalidSlug => ApiError::ValidationFailed(e.to_string()),
+            TenantError::AlreadyExists => ApiError::Conflict(e.to_string()),
+            TenantError::NotFound => ApiError::NotFound,
+            TenantError::Unexpected(e) => ApiError::unexpected(&e),
+        }
     }
 }
 

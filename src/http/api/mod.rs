@@ -73,42 +73,63 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/apikeys/{id}",
             web::delete().to(api_keys::revoke_delete),
         )
-        .route("/api/v1/admin/clients", web::get().to(admin::clients_get))
-        .route("/api/v1/admin/clients", web::post().to(admin::clients_post))
         .route(
-            "/api/v1/admin/clients/{id}",
-            web::get().to(admin::client_get),
+            "/api/v1/admin/clients",
+            web::get().to(admin::clients::clients_get),
+        )
+        .route(
+            "/api/v1/admin/clients",
+            web::post().to(admin::clients::clients_post),
         )
         .route(
             "/api/v1/admin/clients/{id}",
-            web::delete().to(admin::client_delete),
-        )
-        .route("/api/v1/admin/users", web::get().to(admin::users_get))
-        .route("/api/v1/admin/users", web::post().to(admin::users_post))
-        .route("/api/v1/admin/users/{id}", web::get().to(admin::user_get))
-        .route(
-            "/api/v1/admin/users/{id}",
-            web::patch().to(admin::user_patch),
+            web::get().to(admin::clients::client_get),
         )
         .route(
+            "/api/v1/admin/clients/{id}",
+            web::delete().to(admin::clients::client_delete),
+        )
+        .route(
+            "/api/v1/admin/users",
+            web::get().to(admin::users::users_get),
+        )
+        .route(
+            "/api/v1/admin/users",
+            web::post().to(admin::users::users_post),
+        )
+        .route(
             "/api/v1/admin/users/{id}",
-            web::delete().to(admin::user_delete),
+            web::get().to(admin::users::user_get),
+        )
+        .route(
+            "/api/v1/admin/users/{id}",
+            web::patch().to(admin::users::user_patch),
+        )
+        .route(
+            "/api/v1/admin/users/{id}",
+            web::delete().to(admin::users::user_delete),
         )
         .route(
             "/api/v1/admin/users/{id}/unlock",
-            web::post().to(admin::user_unlock_post),
+            web::post().to(admin::users::user_unlock_post),
         )
-        .route("/api/v1/admin/keys", web::get().to(admin::keys_get))
+        .route("/api/v1/admin/keys", web::get().to(admin::tenant::keys_get))
         .route(
             "/api/v1/admin/keys/rotate",
-            web::post().to(admin::keys_rotate_post),
+            web::post().to(admin::tenant::keys_rotate_post),
         )
-        .route("/api/v1/admin/settings", web::get().to(admin::settings_get))
         .route(
             "/api/v1/admin/settings",
-            web::patch().to(admin::settings_patch),
+            web::get().to(admin::tenant::settings_get),
         )
-        .route("/api/v1/admin/audit", web::get().to(admin::audit_get))
+        .route(
+            "/api/v1/admin/settings",
+            web::patch().to(admin::tenant::settings_patch),
+        )
+        .route(
+            "/api/v1/admin/audit",
+            web::get().to(admin::tenant::audit_get),
+        )
         .route(
             "/api/v1/auth/sso/configure",
             web::post().to(sso::configure_post),
@@ -129,12 +150,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
 
 /// Platform routes, at the root only (not under a tenant).
 pub fn platform_routes(cfg: &mut web::ServiceConfig) {
-    cfg.route("/api/v1/admin/tenants", web::post().to(admin::tenants_post))
-        .route("/api/v1/admin/tenants", web::get().to(admin::tenants_get))
-        .route("/api/v1/admin/bans", web::get().to(bans::bans_get))
-        .route("/api/v1/admin/bans", web::post().to(bans::bans_post))
-        .route(
-            "/api/v1/admin/bans/{ip:.+}",
-            web::delete().to(bans::ban_delete),
-        );
+    cfg.route(
+        "/api/v1/admin/tenants",
+        web::post().to(admin::tenants::tenants_post),
+    )
+    .route(
+        "/api/v1/admin/tenants",
+        web::get().to(admin::tenants::tenants_get),
+    )
+    .route("/api/v1/admin/bans", web::get().to(bans::bans_get))
+    .route("/api/v1/admin/bans", web::post().to(bans::bans_post))
+    .route(
+        "/api/v1/admin/bans/{ip:.+}",
+        web::delete().to(bans::ban_delete),
+    );
 }

@@ -1,0 +1,200 @@
+//! The admin API's clients (`/admin/clients`): list, create (the secret is shown once), get,
+//! delete; each write audited.
+
+use actix_web::http::StatusCode;
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::clients::{self, GrantType, NewClient, RedirectUri};
+use crate::error::ApiError;
+use crate::http::api::common::{data, path_id, record, Principal};
+use crate::http::extractors::Json;
+#[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::keys::Alg;
+use crate::state::AppState;
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(default)]
+pub struct ClientBody {
+    name: String,
+    redirect_uris: Vec<String>,
+    post_logout_redirect_uris: Vec<String>,
+    public: bool,
+    grant_types: Vec<String>,
+    scopes: Vec<String>,
+    allowed_origins: Vec<String>,
+    backchannel_logout_uri: Option<String>,
+    skip_consent: bool,
+    signing_alg: Option<String>,
+    access_token_ttl: Option<i64>,
+    /// off, optional or required
+    mfa_policy: Option<String>,
+    /// Scopes whose request needs the second factor.
+    privileged_scopes: Vec<String>,
+}
+
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/clients",
+    tag = "admin",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "Clients (clients:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `GET /api/v1/admin/clients` (clients:read)
+pub async fn clients_get(
+    state: web::Data<AppState>,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:read")?;
+    let list = clients::list_clients(state.clients(), &principal.provider.tenant).await?;
+    Ok(data(
+        StatusCode::OK,
+        json!(list.iter().map(|c| c.to_json()).collect::<Vec<_>>()),
+    ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/clients",
+    tag = "admin",
+    params(TenantPath),
+    request_body = ClientBody,
+    responses(
+        (status = 201, description = "Created; client_secret shown only here (clients:create)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/clients` (clients:create) — the secret is in this answer only.
+pub async fn clients_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(b): Json<ClientBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:create")?;
+    let mut new = NewClient::new(&b.name);
+    new.public = b.public;
+    new.redirect_uris = b
+        .redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()?;
+    new.post_logout_redirect_uris = b
+        .post_logout_redirect_uris
+        .iter()
+        .map(|u| RedirectUri::parse(u))
+        .collect::<Result<_, _>>()?;
+    if !b.grant_types.is_empty() {
+        new.grant_types = b
+            .grant_types
+            .iter()
+            .map(|g| {
+                GrantType::parse(g)
+                    .ok_or_else(|| ApiError::ValidationFailed(format!("unknown grant type {g:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+    }
+    if !b.scopes.is_empty() {
+        new.scopes = b.scopes;
+    }
+    new.allowed_origins = b.allowed_origins;
+    new.backchannel_logout_uri = b.backchannel_logout_uri;
+    new.skip_consent = b.skip_consent;
+    if let Some(alg) = b.signing_alg {
+        new.signing_alg = Alg::parse(&alg).ok_or_else(|| {
+            ApiError::ValidationFailed("signing_alg must be RS256, ES256 or EdDSA".into())
+        })?;
+    }
+    new.access_token_ttl = b.access_token_ttl;
+    new.privileged_scopes = b.privileged_scopes;
+    if let Some(policy) = b.mfa_policy {
+        new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
+            ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
+        })?);
+    }
+    let (client, secret) =
+        clients::create_client(state.clients(), &principal.provider.tenant, new).await?;
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.created",
+        ("client_id", &client.id),
+    );
+    let mut out = client.to_json();
+    if let Some(s) = secret {
+        out["client_secret"] = json!(s);
+    }
+    Ok(data(StatusCode::CREATED, out))
+}
+
+#[utoipa::path(
+    get,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Client (clients:read)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `GET /api/v1/admin/clients/{id}` (clients:read)
+pub async fn client_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:read")?;
+    let c = clients::find_client(state.clients(), &principal.provider.tenant, path_id(&req))
+        .await?
+        .filter(|c| c.id != clients::first_party_client_id(&principal.provider.tenant))
+        .ok_or(ApiError::NotFound)?;
+    Ok(data(StatusCode::OK, c.to_json()))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Deleted (clients:delete)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `DELETE /api/v1/admin/clients/{id}` (clients:delete)
+pub async fn client_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:delete")?;
+    let id = path_id(&req);
+    if !clients::delete_client(state.clients(), &principal.provider.tenant, id).await? {
+        return Err(ApiError::NotFound);
+    }
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.deleted",
+        ("client_id", id),
+    );
+    Ok(data(StatusCode::OK, json!({ "deleted": true })))
+}
