@@ -1,8 +1,10 @@
 //! Portcullis: a multi-tenant OAuth 2.0 / OpenID Connect identity provider.
 //!
-//! Layers: transport in [`http`], one domain module per thing users talk about
-//! ([`tenants`], [`clients`], [`accounts`], [`sessions`], [`tokens`], [`keys`], [`rbac`],
-//! [`authorization`], [`audit`]), and SQL only in [`storage`].
+//! Layers, each importing only downward (ARCHITECTURE.md; checked by
+//! `tests/architecture.rs`): transport in [`http`] and [`error`], wiring in [`state`], one
+//! domain module per thing users talk about ([`tenants`], [`clients`], [`accounts`],
+//! [`sessions`], [`tokens`], [`keys`], [`rbac`], [`authorization`], [`audit`],
+//! [`federation`], …), and SQL only in [`storage`].
 
 pub mod accounts;
 pub mod api_keys;

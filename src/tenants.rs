@@ -1,5 +1,5 @@
-//! Tenants: the isolation boundary. Owns slugs, per-tenant settings and tenant creation
-//! (which also provisions signing keys and the built-in `admin` role). Must not know about
+//! Tenants: the isolation boundary. Owns slugs, per-tenant settings and the tenant rows
+//! (a new tenant's keys and roles come with it through `provisioning`). Must not know about
 //! HTTP; protocol documents derived from a tenant live in `provider`.
 
 use std::collections::BTreeMap;
