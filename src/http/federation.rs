@@ -7,10 +7,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
-use super::pages::account::{account_form_session, account_page, account_session};
+use super::pages::account::{account_form_session, account_session};
 use super::pages::common::{
-    cookie, csrf_cookie_value, current_session, frame, html, locale, pending_form, see_other, Back,
-    MessagePage,
+    cookie, csrf_cookie_value, current_session, frame, html, locale, pending_form, see_other,
+    to_step, Back, MessagePage,
 };
 use super::pages::flow::{complete_sign_in, second_factor_step, session_cookie, start_session};
 use super::pages::link::{link_cookie_name, LinkAccountPage};
@@ -164,7 +164,7 @@ pub async fn account_link_get(
     let id = authorization::account_sign_in(state.authorization(), &p, Some(loc.tag()))
         .await
         .map_err(PageError::from)?;
-    Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
+    Ok(to_step(&p, "/login", &id))
 }
 
 /// `POST {issuer}/account/linked/add` — links another method to the signed-in user: a
@@ -176,8 +176,8 @@ pub async fn account_linked_add_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (_, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
-        Ok(x) => x,
+    let user = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(account) => account.user,
         Err(redirect) => return Ok(redirect),
     };
     let conn = match federation::find(&state.pool, &p.tenant, form.get("connection").unwrap_or(""))
@@ -201,13 +201,14 @@ pub async fn account_linked_remove_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
-        Ok(x) => x,
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(account) => account,
         Err(redirect) => return Ok(redirect),
     };
+    let user = &account.user;
     let connection = form.get("connection").unwrap_or("");
     let t = loc.texts();
-    let message = match federation::unlink(state.federation(), &p.tenant, &user, connection).await {
+    let message = match federation::unlink(state.federation(), &p.tenant, user, connection).await {
         Ok(()) => {
             audit::record(
                 &state.audit,
@@ -219,21 +220,14 @@ pub async fn account_linked_remove_post(
             (StatusCode::OK, Some(t.unlinked_notice), None)
         }
         Err(FederationError::Failed { message, .. }) => {
-            let page = account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::CONFLICT, None, Some(&message)),
-            );
-            return page.await;
+            return account
+                .page(StatusCode::CONFLICT, None, Some(&message))
+                .await;
         }
         Err(FederationError::NotFound) => (StatusCode::NOT_FOUND, None, Some(t.request_expired)),
         Err(e) => return Err(PageError::unexpected(loc, &anyhow::anyhow!(e.to_string()))),
     };
-    account_page(&state, &req, &p, loc, &session, &user, message).await
+    account.page(message.0, message.1, message.2).await
 }
 
 /// Starts a flow at `conn`: the redirect to the upstream, and the browser-binding cookie.
@@ -690,8 +684,8 @@ async fn complete_link(
     link_user: &str,
     loc: Locale,
 ) -> Result<HttpResponse, PageError> {
-    let (session, user) = match account_session(state, req, p, loc).await? {
-        Ok((s, u)) if u.id == link_user => (s, u),
+    let account = match account_session(state, req, p, loc).await? {
+        Ok(account) if account.user.id == link_user => account,
         Ok(_) | Err(_) => {
             let e = FederationError::failed(
                 "link_session_lost",
@@ -701,14 +695,15 @@ async fn complete_link(
         }
     };
     if let Err(e) =
-        federation::link_from_account(state.federation(), &p.tenant, conn, identity, &user).await
+        federation::link_from_account(state.federation(), &p.tenant, conn, identity, &account.user)
+            .await
     {
         return failure(state, req, p, Some(conn), None, e).await;
     }
     audit::record(
         &state.audit,
         AuditEvent::new("federation.linked", Some(&p.tenant))
-            .actor(Some(&user.id))
+            .actor(Some(&account.user.id))
             .detail("connection", conn.id.clone())
             .detail("channel", "account")
             .detail("upstream_subject", identity.subject.clone()),
@@ -718,16 +713,7 @@ async fn complete_link(
         .texts()
         .linked_notice
         .replace("{connection}", &conn.name);
-    account_page(
-        state,
-        req,
-        p,
-        loc,
-        &session,
-        &user,
-        (StatusCode::OK, Some(&notice), None),
-    )
-    .await
+    account.page(StatusCode::OK, Some(&notice), None).await
 }
 
 /// The end of every federated sign-in: the local user, then the same path as a password
@@ -794,11 +780,7 @@ async fn complete(
                         pending.upstream_session.as_deref(),
                     )
                     .await?;
-                    return Ok(see_other(&format!(
-                        "{}?request={}",
-                        p.endpoint(step),
-                        pending.id
-                    )));
+                    return Ok(to_step(p, step, &pending.id));
                 }
             }
             let existing = current_session(state, req, p).await?;

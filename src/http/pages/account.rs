@@ -7,6 +7,7 @@ use askama::Template;
 
 use super::common::{
     check_csrf, csrf_seed, csrf_token, current_session, form_page, frame, html, locale, see_other,
+    to_step,
 };
 use super::error::Frame;
 use super::logout::finish_logout;
@@ -64,50 +65,80 @@ struct LinkableView {
 
 const ACCOUNT_FORM: &str = "account";
 
+/// A signed-in user on the account pages: who, in which session, and the page drawn for
+/// them.
+pub struct AccountVisit<'a> {
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    p: &'a Provider,
+    pub loc: Locale,
+    pub session: Session,
+    pub user: accounts::User,
+}
+
 /// The signed-in user of the account pages, or the redirect to sign in first.
-pub async fn account_session(
-    state: &AppState,
-    req: &HttpRequest,
-    p: &Provider,
+pub async fn account_session<'a>(
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    p: &'a Provider,
     loc: Locale,
-) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
+) -> Result<Result<AccountVisit<'a>, HttpResponse>, PageError> {
     let Some(session) = current_session(state, req, p).await? else {
         let id = authorization::account_sign_in(state.authorization(), p, Some(loc.tag()))
             .await
             .map_err(PageError::from)?;
-        return Ok(Err(see_other(&format!(
-            "{}?request={id}",
-            p.endpoint("/login")
-        ))));
+        return Ok(Err(to_step(p, "/login", &id)));
     };
     let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id)
         .await?
         .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
-    Ok(Ok((session, user)))
+    Ok(Ok(AccountVisit {
+        state,
+        req,
+        p,
+        loc,
+        session,
+        user,
+    }))
 }
 
 /// The common preamble of the account page's forms: the CSRF check, then the signed-in
 /// user (or the redirect to sign in first).
-pub async fn account_form_session(
-    state: &AppState,
-    req: &HttpRequest,
-    p: &Provider,
+pub async fn account_form_session<'a>(
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    p: &'a Provider,
     form: &Params,
     loc: Locale,
-) -> Result<Result<(Session, accounts::User), HttpResponse>, PageError> {
+) -> Result<Result<AccountVisit<'a>, HttpResponse>, PageError> {
     check_csrf(state, req, form, ACCOUNT_FORM, loc)?;
     account_session(state, req, p, loc).await
 }
 
-pub async fn account_page(
-    state: &AppState,
-    req: &HttpRequest,
-    p: &Provider,
-    loc: Locale,
-    session: &Session,
-    user: &accounts::User,
+impl AccountVisit<'_> {
+    /// The account page with a status and a notice or an error.
+    pub async fn page(
+        &self,
+        status: StatusCode,
+        notice: Option<&str>,
+        error: Option<&str>,
+    ) -> Result<HttpResponse, PageError> {
+        account_page(self, (status, notice, error)).await
+    }
+}
+
+async fn account_page(
+    visit: &AccountVisit<'_>,
     message: (StatusCode, Option<&str>, Option<&str>),
 ) -> Result<HttpResponse, PageError> {
+    let AccountVisit {
+        state,
+        req,
+        p,
+        loc,
+        ref session,
+        ref user,
+    } = *visit;
     let mfa_enabled = mfa::is_enabled(&state.pool, &p.tenant, &user.id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
@@ -179,18 +210,7 @@ pub async fn account_get(
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     match account_session(&state, &req, &p, loc).await? {
-        Ok((session, user)) => {
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::OK, None, None),
-            )
-            .await
-        }
+        Ok(account) => account.page(StatusCode::OK, None, None).await,
         Err(redirect) => Ok(redirect),
     }
 }
@@ -203,7 +223,7 @@ pub async fn account_password_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -212,7 +232,7 @@ pub async fn account_password_post(
         &state.pool,
         &state.hasher,
         &p.tenant,
-        &user.id,
+        &account.user.id,
         form.get("current_password").unwrap_or(""),
         form.get("new_password").unwrap_or(""),
     )
@@ -221,44 +241,23 @@ pub async fn account_password_post(
         Ok(()) => {
             audit::record(
                 &state.audit,
-                AuditEvent::new("password.changed", Some(&p.tenant)).actor(Some(&user.id)),
+                AuditEvent::new("password.changed", Some(&p.tenant)).actor(Some(&account.user.id)),
                 &audit_context(&req),
             );
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::OK, Some(t.password_changed), None),
-            )
-            .await
+            account
+                .page(StatusCode::OK, Some(t.password_changed), None)
+                .await
         }
         Err(AccountError::InvalidCredentials) => {
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::UNAUTHORIZED, None, Some(t.invalid_credentials)),
-            )
-            .await
+            account
+                .page(StatusCode::UNAUTHORIZED, None, Some(t.invalid_credentials))
+                .await
         }
         Err(e @ (AccountError::WeakPassword(_) | AccountError::PasswordReused)) => {
             let message = e.to_string();
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message)),
-            )
-            .await
+            account
+                .page(StatusCode::UNPROCESSABLE_ENTITY, None, Some(&message))
+                .await
         }
         Err(e) => Err(PageError::from(e)),
     }
@@ -271,11 +270,18 @@ pub async fn account_mfa_get(
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (_, user) = match account_session(&state, &req, &p, loc).await? {
+    let account = match account_session(&state, &req, &p, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    let enrollment = match mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email).await {
+    let enrollment = match mfa::setup(
+        state.mfa(),
+        &p.tenant,
+        &account.user.id,
+        &account.user.email,
+    )
+    .await
+    {
         Ok(e) => e,
         Err(mfa::MfaError::AlreadyEnabled) => return Ok(see_other(&p.endpoint("/account"))),
         Err(e) => return Err(PageError::unexpected(loc, &e)),
@@ -318,14 +324,14 @@ pub async fn account_mfa_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
     match mfa::enable(
         state.mfa(),
         &p.tenant,
-        &user.id,
+        &account.user.id,
         form.get("code").unwrap_or(""),
     )
     .await
@@ -333,27 +339,20 @@ pub async fn account_mfa_post(
         Ok(codes) => {
             audit::record(
                 &state.audit,
-                AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&user.id)),
+                AuditEvent::new("mfa.enabled", Some(&p.tenant)).actor(Some(&account.user.id)),
                 &audit_context(&req),
             );
             backup_codes_page(&p, loc, &codes)
         }
         Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
         Err(_) => {
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (
+            account
+                .page(
                     StatusCode::UNAUTHORIZED,
                     None,
                     Some(loc.texts().invalid_code),
-                ),
-            )
-            .await
+                )
+                .await
         }
     }
 }
@@ -366,7 +365,7 @@ pub async fn account_mfa_disable_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
@@ -374,7 +373,7 @@ pub async fn account_mfa_disable_post(
     match mfa::disable(
         state.mfa(),
         &p.tenant,
-        &user.id,
+        &account.user.id,
         form.get("code").unwrap_or(""),
     )
     .await
@@ -382,32 +381,18 @@ pub async fn account_mfa_disable_post(
         Ok(()) => {
             audit::record(
                 &state.audit,
-                AuditEvent::new("mfa.disabled", Some(&p.tenant)).actor(Some(&user.id)),
+                AuditEvent::new("mfa.disabled", Some(&p.tenant)).actor(Some(&account.user.id)),
                 &audit_context(&req),
             );
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::OK, Some(t.mfa_disabled_notice), None),
-            )
-            .await
+            account
+                .page(StatusCode::OK, Some(t.mfa_disabled_notice), None)
+                .await
         }
         Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
         Err(_) => {
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (StatusCode::UNAUTHORIZED, None, Some(t.invalid_code)),
-            )
-            .await
+            account
+                .page(StatusCode::UNAUTHORIZED, None, Some(t.invalid_code))
+                .await
         }
     }
 }
@@ -420,14 +405,14 @@ pub async fn account_backup_codes_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
     match mfa::regenerate_backup_codes(
         state.mfa(),
         &p.tenant,
-        &user.id,
+        &account.user.id,
         form.get("code").unwrap_or(""),
     )
     .await
@@ -435,20 +420,13 @@ pub async fn account_backup_codes_post(
         Ok(codes) => backup_codes_page(&p, loc, &codes),
         Err(mfa::MfaError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
         Err(_) => {
-            account_page(
-                &state,
-                &req,
-                &p,
-                loc,
-                &session,
-                &user,
-                (
+            account
+                .page(
                     StatusCode::UNAUTHORIZED,
                     None,
                     Some(loc.texts().invalid_code),
-                ),
-            )
-            .await
+                )
+                .await
         }
     }
 }
@@ -461,18 +439,18 @@ pub async fn account_session_end_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (session, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
     let sid = form.get("sid").unwrap_or("");
-    sessions::end_user_session(&state.pool, &state.outbound, &p, &user.id, sid).await?;
+    sessions::end_user_session(&state.pool, &state.outbound, &p, &account.user.id, sid).await?;
     audit::record(
         &state.audit,
-        AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&user.id)),
+        AuditEvent::new("signout", Some(&p.tenant)).actor(Some(&account.user.id)),
         &audit_context(&req),
     );
-    if sid == session.sid {
+    if sid == account.session.sid {
         return finish_logout(
             &state,
             &p,
@@ -493,14 +471,14 @@ pub async fn account_sessions_end_all_post(
     FormParams(form): FormParams,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
-    let (_, user) = match account_form_session(&state, &req, &p, &form, loc).await? {
+    let account = match account_form_session(&state, &req, &p, &form, loc).await? {
         Ok(v) => v,
         Err(redirect) => return Ok(redirect),
     };
-    sessions::end_all_user_sessions(&state.pool, &state.outbound, &p, &user.id).await?;
+    sessions::end_all_user_sessions(&state.pool, &state.outbound, &p, &account.user.id).await?;
     audit::record(
         &state.audit,
-        AuditEvent::new("signout.everywhere", Some(&p.tenant)).actor(Some(&user.id)),
+        AuditEvent::new("signout.everywhere", Some(&p.tenant)).actor(Some(&account.user.id)),
         &audit_context(&req),
     );
     finish_logout(

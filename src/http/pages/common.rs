@@ -136,6 +136,12 @@ pub fn see_other(location: &str) -> HttpResponse {
         .finish()
 }
 
+/// The redirect to a page of the sign-in (`/login`, `/mfa`, `/consent`, …) for the pending
+/// request `request_id`.
+pub fn to_step(p: &Provider, step: &str, request_id: &str) -> HttpResponse {
+    see_other(&format!("{}?request={request_id}", p.endpoint(step)))
+}
+
 pub fn frame(p: &Provider, loc: Locale) -> Frame<'_> {
     Frame {
         lang: loc.tag(),

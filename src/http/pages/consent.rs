@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::common::{
     csrf_seed, csrf_token, current_session, form_page, frame, locale, pending, pending_form,
-    see_other,
+    to_step,
 };
 use super::error::Frame;
 use super::flow::{respond, resume};
@@ -40,11 +40,7 @@ pub async fn consent_get(
     let pending = pending(&state, &p, q.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
     let Some(session) = current_session(&state, &req, &p).await? else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id).await?;
     let (seed, set) = csrf_seed(&state, &req);
@@ -72,11 +68,7 @@ pub async fn consent_post(
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(session) = current_session(&state, &req, &p).await? else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     if form.get("decision") != Some("allow") {
         authorization::finish_request(state.authorization(), &p, &pending.id).await?;

@@ -7,7 +7,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::common::{cookie, current_session, locale, pending, see_other};
+use super::common::{cookie, current_session, locale, pending, see_other, to_step};
 use super::link::{finish_pending_link, link_cookie_name};
 use crate::accounts::{self};
 use crate::audit::{self, AuditEvent};
@@ -111,23 +111,20 @@ pub async fn authorize(
             let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
-            Ok(see_other(&format!(
-                "{}?request={id}",
-                p.endpoint("/consent")
-            )))
+            Ok(to_step(&p, "/consent", &id))
         }
         (Next::SecondFactor, Some(s)) => {
             let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
             authorization::set_mfa_user(state.authorization(), &p, &id, Some(&s.user_id)).await?;
-            Ok(see_other(&format!("{}?request={id}", p.endpoint("/mfa"))))
+            Ok(to_step(&p, "/mfa", &id))
         }
         (Next::SignIn | Next::Consent | Next::Issue | Next::SecondFactor, _) => {
             let id = authorization::save_request(state.authorization(), &p, &request, None)
                 .await
                 .map_err(PageError::from)?;
-            Ok(see_other(&format!("{}?request={id}", p.endpoint("/login"))))
+            Ok(to_step(&p, "/login", &id))
         }
     }
 }
@@ -153,11 +150,7 @@ pub async fn resume(
     .await
     .map_err(PageError::from)?;
     match next {
-        Next::SignIn => Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        ))),
+        Next::SignIn => Ok(to_step(p, "/login", &pending.id)),
         Next::SecondFactor => {
             authorization::set_mfa_user(
                 state.authorization(),
@@ -166,17 +159,9 @@ pub async fn resume(
                 Some(&session.user_id),
             )
             .await?;
-            Ok(see_other(&format!(
-                "{}?request={}",
-                p.endpoint("/mfa"),
-                pending.id
-            )))
+            Ok(to_step(p, "/mfa", &pending.id))
         }
-        Next::Consent if !consented => Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/consent"),
-            pending.id
-        ))),
+        Next::Consent if !consented => Ok(to_step(p, "/consent", &pending.id)),
         Next::Consent | Next::Issue => {
             // A request completes once: a replayed form cannot mint a second code.
             if !authorization::finish_request(state.authorization(), p, &pending.id).await? {
@@ -376,10 +361,6 @@ pub async fn continue_get(
     loc = locale(&req, pending.request.ui_locales.as_deref());
     match current_session(&state, &req, &p).await? {
         Some(s) => resume(&state, &p, &pending, &s, false, loc).await,
-        None => Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        ))),
+        None => Ok(to_step(&p, "/login", &pending.id)),
     }
 }

@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::common::{
     csrf_cookie_value, csrf_seed, csrf_token, current_session, form_page, frame, locale, pending,
-    pending_form, see_other,
+    pending_form, to_step,
 };
 use super::error::Frame;
 use super::flow::{complete_sign_in, establish_session, session_cookie};
@@ -82,22 +82,14 @@ pub async fn mfa_get(
     let pending = pending(&state, &p, q.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
     let Some(user_id) = pending.mfa_user_id.clone() else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     if !mfa::is_enabled(&state.pool, &p.tenant, &user_id)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?
     {
         // A second factor is needed but none is enrolled yet: enrol first.
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/mfa/enroll"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/mfa/enroll", &pending.id));
     }
     let (seed, set) = csrf_seed(&state, &req);
     let body = mfa_page(&state, &p, &pending, &seed, loc, None)?;
@@ -114,11 +106,7 @@ pub async fn mfa_post(
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?
@@ -194,11 +182,7 @@ pub async fn mfa_enroll_get(
     let pending = pending(&state, &p, q.get("request"), loc).await?;
     loc = locale(&req, pending.request.ui_locales.as_deref());
     let Some(user_id) = pending.mfa_user_id.clone() else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?
@@ -230,11 +214,7 @@ pub async fn mfa_enroll_post(
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint("/login"),
-            pending.id
-        )));
+        return Ok(to_step(&p, "/login", &pending.id));
     };
     let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
         .await?

@@ -7,7 +7,7 @@ use askama::Template;
 
 use super::common::{
     csrf_cookie_value, csrf_seed, csrf_token, current_session, form_page, frame, locale, pending,
-    pending_form, see_other,
+    pending_form, to_step,
 };
 use super::error::Frame;
 use super::flow::{complete_sign_in, resume, second_factor_step};
@@ -165,11 +165,7 @@ pub async fn sign_in_post(
     if let Some(step) = second_factor_step(&state, &p, &pending, &user.id, loc).await? {
         // The password was right; the second factor is due before any session exists.
         authorization::set_mfa_user(state.authorization(), &p, &pending.id, Some(&user.id)).await?;
-        return Ok(see_other(&format!(
-            "{}?request={}",
-            p.endpoint(step),
-            pending.id
-        )));
+        return Ok(to_step(&p, step, &pending.id));
     }
     let existing = current_session(&state, &req, &p).await?;
     complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
