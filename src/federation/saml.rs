@@ -1386,15 +1386,23 @@ pub fn subject_name_id(xml: &str) -> Option<NameIdParts> {
                 } else {
                     Vec::new()
                 };
+                // Only the Subject of the one Assertion (Response > Assertion > Subject):
+                // nothing else in the document can lend the session its qualifiers.
                 if found.is_none()
                     && local == b"NameID"
-                    && stack.last().is_some_and(|l| l == b"Subject")
+                    && stack.len() == 3
+                    && stack[1] == b"Assertion"
+                    && stack[2] == b"Subject"
                 {
                     let attr = |name: &[u8]| {
                         e.attributes()
                             .flatten()
                             .find(|a| a.key.as_ref() == name)
-                            .map(|a| String::from_utf8_lossy(&a.value).into_owned())
+                            .and_then(|a| {
+                                a.normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                    .ok()
+                                    .map(|v| v.into_owned())
+                            })
                     };
                     let parts = NameIdParts {
                         value: String::new(),
@@ -1642,5 +1650,19 @@ mod tests {
         assert_eq!(n.name_qualifier.as_deref(), Some("https://idp"));
         assert_eq!(n.sp_name_qualifier.as_deref(), Some("https://sp"));
         assert!(subject_name_id("<x/>").is_none());
+        // Attribute values are unescaped; a Subject outside the Assertion lends nothing.
+        let escaped = xml.replace("https://idp", "https://idp?a=1&amp;b=2");
+        assert_eq!(
+            subject_name_id(&escaped).unwrap().name_qualifier.as_deref(),
+            Some("https://idp?a=1&b=2")
+        );
+        let planted = xml.replace(
+            "<saml:Assertion",
+            r#"<samlp:Extensions><saml:Subject xmlns:saml="urn:oasis:names:tc:SAML:2.0:assertion"><saml:NameID NameQualifier="evil">_abc</saml:NameID></saml:Subject></samlp:Extensions><saml:Assertion"#,
+        );
+        assert_eq!(
+            subject_name_id(&planted).unwrap().name_qualifier.as_deref(),
+            Some("https://idp")
+        );
     }
 }

@@ -70,6 +70,10 @@ pub struct LogoutMessage {
     /// LogoutRequest.
     pub not_on_or_after: Option<i64>,
     pub name_id: Option<String>,
+    /// The NameID's `Format`, `NameQualifier` and `SPNameQualifier` attributes.
+    pub name_id_format: Option<String>,
+    pub name_qualifier: Option<String>,
+    pub sp_name_qualifier: Option<String>,
     pub session_indexes: Vec<String>,
     /// LogoutResponse.
     pub in_response_to: Option<String>,
@@ -82,8 +86,9 @@ fn timestamp(v: &str) -> Result<i64, FederationError> {
         .map_err(|_| malformed())
 }
 
-/// Parses a LogoutRequest or LogoutResponse (no DOCTYPE, SAML 2.0, an ID). An encrypted
-/// NameID is refused (this SP publishes no key for it).
+/// Parses a LogoutRequest or LogoutResponse (no DOCTYPE, SAML 2.0, an ID). Strict about
+/// structure: one Issuer and one NameID at most, no elements inside them, StatusCode only
+/// in Status. An encrypted NameID is refused (this SP publishes no key for it).
 pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
     let mut reader = NsReader::from_str(xml);
     let mut m = LogoutMessage::default();
@@ -92,6 +97,7 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
     let mut text_of = 0u8;
     let mut text = String::new();
     let mut root_seen = false;
+    let mut in_status = false;
     loop {
         let (ns, event) = reader.read_resolved_event().map_err(|_| malformed())?;
         let ns = match ns {
@@ -128,6 +134,9 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
                     3 => m.session_indexes.push(value),
                     _ => {}
                 }
+                if depth == 2 {
+                    in_status = false;
+                }
                 text.clear();
                 depth = depth.saturating_sub(1);
                 continue;
@@ -135,6 +144,10 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
             Event::Eof => break,
             _ => continue,
         };
+        if text_of != 0 {
+            // Issuer, NameID and SessionIndex hold text only.
+            return Err(malformed());
+        }
         depth += 1;
         let local = e.local_name().as_ref().to_vec();
         let attr = |name: &[u8]| -> Option<String> {
@@ -176,8 +189,19 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
                 .transpose()?;
             m.in_response_to = attr(b"InResponseTo");
         } else if depth == 2 && assertion && local == b"Issuer" {
+            if m.issuer.is_some() {
+                return Err(malformed());
+            }
+            m.issuer = Some(String::new());
             text_of = 1;
         } else if depth == 2 && assertion && local == b"NameID" {
+            if m.name_id.is_some() {
+                return Err(malformed());
+            }
+            m.name_id = Some(String::new());
+            m.name_id_format = attr(b"Format");
+            m.name_qualifier = attr(b"NameQualifier");
+            m.sp_name_qualifier = attr(b"SPNameQualifier");
             text_of = 2;
         } else if depth == 2 && assertion && local == b"EncryptedID" {
             return Err(FederationError::failed(
@@ -186,8 +210,19 @@ pub fn parse_logout(xml: &str) -> Result<LogoutMessage, FederationError> {
             ));
         } else if depth == 2 && protocol && local == b"SessionIndex" {
             text_of = 3;
-        } else if depth == 3 && protocol && local == b"StatusCode" {
-            m.status = attr(b"Value");
+        } else if depth == 2 && protocol && local == b"Status" {
+            in_status = !empty;
+        } else if protocol && local == b"StatusCode" {
+            // The top-level StatusCode of the Status; a nested one refines it.
+            if !in_status {
+                return Err(malformed());
+            }
+            if depth == 3 {
+                if m.status.is_some() {
+                    return Err(malformed());
+                }
+                m.status = attr(b"Value");
+            }
         }
         text.clear();
         if empty {
@@ -431,10 +466,13 @@ async fn logout_request(
         .ok_or_else(malformed)?;
     // A request is honoured once (a replayed one would be answered again, harmlessly,
     // but it is not a message the IdP sent now).
+    // Remembered for as long as `check` would accept it: until its NotOnOrAfter, and at
+    // least as long as its IssueInstant stays within the accepted age.
+    let by_issue =
+        message.issue_instant.unwrap_or(storage::now()) + MESSAGE_TTL + 2 * CLOCK_SKEW_SECS;
     let remember_until = message
         .not_on_or_after
-        .unwrap_or(storage::now() + MESSAGE_TTL)
-        + CLOCK_SKEW_SECS;
+        .map_or(by_issue, |t| by_issue.max(t + CLOCK_SKEW_SECS));
     if !storage::federation::remember_assertion(
         d.pool,
         &conn.id,
@@ -451,8 +489,12 @@ async fn logout_request(
     let rows =
         storage::federation::list_saml_sessions_of_subject(d.pool, &p.tenant.id, &conn.id, name_id)
             .await?;
+    let sp_entity_id = saml::sp_entity_id(p);
     let mut user_ids = Vec::new();
     for row in rows {
+        if !same_principal(&row, message, &idp.entity_id, &sp_entity_id) {
+            continue;
+        }
         if !message.session_indexes.is_empty()
             && !row
                 .session_index
@@ -500,6 +542,24 @@ async fn logout_request(
         user_ids,
         respond,
     })
+}
+
+/// Whether the LogoutRequest's NameID names the principal of a recorded SAML session
+/// (SAML Core §3.7.1, §2.2.2): the same value, format and qualifiers, where an absent
+/// NameQualifier means the IdP and an absent SPNameQualifier means this SP.
+fn same_principal(
+    row: &SamlSessionRow,
+    message: &LogoutMessage,
+    idp_entity_id: &str,
+    sp_entity_id: &str,
+) -> bool {
+    const UNSPECIFIED: &str = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified";
+    let format = |f: &Option<String>| f.clone().unwrap_or_else(|| UNSPECIFIED.to_string());
+    let or = |v: &Option<String>, default: &str| v.clone().unwrap_or_else(|| default.to_string());
+    message.name_id.as_deref() == Some(row.name_id.as_str())
+        && format(&message.name_id_format) == format(&row.name_id_format)
+        && or(&message.name_qualifier, idp_entity_id) == or(&row.name_qualifier, idp_entity_id)
+        && or(&message.sp_name_qualifier, sp_entity_id) == or(&row.sp_name_qualifier, sp_entity_id)
 }
 
 async fn logout_response(
@@ -572,9 +632,31 @@ mod tests {
             REQUEST.replace("samlp:LogoutRequest", "samlp:AuthnRequest"),
             REQUEST.replace("a&amp;b", "a&custom;b"),
             "<x/>".to_string(),
+            // One Issuer and one NameID, text only.
+            REQUEST.replace(
+                "<saml:Issuer>https://idp.example</saml:Issuer>",
+                "<saml:Issuer>https://idp.example</saml:Issuer><saml:Issuer>https://other</saml:Issuer>",
+            ),
+            REQUEST.replace(
+                "<samlp:SessionIndex>s1",
+                "<saml:NameID>x@example.com</saml:NameID><samlp:SessionIndex>s1",
+            ),
+            REQUEST.replace("https://idp.example</saml:Issuer>", "https://idp.example<saml:Issuer>x</saml:Issuer></saml:Issuer>"),
+            REQUEST.replace("a&amp;b@example.com</saml:NameID>", "<b>a</b>@example.com</saml:NameID>"),
         ] {
             assert!(parse_logout(&bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            m.name_id_format.as_deref(),
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress")
+        );
+        // A StatusCode counts only inside Status.
+        let stray = response.replace(
+            "<samlp:Status>",
+            &format!("<samlp:Extensions><samlp:StatusCode Value=\"{STATUS_SUCCESS}\"/></samlp:Extensions><samlp:Status>"),
+        );
+        assert_ne!(stray, response);
+        assert!(parse_logout(&stray).is_err());
         let encrypted = REQUEST.replace(
             r#"<saml:NameID Format="urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress">a&amp;b@example.com</saml:NameID>"#,
             "<saml:EncryptedID/>",
@@ -586,5 +668,49 @@ mod tests {
                 ..
             })
         ));
+    }
+
+    #[test]
+    fn a_logout_request_names_the_principal_with_its_format_and_qualifiers() {
+        let row = SamlSessionRow {
+            sid: "sid".into(),
+            tenant_id: "t".into(),
+            connection_id: "c".into(),
+            name_id: "_abc".into(),
+            name_id_format: Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent".into()),
+            name_qualifier: None,
+            sp_name_qualifier: Some("https://sp".into()),
+            session_index: None,
+            created_at: 0,
+        };
+        let message = |format: Option<&str>, nq: Option<&str>, spnq: Option<&str>| LogoutMessage {
+            name_id: Some("_abc".into()),
+            name_id_format: format.map(str::to_string),
+            name_qualifier: nq.map(str::to_string),
+            sp_name_qualifier: spnq.map(str::to_string),
+            ..LogoutMessage::default()
+        };
+        let persistent = Some("urn:oasis:names:tc:SAML:2.0:nameid-format:persistent");
+        let same = |m: &LogoutMessage| same_principal(&row, m, "https://idp", "https://sp");
+        // Absent qualifiers default to the IdP and to this SP.
+        assert!(same(&message(persistent, None, None)));
+        assert!(same(&message(
+            persistent,
+            Some("https://idp"),
+            Some("https://sp")
+        )));
+        assert!(!same(&message(None, None, None)));
+        assert!(!same(&message(
+            Some("urn:oasis:names:tc:SAML:1.1:nameid-format:emailAddress"),
+            None,
+            None
+        )));
+        assert!(!same(&message(persistent, Some("https://other-idp"), None)));
+        assert!(!same(&message(persistent, None, Some("https://other-sp"))));
+        let other = LogoutMessage {
+            name_id: Some("_xyz".into()),
+            ..message(persistent, None, None)
+        };
+        assert!(!same(&other));
     }
 }
