@@ -194,18 +194,20 @@ impl BearerChallenge {
 impl From<BearerError> for BearerChallenge {
     fn from(e: BearerError) -> Self {
         let status = match e {
-            BearerError::Invalid | BearerError::Expired | BearerError::Revoked => {
-                StatusCode::UNAUTHORIZED
-            }
+            BearerError::Invalid
+            | BearerError::Expired
+            | BearerError::NotYetValid
+            | BearerError::Revoked => StatusCode::UNAUTHORIZED,
             BearerError::Unexpected => StatusCode::INTERNAL_SERVER_ERROR,
         };
         Self {
             status,
             error: Some(match e {
                 BearerError::Unexpected => "server_error",
-                BearerError::Invalid | BearerError::Expired | BearerError::Revoked => {
-                    "invalid_token"
-                }
+                BearerError::Invalid
+                | BearerError::Expired
+                | BearerError::NotYetValid
+                | BearerError::Revoked => "invalid_token",
             }),
             description: e.to_string(),
         }
@@ -546,6 +548,7 @@ impl From<BearerError> for ApiError {
                 ApiError::Unauthorized("Missing or invalid authentication token".into())
             }
             BearerError::Expired => ApiError::TokenExpired,
+            BearerError::NotYetValid => ApiError::Unauthorized(e.to_string()),
             BearerError::Revoked => ApiError::TokenRevoked,
             BearerError::Unexpected => ApiError::Internal,
         }

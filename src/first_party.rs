@@ -12,6 +12,20 @@ use crate::provider::Provider;
 use crate::storage::{self, Pool};
 use crate::tokens::{self, Grant, TokenError, TokenResponse};
 
+/// RFC 9068 §4: whether an access token is a credential for the first-party API — issued
+/// to the tenant's first-party client, for the API's audience (the tenant's
+/// `access_token_audience`, else that client). A token a relying party received for itself
+/// is not.
+pub fn issued_for_api(tenant: &crate::tenants::Tenant, at: &tokens::AccessToken) -> bool {
+    let client_id = clients::first_party_client_id(tenant);
+    let audience = tenant
+        .settings
+        .access_token_audience
+        .as_deref()
+        .unwrap_or(&client_id);
+    at.client_id == client_id && at.has_audience(audience)
+}
+
 /// Scopes of first-party tokens.
 const SCOPES: [&str; 3] = ["openid", "profile", "email"];
 

@@ -211,6 +211,10 @@ pub enum JwtError {
     UnknownKey,
     #[error("bad signature")]
     BadSignature,
+    /// A `crit` header (RFC 7515 §4.1.11): this verifier implements no extension, so a
+    /// token that requires one is refused.
+    #[error("critical header extensions are not supported")]
+    CriticalExtension,
     #[error("no active key for the algorithm")]
     NoSigningKey,
 }
@@ -287,6 +291,9 @@ impl KeySet {
         let header: Map<String, Value> = crypto::b64url_decode(h)
             .and_then(|b| serde_json::from_slice(&b).ok())
             .ok_or(JwtError::Malformed)?;
+        if header.contains_key("crit") {
+            return Err(JwtError::CriticalExtension);
+        }
         let kid = header
             .get("kid")
             .and_then(Value::as_str)

@@ -769,20 +769,32 @@ pub struct AccessToken {
     pub exp: i64,
 }
 
+impl AccessToken {
+    /// Whether `aud` names `id` (a string or an array, RFC 7519 §4.1.3).
+    pub fn has_audience(&self, id: &str) -> bool {
+        audience_includes(&self.claims, id)
+    }
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BearerError {
     #[error("the access token is malformed or its signature is invalid")]
     Invalid,
     #[error("the access token has expired")]
     Expired,
+    #[error("the access token is not valid yet")]
+    NotYetValid,
     #[error("the access token has been revoked")]
     Revoked,
     #[error("internal error")]
     Unexpected,
 }
 
+/// How far in the future an access token's `nbf` may be (clocks of instances differ).
+const NBF_SKEW_SECS: i64 = 60;
+
 /// Validates an access token of this tenant: signature by one of its published keys, `typ`
-/// `at+jwt`, issuer, expiry, and the revocation list (RFC 9068 §4).
+/// `at+jwt`, issuer, expiry and `nbf`, and the revocation list (RFC 9068 §4).
 pub async fn validate_access_token(
     d: Deps<'_>,
     provider: &Provider,
@@ -809,8 +821,16 @@ pub async fn validate_access_token(
     ) else {
         return Err(BearerError::Invalid);
     };
-    if exp <= storage::now() {
+    let now = storage::now();
+    if exp <= now {
         return Err(BearerError::Expired);
+    }
+    // RFC 7519 §4.1.5, with the clock skew tolerated between instances.
+    if claims
+        .get("nbf")
+        .is_some_and(|nbf| nbf.as_i64().is_none_or(|nbf| nbf > now + NBF_SKEW_SECS))
+    {
+        return Err(BearerError::NotYetValid);
     }
     if storage::tokens::is_access_token_revoked(d.pool, &provider.tenant.id, &jti)
         .await

@@ -17,6 +17,7 @@ mod federation;
 mod first_party;
 mod flow;
 mod helpers;
+mod hostile_tokens;
 mod isolation;
 mod keys;
 mod lockout;

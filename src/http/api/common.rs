@@ -198,9 +198,7 @@ impl FromRequest for Principal {
             let at = tokens::validate_access_token(state.tokens(), &provider, &token)
                 .await
                 .map_err(ApiError::from)?;
-            // RFC 9068 §4: only tokens issued for this API are accepted here; a token a relying
-            // party received for itself is not a credential for Portcullis.
-            if at.client_id != crate::clients::first_party_client_id(&provider.tenant) {
+            if !crate::first_party::issued_for_api(&provider.tenant, &at) {
                 return Err(ApiError::Unauthorized(
                     "this token was not issued for the Portcullis API".into(),
                 )
