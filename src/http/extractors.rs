@@ -264,6 +264,10 @@ pub fn bearer_token(req: &HttpRequest) -> Option<String> {
 /// "simple" request (no CORS preflight) cannot carry a JSON command.
 pub struct Json<T>(pub T);
 
+/// A JSON body of client metadata (RFC 7591 §3.2.1), read as [`Json`] is; what is not
+/// acceptable metadata is `400 invalid_client_metadata` (§3.2.2) naming the problem.
+pub struct MetadataJson<T>(pub T);
+
 /// `Some(problem)` when a non-empty body is not declared as JSON.
 fn json_content_type_problem(req: &HttpRequest) -> Option<String> {
     let Some(raw) = req.headers().get(header::CONTENT_TYPE) else {
@@ -287,23 +291,54 @@ fn json_content_type_problem(req: &HttpRequest) -> Option<String> {
     })
 }
 
+/// Reads and decodes a JSON body (an empty one is `{}`); `Err` names the problem.
+fn read_json<T: DeserializeOwned + 'static>(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<T, String>> {
+    let bytes = web::Bytes::from_request(req, payload);
+    let content_type_problem = json_content_type_problem(req);
+    async move {
+        let body = bytes
+            .await
+            .map_err(|_| "the request body is too large or unreadable".to_string())?;
+        if let (false, Some(problem)) = (body.is_empty(), content_type_problem) {
+            return Err(problem);
+        }
+        serde_json::from_slice::<T>(if body.is_empty() { b"{}" } else { &body })
+            .map_err(|e| format!("invalid JSON body: {e}"))
+    }
+}
+
 impl<T: DeserializeOwned + 'static> FromRequest for Json<T> {
     type Error = actix_web::Error;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let bytes = web::Bytes::from_request(req, payload);
-        let content_type_problem = json_content_type_problem(req);
+        let body = read_json(req, payload);
         Box::pin(async move {
-            let body = bytes.await.map_err(|_| {
-                ApiError::ValidationFailed("the request body is too large or unreadable".into())
-            })?;
-            if let (false, Some(problem)) = (body.is_empty(), content_type_problem) {
-                return Err(ApiError::ValidationFailed(problem).into());
-            }
-            let value = serde_json::from_slice::<T>(if body.is_empty() { b"{}" } else { &body })
-                .map_err(|e| ApiError::ValidationFailed(format!("invalid JSON body: {e}")))?;
-            Ok(Json(value))
+            body.await
+                .map(Json)
+                .map_err(|problem| ApiError::ValidationFailed(problem).into())
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for MetadataJson<T> {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_json(req, payload);
+        Box::pin(async move {
+            body.await.map(MetadataJson).map_err(|problem| {
+                OAuthError::new(
+                    actix_web::http::StatusCode::BAD_REQUEST,
+                    "invalid_client_metadata",
+                    problem,
+                )
+                .into()
+            })
         })
     }
 }

@@ -4,12 +4,15 @@
 //! checks that the committed `openapi.json` is current.
 
 use actix_web::{http::header, HttpResponse};
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use crate::http::api;
 use crate::http::schema::{
-    DataEnvelope, ErrorBody, ErrorEnvelope, OAuthErrorBody, PageEnvelope, TokenData, TokenEnvelope,
+    DataEnvelope, ErrorBody, ErrorEnvelope, ListEnvelope, NamesEnvelope, OAuthErrorBody,
+    PageEnvelope, TokenData, TokenEnvelope,
 };
 
 struct Security;
@@ -33,6 +36,212 @@ impl Modify for Security {
     }
 }
 
+/// Responses the server gives for a whole class of operations, added wherever an annotation
+/// does not name them, so the document says what the server does (schemathesis holds us to
+/// it): a JSON body may be refused `422 VALIDATION_FAILED` (RFC 7591 endpoints: `400`); a
+/// credentialed operation `401`; an operation under `/t/{tenant}` `404` for an unknown
+/// tenant; every operation `403` (banned address) and `429` from the protection layer.
+struct Conformance;
+
+/// The stateful links of the document, create → read/update/delete: `(created by, status,
+/// link name, target, path parameter, where the created resource's id is in the response)`.
+/// Written into the JSON by [`document`]: utoipa 5.5 serialises a Link's `operationId` as
+/// `operation_id`, which no OpenAPI tool reads.
+const LINKS: &[(&str, &str, &str, &str, &str, &str)] = &[
+    (
+        "clients_post",
+        "201",
+        "GetClient",
+        "client_get",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "clients_post",
+        "201",
+        "DeleteClient",
+        "client_delete",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "users_post",
+        "201",
+        "GetUser",
+        "user_get",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "users_post",
+        "201",
+        "PatchUser",
+        "user_patch",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "users_post",
+        "201",
+        "UnlockUser",
+        "user_unlock_post",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "users_post",
+        "201",
+        "DeleteUser",
+        "user_delete",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "sso_create",
+        "201",
+        "GetConnection",
+        "sso_get",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "sso_create",
+        "201",
+        "TestConnection",
+        "sso_test",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "sso_create",
+        "201",
+        "DeleteConnection",
+        "sso_delete",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "sso_configure",
+        "201",
+        "GetConnection",
+        "sso_get",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "create_post",
+        "201",
+        "RotateKey",
+        "rotate_post",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "create_post",
+        "201",
+        "RevokeKey",
+        "revoke_delete",
+        "id",
+        "$response.body#/data/id",
+    ),
+    (
+        "bans_post",
+        "201",
+        "DeleteBan",
+        "ban_delete",
+        "ip",
+        "$response.body#/data/ip",
+    ),
+    (
+        "register_post",
+        "201",
+        "GetRegistration",
+        "registration_get",
+        "client_id",
+        "$response.body#/client_id",
+    ),
+    (
+        "register_post",
+        "201",
+        "PutRegistration",
+        "registration_put",
+        "client_id",
+        "$response.body#/client_id",
+    ),
+    (
+        "register_post",
+        "201",
+        "DeleteRegistration",
+        "registration_delete",
+        "client_id",
+        "$response.body#/client_id",
+    ),
+];
+
+fn error_response(description: &str, oauth: bool) -> RefOr<utoipa::openapi::Response> {
+    let schema = if oauth {
+        "OAuthErrorBody"
+    } else {
+        "ErrorEnvelope"
+    };
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            Content::new(Some(Ref::from_schema_name(schema))),
+        )
+        .into()
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        &mut item.get,
+        &mut item.put,
+        &mut item.post,
+        &mut item.delete,
+        &mut item.patch,
+    ]
+    .into_iter()
+    .filter_map(Option::as_mut)
+}
+
+impl Modify for Conformance {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let oauth = path.contains("/register");
+            for op in operations(item) {
+                let mut add = |status: &str, description: &str| {
+                    op.responses
+                        .responses
+                        .entry(status.to_string())
+                        .or_insert_with(|| error_response(description, oauth));
+                };
+                if op.request_body.is_some() {
+                    add(
+                        if oauth { "400" } else { "422" },
+                        if oauth {
+                            "invalid_client_metadata"
+                        } else {
+                            "VALIDATION_FAILED: the body is not JSON, not declared as JSON, too large, or not of this shape"
+                        },
+                    );
+                }
+                if op.security.is_some() {
+                    add("401", "Missing or invalid credentials");
+                }
+                if path.starts_with("/t/{tenant}") {
+                    add("404", "NOT_FOUND: no such tenant");
+                }
+                add("403", "IP_BANNED: requests from this address are blocked");
+                add(
+                    "429",
+                    "RATE_LIMITED, with retry_after, limit and window (and Retry-After)",
+                );
+            }
+        }
+    }
+}
+
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Portcullis API", description = "First-party JSON API, admin API and dynamic client registration of Portcullis. OAuth 2.0 / OpenID Connect endpoints are described by each tenant's discovery document."),
@@ -49,8 +258,8 @@ impl Modify for Security {
         api::sso::configure_post, api::sso::list_get, api::sso::create_post, api::sso::get, api::sso::delete, api::sso::test_post,
         crate::http::register::register_post, crate::http::register::registration_get, crate::http::register::registration_put, crate::http::register::registration_delete,
     ),
-    components(schemas(TokenData, TokenEnvelope, DataEnvelope, PageEnvelope, ErrorBody, ErrorEnvelope, OAuthErrorBody)),
-    modifiers(&Security),
+    components(schemas(TokenData, TokenEnvelope, DataEnvelope, ListEnvelope, NamesEnvelope, PageEnvelope, ErrorBody, ErrorEnvelope, OAuthErrorBody)),
+    modifiers(&Security, &Conformance),
     tags(
         (name = "auth", description = "Sign-in, refresh, revocation, sign-out (first-party)"),
         (name = "mfa", description = "TOTP second factor (self-service)"),
@@ -68,7 +277,43 @@ pub struct ApiDoc;
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_string();
-    doc.to_pretty_json().unwrap_or_else(|_| "{}".into())
+    let mut doc = serde_json::to_value(&doc).unwrap_or_default();
+    add_links(&mut doc);
+    serde_json::to_string_pretty(&doc).unwrap_or_else(|_| "{}".into())
+}
+
+/// Adds [`LINKS`] to the responses of the operations that create.
+fn add_links(doc: &mut serde_json::Value) {
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for op in paths
+        .values_mut()
+        .filter_map(|i| i.as_object_mut())
+        .flat_map(|i| i.values_mut())
+    {
+        let id = op
+            .get("operationId")
+            .and_then(|i| i.as_str())
+            .unwrap_or("")
+            .to_string();
+        for (source, status, name, target, param, value) in LINKS {
+            let Some(resp) = (id == *source)
+                .then(|| op.pointer_mut(&format!("/responses/{status}")))
+                .flatten()
+            else {
+                continue;
+            };
+            let mut parameters = serde_json::json!({ *param: value });
+            if !source.starts_with("bans") {
+                parameters["tenant"] = "$request.path.tenant".into();
+            }
+            resp["links"][*name] = serde_json::json!({
+                "operationId": target,
+                "parameters": parameters,
+            });
+        }
+    }
 }
 
 /// The document as committed: CI and the suite check that it is exactly what [`document`]

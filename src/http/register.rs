@@ -11,7 +11,7 @@ use crate::api_keys;
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, Client, ClientError, GrantType, NewClient, RedirectUri};
 use crate::error::{BearerChallenge, OAuthError};
-use crate::http::extractors::{audit_context, bearer_token, Json, TenantProvider};
+use crate::http::extractors::{audit_context, bearer_token, MetadataJson, TenantProvider};
 use crate::keys::Alg;
 use crate::provider::Provider;
 use crate::rbac;
@@ -150,7 +150,8 @@ fn enabled(p: &Provider) -> Result<(), OAuthError> {
     responses(
         (status = 201, description = "Client id, secret and registration access token"),
         (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
-        (status = 401, description = "Missing or invalid (initial or registration) access token")
+        (status = 401, description = "invalid_token: missing or invalid (initial or registration) access token", body = crate::http::schema::OAuthErrorBody),
+        (status = 404, description = "not_found: dynamic client registration is not enabled for the tenant", body = crate::http::schema::OAuthErrorBody)
     ),
 )]
 /// `POST {issuer}/register` (RFC 7591 §3)
@@ -158,7 +159,7 @@ pub async fn register_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    Json(m): Json<Metadata>,
+    MetadataJson(m): MetadataJson<Metadata>,
 ) -> Result<HttpResponse, actix_web::Error> {
     enabled(&p)?;
     if p.tenant.settings.registration_token_required {
@@ -225,7 +226,8 @@ async fn registered(
     responses(
         (status = 200, description = "Registered metadata"),
         (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
-        (status = 401, description = "Missing or invalid (initial or registration) access token")
+        (status = 401, description = "invalid_token: missing or invalid (initial or registration) access token", body = crate::http::schema::OAuthErrorBody),
+        (status = 404, description = "not_found: dynamic client registration is not enabled for the tenant", body = crate::http::schema::OAuthErrorBody)
     ),
 )]
 /// `GET {issuer}/register/{client_id}` (RFC 7592 §2.1)
@@ -249,7 +251,8 @@ pub async fn registration_get(
     responses(
         (status = 200, description = "Updated metadata"),
         (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
-        (status = 401, description = "Missing or invalid (initial or registration) access token")
+        (status = 401, description = "invalid_token: missing or invalid (initial or registration) access token", body = crate::http::schema::OAuthErrorBody),
+        (status = 404, description = "not_found: dynamic client registration is not enabled for the tenant", body = crate::http::schema::OAuthErrorBody)
     ),
 )]
 /// `PUT {issuer}/register/{client_id}` (RFC 7592 §2.2) — replaces the metadata.
@@ -257,7 +260,7 @@ pub async fn registration_put(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    Json(m): Json<Metadata>,
+    MetadataJson(m): MetadataJson<Metadata>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let c = registered(&state, &req, &p).await?;
     if m.client_id.as_deref().is_some_and(|id| id != c.id) {
@@ -285,7 +288,8 @@ pub async fn registration_put(
     responses(
         (status = 204, description = "Deleted"),
         (status = 400, description = "invalid_redirect_uri or invalid_client_metadata", body = crate::http::schema::OAuthErrorBody),
-        (status = 401, description = "Missing or invalid (initial or registration) access token")
+        (status = 401, description = "invalid_token: missing or invalid (initial or registration) access token", body = crate::http::schema::OAuthErrorBody),
+        (status = 404, description = "not_found: dynamic client registration is not enabled for the tenant", body = crate::http::schema::OAuthErrorBody)
     ),
 )]
 /// `DELETE {issuer}/register/{client_id}` (RFC 7592 §2.3)

@@ -38,6 +38,19 @@ pub struct DataEnvelope {
     pub data: serde_json::Value,
 }
 
+/// A list: `{"data": […]}`
+#[derive(Serialize, ToSchema)]
+pub struct ListEnvelope {
+    #[schema(value_type = Vec<Object>)]
+    pub data: Vec<serde_json::Value>,
+}
+
+/// A list of names: `{"data": ["…"]}`
+#[derive(Serialize, ToSchema)]
+pub struct NamesEnvelope {
+    pub data: Vec<String>,
+}
+
 /// A page: `{"data": […], "next_cursor": …}`
 #[derive(Serialize, ToSchema)]
 pub struct PageEnvelope {
@@ -59,8 +72,12 @@ pub struct ErrorBody {
     pub required_permissions: Option<Vec<String>>,
     /// With INSUFFICIENT_PERMISSIONS.
     pub held_permissions: Option<Vec<String>>,
-    /// Seconds, with ACCOUNT_LOCKED.
+    /// Seconds, with ACCOUNT_LOCKED and RATE_LIMITED.
     pub retry_after: Option<i64>,
+    /// Requests allowed per window, with RATE_LIMITED.
+    pub limit: Option<i64>,
+    /// The window in seconds, with RATE_LIMITED.
+    pub window: Option<i64>,
 }
 
 #[derive(Serialize, ToSchema)]

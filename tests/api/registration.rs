@@ -232,3 +232,38 @@ async fn an_initial_access_token_can_be_required() {
         "a public client has no secret"
     );
 }
+
+#[tokio::test]
+async fn a_body_that_is_not_json_metadata_is_invalid_client_metadata() {
+    let app = spawn_app().await;
+    enable(&app, false).await;
+    for (content_type, body, names) in [
+        ("text/plain", "{\"redirect_uris\":[]}", "Content-Type"),
+        (
+            "application/json",
+            "{\"redirect_uris\": ",
+            "invalid JSON body",
+        ),
+        (
+            "application/json",
+            "{\"redirect_uris\": {}}",
+            "invalid JSON body",
+        ),
+    ] {
+        let r = app
+            .http
+            .post(app.url("/register"))
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 400, "{body}");
+        let e: Value = r.json().await.unwrap();
+        assert_eq!(e["error"], "invalid_client_metadata", "{body}");
+        assert!(
+            e["error_description"].as_str().unwrap().contains(names),
+            "{e}"
+        );
+    }
+}

@@ -11,7 +11,9 @@ use crate::error::ApiError;
 use crate::http::api::common::{data, path_id, Principal};
 use crate::http::extractors::{audit_context, Json, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{
+    DataEnvelope, ErrorEnvelope, ListEnvelope, PageEnvelope, TenantPath, TokenEnvelope,
+};
 use crate::rbac;
 use crate::state::AppState;
 
@@ -86,7 +88,7 @@ pub async fn create_post(
     tag = "apikeys",
     params(TenantPath),
     responses(
-        (status = 200, description = "Keys with usage, never secrets (apikeys:read)", body = DataEnvelope),
+        (status = 200, description = "Keys with usage, never secrets (apikeys:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),

@@ -10,7 +10,7 @@ use serde_json::json;
 use crate::error::ApiError;
 use crate::http::api::common::{data, platform_key};
 use crate::http::extractors::{audit_context, Json};
-use crate::http::schema::{DataEnvelope, ErrorEnvelope};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, ListEnvelope};
 use crate::protection::{self, BanError, BanRequest};
 use crate::state::AppState;
 
@@ -28,6 +28,7 @@ impl From<BanError> for ApiError {
 #[serde(default)]
 pub struct BanBody {
     /// An IP address (IPv6 addresses are banned as their /64) or a CIDR range.
+    #[schema(example = "203.0.113.7")]
     ip: String,
     reason: Option<String>,
     /// Lifted automatically after this many seconds; permanent when absent.
@@ -39,7 +40,7 @@ pub struct BanBody {
     path = "/api/v1/admin/bans",
     tag = "platform",
     responses(
-        (status = 200, description = "Live bans (platform key with bans:read): ip, reason, created_at, expires_at, created_by", body = DataEnvelope),
+        (status = 200, description = "Live bans (platform key with bans:read): ip, reason, created_at, expires_at, created_by", body = ListEnvelope),
         (status = 401, description = "UNAUTHORIZED", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),
@@ -101,7 +102,8 @@ pub async fn bans_post(
         (status = 204, description = "Lifted, with the address's lockout (platform key with bans:delete)"),
         (status = 401, description = "UNAUTHORIZED", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
-        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED: not an IP address or CIDR range", body = ErrorEnvelope)
     ),
     security(("bearer" = []), ("api_key" = [])),
 )]

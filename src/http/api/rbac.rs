@@ -12,7 +12,10 @@ use crate::error::ApiError;
 use crate::http::api::common::{data, Principal};
 use crate::http::extractors::{audit_context, Json};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{
+    DataEnvelope, ErrorEnvelope, ListEnvelope, NamesEnvelope, PageEnvelope, TenantPath,
+    TokenEnvelope,
+};
 use crate::rbac;
 use crate::state::AppState;
 use crate::storage::{parse_list, roles::RoleRow};
@@ -34,7 +37,7 @@ fn role_json(r: &RoleRow) -> serde_json::Value {
     tag = "rbac",
     params(TenantPath),
     responses(
-        (status = 200, description = "Roles (roles:read)", body = DataEnvelope),
+        (status = 200, description = "Roles (roles:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),
@@ -111,7 +114,7 @@ pub async fn roles_post(
     tag = "rbac",
     params(TenantPath),
     responses(
-        (status = 200, description = "Permissions (roles:read)", body = DataEnvelope),
+        (status = 200, description = "Permissions (roles:read)", body = NamesEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),
@@ -210,7 +213,7 @@ pub struct ImportBody {
     tag = "rbac",
     params(TenantPath),
     responses(
-        (status = 200, description = "Role templates (roles:read)", body = DataEnvelope),
+        (status = 200, description = "Role templates (roles:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),

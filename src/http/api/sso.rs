@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::federation::{self, ConfigureRequest};
 use crate::http::api::common::{data, path_id, record, Principal};
 use crate::http::extractors::Json;
-use crate::http::schema::{DataEnvelope, ErrorEnvelope, TenantPath};
+use crate::http::schema::{DataEnvelope, ErrorEnvelope, ListEnvelope, TenantPath};
 use crate::state::AppState;
 
 #[utoipa::path(
@@ -58,7 +58,7 @@ pub async fn configure_post(
     tag = "sso",
     params(TenantPath),
     responses(
-        (status = 200, description = "SSO connections (sso:read)", body = DataEnvelope),
+        (status = 200, description = "SSO connections (sso:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),

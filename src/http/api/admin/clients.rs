@@ -11,23 +11,30 @@ use crate::error::ApiError;
 use crate::http::api::common::{data, path_id, record, Principal};
 use crate::http::extractors::Json;
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{
+    DataEnvelope, ErrorEnvelope, ListEnvelope, PageEnvelope, TenantPath, TokenEnvelope,
+};
 use crate::keys::Alg;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ClientBody {
+    #[schema(min_length = 1, max_length = 200, example = "Example app")]
     name: String,
+    /// Absolute URIs without fragment, matched exactly (https, or http on loopback).
+    #[schema(example = json!(["https://app.example/callback"]))]
     redirect_uris: Vec<String>,
     post_logout_redirect_uris: Vec<String>,
     public: bool,
+    #[schema(example = json!(["authorization_code", "refresh_token"]))]
     grant_types: Vec<String>,
     scopes: Vec<String>,
     allowed_origins: Vec<String>,
     backchannel_logout_uri: Option<String>,
     skip_consent: bool,
     signing_alg: Option<String>,
+    #[schema(minimum = 1, maximum = 86400)]
     access_token_ttl: Option<i64>,
     /// off, optional or required
     mfa_policy: Option<String>,
@@ -41,7 +48,7 @@ pub struct ClientBody {
     tag = "admin",
     params(TenantPath),
     responses(
-        (status = 200, description = "Clients (clients:read)", body = DataEnvelope),
+        (status = 200, description = "Clients (clients:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),

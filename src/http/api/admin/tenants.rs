@@ -11,7 +11,9 @@ use crate::error::ApiError;
 use crate::http::api::common::{data, platform_key};
 use crate::http::extractors::{audit_context, Json};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
-use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
+use crate::http::schema::{
+    DataEnvelope, ErrorEnvelope, ListEnvelope, PageEnvelope, TenantPath, TokenEnvelope,
+};
 use crate::state::AppState;
 use crate::tenants::{self, TenantSlug};
 
@@ -67,7 +69,7 @@ pub async fn tenants_post(
     path = "/api/v1/admin/tenants",
     tag = "platform",
     responses(
-        (status = 200, description = "Tenants (platform key with tenants:read)", body = DataEnvelope),
+        (status = 200, description = "Tenants (platform key with tenants:read)", body = ListEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),
