@@ -68,6 +68,10 @@ pub struct Texts {
     pub account_locked: &'static str,
     /// "Too many requests. Try again in" (followed by a number of seconds).
     pub rate_limited: &'static str,
+    /// A page's form arrived in another encoding than a browser's form.
+    pub form_not_form: &'static str,
+    /// A page's form exceeds the body limit.
+    pub form_too_large: &'static str,
     pub seconds: &'static str,
     pub address_banned: &'static str,
     pub mfa_title: &'static str,
@@ -169,6 +173,8 @@ pub static EN: Texts = Texts {
     invalid_credentials: "The email or password is incorrect.",
     account_locked: "Too many failed sign-ins. Try again in",
     rate_limited: "Too many requests. Try again in",
+    form_not_form: "The form could not be read: it was not sent as a web form (application/x-www-form-urlencoded).",
+    form_too_large: "The form is too large.",
     seconds: "seconds.",
     address_banned: "Requests from your network address are blocked.",
     mfa_title: "Two-step verification",
@@ -252,6 +258,8 @@ pub static PT_BR: Texts = Texts {
     invalid_credentials: "O e-mail ou a senha estão incorretos.",
     account_locked: "Muitas tentativas de acesso sem sucesso. Tente novamente em",
     rate_limited: "Muitas solicitações. Tente novamente em",
+    form_not_form: "Não foi possível ler o formulário: ele não foi enviado como formulário web (application/x-www-form-urlencoded).",
+    form_too_large: "O formulário é grande demais.",
     seconds: "segundos.",
     address_banned: "As solicitações do seu endereço de rede estão bloqueadas.",
     mfa_title: "Verificação em duas etapas",

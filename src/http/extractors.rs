@@ -126,8 +126,68 @@ pub fn client_ip(req: &HttpRequest) -> Option<String> {
     }
 }
 
+/// Why a form body was not read.
+enum FormProblem {
+    ContentType,
+    Unreadable,
+    TooLarge(usize),
+}
+
+impl FormProblem {
+    fn status(&self) -> actix_web::http::StatusCode {
+        match self {
+            FormProblem::TooLarge(_) => actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
+            _ => actix_web::http::StatusCode::BAD_REQUEST,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            FormProblem::ContentType => "the body must be application/x-www-form-urlencoded".into(),
+            FormProblem::Unreadable => "the body could not be read".into(),
+            FormProblem::TooLarge(limit) => format!("the body exceeds {limit} bytes"),
+        }
+    }
+}
+
+/// Reads an `application/x-www-form-urlencoded` body, bounded by `max_body_bytes`, and
+/// parses it with duplicate detection.
+fn read_form(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<Params, FormProblem>> {
+    let limit = req
+        .app_data::<web::Data<AppState>>()
+        .map_or(64 * 1024, |s| s.config.max_body_bytes);
+    let content_type_ok = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        });
+    let mut payload = payload.take();
+    async move {
+        if !content_type_ok {
+            return Err(FormProblem::ContentType);
+        }
+        let mut body = web::BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| FormProblem::Unreadable)?;
+            if body.len() + chunk.len() > limit {
+                return Err(FormProblem::TooLarge(limit));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(Params::parse(&body))
+    }
+}
+
 /// A form-encoded body (`application/x-www-form-urlencoded`), bounded by `max_body_bytes`,
-/// parsed with duplicate detection. Wrong content type or size is an `invalid_request`.
+/// parsed with duplicate detection. Wrong content type or size is an `invalid_request`
+/// (413 when too large), in the JSON of RFC 6749 §5.2: for the endpoints clients call.
 pub struct FormParams(pub Params);
 
 impl FromRequest for FormParams {
@@ -135,42 +195,63 @@ impl FromRequest for FormParams {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(64 * 1024, |s| s.config.max_body_bytes);
-        let content_type_ok = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .is_some_and(|v| {
-                v.trim()
-                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-            });
-        let mut payload = payload.take();
+        let form = read_form(req, payload);
         Box::pin(async move {
-            if !content_type_ok {
-                return Err(OAuthError::invalid_request(
-                    "the body must be application/x-www-form-urlencoded",
-                )
-                .into());
-            }
-            let mut body = web::BytesMut::new();
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| OAuthError::invalid_request("the body could not be read"))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(OAuthError::new(
-                        actix_web::http::StatusCode::PAYLOAD_TOO_LARGE,
-                        "invalid_request",
-                        format!("the body exceeds {limit} bytes"),
-                    )
-                    .into());
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(FormParams(Params::parse(&body)))
+            form.await.map(FormParams).map_err(|problem| {
+                OAuthError::new(problem.status(), "invalid_request", problem.message()).into()
+            })
         })
+    }
+}
+
+/// The form a browser posts to a page, read as [`FormParams`] is; a refusal is an error
+/// page in the person's language, since a person, not a client, sees it.
+pub struct PageForm(pub Params);
+
+/// The parameters of a browser endpoint that takes both GET and POST (the authorization
+/// endpoint, OIDC Core §3.1.2.1; RP-initiated logout, §2): the query string of a GET, the
+/// form body of a POST.
+pub struct PageParams(pub Params);
+
+fn page_refusal(req: &HttpRequest, problem: FormProblem) -> actix_web::Error {
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let locale = crate::i18n::negotiate(None, accept);
+    let message = match problem {
+        FormProblem::TooLarge(_) => locale.texts().form_too_large,
+        FormProblem::ContentType | FormProblem::Unreadable => locale.texts().form_not_form,
+    };
+    error::PageError::new(problem.status(), locale, message).into()
+}
+
+impl FromRequest for PageForm {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let form = read_form(req, payload);
+        let req = req.clone();
+        Box::pin(async move {
+            form.await
+                .map(PageForm)
+                .map_err(|problem| page_refusal(&req, problem))
+        })
+    }
+}
+
+impl FromRequest for PageParams {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        if req.method() != actix_web::http::Method::POST {
+            let params = query_params(req);
+            return Box::pin(async move { Ok(PageParams(params)) });
+        }
+        let form = PageForm::from_request(req, payload);
+        Box::pin(async move { form.await.map(|PageForm(p)| PageParams(p)) })
     }
 }
 

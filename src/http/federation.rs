@@ -6,7 +6,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::extractors::{audit_context, query_params, FormParams, TenantProvider};
+use super::extractors::{audit_context, query_params, PageForm, TenantProvider};
 use super::pages::account::{account_form_session, account_session};
 use super::pages::common::{
     cookie, csrf_cookie_value, current_session, frame, html, locale, pending_form, see_other,
@@ -173,7 +173,7 @@ pub async fn account_linked_add_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let user = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -198,7 +198,7 @@ pub async fn account_linked_remove_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -263,7 +263,7 @@ pub async fn start_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let connections = federation::list(&state.pool, &p.tenant).await?;
@@ -467,7 +467,7 @@ pub async fn saml_acs(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let relay = form.get("RelayState").unwrap_or("");
     let loaded = if relay.is_empty() {

@@ -130,3 +130,71 @@ async fn malformed_requests_get_specified_errors_never_a_500_and_change_nothing(
         "bad requests changed the database"
     );
 }
+
+/// A browser form posted with the wrong content type, or too large, gets an error page in
+/// the person's language — not the JSON a client would get (found by tests/fuzz/oauth.py:
+/// `/saml/acs` and every page form answered `{"error":"invalid_request"}`).
+#[tokio::test]
+async fn a_page_form_that_is_not_a_form_gets_an_error_page() {
+    let app = spawn_app().await;
+    let big = format!(
+        "SAMLResponse={}",
+        "A".repeat(app.state.config.max_body_bytes + 1)
+    );
+    for (path, content_type, body, status) in [
+        ("/saml/acs", None, String::new(), 400),
+        (
+            "/saml/acs",
+            Some("text/plain"),
+            "SAMLResponse=x".to_string(),
+            400,
+        ),
+        (
+            "/saml/acs",
+            Some("application/x-www-form-urlencoded"),
+            big.clone(),
+            413,
+        ),
+        ("/login", Some("application/json"), "{}".to_string(), 400),
+        (
+            "/consent",
+            Some("multipart/form-data; boundary=x"),
+            String::new(),
+            400,
+        ),
+        (
+            "/authorize",
+            Some("application/json"),
+            "{}".to_string(),
+            400,
+        ),
+        (
+            "/authorize",
+            Some("application/x-www-form-urlencoded"),
+            big.clone(),
+            413,
+        ),
+        ("/logout", Some("text/plain"), "state=x".to_string(), 400),
+    ] {
+        let mut r = app
+            .http
+            .post(app.url(path))
+            .header("accept-language", "pt-BR")
+            .body(body);
+        if let Some(ct) = content_type {
+            r = r.header("content-type", ct);
+        }
+        let r = r.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path} {content_type:?}");
+        let ctype = r.headers()["content-type"].to_str().unwrap().to_string();
+        assert!(ctype.starts_with("text/html"), "{path} {content_type:?}");
+        let page = r.text().await.unwrap();
+        assert!(page.contains("lang=\"pt-BR\""), "{path}: {page}");
+        let expected = if status == 413 {
+            "O formulário é grande demais."
+        } else {
+            "Não foi possível ler o formulário"
+        };
+        assert!(page.contains(expected), "{path}: {page}");
+    }
+}

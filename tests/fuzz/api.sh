@@ -14,53 +14,14 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 command -v schemathesis >/dev/null 2>&1 || python3 -m pip install --quiet schemathesis
-BIN="${PORTCULLIS_BIN:-target/debug/portcullis}"
-[ -n "${PORTCULLIS_BIN:-}" ] || cargo build --quiet
 MAX_EXAMPLES="${FUZZ_MAX_EXAMPLES:-25}"
 # Seconds for the tenant operations (52 of them); the 5 platform operations get a third.
 MAX_TIME="${FUZZ_MAX_TIME:-300}"
 CHECKS="not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
 
-dir="$(mktemp -d)"
-server=""
-cleanup() {
-  [ -n "$server" ] && kill "$server" 2>/dev/null || true
-  rm -rf "$dir"
-}
-trap cleanup EXIT
-
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-export PORTCULLIS_DATABASE_URL="sqlite://$dir/fuzz.db"
-export PORTCULLIS_MASTER_KEY="$(python3 -c 'import base64, os; print(base64.b64encode(os.urandom(32)).decode())')"
-export PORTCULLIS_BIND="127.0.0.1:$port"
-export PORTCULLIS_PUBLIC_URL="http://127.0.0.1:$port"
-export PORTCULLIS_LOG_LEVEL=warn
-# A fuzzer is one address sending thousands of requests: the limiter would answer most of them
-# 429 (tested on its own in the suite) and hide what the handlers do.
-export PORTCULLIS_RATE_LIMIT__ENABLED=false
-# Cheap hashing for the users the fuzzer creates (the cost is not what is tested here).
-export PORTCULLIS_ARGON2__MEMORY_KIB=1024 PORTCULLIS_ARGON2__ITERATIONS=1 PORTCULLIS_ARGON2__PARALLELISM=1
-
-json_field() { python3 -c "import json, sys; print(json.load(sys.stdin)[\"$1\"])"; }
-"$BIN" migrate >/dev/null
-"$BIN" tenant create fuzz --name "Fuzz" >/dev/null
-TENANT_KEY="$("$BIN" apikey create --tenant fuzz --name fuzz --scope '*' --json | json_field key)"
-PLATFORM_KEY="$("$BIN" apikey create --platform --name fuzz --scope '*' --json | json_field key)"
-printf 'Fuzz-Passw0rd!x\n' | "$BIN" user create --tenant fuzz --email admin@fuzz.example \
-  --password-stdin --role admin --json >/dev/null
-export TENANT_KEY PLATFORM_KEY
-
-"$BIN" serve >"$dir/server.log" 2>&1 &
-server=$!
-for _ in $(seq 1 100); do
-  curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-  sleep 0.1
-done
-
-base="http://127.0.0.1:$port"
-# Dynamic client registration on, so /register is exercised past its switch.
-curl -fsS -X PATCH "$base/t/fuzz/api/v1/admin/settings" -H "x-api-key: $TENANT_KEY" \
-  -H 'content-type: application/json' -d '{"registration_enabled": true}' >/dev/null
+# shellcheck source=tests/fuzz/server.sh
+source tests/fuzz/server.sh
+base="$BASE"
 run() {
   local key="$1" max_time="$2"
   shift 2
@@ -84,8 +45,5 @@ run "$TENANT_KEY" "$MAX_TIME" --exclude-path-regex '^/api/v1/admin/(tenants|bans
 echo "== schemathesis: platform operations (platform API key)"
 run "$PLATFORM_KEY" "$((MAX_TIME / 3))" --include-path-regex '^/api/v1/admin/(tenants|bans)' || status=1
 
-if grep -n "panicked" "$dir/server.log"; then
-  echo "the server panicked during the fuzzing run" >&2
-  status=1
-fi
+server_panicked && status=1
 exit "$status"

@@ -17,7 +17,7 @@ use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, Params};
 use crate::error::PageError;
 use crate::federation::{self};
-use crate::http::extractors::{audit_context, FormParams, TenantProvider};
+use crate::http::extractors::{audit_context, PageForm, TenantProvider};
 use crate::i18n::Locale;
 use crate::mfa;
 use crate::provider::Provider;
@@ -220,7 +220,7 @@ pub async fn account_password_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -321,7 +321,7 @@ pub async fn account_mfa_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -362,7 +362,7 @@ pub async fn account_mfa_disable_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -402,7 +402,7 @@ pub async fn account_backup_codes_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -436,7 +436,7 @@ pub async fn account_session_end_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {
@@ -468,7 +468,7 @@ pub async fn account_sessions_end_all_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let account = match account_form_session(&state, &req, &p, &form, loc).await? {

@@ -14,7 +14,7 @@ use super::flow::{respond, resume};
 use crate::accounts::{self};
 use crate::authorization::{self};
 use crate::error::PageError;
-use crate::http::extractors::{query_params, FormParams, TenantProvider};
+use crate::http::extractors::{query_params, PageForm, TenantProvider};
 use crate::state::AppState;
 
 #[derive(Template)]
@@ -64,7 +64,7 @@ pub async fn consent_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(session) = current_session(&state, &req, &p).await? else {

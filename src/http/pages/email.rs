@@ -12,7 +12,7 @@ use super::error::Frame;
 use crate::accounts::{self, AccountError};
 use crate::audit::{self, AuditEvent};
 use crate::error::PageError;
-use crate::http::extractors::{audit_context, query_params, FormParams, TenantProvider};
+use crate::http::extractors::{audit_context, query_params, PageForm, TenantProvider};
 use crate::i18n::Locale;
 use crate::provider::Provider;
 use crate::state::AppState;
@@ -96,7 +96,7 @@ pub async fn reset_password_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     check_csrf(&state, &req, &form, "reset", loc)?;

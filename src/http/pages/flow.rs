@@ -11,12 +11,10 @@ use super::common::{cookie, current_session, locale, pending, see_other, to_step
 use super::link::{finish_pending_link, link_cookie_name};
 use crate::accounts::{self};
 use crate::audit::{self, AuditEvent};
-use crate::authorization::{
-    self, AuthorizeError, CodeResponse, Next, Params, Pending, ResponseMode,
-};
+use crate::authorization::{self, AuthorizeError, CodeResponse, Next, Pending, ResponseMode};
 use crate::error::PageError;
 use crate::federation::{self, slo};
-use crate::http::extractors::{audit_context, query_params, TenantProvider};
+use crate::http::extractors::{audit_context, query_params, PageParams, TenantProvider};
 use crate::i18n::{Locale, Texts};
 use crate::mfa;
 use crate::provider::Provider;
@@ -60,24 +58,8 @@ pub async fn authorize(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    body: web::Bytes,
+    PageParams(params): PageParams,
 ) -> Result<HttpResponse, PageError> {
-    let params = if req.method() == actix_web::http::Method::POST {
-        let form = req
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-        if !form {
-            return Err(PageError::bad_request(
-                Locale::En,
-                "The authorization request must be form-encoded.",
-            ));
-        }
-        Params::parse(&body)
-    } else {
-        query_params(&req)
-    };
     let loc = locale(&req, params.get("ui_locales"));
     let (client, request) = match authorization::validate(state.authorization(), &p, &params).await
     {

@@ -12,11 +12,10 @@ use super::common::{
 use super::error::Frame;
 use crate::accounts::{self};
 use crate::audit::{self, AuditEvent};
-use crate::authorization::Params;
 use crate::clients;
 use crate::error::PageError;
 use crate::federation::slo;
-use crate::http::extractors::{audit_context, query_params, TenantProvider};
+use crate::http::extractors::{audit_context, PageParams, TenantProvider};
 use crate::i18n::Locale;
 use crate::provider::Provider;
 use crate::sessions::{self};
@@ -49,13 +48,8 @@ pub async fn logout(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    body: web::Bytes,
+    PageParams(params): PageParams,
 ) -> Result<HttpResponse, PageError> {
-    let params = if req.method() == actix_web::http::Method::POST {
-        Params::parse(&body)
-    } else {
-        query_params(&req)
-    };
     let loc = locale(&req, params.get("ui_locales"));
     if let Some(r) = params.repeated.first() {
         return Err(PageError::bad_request(

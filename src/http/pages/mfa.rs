@@ -15,7 +15,7 @@ use crate::accounts::{self};
 use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, Pending};
 use crate::error::PageError;
-use crate::http::extractors::{audit_context, query_params, FormParams, TenantProvider};
+use crate::http::extractors::{audit_context, query_params, PageForm, TenantProvider};
 use crate::i18n::Locale;
 use crate::mfa;
 use crate::provider::Provider;
@@ -102,7 +102,7 @@ pub async fn mfa_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {
@@ -210,7 +210,7 @@ pub async fn mfa_enroll_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let Some(user_id) = pending.mfa_user_id.clone() else {

@@ -16,7 +16,7 @@ use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, Pending};
 use crate::error::PageError;
 use crate::federation::{self};
-use crate::http::extractors::{audit_context, query_params, FormParams, TenantProvider};
+use crate::http::extractors::{audit_context, query_params, PageForm, TenantProvider};
 use crate::i18n::Locale;
 use crate::provider::Provider;
 use crate::state::AppState;
@@ -103,7 +103,7 @@ pub async fn sign_in_post(
     state: web::Data<AppState>,
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
-    FormParams(form): FormParams,
+    PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let (pending, loc) = pending_form(&state, &req, &p, &form).await?;
     let ctx = audit_context(&req);
