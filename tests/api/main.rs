@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod demo;
 mod discovery;
+mod fairness;
 mod federation;
 mod first_party;
 mod flow;
