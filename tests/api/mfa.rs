@@ -775,3 +775,77 @@ async fn a_client_declared_privileged_scope_needs_the_second_factor() {
         .unwrap();
     assert_eq!(r.status(), 422);
 }
+
+/// A user disabled after the password step cannot go on to enrol a second factor (and so
+/// finish signing in): the enrolment page and its form refuse, as the code step does.
+#[tokio::test]
+async fn a_user_disabled_between_the_steps_cannot_enrol_a_second_factor() {
+    let app = spawn_app().await;
+    app.create_user("ana@example.com").await;
+    set_policy(&app, portcullis::tenants::MfaPolicy::Required).await;
+    let c = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(b"verifier"));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        c.id
+    );
+    let r = browser.get(&url).send().await.unwrap();
+    let html = browser
+        .get(r.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = parse_form(&html);
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), "ana@example.com".into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    let enroll_url = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(enroll_url.contains("/mfa/enroll?request="), "{enroll_url}");
+    let html = browser
+        .get(&enroll_url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = parse_form(&html);
+
+    let sql = "UPDATE users SET disabled = TRUE WHERE email = 'ana@example.com'";
+    portcullis::storage::dispatch!(&app.state.pool, p => {
+        sqlx::query(sql).execute(p).await.unwrap();
+    });
+
+    let r = browser.get(&enroll_url).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let mut fields = form.hidden.clone();
+    fields.push(("code".into(), "000000".into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains(portcullis::i18n::Locale::En.texts().request_expired));
+}

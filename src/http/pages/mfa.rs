@@ -96,6 +96,20 @@ pub async fn mfa_get(
     Ok(form_page(&state, StatusCode::OK, body, seed, set))
 }
 
+/// The user who passed the password step of this request, if still enabled: a user
+/// disabled between the steps can neither verify nor enrol a second factor.
+async fn password_step_user(
+    state: &AppState,
+    p: &Provider,
+    user_id: &str,
+    loc: Locale,
+) -> Result<accounts::User, PageError> {
+    accounts::find_user(&state.pool, &p.tenant, user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))
+}
+
 /// `POST {issuer}/mfa` — checks the TOTP or backup code, then completes the sign-in. Wrong
 /// codes count towards the address's lockout like wrong passwords.
 pub async fn mfa_post(
@@ -108,10 +122,7 @@ pub async fn mfa_post(
     let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(to_step(&p, "/login", &pending.id));
     };
-    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
-        .await?
-        .filter(|u| !u.disabled)
-        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let user = password_step_user(&state, &p, &user_id, loc).await?;
     let ctx = audit_context(&req);
     match mfa::verify(
         state.mfa(),
@@ -184,9 +195,7 @@ pub async fn mfa_enroll_get(
     let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(to_step(&p, "/login", &pending.id));
     };
-    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let user = password_step_user(&state, &p, &user_id, loc).await?;
     let enrollment = mfa::setup(state.mfa(), &p.tenant, &user.id, &user.email)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
@@ -216,9 +225,7 @@ pub async fn mfa_enroll_post(
     let Some(user_id) = pending.mfa_user_id.clone() else {
         return Ok(to_step(&p, "/login", &pending.id));
     };
-    let user = accounts::find_user(&state.pool, &p.tenant, &user_id)
-        .await?
-        .ok_or_else(|| PageError::bad_request(loc, loc.texts().request_expired))?;
+    let user = password_step_user(&state, &p, &user_id, loc).await?;
     let codes = match mfa::enable(
         state.mfa(),
         &p.tenant,
