@@ -294,8 +294,16 @@ impl UsageCounter {
 /// Writes the counted uses (background job, and before reading statistics).
 pub async fn flush_usage(d: Deps<'_>) {
     for (id, (count, last)) in d.usage.take() {
-        if let Err(e) = storage::api_keys::add_api_key_usage(d.pool, &id, count, last).await {
-            tracing::warn!(error = %e, "cannot record API key usage");
+        // One retry, on another connection: at shutdown a pooled connection may belong to a
+        // request worker's runtime that is stopping.
+        if storage::api_keys::add_api_key_usage(d.pool, &id, count, last)
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            if let Err(e) = storage::api_keys::add_api_key_usage(d.pool, &id, count, last).await {
+                tracing::warn!(error = %e, "cannot record API key usage");
+            }
         }
     }
 }

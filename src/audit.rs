@@ -108,6 +108,32 @@ const BATCH: usize = 1024;
 /// How long the writer waits after the first event of a batch.
 const GATHER: std::time::Duration = std::time::Duration::from_millis(20);
 
+/// How often a batch is tried before it is given up (and logged), with doubling pauses
+/// from [`RETRY_PAUSE`]: about 1.5 s in all.
+const ATTEMPTS: u32 = 5;
+const RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// Writes one batch, retrying a failed attempt on another connection: a connection can die
+/// under the writer (a database restart, or at shutdown one opened on a request worker's
+/// runtime that is stopping), and a batch is idempotent (ids are unique), so a retry after
+/// a commit whose answer was lost writes nothing twice.
+async fn write_batch(pool: &Pool, batch: &[AuditRow]) {
+    let mut pause = RETRY_PAUSE;
+    for attempt in 1..=ATTEMPTS {
+        match storage::audit::insert_audit_events(pool, batch).await {
+            Ok(()) => return,
+            Err(e) if attempt == ATTEMPTS => {
+                tracing::error!(error = %e, count = batch.len(), attempts = ATTEMPTS, "cannot write audit events");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, count = batch.len(), attempt, "audit write failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+            }
+        }
+    }
+}
+
 impl AuditSink {
     /// Starts the writer task (needs a Tokio runtime).
     pub fn start(pool: Pool, metrics: Arc<Metrics>) -> Self {
@@ -133,9 +159,7 @@ impl AuditSink {
                     }
                 }
                 if !batch.is_empty() {
-                    if let Err(e) = storage::audit::insert_audit_events(&writer, &batch).await {
-                        tracing::error!(error = %e, count = batch.len(), "cannot write audit events");
-                    }
+                    write_batch(&writer, &batch).await;
                     batch.clear();
                 }
                 for done in waiters.drain(..) {

@@ -480,16 +480,39 @@ pub async fn exchange_code(
         client,
         &grant,
         Lineage {
-            code_hash: Some(code_hash),
-            jti: Some(jti),
+            code_hash: Some(code_hash.clone()),
+            jti: Some(jti.clone()),
             grant_type: "authorization_code",
             ..Lineage::default()
         },
         ctx,
     )
     .await?;
+    // A replay racing this redemption revokes the access token first and then the refresh
+    // families of the code (revoke_code_grant); a family created after it looked is caught
+    // here. Each side's statement comes after its own commit, so one sees the other.
+    if issued.response.refresh_token.is_some()
+        && storage::tokens::is_access_token_revoked(d.pool, &tenant.id, &jti).await?
+    {
+        revoke_families_of_code(d, &tenant.id, &code_hash).await?;
+        return Err(TokenError::InvalidGrant(
+            "authorization code is invalid, expired or already used".into(),
+        ));
+    }
     sessions::add_client(d.pool, &row.sid, &client.id).await?;
     Ok(issued.response)
+}
+
+async fn revoke_families_of_code(
+    d: Deps<'_>,
+    tenant_id: &str,
+    code_hash: &str,
+) -> Result<(), TokenError> {
+    let now = storage::now();
+    for family in storage::tokens::list_families_of_code(d.pool, tenant_id, code_hash).await? {
+        storage::tokens::revoke_refresh_family(d.pool, tenant_id, &family, now).await?;
+    }
+    Ok(())
 }
 
 /// Why a code could not be redeemed (the code is left as it was, unless this is a replay).
@@ -538,22 +561,19 @@ async fn explain_failed_redemption(
     }
 }
 
-/// A replayed code: revoke the refresh token families and the access token it issued.
+/// A replayed code: revoke the access token and the refresh token families it issued.
 async fn revoke_code_grant(
     d: Deps<'_>,
     provider: &Provider,
     code: &storage::authorization::CodeRow,
     ctx: &Context,
 ) -> Result<(), TokenError> {
-    let now = storage::now();
-    for family in
-        storage::tokens::list_families_of_code(d.pool, &provider.tenant.id, &code.code_hash).await?
-    {
-        storage::tokens::revoke_refresh_family(d.pool, &provider.tenant.id, &family, now).await?;
-    }
+    // The access token first: a redemption still issuing checks it after creating its
+    // refresh family (exchange_code), so a family this misses is revoked there.
     if let (Some(jti), Some(exp)) = (&code.access_token_jti, code.access_token_exp) {
         storage::tokens::insert_revoked_access_token(d.pool, &provider.tenant.id, jti, exp).await?;
     }
+    revoke_families_of_code(d, &provider.tenant.id, &code.code_hash).await?;
     audit::record(
         d.audit,
         AuditEvent::new("token.code_reuse", Some(&provider.tenant))

@@ -36,6 +36,8 @@ pub async fn insert_audit_events(pool: &Pool, events: &[AuditRow]) -> DbResult<(
                     .push_bind(&e.client_id).push_bind(&e.ip).push_bind(&e.user_agent)
                     .push_bind(&e.correlation_id).push_bind(&e.details).push_bind(e.created_at);
             });
+            // A retried batch whose first commit landed after all inserts nothing twice.
+            q.push(" ON CONFLICT (id) DO NOTHING");
             q.build().persistent(false).execute(&mut *tx).await?;
         }
         tx.commit().await

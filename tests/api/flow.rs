@@ -251,6 +251,64 @@ async fn a_code_redeemed_twice_fails_and_revokes_what_the_first_redemption_issue
     );
 }
 
+/// Two redemptions of one code at the same moment (found by tests/crash: the replay looked
+/// for the refresh token family before the first redemption had created it, so the
+/// winner's refresh token kept working): whatever the interleaving, at most one gets
+/// tokens, and no refresh token issued from the code stays usable.
+#[tokio::test]
+async fn a_code_redeemed_twice_at_once_leaves_no_usable_refresh_token() {
+    // Many redemptions from one address: the limiter is not what is tested.
+    let app = spawn_app_with(|c| c.rate_limit.enabled = false).await;
+    app.create_user("ana@example.com").await;
+    let client = app.create_client(ClientOptions::default()).await;
+    let browser = app.new_browser();
+    for round in 0..12 {
+        let (code, verifier) = app
+            .code_for(&browser, &client, "ana@example.com", &[])
+            .await;
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT_URI),
+            ("code_verifier", verifier.as_str()),
+        ];
+        let (a, b) = tokio::join!(app.token(&client, &form), app.token(&client, &form));
+        let mut winners = Vec::new();
+        for r in [a, b] {
+            let status = r.status().as_u16();
+            let body: Value = r.json().await.unwrap();
+            match status {
+                200 => winners.push(body),
+                400 => assert_eq!(body["error"], "invalid_grant", "round {round}"),
+                other => panic!("round {round}: {other} {body}"),
+            }
+        }
+        assert!(winners.len() <= 1, "round {round}: redeemed twice");
+        for w in winners {
+            let r = app
+                .token(
+                    &client,
+                    &[
+                        ("grant_type", "refresh_token"),
+                        ("refresh_token", w["refresh_token"].as_str().unwrap()),
+                    ],
+                )
+                .await;
+            assert_eq!(
+                r.status(),
+                400,
+                "round {round}: the winner's refresh token works"
+            );
+            assert_eq!(
+                app.introspect(&client, w["access_token"].as_str().unwrap())
+                    .await["active"],
+                false,
+                "round {round}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_wrong_pkce_verifier_or_redirect_uri_is_invalid_grant() {
     let app = spawn_app().await;
