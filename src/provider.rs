@@ -19,7 +19,7 @@ pub struct Provider {
     pub issuer: String,
     pub keys: KeySet,
     pub discovery: Vec<u8>,
-    loaded_at: Instant,
+    pub loaded_at: Instant,
 }
 
 impl std::fmt::Debug for Provider {

@@ -168,7 +168,7 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub(super) fn from_row(r: ConnectionRow) -> Option<Self> {
+    pub fn from_row(r: ConnectionRow) -> Option<Self> {
         let protocol = match r.protocol.as_str() {
             "oidc" => Protocol::Oidc,
             "saml2" => Protocol::Saml2,

@@ -74,6 +74,13 @@ const ALLOWED_SIGNATURES: [samael::crypto::AllowedSignatureAlgorithm; 6] = [
 const CLOCK_SKEW_SECS: i64 = 60;
 /// Largest SAMLResponse accepted (base64).
 pub const MAX_RESPONSE: usize = 512 * 1024;
+/// Deeper nesting, or more namespace declarations in scope at once, than any IdP sends:
+/// the pre-check refuses them. quick-xml resolves every element name against the
+/// declarations in scope, so a document that declares one on each of thousands of nested
+/// levels costs quadratic time (found while fuzzing, fuzz/: quick-xml alone took 0.3 s to
+/// read 384 KiB of it, what the ACS accepts).
+const MAX_DEPTH: usize = 64;
+const MAX_NAMESPACES_IN_SCOPE: usize = 64;
 
 /// xmlsec leaves OpenSSL's per-thread error queue filled after a signature that does not
 /// verify with one of several certificates; a later TLS handshake on the same thread (the
@@ -627,6 +634,12 @@ fn scan(xml: &str, root_ns: &[u8], root_local: &[u8]) -> Result<Shape, Federatio
                         Some((prefix, String::from_utf8_lossy(&a.value).into_owned()))
                     })
                     .collect();
+                if depth >= MAX_DEPTH
+                    || declared.iter().map(Vec::len).sum::<usize>() + own_ns.len()
+                        > MAX_NAMESPACES_IN_SCOPE
+                {
+                    return Err(malformed());
+                }
                 let parent = |n: usize| stack.len().checked_sub(n).and_then(|i| stack.get(i));
                 let is = |x: Option<&(Vec<u8>, Vec<u8>)>, ns: &[u8], l: &[u8]| {
                     x.is_some_and(|(a, b)| a == ns && b == l)
@@ -1640,6 +1653,35 @@ mod tests {
         assert!(!shape(&lifted).unwrap().root_signed());
         assert!(!shape(&signed("")).unwrap().assertion_signed());
         assert!(shape(&signed("#_a")).unwrap().encrypted.is_none());
+    }
+
+    #[test]
+    fn nesting_or_namespaces_beyond_what_any_idp_sends_are_refused() {
+        let nested = |levels: usize, decls: &str| {
+            format!(
+                r#"<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r">{}{}</samlp:Response>"#,
+                format!("<e{decls}>").repeat(levels),
+                "</e>".repeat(levels)
+            )
+        };
+        let malformed = |xml: &str| {
+            matches!(
+                shape(xml),
+                Err(FederationError::Failed {
+                    reason: "malformed",
+                    ..
+                })
+            )
+        };
+        assert!(shape(&nested(MAX_DEPTH - 1, "")).is_ok());
+        assert!(malformed(&nested(MAX_DEPTH, "")));
+        // The input found while fuzzing (quadratic time before the limit): a declaration on
+        // every one of thousands of nested levels.
+        assert!(malformed(&nested(20_000, " xmlns:p='x'")));
+        // Shallow, but more declarations in scope than any IdP makes (the root has one).
+        let decls = |n: usize| -> String { (0..n).map(|i| format!(" xmlns:p{i}='x'")).collect() };
+        assert!(shape(&nested(1, &decls(MAX_NAMESPACES_IN_SCOPE - 1))).is_ok());
+        assert!(malformed(&nested(1, &decls(MAX_NAMESPACES_IN_SCOPE))));
     }
 
     #[test]
