@@ -20,7 +20,8 @@ use crate::state::AppState;
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct ClientBody {
-    #[schema(min_length = 1, max_length = 200, example = "Example app")]
+    /// 1-200 characters.
+    #[schema(example = "Example app")]
     name: String,
     /// Absolute URIs without fragment, matched exactly (https, or http on loopback).
     #[schema(example = json!(["https://app.example/callback"]))]

@@ -62,7 +62,7 @@ pub async fn users_get(
 #[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(default)]
 pub struct UserBody {
-    #[schema(format = "email", example = "ana@example.com")]
+    #[schema(example = "ana@example.com")]
     email: String,
     password: Option<String>,
     name: Option<String>,
