@@ -287,32 +287,40 @@ fn add_links(doc: &mut serde_json::Value) {
     let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
         return;
     };
-    for op in paths
-        .values_mut()
-        .filter_map(|i| i.as_object_mut())
-        .flat_map(|i| i.values_mut())
-    {
-        let id = op
-            .get("operationId")
-            .and_then(|i| i.as_str())
-            .unwrap_or("")
-            .to_string();
-        for (source, status, name, target, param, value) in LINKS {
-            let Some(resp) = (id == *source)
-                .then(|| op.pointer_mut(&format!("/responses/{status}")))
-                .flatten()
-            else {
-                continue;
-            };
-            let mut parameters = serde_json::json!({ *param: value });
-            if !source.starts_with("bans") {
-                parameters["tenant"] = "$request.path.tenant".into();
-            }
-            resp["links"][*name] = serde_json::json!({
-                "operationId": target,
-                "parameters": parameters,
-            });
+    for (path, item) in paths.iter_mut() {
+        // A tenant's operation links to one of the same tenant.
+        let tenant = path.starts_with("/t/{tenant}");
+        let Some(item) = item.as_object_mut() else {
+            continue;
+        };
+        for op in item.values_mut() {
+            link_operation(op, tenant);
         }
+    }
+}
+
+/// Adds the [`LINKS`] that start at `op` to its responses.
+fn link_operation(op: &mut serde_json::Value, tenant: bool) {
+    let id = op
+        .get("operationId")
+        .and_then(|i| i.as_str())
+        .unwrap_or("")
+        .to_string();
+    for (source, status, name, target, param, value) in LINKS {
+        let Some(resp) = (id == *source)
+            .then(|| op.pointer_mut(&format!("/responses/{status}")))
+            .flatten()
+        else {
+            continue;
+        };
+        let mut parameters = serde_json::json!({ *param: value });
+        if tenant {
+            parameters["tenant"] = "$request.path.tenant".into();
+        }
+        resp["links"][*name] = serde_json::json!({
+            "operationId": target,
+            "parameters": parameters,
+        });
     }
 }
 
