@@ -1106,7 +1106,7 @@ if ((OPENSSL_SECONDS > 0)) || ((ARGON2_SECONDS > 0)); then
     echo "Ceilings of this machine on the server's $SERVER_NCPU core(s) ($(openssl version | awk '{print $1, $2}'), openssl speed -seconds $OPENSSL_SECONDS):"
     printf '  %-6s (%-9s): %s sign/s\n' RS256 rsa2048 "${CEIL[rsa2048]}" ES256 ecdsap256 "${CEIL[ecdsap256]}" \
         EdDSA ed25519 "${CEIL[ed25519]}"
-    printf '  %-18s: %s hashes/s (m=%s KiB, t=%s, p=%s, argon2 crate 0.5, %s thread(s), %ss)\n' \
+    printf '  %-18s: %s hashes/s (m=%s KiB, t=%s, p=%s, argon2-rust, reused arena, %s thread(s), %ss)\n' \
         Argon2id "$ARGON2_CEIL" "$ARGON2_M" "$ARGON2_T" "$ARGON2_P" "$SERVER_NCPU" "$ARGON2_SECONDS"
     if ((PEER)); then
         printf '  %-18s: %s verifications/s (same cost, @node-rs/argon2, the peer'"'"'s library; for reference)\n' \

@@ -102,6 +102,11 @@ pub struct Config {
     pub metrics_token: Option<SecretString>,
     /// How often expired codes, tokens, sessions and keys are purged (once across instances).
     pub purge_interval_secs: u64,
+    /// How long expired or ended codes, requests, tokens, sessions and federation flows are
+    /// kept before the purge deletes them (a replayed code is still recognised meanwhile).
+    pub expired_retention_secs: u64,
+    /// Age in days after which audit events are deleted by the purge (0 = kept forever).
+    pub audit_retention_days: u64,
     /// Age at which a tenant's active signing keys are rotated by the scheduler (0 = never).
     pub key_rotation_secs: u64,
     /// How often the scheduler looks for keys due for rotation (once across instances).
@@ -254,6 +259,8 @@ impl Default for Config {
             redis_prefix: "portcullis:".into(),
             metrics_token: None,
             purge_interval_secs: 600,
+            expired_retention_secs: 3600,
+            audit_retention_days: 90,
             key_rotation_secs: 90 * 86_400,
             key_rotation_check_secs: 3600,
         }

@@ -1,9 +1,10 @@
 //! Background jobs of a running instance. Per instance: back-channel logout deliveries
 //! (each claimed atomically, so instances share the work), API key usage flushes, the ban
-//! list refresh and the in-process limiter sweep. Once across instances — the instance that
-//! claims the due run in `job_runs` does it: purging expired codes, requests, sessions,
-//! tokens, keys and bans; rotating signing keys older than `key_rotation_secs`; refreshing
-//! SAML IdP metadata.
+//! list refresh, the in-process limiter sweep and the release of idle password-hashing
+//! arenas. Once across instances — the instance that claims the due run in `job_runs` does
+//! it: purging expired codes, requests, sessions, tokens, keys and bans, and audit rows
+//! older than `audit_retention_days`; rotating signing keys older than `key_rotation_secs`;
+//! refreshing SAML IdP metadata.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -33,6 +34,9 @@ pub fn spawn(state: AppState) {
             }
             if n % 30 == 0 {
                 state.protection.sweep();
+                state
+                    .hasher
+                    .release_idle(crate::accounts::PasswordHasher::IDLE_RELEASE);
             }
             let c = &state.config;
             if schedule.due(&state, "purge", c.purge_interval_secs).await {
@@ -96,19 +100,29 @@ impl Schedule {
     }
 }
 
-async fn purge(state: &AppState) {
+/// Deletes what expired (or ended) more than `expired_retention_secs` ago, and audit events
+/// older than `audit_retention_days`.
+pub async fn purge(state: &AppState) {
     let now = storage::now();
+    let c = &state.config;
+    let expired = now - c.expired_retention_secs as i64;
     let results = [
-        storage::authorization::delete_expired_authorization_state(&state.pool, now, 3600).await,
-        storage::sessions::delete_expired_sessions(&state.pool, now).await,
-        storage::tokens::delete_expired_tokens(&state.pool, now).await,
-        storage::keys::delete_expired_keys(&state.pool, now).await,
-        storage::federation::purge_expired(&state.pool, now).await,
-        storage::bans::delete_expired_bans(&state.pool, now).await,
+        ("authorization state", storage::authorization::delete_expired_authorization_state(&state.pool, expired).await),
+        ("sessions", storage::sessions::delete_expired_sessions(&state.pool, expired).await),
+        ("tokens", storage::tokens::delete_expired_tokens(&state.pool, expired).await),
+        ("keys", storage::keys::delete_expired_keys(&state.pool, now).await),
+        ("federation flows", storage::federation::purge_expired(&state.pool, expired).await),
+        ("bans", storage::bans::delete_expired_bans(&state.pool, now).await),
+        ("audit events", match c.audit_retention_days {
+            0 => Ok(0),
+            days => storage::audit::delete_audit_events_before(&state.pool, now - days as i64 * 86_400).await,
+        }),
     ];
-    for r in results {
-        if let Err(e) = r {
-            tracing::warn!(error = %e, "purge job failed");
+    for (what, r) in results {
+        match r {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(rows = n, what, "purged"),
+            Err(e) => tracing::warn!(error = %e, what, "purge job failed"),
         }
     }
 }

@@ -70,7 +70,7 @@ impl AppState {
             discovery: Arc::default(),
             protection: Arc::new(protection),
             instance_id: Arc::from(uuid::Uuid::new_v4().to_string()),
-            hasher: PasswordHasher::new(config.argon2),
+            hasher: PasswordHasher::new(config.argon2)?,
             providers: Arc::new(ProviderCache::new(
                 ttl,
                 master_key.clone(),

@@ -1,6 +1,7 @@
-// Argon2id ceiling of the peer's hashing library (@node-rs/argon2), for comparison with the
-// `argon2` crate 0.5 ceiling that bounds Portcullis: verifications/s of one hash made with
-// the given cost, `PEER_ARGON2_THREADS` verifications in flight, for `PEER_ARGON2_SECONDS`.
+// Argon2id ceiling of the peer's hashing library (@node-rs/argon2, a fresh arena per hash),
+// for comparison with the ceiling that bounds Portcullis (`argon2-rust`, one reused arena per
+// thread): verifications/s of one hash made with the given cost, `PEER_ARGON2_THREADS`
+// verifications in flight, for `PEER_ARGON2_SECONDS`.
 //
 //   PEER_ARGON2_M=65536 PEER_ARGON2_T=3 PEER_ARGON2_P=4 PEER_ARGON2_THREADS=1 \
 //   PEER_ARGON2_SECONDS=5 node benches/peer/argon2-ceiling.mjs     -> one JSON line on stdout

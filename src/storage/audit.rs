@@ -44,6 +44,28 @@ pub async fn insert_audit_events(pool: &Pool, events: &[AuditRow]) -> DbResult<(
     })
 }
 
+/// Rows deleted per statement by [`delete_audit_events_before`]: each statement is a short
+/// write transaction, so sign-ins writing their own events are never held up for long.
+const DELETE_BATCH: i64 = 5_000;
+
+/// Deletes the events older than `cutoff` (through the `created_at` index), in batches.
+/// Returns the rows deleted.
+pub async fn delete_audit_events_before(pool: &Pool, cutoff: i64) -> DbResult<u64> {
+    let mut deleted = 0;
+    loop {
+        let n = dispatch!(pool, p => sqlx::query(
+            "DELETE FROM audit_events WHERE id IN \
+             (SELECT id FROM audit_events WHERE created_at < $1 LIMIT $2)",
+        )
+        .bind(cutoff).bind(DELETE_BATCH)
+        .execute(p).await.map(|r| r.rows_affected()))?;
+        deleted += n;
+        if n < DELETE_BATCH as u64 {
+            return Ok(deleted);
+        }
+    }
+}
+
 /// Filters of an audit query; every field is optional.
 #[derive(Debug, Default, Clone)]
 pub struct AuditFilter {

@@ -203,15 +203,12 @@ pub async fn find_code(pool: &Pool, tenant_id: &str, code_hash: &str) -> DbResul
         .await)
 }
 
-pub async fn delete_expired_authorization_state(
-    pool: &Pool,
-    now: i64,
-    keep_codes_for: i64,
-) -> DbResult<u64> {
+/// Deletes the authorization requests and codes that expired before `cutoff` (the purge keeps
+/// redeemed codes a while, so that a replay is still recognised and revokes).
+pub async fn delete_expired_authorization_state(pool: &Pool, cutoff: i64) -> DbResult<u64> {
     dispatch!(pool, p => {
-        let a = sqlx::query("DELETE FROM authorization_requests WHERE expires_at <= $1").bind(now).execute(p).await?;
-        // Redeemed codes are kept a while so that a replay is still recognised and revokes.
-        let b = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(now - keep_codes_for).execute(p).await?;
+        let a = sqlx::query("DELETE FROM authorization_requests WHERE expires_at <= $1").bind(cutoff).execute(p).await?;
+        let b = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(cutoff).execute(p).await?;
         Ok(a.rows_affected() + b.rows_affected())
     })
 }

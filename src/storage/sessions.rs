@@ -114,9 +114,9 @@ pub async fn list_session_clients(pool: &Pool, sid: &str) -> DbResult<Vec<String
 
 pub async fn delete_expired_sessions(pool: &Pool, now: i64) -> DbResult<u64> {
     dispatch!(pool, p => {
-        sqlx::query("DELETE FROM session_clients WHERE sid IN (SELECT sid FROM browser_sessions WHERE expires_at <= $1 OR ended_at IS NOT NULL)")
+        sqlx::query("DELETE FROM session_clients WHERE sid IN (SELECT sid FROM browser_sessions WHERE expires_at <= $1 OR ended_at <= $1)")
             .bind(now).execute(p).await?;
-        sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1 OR ended_at IS NOT NULL")
+        sqlx::query("DELETE FROM browser_sessions WHERE expires_at <= $1 OR ended_at <= $1")
             .bind(now).execute(p).await.map(|r| r.rows_affected())
     })
 }

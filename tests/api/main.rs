@@ -30,6 +30,7 @@ mod protection;
 mod rbac_and_keys;
 mod registration;
 mod relying_parties;
+mod retention;
 mod review;
 mod saml_interop;
 mod smtp;

@@ -457,7 +457,8 @@ async fn a_hash_with_older_parameters_is_upgraded_at_the_next_sign_in() {
         memory_kib: 512,
         iterations: 2,
         parallelism: 1,
-    });
+    })
+    .unwrap();
     let old_hash = old.hash(PASSWORD).await.unwrap();
     portcullis::storage::users::update_password_hash(
         &app.state.pool,

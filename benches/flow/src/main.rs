@@ -18,8 +18,8 @@
 //! `probe`: open-loop GET at a fixed rate (latency measured from the scheduled send time, so
 //! a stalled server is not hidden by coordinated omission). Output: one JSON object.
 //!
-//! `argon2`: Argon2id hashes/s with the `argon2` crate 0.5 (as Portcullis), `--threads`
-//! threads for `--duration` seconds. Output: one JSON object.
+//! `argon2`: Argon2id hashes/s with `argon2-rust` and one reused hasher per thread (as
+//! Portcullis), `--threads` threads for `--duration` seconds. Output: one JSON object.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -116,20 +116,25 @@ fn percentile_ms(sorted_us: &[u64], p: f64) -> Value {
 // ---------------------------------------------------------------------------
 
 fn argon2_ceiling(args: &Args) -> Value {
-    use argon2::{Algorithm, Argon2, Params, Version};
+    use argon2_rust::{params::Memory, Algorithm, Argon2, Params, Version};
     let m: u32 = args.num("m", "65536");
     let t: u32 = args.num("t", "3");
     let p: u32 = args.num("p", "4");
     let threads: usize = args.num("threads", "1");
     let secs: f64 = args.num("duration", "5");
-    let params = Params::new(m, t, p, None).unwrap_or_else(|e| die(&format!("argon2: {e}")));
+    let params = Params::builder()
+        .memory(Memory::kib(u64::from(m)))
+        .passes(t)
+        .lanes(p)
+        .build()
+        .unwrap_or_else(|e| die(&format!("argon2: {e}")));
     let start = Instant::now();
     let deadline = start + Duration::from_secs_f64(secs);
     let handles: Vec<_> = (0..threads.max(1))
         .map(|_| {
-            let params = params.clone();
             std::thread::spawn(move || {
-                let a2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
+                // One reused hasher per thread, as the server keeps one per permit.
+                let mut a2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params).hasher();
                 let mut out = [0u8; 32];
                 let mut salt = [0u8; 16];
                 let mut n = 0u64;
@@ -137,7 +142,7 @@ fn argon2_ceiling(args: &Args) -> Value {
                 while Instant::now() < deadline {
                     let _ = getrandom::getrandom(&mut salt);
                     if a2
-                        .hash_password_into(b"correct horse battery staple", &salt, &mut out)
+                        .hash_into(b"correct horse battery staple", &salt, &mut out)
                         .is_err()
                     {
                         die("argon2 hash failed");
