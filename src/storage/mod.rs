@@ -51,7 +51,7 @@ pub type DbResult<T> = Result<T, sqlx::Error>;
 
 impl Pool {
     /// Connects to `url` (`sqlite:` or `postgres://`). SQLite files are created on first
-    /// use and run in WAL mode with foreign keys on and a busy timeout.
+    /// use and run in WAL mode with foreign keys on, a busy timeout and a bounded WAL file.
     pub async fn connect(url: &str, max_connections: u32) -> DbResult<Self> {
         if url.starts_with("sqlite:") {
             let options = SqliteConnectOptions::from_str(url)?
@@ -59,7 +59,10 @@ impl Pool {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // After a checkpoint the WAL is cut back to 64 MiB instead of keeping the
+                // size of its busiest moment on disk.
+                .pragma("journal_size_limit", "67108864");
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections.max(1))
                 .acquire_timeout(Duration::from_secs(10))
