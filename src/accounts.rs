@@ -961,9 +961,18 @@ mod tests {
         let id = "$argon2id$v=19$m=512,t=2,p=1$cG9ydGN1bGxpcy0wLjEtcw$3u+P4/JUo4ZSbCN6B6ex77bm8Drj8epu/YjhqoJ1Aa4";
         let i = "$argon2i$v=19$m=256,t=2,p=1$cG9ydGN1bGxpcy0wLjEtcw$UzJoLZsj/1OgiDpTQVjixCBHRzcoshr++TLJ7rMKDk0";
         let ok = |s: &str| Some(s.to_string());
-        assert_eq!(h.verify(ok(id), "Correct-Horse-42!").await.unwrap(), (true, false));
-        assert_eq!(h.verify(ok(id), "Correct-Horse-43!").await.unwrap(), (false, false));
-        assert_eq!(h.verify(ok(i), "Correct-Horse-42!").await.unwrap(), (true, true));
+        assert_eq!(
+            h.verify(ok(id), "Correct-Horse-42!").await.unwrap(),
+            (true, false)
+        );
+        assert_eq!(
+            h.verify(ok(id), "Correct-Horse-43!").await.unwrap(),
+            (false, false)
+        );
+        assert_eq!(
+            h.verify(ok(i), "Correct-Horse-42!").await.unwrap(),
+            (true, true)
+        );
         assert!(h.verify(ok("$argon2id$v=19$m=512,t=2"), "x").await.is_err());
     }
 
@@ -979,7 +988,12 @@ mod tests {
         assert_eq!(h.pooled_arenas(), 0);
         let stored = h.hash("Correct-Horse-42!").await.unwrap();
         for _ in 0..3 {
-            assert!(h.verify(Some(stored.clone()), "Correct-Horse-42!").await.unwrap().0);
+            assert!(
+                h.verify(Some(stored.clone()), "Correct-Horse-42!")
+                    .await
+                    .unwrap()
+                    .0
+            );
         }
         assert_eq!(h.pooled_arenas(), 1);
         h.release_idle(Duration::from_secs(3600));

@@ -107,16 +107,43 @@ pub async fn purge(state: &AppState) {
     let c = &state.config;
     let expired = now - c.expired_retention_secs as i64;
     let results = [
-        ("authorization state", storage::authorization::delete_expired_authorization_state(&state.pool, expired).await),
-        ("sessions", storage::sessions::delete_expired_sessions(&state.pool, expired).await),
-        ("tokens", storage::tokens::delete_expired_tokens(&state.pool, expired).await),
-        ("keys", storage::keys::delete_expired_keys(&state.pool, now).await),
-        ("federation flows", storage::federation::purge_expired(&state.pool, expired).await),
-        ("bans", storage::bans::delete_expired_bans(&state.pool, now).await),
-        ("audit events", match c.audit_retention_days {
-            0 => Ok(0),
-            days => storage::audit::delete_audit_events_before(&state.pool, now - days as i64 * 86_400).await,
-        }),
+        (
+            "authorization state",
+            storage::authorization::delete_expired_authorization_state(&state.pool, expired).await,
+        ),
+        (
+            "sessions",
+            storage::sessions::delete_expired_sessions(&state.pool, expired).await,
+        ),
+        (
+            "tokens",
+            storage::tokens::delete_expired_tokens(&state.pool, expired).await,
+        ),
+        (
+            "keys",
+            storage::keys::delete_expired_keys(&state.pool, now).await,
+        ),
+        (
+            "federation flows",
+            storage::federation::purge_expired(&state.pool, expired).await,
+        ),
+        (
+            "bans",
+            storage::bans::delete_expired_bans(&state.pool, now).await,
+        ),
+        (
+            "audit events",
+            match c.audit_retention_days {
+                0 => Ok(0),
+                days => {
+                    storage::audit::delete_audit_events_before(
+                        &state.pool,
+                        now - days as i64 * 86_400,
+                    )
+                    .await
+                }
+            },
+        ),
     ];
     for (what, r) in results {
         match r {

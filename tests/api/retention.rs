@@ -47,9 +47,27 @@ async fn the_purge_keeps_rows_for_their_retention_then_deletes_them() {
     let now = storage::now();
     // `old`'s rows expired (or ended) two hours ago, `recent`'s ten minutes ago.
     for (user, at) in [(&old, now - 7200), (&recent, now - 600)] {
-        exec(&app, "UPDATE refresh_tokens SET expires_at = $1 WHERE user_id = $2", at, user).await;
-        exec(&app, "UPDATE authorization_codes SET expires_at = $1 WHERE user_id = $2", at, user).await;
-        exec(&app, "UPDATE browser_sessions SET ended_at = $1 WHERE user_id = $2", at, user).await;
+        exec(
+            &app,
+            "UPDATE refresh_tokens SET expires_at = $1 WHERE user_id = $2",
+            at,
+            user,
+        )
+        .await;
+        exec(
+            &app,
+            "UPDATE authorization_codes SET expires_at = $1 WHERE user_id = $2",
+            at,
+            user,
+        )
+        .await;
+        exec(
+            &app,
+            "UPDATE browser_sessions SET ended_at = $1 WHERE user_id = $2",
+            at,
+            user,
+        )
+        .await;
     }
     let tenant = app.tenant.id.as_str();
     let day = 86_400;
