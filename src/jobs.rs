@@ -18,7 +18,9 @@ const TICK: Duration = Duration::from_secs(2);
 
 pub fn spawn(state: AppState) {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(TICK);
+        // The first run waits one tick: start-up (and the first /ready) does not share the
+        // core with a purge; `open_state` has already loaded the ban list.
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + TICK, TICK);
         let mut n: u64 = 0;
         let mut schedule = Schedule::default();
         loop {
