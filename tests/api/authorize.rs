@@ -221,30 +221,8 @@ async fn a_wrong_password_and_an_unknown_user_get_the_same_answer() {
         ("ghost@example.com", PASSWORD),
     ] {
         let browser = app.new_browser();
-        let r = browser
-            .get(authorize_url(&app, &c.id, REDIRECT_URI, ""))
-            .send()
-            .await
-            .unwrap();
-        let login = r.headers()["location"].to_str().unwrap().to_string();
-        let html = browser
-            .get(&login)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let form = parse_form(&html);
-        let mut fields = form.hidden.clone();
-        fields.push(("email".into(), email.into()));
-        fields.push(("password".into(), password.into()));
-        let r = browser
-            .post(&form.action)
-            .form(&fields)
-            .send()
-            .await
-            .unwrap();
+        let url = authorize_url(&app, &c.id, REDIRECT_URI, "");
+        let r = submit_sign_in(&browser, &url, email, password).await;
         assert_eq!(r.status(), 401);
         let html = r.text().await.unwrap();
         assert!(html.contains("The email or password is incorrect."));
@@ -286,31 +264,8 @@ async fn deny_on_the_consent_page_returns_access_denied() {
     app.create_user("ana@example.com").await;
     let c = app.create_client(ClientOptions::default()).await;
     let browser = app.new_browser();
-    let r = browser
-        .get(authorize_url(&app, &c.id, REDIRECT_URI, ""))
-        .send()
-        .await
-        .unwrap();
-    let login = r.headers()["location"].to_str().unwrap().to_string();
-    let form = parse_form(
-        &browser
-            .get(&login)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    let mut fields = form.hidden.clone();
-    fields.push(("email".into(), "ana@example.com".into()));
-    fields.push(("password".into(), PASSWORD.into()));
-    let r = browser
-        .post(&form.action)
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let url = authorize_url(&app, &c.id, REDIRECT_URI, "");
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     let consent = r.headers()["location"].to_str().unwrap().to_string();
     let html = browser
         .get(&consent)

@@ -450,6 +450,35 @@ impl TestApp {
     }
 }
 
+/// Starts `authorize_url` in `browser`, follows it to the sign-in page and submits `email`
+/// and `password` there: the answer of the password step.
+pub async fn submit_sign_in(
+    browser: &reqwest::Client,
+    authorize_url: &str,
+    email: &str,
+    password: &str,
+) -> reqwest::Response {
+    let r = browser.get(authorize_url).send().await.unwrap();
+    let html = browser
+        .get(r.headers()["location"].to_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let form = parse_form(&html);
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), email.into()));
+    fields.push(("password".into(), password.into()));
+    browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// Follows redirects and fills the sign-in and consent forms until the browser is sent to
 /// a URL starting with `stop`; returns that URL.
 pub async fn drive_forms(

@@ -93,25 +93,7 @@ async fn the_sign_in_page_says_the_account_is_locked() {
         app.url("/authorize"),
         c.id
     );
-    let r = browser.get(&url).send().await.unwrap();
-    let html = browser
-        .get(r.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = parse_form(&html);
-    let mut fields = form.hidden.clone();
-    fields.push(("email".into(), "ana@example.com".into()));
-    fields.push(("password".into(), PASSWORD.into()));
-    let r = browser
-        .post(&form.action)
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     assert_eq!(r.status(), 423);
     assert!(r
         .text()

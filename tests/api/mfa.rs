@@ -23,30 +23,6 @@ fn code_for(secret_b32: &str) -> String {
         .unwrap()
 }
 
-/// Starts `authorize_url` in `browser` and submits ana@example.com's password on the sign-in
-/// page: the answer of the password step.
-async fn password_step(browser: &reqwest::Client, authorize_url: &str) -> reqwest::Response {
-    let r = browser.get(authorize_url).send().await.unwrap();
-    let html = browser
-        .get(r.headers()["location"].to_str().unwrap())
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let form = parse_form(&html);
-    let mut fields = form.hidden.clone();
-    fields.push(("email".into(), "ana@example.com".into()));
-    fields.push(("password".into(), PASSWORD.into()));
-    browser
-        .post(&form.action)
-        .form(&fields)
-        .send()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn totp_enrolment_login_challenge_backup_codes_and_disable() {
     let app = spawn_app().await;
@@ -238,7 +214,7 @@ async fn the_sign_in_page_asks_for_the_authentication_code_and_the_id_token_says
         app.url("/authorize"),
         c.id
     );
-    let r = password_step(&browser, &url).await;
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     assert_eq!(r.status(), 303);
     let mfa_url = r.headers()["location"].to_str().unwrap().to_string();
     assert!(mfa_url.contains("/mfa?request="), "{mfa_url}");
@@ -562,7 +538,7 @@ async fn a_required_policy_enrols_the_user_during_sign_in_and_off_skips_the_fact
         app.url("/authorize"),
         c.id
     );
-    let r = password_step(&browser, &url).await;
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     let enroll_url = r.headers()["location"].to_str().unwrap().to_string();
     assert!(enroll_url.contains("/mfa/enroll?request="), "{enroll_url}");
     let html = browser
@@ -679,26 +655,7 @@ async fn a_client_can_require_mfa_for_its_own_sign_ins() {
         app.url("/authorize"),
         strict.id
     );
-    let r = browser.get(&url).send().await.unwrap();
-    let form = parse_form(
-        &browser
-            .get(r.headers()["location"].to_str().unwrap())
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap(),
-    );
-    let mut fields = form.hidden.clone();
-    fields.push(("email".into(), "ana@example.com".into()));
-    fields.push(("password".into(), PASSWORD.into()));
-    let r = browser
-        .post(&form.action)
-        .form(&fields)
-        .send()
-        .await
-        .unwrap();
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     assert!(r.headers()["location"]
         .to_str()
         .unwrap()
@@ -784,7 +741,7 @@ async fn a_user_disabled_between_the_steps_cannot_enrol_a_second_factor() {
         app.url("/authorize"),
         c.id
     );
-    let r = password_step(&browser, &url).await;
+    let r = submit_sign_in(&browser, &url, "ana@example.com", PASSWORD).await;
     let enroll_url = r.headers()["location"].to_str().unwrap().to_string();
     assert!(enroll_url.contains("/mfa/enroll?request="), "{enroll_url}");
     let html = browser
