@@ -186,6 +186,24 @@ pub async fn validate(
         .await
         .map_err(|e| AuthorizeError::Unexpected(e.into()))?
         .ok_or_else(|| AuthorizeError::Page("The application (client_id) is not known.".into()))?;
+    // A PAR reference; any other request_uri (a request object by reference) is refused
+    // below with request_uri_not_supported.
+    if let Some(uri) = params
+        .get("request_uri")
+        .filter(|u| u.starts_with(REQUEST_URI_PREFIX))
+    {
+        let request = take_pushed(d, provider, &client, uri).await?;
+        return Ok((client, request));
+    }
+    let redirect_uri = registered_redirect_uri(&client, params)?;
+    let request = validate_params(provider, &client, redirect_uri, params, false)?;
+    Ok((client, request))
+}
+
+fn registered_redirect_uri<'p>(
+    client: &Client,
+    params: &'p Params,
+) -> Result<&'p str, AuthorizeError> {
     let redirect_uri = params
         .get("redirect_uri")
         .ok_or_else(|| AuthorizeError::Page("The request has no redirect_uri.".into()))?;
@@ -194,6 +212,90 @@ pub async fn validate(
             "The redirect_uri is not registered for this application.".into(),
         ));
     }
+    Ok(redirect_uri)
+}
+
+/// Prefix of the `request_uri` values PAR hands out (RFC 9126 §2.2).
+pub const REQUEST_URI_PREFIX: &str = "urn:ietf:params:oauth:request_uri:";
+/// Lifetime of a pushed request (RFC 9126 §2.2 suggests a short one).
+pub const PUSHED_REQUEST_TTL: i64 = 60;
+
+/// Validates and stores a pushed authorization request (RFC 9126 §2.1) of the
+/// authenticated `client`: the same checks as at the authorization endpoint, errors
+/// answered to the client instead of shown or redirected. Returns the `request_uri` and
+/// its lifetime in seconds.
+pub async fn push_request(
+    d: Deps<'_>,
+    provider: &Provider,
+    client: &Client,
+    params: &Params,
+) -> Result<(String, i64), AuthorizeError> {
+    if params.get("client_id").is_some_and(|id| id != client.id) {
+        return Err(AuthorizeError::Page(
+            "client_id is not the authenticated client".into(),
+        ));
+    }
+    if params.get("request_uri").is_some() {
+        return Err(AuthorizeError::Page(
+            "request_uri cannot be pushed (RFC 9126 §2.1)".into(),
+        ));
+    }
+    if let Some(r) = params.repeated.first() {
+        return Err(AuthorizeError::Page(format!(
+            "parameter {r} was given more than once"
+        )));
+    }
+    let redirect_uri = registered_redirect_uri(client, params)?;
+    let request = validate_params(provider, client, redirect_uri, params, true)?;
+    let id = crypto::random_token(32);
+    let json = serde_json::to_string(&request).map_err(|e| AuthorizeError::Unexpected(e.into()))?;
+    storage::authorization::insert_pushed_request(
+        d.pool,
+        &crypto::token_digest(&id),
+        &provider.tenant.id,
+        &client.id,
+        &json,
+        storage::now() + PUSHED_REQUEST_TTL,
+    )
+    .await?;
+    Ok((format!("{REQUEST_URI_PREFIX}{id}"), PUSHED_REQUEST_TTL))
+}
+
+/// The pushed request a `request_uri` names, taken out of storage (single use, RFC 9126
+/// §4); only the client that pushed it may use it, within its lifetime.
+async fn take_pushed(
+    d: Deps<'_>,
+    provider: &Provider,
+    client: &Client,
+    uri: &str,
+) -> Result<AuthorizationRequest, AuthorizeError> {
+    let invalid = || {
+        AuthorizeError::Page(
+            "invalid_request_uri: the request_uri is unknown, expired, already used or was pushed by another client.".into(),
+        )
+    };
+    let id = uri.strip_prefix(REQUEST_URI_PREFIX).ok_or_else(invalid)?;
+    let json = storage::authorization::take_pushed_request(
+        d.pool,
+        &crypto::token_digest(id),
+        &provider.tenant.id,
+        &client.id,
+        storage::now(),
+    )
+    .await?
+    .ok_or_else(invalid)?;
+    serde_json::from_str(&json).map_err(|e| AuthorizeError::Unexpected(e.into()))
+}
+
+/// The checks of an authorization request once its client and redirect URI are trusted;
+/// errors go back to the redirect URI. `pushed`: it arrived through PAR.
+fn validate_params(
+    provider: &Provider,
+    client: &Client,
+    redirect_uri: &str,
+    params: &Params,
+    pushed: bool,
+) -> Result<AuthorizationRequest, AuthorizeError> {
     let state_param = params.get("state").map(str::to_string);
     let response_mode = match params.get("response_mode") {
         None | Some("query") => Ok(ResponseMode::Query),
@@ -233,7 +335,19 @@ pub async fn validate(
     if params.get("request_uri").is_some() {
         return Err(fail(
             "request_uri_not_supported",
-            "request_uri is not supported",
+            "request_uri is supported only as a pushed authorization request's reference",
+        ));
+    }
+    if !pushed
+        && (client.require_par
+            || provider
+                .tenant
+                .settings
+                .require_pushed_authorization_requests)
+    {
+        return Err(fail(
+            "invalid_request",
+            "authorization requests of this client must be pushed first (PAR, RFC 9126)",
         ));
     }
     match params.get("response_type") {
@@ -365,7 +479,7 @@ pub async fn validate(
         claims,
         account_page: false,
     };
-    Ok((client, request))
+    Ok(request)
 }
 
 /// The subject of an ID token we issued to this client; expiry does not matter for a hint

@@ -162,6 +162,20 @@ pub struct ClientCreate {
     /// this and the tenant's policy applies).
     #[arg(long)]
     mfa_policy: Option<String>,
+    /// private_key_jwt: the URL where the client publishes its public keys (JWK Set);
+    /// the client gets no secret.
+    #[arg(long, conflicts_with_all = ["jwks", "public"])]
+    jwks_uri: Option<String>,
+    /// private_key_jwt: a file holding the client's public keys (JWK Set); the client gets
+    /// no secret.
+    #[arg(long, conflicts_with = "public")]
+    jwks: Option<std::path::PathBuf>,
+    /// The one JWS algorithm the client's assertions may use (ES256, PS256, RS256, EdDSA).
+    #[arg(long)]
+    token_endpoint_auth_signing_alg: Option<String>,
+    /// Authorization requests of this client must be pushed first (PAR, RFC 9126).
+    #[arg(long)]
+    require_par: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -355,6 +369,19 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             new.signing_alg = Alg::parse(&c.signing_alg)
                 .ok_or_else(|| anyhow::anyhow!("signing alg must be RS256, ES256 or EdDSA"))?;
             new.access_token_ttl = c.access_token_ttl;
+            new.jwks_uri = c.jwks_uri.clone();
+            new.jwks = match &c.jwks {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    Some(serde_json::from_str(&text).map_err(|e| {
+                        anyhow::anyhow!("{} is not a JSON JWK Set: {e}", path.display())
+                    })?)
+                }
+                None => None,
+            };
+            new.auth_signing_alg = c.token_endpoint_auth_signing_alg.clone();
+            new.require_par = c.require_par;
             new.mfa_policy = match &c.mfa_policy {
                 Some(p) => Some(crate::tenants::MfaPolicy::parse(p).ok_or_else(|| {
                     anyhow::anyhow!("mfa policy must be off, optional or required")

@@ -135,6 +135,9 @@ impl From<ClientError> for OAuthError {
         match e {
             ClientError::Invalid(d) => OAuthError::invalid_request(d),
             ClientError::InvalidClient => OAuthError::invalid_client(),
+            ClientError::BadAssertion(why) => {
+                OAuthError::new(StatusCode::UNAUTHORIZED, "invalid_client", why)
+            }
             ClientError::Unexpected(e) => {
                 log_unexpected(&e);
                 OAuthError::server_error()
@@ -611,7 +614,9 @@ impl From<ClientError> for ApiError {
     fn from(e: ClientError) -> Self {
         match e {
             ClientError::Invalid(m) => ApiError::ValidationFailed(m),
-            ClientError::InvalidClient => ApiError::Unauthorized(e.to_string()),
+            ClientError::InvalidClient | ClientError::BadAssertion(_) => {
+                ApiError::Unauthorized(e.to_string())
+            }
             ClientError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }

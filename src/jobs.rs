@@ -117,6 +117,11 @@ pub async fn purge(state: &AppState) {
             "sessions",
             storage::sessions::delete_expired_sessions(&state.pool, expired).await,
         ),
+        // A used JWT identifier is only needed while the JWT itself would be accepted.
+        (
+            "used JWT identifiers",
+            storage::replay::delete_expired_jtis(&state.pool, now).await,
+        ),
         (
             "tokens",
             storage::tokens::delete_expired_tokens(&state.pool, expired).await,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use josekit::jwk::alg::ed::EdCurve;
 use josekit::jwk::Jwk;
-use josekit::jws::{EdDSA, JwsSigner, JwsVerifier, ES256, RS256};
+use josekit::jws::{EdDSA, JwsSigner, JwsVerifier, ES256, PS256, RS256};
 use serde_json::{Map, Value};
 
 use crate::config::Config;
@@ -282,48 +282,113 @@ impl KeySet {
     /// Verifies a compact JWS signed by one of the published keys and returns its header
     /// `typ` and claims. Checks nothing about the claims.
     pub fn verify(&self, token: &str) -> Result<(Option<String>, Map<String, Value>), JwtError> {
+        let jws = CompactJws::parse(token)?;
+        let kid = jws.kid().ok_or(JwtError::UnknownKey)?;
+        let alg = jws.alg().ok_or(JwtError::Malformed)?;
+        let (key_alg, verifier) = self.verifiers.get(kid).ok_or(JwtError::UnknownKey)?;
+        if key_alg.as_str() != alg {
+            return Err(JwtError::BadSignature);
+        }
+        jws.verify_with(verifier.as_ref())?;
+        let typ = jws.typ().map(str::to_string);
+        Ok((typ, jws.claims))
+    }
+
+    pub fn has_active(&self, alg: Alg) -> bool {
+        self.active.contains_key(&alg)
+    }
+}
+
+/// A compact JWS (RFC 7515 §7.1) split into its parts, header and claims decoded; its
+/// signature is checked by [`CompactJws::verify_with`]. A `crit` header is refused: no
+/// verifier here implements an extension.
+#[derive(Debug)]
+pub struct CompactJws<'a> {
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    signing_input: &'a [u8],
+    signature: Vec<u8>,
+}
+
+impl<'a> CompactJws<'a> {
+    pub fn parse(token: &'a str) -> Result<Self, JwtError> {
         let mut parts = token.split('.');
         let (Some(h), Some(p), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err(JwtError::Malformed);
         };
-        let header: Map<String, Value> = crypto::b64url_decode(h)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(JwtError::Malformed)?;
+        let object = |part: &str| -> Result<Map<String, Value>, JwtError> {
+            crypto::b64url_decode(part)
+                .and_then(|b| serde_json::from_slice(&b).ok())
+                .ok_or(JwtError::Malformed)
+        };
+        let header = object(h)?;
         if header.contains_key("crit") {
             return Err(JwtError::CriticalExtension);
         }
-        let kid = header
-            .get("kid")
-            .and_then(Value::as_str)
-            .ok_or(JwtError::UnknownKey)?;
-        let alg = header
-            .get("alg")
-            .and_then(Value::as_str)
-            .ok_or(JwtError::Malformed)?;
-        let (key_alg, verifier) = self.verifiers.get(kid).ok_or(JwtError::UnknownKey)?;
-        if key_alg.as_str() != alg {
-            return Err(JwtError::BadSignature);
-        }
-        let sig = crypto::b64url_decode(s).ok_or(JwtError::Malformed)?;
-        let signed_len = h.len() + 1 + p.len();
-        verifier
-            .verify(&token.as_bytes()[..signed_len], &sig)
-            .map_err(|_| JwtError::BadSignature)?;
-        let claims: Map<String, Value> = crypto::b64url_decode(p)
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or(JwtError::Malformed)?;
-        let typ = header
-            .get("typ")
-            .and_then(Value::as_str)
-            .map(str::to_string);
-        Ok((typ, claims))
+        let claims = object(p)?;
+        let signature = crypto::b64url_decode(s).ok_or(JwtError::Malformed)?;
+        Ok(Self {
+            header,
+            claims,
+            signing_input: &token.as_bytes()[..h.len() + 1 + p.len()],
+            signature,
+        })
     }
 
-    pub fn has_active(&self, alg: Alg) -> bool {
-        self.active.contains_key(&alg)
+    fn header_str(&self, name: &str) -> Option<&str> {
+        self.header.get(name).and_then(Value::as_str)
     }
+
+    pub fn alg(&self) -> Option<&str> {
+        self.header_str("alg")
+    }
+
+    pub fn kid(&self) -> Option<&str> {
+        self.header_str("kid")
+    }
+
+    pub fn typ(&self) -> Option<&str> {
+        self.header_str("typ")
+    }
+
+    pub fn verify_with(&self, verifier: &dyn JwsVerifier) -> Result<(), JwtError> {
+        verifier
+            .verify(self.signing_input, &self.signature)
+            .map_err(|_| JwtError::BadSignature)
+    }
+}
+
+/// The asymmetric JWS algorithms Portcullis accepts from others (client assertions, DPoP
+/// proofs): never `none` and never a MAC.
+pub const FOREIGN_ALGS: [&str; 4] = ["ES256", "PS256", "RS256", "EdDSA"];
+
+/// The verifier of a public JWK someone else registered or sent, for JWS algorithm `alg`:
+/// `None` when the algorithm is not one of [`FOREIGN_ALGS`], the key does not fit it (josekit
+/// checks `kty`, `crv`, a present `alg` and `use`), it holds private parts, or an RSA key is
+/// shorter than 2048 bits.
+pub fn foreign_verifier(alg: &str, jwk: &Jwk) -> Option<Box<dyn JwsVerifier>> {
+    const PRIVATE: [&str; 6] = ["d", "p", "q", "dp", "dq", "qi"];
+    if PRIVATE.iter().any(|k| jwk.parameter(k).is_some()) {
+        return None;
+    }
+    if jwk.key_type() == "RSA" {
+        let n = jwk.parameter("n").and_then(Value::as_str)?;
+        let bytes = crypto::b64url_decode(n)?;
+        let bits = bytes.len() * 8 - bytes.iter().take_while(|b| **b == 0).count() * 8;
+        if bits < 2048 {
+            return None;
+        }
+    }
+    let verifier: Box<dyn JwsVerifier> = match alg {
+        "RS256" => Box::new(RS256.verifier_from_jwk(jwk).ok()?),
+        "PS256" => Box::new(PS256.verifier_from_jwk(jwk).ok()?),
+        "ES256" => Box::new(ES256.verifier_from_jwk(jwk).ok()?),
+        "EdDSA" => Box::new(EdDSA.verifier_from_jwk(jwk).ok()?),
+        _ => return None,
+    };
+    Some(verifier)
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::crypto::MasterKey;
-use crate::keys::{Alg, KeySet};
+use crate::keys::{Alg, KeySet, FOREIGN_ALGS};
 use crate::storage::{self, Pool};
 use crate::tenants::{Tenant, TenantSlug};
 
@@ -89,9 +89,14 @@ pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
         "userinfo_signing_alg_values_supported": ["none"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "token_endpoint_auth_signing_alg_values_supported": FOREIGN_ALGS,
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"],
+        "revocation_endpoint_auth_signing_alg_values_supported": FOREIGN_ALGS,
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "private_key_jwt"],
+        "introspection_endpoint_auth_signing_alg_values_supported": FOREIGN_ALGS,
+        "pushed_authorization_request_endpoint": e("/par"),
+        "require_pushed_authorization_requests": tenant.settings.require_pushed_authorization_requests,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claim_types_supported": ["normal"],

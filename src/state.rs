@@ -40,6 +40,8 @@ pub struct AppState {
     pub client_cache: Arc<ClientCache>,
     /// Browser origins the tenants' clients allow (CORS), reused for `cache_ttl_secs`.
     pub origins: Arc<OriginCache>,
+    /// Clients' key sets fetched from their `jwks_uri` (private_key_jwt).
+    pub client_jwks: Arc<clients::jwks::JwksCache>,
     /// Upstream OIDC discovery documents (and JWKS), reused for a few minutes.
     pub discovery: Arc<DiscoveryCache>,
     /// Rate limits, lockouts and bans (in-process, or shared through Redis).
@@ -67,6 +69,7 @@ impl AppState {
             api_key_usage: Arc::new(UsageCounter::default()),
             client_cache: Arc::new(ClientCache::new(ttl)),
             origins: Arc::new(OriginCache::new(ttl)),
+            client_jwks: Arc::default(),
             discovery: Arc::default(),
             protection: Arc::new(protection),
             instance_id: Arc::from(uuid::Uuid::new_v4().to_string()),
@@ -108,6 +111,8 @@ impl AppState {
             pool: &self.pool,
             cache: &self.client_cache,
             origins: &self.origins,
+            outbound: &self.outbound,
+            jwks: &self.client_jwks,
         }
     }
 

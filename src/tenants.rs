@@ -66,6 +66,8 @@ pub struct TenantSettings {
     /// Rate-limit windows of this tenant's endpoint groups (`credentials`, `api`, `public`),
     /// overriding the server's.
     pub rate_limits: std::collections::BTreeMap<crate::config::Group, crate::config::Window>,
+    /// Every client must push its authorization requests (PAR, RFC 9126 §5).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for TenantSettings {
@@ -87,6 +89,7 @@ impl Default for TenantSettings {
                 .collect(),
             registration_token_required: false,
             rate_limits: std::collections::BTreeMap::new(),
+            require_pushed_authorization_requests: false,
         }
     }
 }

@@ -262,33 +262,16 @@ pub(super) fn invalid(m: impl Into<String>) -> FederationError {
     FederationError::Invalid(m.into())
 }
 
-/// An outbound call's failure in words (for administrators; no secret in it).
-pub(super) fn transport_error(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".into()
-    } else if e.is_connect() {
-        "connection failed".into()
-    } else {
-        e.to_string()
-    }
-}
+pub(super) use crate::outbound::transport_error;
 
 /// Upstream URLs are https, except loopback addresses (local IdPs and tests).
 pub fn check_upstream_url(field: &str, raw: &str) -> Result<url::Url, FederationError> {
-    let u = url::Url::parse(raw).map_err(|_| invalid(format!("{field} is not a URL")))?;
-    let loopback = match u.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    };
-    match u.scheme() {
-        "https" if u.host().is_some() => Ok(u),
-        "http" if loopback => Ok(u),
-        _ => Err(invalid(format!(
+    url::Url::parse(raw).map_err(|_| invalid(format!("{field} is not a URL")))?;
+    crate::outbound::https_or_loopback(raw).ok_or_else(|| {
+        invalid(format!(
             "{field} must be an https URL (http only for loopback addresses)"
-        ))),
-    }
+        ))
+    })
 }
 
 pub(super) fn normalise_domains(domains: &[String]) -> Result<Vec<String>, FederationError> {

@@ -60,20 +60,7 @@ impl<'c> AsyncHttpClient<'c> for Bounded<'_> {
 
 /// Reads a response body of at most [`MAX_DOCUMENT`] bytes.
 pub async fn read_bounded(response: &mut reqwest::Response) -> Result<Vec<u8>, String> {
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT as u64)
-    {
-        return Err(format!("response larger than {MAX_DOCUMENT} bytes"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| transport_error(&e))? {
-        if body.len() + chunk.len() > MAX_DOCUMENT {
-            return Err(format!("response larger than {MAX_DOCUMENT} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
+    crate::outbound::read_bounded(response, MAX_DOCUMENT).await
 }
 
 /// Fetches the upstream's discovery document and JWKS (bypassing the cache).

@@ -6,14 +6,14 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::dev::Payload;
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 
 use crate::audit::Context;
 use crate::authorization::Params;
-use crate::clients::ClientCredentials;
+use crate::clients::{self, ClientCredentials};
 use crate::crypto;
 use crate::error::{self, ApiError, OAuthError};
 use crate::provider::Provider;
@@ -269,6 +269,40 @@ pub fn client_credentials(
 ) -> Result<ClientCredentials, OAuthError> {
     let body_secret = params.get("client_secret");
     let body_id = params.get("client_id");
+    let assertion = params.get("client_assertion");
+    let assertion_type = params.get("client_assertion_type");
+    if assertion.is_some() || assertion_type.is_some() {
+        if body_secret.is_some() || req.headers().contains_key(header::AUTHORIZATION) {
+            return Err(OAuthError::invalid_request(
+                "use only one client authentication method",
+            ));
+        }
+        if assertion_type != Some(clients::assertion::ASSERTION_TYPE) {
+            return Err(OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client_assertion_type must be urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            ));
+        }
+        let assertion =
+            assertion.ok_or_else(|| OAuthError::invalid_request("client_assertion is required"))?;
+        let id = clients::assertion::claimed_client(assertion).ok_or_else(|| {
+            OAuthError::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_client",
+                "client_assertion is not a JWS naming its client in sub",
+            )
+        })?;
+        if body_id.is_some_and(|b| b != id) {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the client assertion",
+            ));
+        }
+        return Ok(ClientCredentials::Assertion {
+            id,
+            assertion: assertion.to_string(),
+        });
+    }
     if let Some(auth) = req.headers().get(header::AUTHORIZATION) {
         let value = auth.to_str().map_err(|_| OAuthError::invalid_client())?;
         let Some(encoded) = value

@@ -88,6 +88,7 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/consent", web::get().to(pages::consent::consent_get))
     .route("/consent", web::post().to(pages::consent::consent_post))
     .route("/token", web::post().to(oidc::token_post))
+    .route("/par", web::post().to(oidc::par_post))
     .route("/userinfo", web::get().to(oidc::userinfo))
     .route("/userinfo", web::post().to(oidc::userinfo))
     .route("/revoke", web::post().to(oidc::revoke_post))

@@ -1,12 +1,13 @@
 //! OAuth 2.0 / OpenID Connect endpoints that speak JSON: discovery, JWKS, token,
-//! userinfo, revocation and introspection. Each parses the request, calls one domain
+//! pushed authorization requests, userinfo, revocation and introspection. Each parses the request, calls one domain
 //! function and maps the result.
 
-use actix_web::http::header;
+use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::accounts;
+use crate::authorization::{self, AuthorizeError};
 use crate::clients::{self, ClientCredentials};
 use crate::error::{BearerChallenge, OAuthError};
 use crate::http::extractors::{
@@ -60,7 +61,14 @@ async fn authenticated_client(
     params: &crate::authorization::Params,
 ) -> Result<(clients::Client, ClientCredentials), OAuthError> {
     let creds = client_credentials(req, params)?;
-    let client = clients::authenticate_client(state.clients(), &p.tenant, &creds).await?;
+    // private_key_jwt audiences (RFC 7523 §3, RFC 9126 §2): the issuer, the token
+    // endpoint, or the endpoint called.
+    let token_endpoint = p.endpoint("/token");
+    let last_segment = req.path().rsplit('/').next().unwrap_or_default();
+    let called = p.endpoint(&format!("/{last_segment}"));
+    let audiences = [p.issuer.as_str(), token_endpoint.as_str(), called.as_str()];
+    let client =
+        clients::authenticate_client(state.clients(), &p.tenant, &creds, &audiences).await?;
     mark_cors_client(req, &client);
     Ok((client, creds))
 }
@@ -186,6 +194,31 @@ pub async fn revoke_post(
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .finish())
+}
+
+/// `POST {issuer}/par` (RFC 9126 §2): a client pushes its authorization request and gets
+/// a single-use `request_uri` for the authorization endpoint.
+pub async fn par_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    FormParams(params): FormParams,
+) -> Result<HttpResponse, OAuthError> {
+    reject_repeated(&params)?;
+    let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
+    let (request_uri, expires_in) =
+        authorization::push_request(state.authorization(), &p, &client, &params)
+            .await
+            .map_err(|e| match e {
+                AuthorizeError::Page(d) => OAuthError::invalid_request(d),
+                AuthorizeError::Redirect(r) => {
+                    OAuthError::new(StatusCode::BAD_REQUEST, r.error, r.description)
+                }
+                AuthorizeError::Unexpected(e) => OAuthError::from(e),
+            })?;
+    Ok(HttpResponse::Created()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({ "request_uri": request_uri, "expires_in": expires_in })))
 }
 
 /// `POST {issuer}/introspect` (RFC 7662 §2). Only confidential clients may introspect.

@@ -32,6 +32,11 @@ pub struct Metadata {
     backchannel_logout_uri: Option<String>,
     id_token_signed_response_alg: Option<String>,
     client_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<Value>,
+    jwks_uri: Option<String>,
+    token_endpoint_auth_signing_alg: Option<String>,
+    require_pushed_authorization_requests: bool,
 }
 
 fn invalid(error: &'static str, d: impl Into<String>) -> OAuthError {
@@ -44,8 +49,22 @@ fn to_new_client(m: Metadata) -> Result<NewClient, OAuthError> {
         .token_endpoint_auth_method
         .as_deref()
         .unwrap_or("client_secret_basic");
+    let has_keys = m.jwks.is_some() || m.jwks_uri.is_some();
     let public = match method {
-        "client_secret_basic" | "client_secret_post" => false,
+        "client_secret_basic" | "client_secret_post" if !has_keys => false,
+        "private_key_jwt" if has_keys => false,
+        "private_key_jwt" => {
+            return Err(invalid(
+                "invalid_client_metadata",
+                "private_key_jwt needs jwks or jwks_uri",
+            ))
+        }
+        "client_secret_basic" | "client_secret_post" | "none" if has_keys => {
+            return Err(invalid(
+                "invalid_client_metadata",
+                "jwks and jwks_uri are for token_endpoint_auth_method private_key_jwt",
+            ))
+        }
         "none" => true,
         other => {
             return Err(invalid(
@@ -96,6 +115,10 @@ fn to_new_client(m: Metadata) -> Result<NewClient, OAuthError> {
             .map_err(|e| invalid("invalid_client_metadata", e))?;
     }
     new.backchannel_logout_uri = m.backchannel_logout_uri;
+    new.jwks = m.jwks;
+    new.jwks_uri = m.jwks_uri;
+    new.auth_signing_alg = m.token_endpoint_auth_signing_alg;
+    new.require_par = m.require_pushed_authorization_requests;
     if let Some(alg) = m.id_token_signed_response_alg {
         new.signing_alg = Alg::parse(&alg)
             .ok_or_else(|| invalid("invalid_client_metadata", format!("{alg} is not supported")))?;
@@ -121,7 +144,11 @@ fn metadata_json(p: &Provider, c: &Client) -> Value {
         "post_logout_redirect_uris": c.post_logout_redirect_uris,
         "grant_types": c.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
         "response_types": ["code"],
-        "token_endpoint_auth_method": if c.confidential { "client_secret_basic" } else { "none" },
+        "token_endpoint_auth_method": c.auth_method.as_str(),
+        "jwks": c.jwks.as_ref().map(|k| clients::jwks::to_json(k)),
+        "jwks_uri": c.jwks_uri,
+        "token_endpoint_auth_signing_alg": c.auth_signing_alg,
+        "require_pushed_authorization_requests": c.require_par,
         "scope": c.scopes.join(" "),
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "id_token_signed_response_alg": c.signing_alg.as_str(),

@@ -52,8 +52,9 @@ pub struct Route {
 }
 
 /// Credential endpoints (POST), each counted on its own.
-const CREDENTIAL_ENDPOINTS: [&str; 24] = [
+const CREDENTIAL_ENDPOINTS: [&str; 25] = [
     "/token",
+    "/par",
     "/revoke",
     "/account/backup-codes",
     "/api/v1/auth/revoke",
@@ -87,9 +88,16 @@ const PUBLIC_ENDPOINTS: [&str; 5] = [
     "/branding.css",
 ];
 
-const CORS_ENDPOINTS: [&str; 4] = ["/token", "/userinfo", "/revoke", "/introspect"];
+const CORS_ENDPOINTS: [&str; 5] = ["/token", "/par", "/userinfo", "/revoke", "/introspect"];
 
-const OAUTH_ENDPOINTS: [&str; 5] = ["/token", "/introspect", "/revoke", "/userinfo", "/jwks"];
+const OAUTH_ENDPOINTS: [&str; 6] = [
+    "/token",
+    "/par",
+    "/introspect",
+    "/revoke",
+    "/userinfo",
+    "/jwks",
+];
 
 /// Classifies a request; `None` for the infrastructure endpoints that are never limited
 /// (`/health`, `/ready`, `/metrics`).

@@ -209,6 +209,44 @@ pub async fn delete_expired_authorization_state(pool: &Pool, cutoff: i64) -> DbR
     dispatch!(pool, p => {
         let a = sqlx::query("DELETE FROM authorization_requests WHERE expires_at <= $1").bind(cutoff).execute(p).await?;
         let b = sqlx::query("DELETE FROM authorization_codes WHERE expires_at <= $1").bind(cutoff).execute(p).await?;
-        Ok(a.rows_affected() + b.rows_affected())
+        let c = sqlx::query("DELETE FROM pushed_requests WHERE expires_at <= $1").bind(cutoff).execute(p).await?;
+        Ok(a.rows_affected() + b.rows_affected() + c.rows_affected())
     })
+}
+
+/// Stores a pushed authorization request (RFC 9126) under the digest of its request_uri.
+pub async fn insert_pushed_request(
+    pool: &Pool,
+    uri_hash: &str,
+    tenant_id: &str,
+    client_id: &str,
+    params: &str,
+    expires_at: i64,
+) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO pushed_requests (uri_hash, tenant_id, client_id, params, expires_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(uri_hash).bind(tenant_id).bind(client_id).bind(params).bind(expires_at)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+/// Takes a pushed request of this client out of the table (single use): its parameters
+/// when it existed, belonged to the client and had not expired. An expired one is deleted
+/// all the same.
+pub async fn take_pushed_request(
+    pool: &Pool,
+    uri_hash: &str,
+    tenant_id: &str,
+    client_id: &str,
+    now: i64,
+) -> DbResult<Option<String>> {
+    let row: Option<(String, i64)> = dispatch!(pool, p => sqlx::query_as(
+        "DELETE FROM pushed_requests WHERE uri_hash = $1 AND tenant_id = $2 AND client_id = $3 RETURNING params, expires_at",
+    )
+    .bind(uri_hash).bind(tenant_id).bind(client_id)
+    .fetch_optional(p)
+    .await)?;
+    Ok(row.filter(|(_, exp)| *exp > now).map(|(params, _)| params))
 }

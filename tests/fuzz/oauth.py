@@ -1,5 +1,5 @@
 """Generated-input test of the OAuth 2.0 / OpenID Connect endpoints the OpenAPI document does
-not describe: /authorize, /token, /userinfo, /revoke, /introspect, /logout, /register and
+not describe: /authorize, /token, /par, /userinfo, /revoke, /introspect, /logout, /register and
 /saml/acs of a real server (started by tests/fuzz/oauth.sh).
 
 Hypothesis generates requests: random and malformed form bodies and query strings (duplicate
@@ -72,6 +72,8 @@ AUTHORIZE_ERRORS = {
     "invalid_request_object", "request_not_supported", "request_uri_not_supported",
     "registration_not_supported",
 }
+# PAR (RFC 9126 §2.3) answers the authorization endpoint's errors, and client authentication's.
+ERRORS["par"] = AUTHORIZE_ERRORS | {"invalid_client"}
 TRANSPORT_LIMITS = {413, 414, 431}
 # Request heads (request line and headers) longer than this may be refused by the HTTP layer
 # with a bare 400 (actix-http buffers 64 KiB); shorter ones reach the handlers.
@@ -340,6 +342,10 @@ ENDPOINTS = [
     ("token", ["POST"], "/token", [
         "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id",
         "client_secret", "client_assertion_type", "client_assertion", "resource", "audience"]),
+    ("par", ["POST"], "/par", [
+        "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
+        "code_challenge_method", "response_mode", "prompt", "max_age", "request", "request_uri",
+        "claims", "client_secret", "client_assertion_type", "client_assertion"]),
     ("userinfo", ["GET", "POST"], "/userinfo", ["access_token", "scope"]),
     ("revoke", ["POST"], "/revoke", ["token", "token_type_hint", "client_id", "client_secret"]),
     ("introspect", ["POST"], "/introspect", ["token", "token_type_hint", "client_id", "client_secret"]),

@@ -41,6 +41,15 @@ pub struct ClientBody {
     mfa_policy: Option<String>,
     /// Scopes whose request needs the second factor.
     privileged_scopes: Vec<String>,
+    /// private_key_jwt: the client's public keys (a JWK Set); no secret is issued.
+    #[schema(value_type = Option<Object>)]
+    jwks: Option<serde_json::Value>,
+    /// private_key_jwt: where the client publishes its JWK Set; no secret is issued.
+    jwks_uri: Option<String>,
+    /// The one JWS algorithm the client's assertions may use.
+    token_endpoint_auth_signing_alg: Option<String>,
+    /// Authorization requests must be pushed first (PAR).
+    require_pushed_authorization_requests: bool,
 }
 
 #[utoipa::path(
@@ -125,6 +134,10 @@ pub async fn clients_post(
     }
     new.access_token_ttl = b.access_token_ttl;
     new.privileged_scopes = b.privileged_scopes;
+    new.jwks = b.jwks;
+    new.jwks_uri = b.jwks_uri;
+    new.auth_signing_alg = b.token_endpoint_auth_signing_alg;
+    new.require_par = b.require_pushed_authorization_requests;
     if let Some(policy) = b.mfa_policy {
         new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
             ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())

@@ -1,6 +1,10 @@
 //! Clients (relying parties): registration rules, redirect URIs (exact match, RFC 9700
 //! §4.1.3), secrets (server-generated, 256 bits, stored as SHA-256) and client
-//! authentication at the token, revocation and introspection endpoints (RFC 6749 §2.3).
+//! authentication at the token, revocation, introspection and PAR endpoints: secrets
+//! (RFC 6749 §2.3) or `private_key_jwt` assertions ([`assertion`], keys in [`jwks`]).
+
+pub mod assertion;
+pub mod jwks;
 
 use std::collections::HashMap;
 use std::sync::RwLock;
@@ -8,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::crypto;
 use crate::keys::Alg;
+use crate::outbound::Outbound;
 use crate::storage::{self, clients::ClientRow, json_list, parse_list, Pool};
 use crate::tenants::{MfaPolicy, Tenant};
 
@@ -71,6 +76,38 @@ impl GrantType {
     }
 }
 
+/// How a client authenticates at the token, introspection, revocation and PAR endpoints
+/// (RFC 7591 §2 `token_endpoint_auth_method`). A client with a secret may send it either
+/// way (basic or post); a client with keys only by assertion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+    PrivateKeyJwt,
+    None,
+}
+
+impl AuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthMethod::ClientSecretBasic => "client_secret_basic",
+            AuthMethod::ClientSecretPost => "client_secret_post",
+            AuthMethod::PrivateKeyJwt => "private_key_jwt",
+            AuthMethod::None => "none",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "client_secret_basic" => Some(AuthMethod::ClientSecretBasic),
+            "client_secret_post" => Some(AuthMethod::ClientSecretPost),
+            "private_key_jwt" => Some(AuthMethod::PrivateKeyJwt),
+            "none" => Some(AuthMethod::None),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Client {
     pub id: String,
@@ -92,6 +129,14 @@ pub struct Client {
     pub mfa_policy: Option<MfaPolicy>,
     /// Scopes whose request needs the second factor (step-up).
     pub privileged_scopes: Vec<String>,
+    pub auth_method: AuthMethod,
+    /// Registered public keys (inline `jwks`), parsed once.
+    pub jwks: Option<jwks::KeyList>,
+    pub jwks_uri: Option<String>,
+    /// The one JWS algorithm its assertions may use, when registered.
+    pub auth_signing_alg: Option<String>,
+    /// Authorization requests must come through PAR (RFC 9126 §6).
+    pub require_par: bool,
 }
 
 impl From<ClientRow> for Client {
@@ -117,6 +162,22 @@ impl From<ClientRow> for Client {
             access_token_ttl: r.access_token_ttl,
             mfa_policy: r.mfa_policy.as_deref().and_then(MfaPolicy::parse),
             privileged_scopes: parse_list(&r.privileged_scopes),
+            auth_method: AuthMethod::parse(&r.token_endpoint_auth_method).unwrap_or(
+                if r.confidential {
+                    AuthMethod::ClientSecretBasic
+                } else {
+                    AuthMethod::None
+                },
+            ),
+            jwks: r
+                .jwks
+                .as_deref()
+                .and_then(|j| serde_json::from_str(j).ok())
+                .and_then(|doc| jwks::parse_jwks(&doc).ok())
+                .map(std::sync::Arc::new),
+            jwks_uri: r.jwks_uri,
+            auth_signing_alg: r.token_endpoint_auth_signing_alg,
+            require_par: r.require_par,
         }
     }
 }
@@ -160,6 +221,12 @@ pub struct NewClient {
     pub access_token_ttl: Option<i64>,
     pub mfa_policy: Option<MfaPolicy>,
     pub privileged_scopes: Vec<String>,
+    /// Public keys for `private_key_jwt` (a JWK Set), instead of a secret.
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its keys for `private_key_jwt`, instead of a secret.
+    pub jwks_uri: Option<String>,
+    pub auth_signing_alg: Option<String>,
+    pub require_par: bool,
 }
 
 impl NewClient {
@@ -178,6 +245,22 @@ impl NewClient {
             access_token_ttl: None,
             mfa_policy: None,
             privileged_scopes: vec![],
+            jwks: None,
+            jwks_uri: None,
+            auth_signing_alg: None,
+            require_par: false,
+        }
+    }
+
+    /// The authentication method this registration implies: keys → `private_key_jwt`,
+    /// public → `none`, otherwise a server-generated secret.
+    pub fn auth_method(&self) -> AuthMethod {
+        if self.public {
+            AuthMethod::None
+        } else if self.jwks.is_some() || self.jwks_uri.is_some() {
+            AuthMethod::PrivateKeyJwt
+        } else {
+            AuthMethod::ClientSecretBasic
         }
     }
 }
@@ -188,6 +271,9 @@ pub enum ClientError {
     Invalid(String),
     #[error("client authentication failed")]
     InvalidClient,
+    /// A `private_key_jwt` assertion that fails a check, in words for the client.
+    #[error("{0}")]
+    BadAssertion(&'static str),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -251,16 +337,8 @@ fn new_client_row(
         }
     }
     if let Some(uri) = &new.backchannel_logout_uri {
-        let url = url::Url::parse(uri)
-            .map_err(|_| ClientError::Invalid("backchannel_logout_uri is not a URL".into()))?;
-        // Back-Channel Logout §2.2: https; plain http only to a loopback address (local
-        // development), so a registration cannot aim server-side requests elsewhere in clear.
-        let loopback = matches!(url.host(), Some(url::Host::Ipv4(ip)) if ip.is_loopback())
-            || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-            || url.host_str() == Some("localhost");
-        if !(url.scheme() == "https" || (url.scheme() == "http" && loopback))
-            || url.fragment().is_some()
-        {
+        // Back-Channel Logout §2.2: https; plain http only to a loopback address.
+        if crate::outbound::https_or_loopback(uri).is_none_or(|u| u.fragment().is_some()) {
             return Err(ClientError::Invalid(
                 "backchannel_logout_uri must be an https URL (http only for loopback) without fragment".into(),
             ));
@@ -283,7 +361,41 @@ fn new_client_row(
         .iter()
         .map(|o| parse_origin(o))
         .collect::<Result<Vec<_>, _>>()?;
-    let secret = (!new.public).then(|| format!("cs_{}", crypto::random_token(32)));
+    if new.jwks.is_some() && new.jwks_uri.is_some() {
+        return Err(ClientError::Invalid(
+            "register jwks or jwks_uri, not both (RFC 7591 §2)".into(),
+        ));
+    }
+    if new.public && (new.jwks.is_some() || new.jwks_uri.is_some()) {
+        return Err(ClientError::Invalid(
+            "public clients cannot register keys for private_key_jwt".into(),
+        ));
+    }
+    let jwks = match &new.jwks {
+        Some(doc) => {
+            jwks::parse_jwks(doc).map_err(ClientError::Invalid)?;
+            Some(doc.to_string())
+        }
+        None => None,
+    };
+    if let Some(uri) = &new.jwks_uri {
+        if crate::outbound::https_or_loopback(uri).is_none_or(|u| u.fragment().is_some()) {
+            return Err(ClientError::Invalid(
+                "jwks_uri must be an https URL (http only for loopback) without fragment".into(),
+            ));
+        }
+    }
+    if let Some(alg) = &new.auth_signing_alg {
+        if !crate::keys::FOREIGN_ALGS.contains(&alg.as_str()) {
+            return Err(ClientError::Invalid(format!(
+                "token_endpoint_auth_signing_alg must be one of {}",
+                crate::keys::FOREIGN_ALGS.join(", ")
+            )));
+        }
+    }
+    let auth_method = new.auth_method();
+    let secret = (auth_method == AuthMethod::ClientSecretBasic)
+        .then(|| format!("cs_{}", crypto::random_token(32)));
     let now = storage::now();
     let strings = |v: &[RedirectUri]| v.iter().map(|u| u.as_str().to_string()).collect::<Vec<_>>();
     let row = ClientRow {
@@ -312,16 +424,24 @@ fn new_client_row(
         registration_token_hash: None,
         mfa_policy: new.mfa_policy.map(|p| p.as_str().to_string()),
         privileged_scopes: json_list(&new.privileged_scopes),
+        token_endpoint_auth_method: auth_method.as_str().to_string(),
+        jwks,
+        jwks_uri: new.jwks_uri.clone(),
+        token_endpoint_auth_signing_alg: new.auth_signing_alg.clone(),
+        require_par: new.require_par,
     };
     Ok((row, secret))
 }
 
-/// What client functions use: the database and the two caches in front of it.
+/// What client functions use: the database, the two caches in front of it, and the
+/// outbound client with its cache of fetched `jwks_uri` documents.
 #[derive(Clone, Copy)]
 pub struct Deps<'a> {
     pub pool: &'a Pool,
     pub cache: &'a ClientCache,
     pub origins: &'a OriginCache,
+    pub outbound: &'a Outbound,
+    pub jwks: &'a jwks::JwksCache,
 }
 
 /// Registers a client. Confidential clients get a server-generated secret, returned here
@@ -393,6 +513,14 @@ pub async fn update_registration(
     mut new: NewClient,
 ) -> Result<Client, ClientError> {
     new.public = !client.confidential;
+    if new.auth_method() != client.auth_method
+        && !(new.auth_method() == AuthMethod::ClientSecretBasic
+            && client.auth_method == AuthMethod::ClientSecretPost)
+    {
+        return Err(ClientError::Invalid(
+            "token_endpoint_auth_method cannot change (register a new client)".into(),
+        ));
+    }
     let (mut row, _) = new_client_row(tenant, &new)?;
     row.client_id = client.id.clone();
     storage::clients::update_client(d.pool, &row).await?;
@@ -442,6 +570,11 @@ pub async fn first_party_client(d: Deps<'_>, tenant: &Tenant) -> Result<Client, 
         registration_token_hash: None,
         mfa_policy: None,
         privileged_scopes: "[]".into(),
+        token_endpoint_auth_method: AuthMethod::None.as_str().to_string(),
+        jwks: None,
+        jwks_uri: None,
+        token_endpoint_auth_signing_alg: None,
+        require_par: false,
     };
     match storage::clients::insert_client(d.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),
@@ -587,6 +720,11 @@ pub enum ClientCredentials {
     None {
         id: String,
     },
+    /// A `private_key_jwt` assertion (RFC 7523 §2.2); `id` is the client its `sub` names.
+    Assertion {
+        id: String,
+        assertion: String,
+    },
 }
 
 impl ClientCredentials {
@@ -594,28 +732,41 @@ impl ClientCredentials {
         match self {
             ClientCredentials::Basic { id, .. }
             | ClientCredentials::Post { id, .. }
-            | ClientCredentials::None { id } => id,
+            | ClientCredentials::None { id }
+            | ClientCredentials::Assertion { id, .. } => id,
         }
     }
 }
 
-/// Authenticates a client: confidential clients by secret (constant-time digest
-/// comparison), public clients by id alone. Unknown clients fail like a wrong secret.
+/// Authenticates a client by the method it registered: a secret (constant-time digest
+/// comparison, basic or post), an assertion signed with its keys and addressed to one of
+/// `audiences`, or for public clients the id alone. Unknown clients fail like a wrong secret.
 pub async fn authenticate_client(
     d: Deps<'_>,
     tenant: &Tenant,
     creds: &ClientCredentials,
+    audiences: &[&str],
 ) -> Result<Client, ClientError> {
     let client = find_client(d, tenant, creds.client_id()).await?;
     let presented = match creds {
         ClientCredentials::Basic { secret, .. } | ClientCredentials::Post { secret, .. } => {
             Some(crypto::token_digest(secret))
         }
-        ClientCredentials::None { .. } => None,
+        ClientCredentials::None { .. } | ClientCredentials::Assertion { .. } => None,
     };
     let Some(client) = client else {
         return Err(ClientError::InvalidClient);
     };
+    match (client.auth_method, creds) {
+        (AuthMethod::PrivateKeyJwt, ClientCredentials::Assertion { assertion, .. }) => {
+            assertion::verify(d, tenant, &client, assertion, audiences).await?;
+            return Ok(client);
+        }
+        (_, ClientCredentials::Assertion { .. }) | (AuthMethod::PrivateKeyJwt, _) => {
+            return Err(ClientError::InvalidClient)
+        }
+        _ => {}
+    }
     match (client.confidential, &client.secret_hash, presented) {
         (true, Some(stored), Some(given))
             if crypto::constant_time_eq(stored.as_bytes(), given.as_bytes()) =>
@@ -671,6 +822,11 @@ impl Client {
             "access_token_ttl": self.access_token_ttl,
             "mfa_policy": self.mfa_policy.map(MfaPolicy::as_str),
             "privileged_scopes": self.privileged_scopes,
+            "token_endpoint_auth_method": self.auth_method.as_str(),
+            "jwks": self.jwks.as_ref().map(|k| jwks::to_json(k)),
+            "jwks_uri": self.jwks_uri,
+            "token_endpoint_auth_signing_alg": self.auth_signing_alg,
+            "require_pushed_authorization_requests": self.require_par,
         })
     }
 }

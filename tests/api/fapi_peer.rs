@@ -1,0 +1,59 @@
+//! An independent relying party, panva's openid-client 6 (tests/peers/fapi/client.mjs),
+//! against the real server: dynamic registration with a public key, private_key_jwt at the
+//! token, introspection and revocation endpoints, PAR + PKCE and the code exchange with
+//! openid-client's own checks of the response and the ID token.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::{spawn_app, PASSWORD, REDIRECT_URI};
+
+#[tokio::test]
+async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
+    let app = spawn_app().await;
+    let user = app.create_user("ana@example.com").await;
+    let mut settings = app.tenant.settings.clone();
+    settings.registration_enabled = true;
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &settings)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+    let issuer = app.issuer();
+    let out = tokio::task::spawn_blocking(move || {
+        Command::new("node")
+            .arg("tests/peers/fapi/client.mjs")
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("ISSUER", issuer)
+            .env("REDIRECT_URI", REDIRECT_URI)
+            .env("EMAIL", "ana@example.com")
+            .env("PASSWORD", PASSWORD)
+            .output()
+            .expect("node runs; `bash .ci/dev deps` installs the FAPI peer")
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK "))
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    let result: Value = serde_json::from_str(line).unwrap();
+    assert_eq!(result["sub"], user.as_str());
+    assert_eq!(result["email"], "ana@example.com");
+    assert_eq!(result["cc_token_type"], "bearer");
+    assert_eq!(result["active"], true);
+    assert_eq!(result["active_after_revocation"], false);
+    // The client it registered authenticates by key only.
+    let id = result["client_id"].as_str().unwrap();
+    let client = portcullis::clients::find_client(app.state.clients(), &app.tenant, id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        client.auth_method,
+        portcullis::clients::AuthMethod::PrivateKeyJwt
+    );
+}
