@@ -172,7 +172,7 @@ pub async fn validate(
 ) -> Result<(Client, AuthorizationRequest), AuthorizeError> {
     // RFC 6749 §3.1: parameters must not appear more than once. Until the client and its
     // redirect URI are known to be genuine, errors are shown, never redirected.
-    for trust_critical in ["client_id", "redirect_uri"] {
+    for trust_critical in ["client_id", "redirect_uri", "request_uri"] {
         if params.repeated.iter().any(|r| r == trust_critical) {
             return Err(AuthorizeError::Page(format!(
                 "The {trust_critical} parameter was given more than once."
@@ -230,10 +230,10 @@ pub async fn push_request(
     client: &Client,
     params: &Params,
 ) -> Result<(String, i64), AuthorizeError> {
-    if params.get("client_id").is_some_and(|id| id != client.id) {
-        return Err(AuthorizeError::Page(
-            "client_id is not the authenticated client".into(),
-        ));
+    // RFC 9126 §2.1: client_id is required here as at the authorization endpoint (the
+    // credentials extractor has already refused one naming another client).
+    if params.get("client_id").is_none() {
+        return Err(AuthorizeError::Page("client_id is required".into()));
     }
     if params.get("request_uri").is_some() {
         return Err(AuthorizeError::Page(
@@ -320,7 +320,11 @@ fn validate_params(
             &format!("parameter {r} was given more than once"),
         ));
     }
-    if let Some((k, _)) = params.values.iter().find(|(_, v)| v.len() > MAX_PARAM) {
+    // Client authentication (at PAR) is bounded by the body limit, not this one: an
+    // assertion may carry a certificate chain.
+    if let Some((k, _)) = params.values.iter().find(|(k, v)| {
+        v.len() > MAX_PARAM && !matches!(k.as_str(), "client_assertion" | "client_secret")
+    }) {
         return Err(fail(
             "invalid_request",
             &format!("parameter {k} is too long"),

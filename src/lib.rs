@@ -15,6 +15,7 @@ pub mod clients;
 pub mod config;
 pub mod crypto;
 pub mod demo;
+pub mod dpop;
 pub mod error;
 pub mod federation;
 pub mod first_party;

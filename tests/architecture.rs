@@ -32,7 +32,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("tenant-wide services", &["audit", "rbac", "keys"]),
     (
         "registrations and guards",
-        &["clients", "api_keys", "protection", "mail", "provider"],
+        &[
+            "clients",
+            "api_keys",
+            "dpop",
+            "protection",
+            "mail",
+            "provider",
+        ],
     ),
     ("people", &["accounts", "mfa", "sessions"]),
     ("grants", &["tokens", "authorization"]),

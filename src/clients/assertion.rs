@@ -4,10 +4,10 @@
 
 use serde_json::{Map, Value};
 
-use super::{jwks, Client, ClientError, Deps};
+use super::jwks::{self, JwksCache, KeyList};
 use crate::keys::{foreign_verifier, CompactJws, FOREIGN_ALGS};
-use crate::storage;
-use crate::tenants::Tenant;
+use crate::outbound::Outbound;
+use crate::storage::{self, Pool};
 
 /// `client_assertion_type` of a JWT assertion (RFC 7523 §2.2).
 pub const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -17,8 +17,33 @@ pub const MAX_LIFETIME: i64 = 300;
 pub const LEEWAY: i64 = 30;
 const MAX_JTI: usize = 256;
 
-fn bad(why: &'static str) -> ClientError {
-    ClientError::BadAssertion(why)
+/// Why an assertion does not authenticate its client.
+#[derive(Debug, thiserror::Error)]
+pub enum AssertionError {
+    /// A failed check, in words for the client (`invalid_client`).
+    #[error("{0}")]
+    Bad(&'static str),
+    #[error(transparent)]
+    Storage(#[from] sqlx::Error),
+}
+
+fn bad(why: &'static str) -> AssertionError {
+    AssertionError::Bad(why)
+}
+
+/// What an assertion is checked against: the client's registration.
+pub struct Registration<'a> {
+    pub client_id: &'a str,
+    pub keys: Option<&'a KeyList>,
+    pub jwks_uri: Option<&'a str>,
+    /// The one algorithm its assertions may use, when registered.
+    pub signing_alg: Option<&'a str>,
+}
+
+/// Where keys of a `jwks_uri` come from.
+pub struct KeySource<'a> {
+    pub cache: &'a JwksCache,
+    pub outbound: &'a Outbound,
 }
 
 /// The client an assertion says it comes from (`sub`), read before anything is verified,
@@ -33,31 +58,36 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
 
 /// Verifies `assertion` as `client`'s authentication at an endpoint whose accepted
 /// audiences are `audiences` (the issuer, the token endpoint and the endpoint called).
-pub(super) async fn verify(
-    d: Deps<'_>,
-    tenant: &Tenant,
-    client: &Client,
+pub async fn verify(
+    pool: &Pool,
+    source: KeySource<'_>,
+    tenant_id: &str,
+    client: Registration<'_>,
     assertion: &str,
     audiences: &[&str],
-) -> Result<(), ClientError> {
+) -> Result<(), AssertionError> {
     let jws = CompactJws::parse(assertion).map_err(|_| bad("client_assertion is not a JWS"))?;
     let alg = jws.alg().unwrap_or_default();
     if !FOREIGN_ALGS.contains(&alg) {
         return Err(bad("client_assertion alg is not supported"));
     }
     if client
-        .auth_signing_alg
-        .as_deref()
+        .signing_alg
         .is_some_and(|registered| registered != alg)
     {
         return Err(bad(
             "client_assertion alg is not the client's token_endpoint_auth_signing_alg",
         ));
     }
-    let keys = match (&client.jwks, &client.jwks_uri) {
+    // The claims are checked before any key is fetched, so an assertion that could never
+    // pass costs no outbound request; the jti is recorded only once the signature holds.
+    let (jti, exp) = check_claims(&jws.claims, client.client_id, audiences, storage::now())?;
+    let keys = match (client.keys, client.jwks_uri) {
         (Some(keys), _) => keys.clone(),
-        (None, Some(uri)) => jwks::keys_at(d.jwks, d.outbound, uri, jws.kid()).await?,
-        (None, None) => return Err(ClientError::InvalidClient),
+        (None, Some(uri)) => jwks::keys_at(source.cache, source.outbound, uri, jws.kid())
+            .await
+            .map_err(bad)?,
+        (None, None) => return Err(bad("the client has no registered keys")),
     };
     let verified = keys
         .iter()
@@ -69,13 +99,12 @@ pub(super) async fn verify(
             "client_assertion signature does not verify with the client's keys",
         ));
     }
-    let (jti, exp) = check_claims(&jws.claims, &client.id, audiences, storage::now())?;
     let fresh = storage::replay::remember_jti(
-        d.pool,
-        &tenant.id,
-        &format!("client_assertion:{}", client.id),
+        pool,
+        tenant_id,
+        &format!("client_assertion:{}", client.client_id),
         jti,
-        exp + LEEWAY,
+        exp.saturating_add(LEEWAY),
     )
     .await?;
     if !fresh {
@@ -91,7 +120,7 @@ fn check_claims<'c>(
     client_id: &str,
     audiences: &[&str],
     now: i64,
-) -> Result<(&'c str, i64), ClientError> {
+) -> Result<(&'c str, i64), AssertionError> {
     let text = |name: &str| claims.get(name).and_then(Value::as_str);
     if text("iss") != Some(client_id) || text("sub") != Some(client_id) {
         return Err(bad("client_assertion iss and sub must be the client_id"));
@@ -111,17 +140,17 @@ fn check_claims<'c>(
     }
     let number = |name: &str| claims.get(name).and_then(Value::as_i64);
     let exp = number("exp").ok_or(bad("client_assertion has no exp"))?;
-    if exp + LEEWAY <= now {
+    if exp.saturating_add(LEEWAY) <= now {
         return Err(bad("client_assertion has expired"));
     }
-    if exp - now > MAX_LIFETIME + LEEWAY {
+    if exp.saturating_sub(now) > MAX_LIFETIME + LEEWAY {
         return Err(bad("client_assertion exp is more than 5 minutes away"));
     }
     for name in ["nbf", "iat"] {
         match claims.get(name) {
             None => {}
             Some(v) => match v.as_i64() {
-                Some(t) if t - LEEWAY <= now => {}
+                Some(t) if t.saturating_sub(LEEWAY) <= now => {}
                 _ => return Err(bad("client_assertion nbf or iat is in the future")),
             },
         }
@@ -149,7 +178,7 @@ mod tests {
 
     fn error_of(v: Value, now: i64) -> &'static str {
         match check_claims(&claims(v), "c1", &AUD, now) {
-            Err(ClientError::BadAssertion(why)) => why,
+            Err(AssertionError::Bad(why)) => why,
             other => panic!("unexpected {other:?}"),
         }
     }

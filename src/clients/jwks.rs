@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use josekit::jwk::Jwk;
 use serde_json::Value;
 
-use super::ClientError;
+use crate::keys::{foreign_verifier, FOREIGN_ALGS, PRIVATE_JWK_MEMBERS};
 use crate::outbound::{self, Outbound};
 
 /// At most this many keys in a client's set, and this many bytes in a fetched document.
@@ -38,15 +38,22 @@ pub fn parse_jwks(doc: &Value) -> Result<Vec<Jwk>, String> {
     keys.iter()
         .map(|k| {
             let map = k.as_object().ok_or("every JWK must be a JSON object")?;
-            if ["d", "p", "q", "dp", "dq", "qi", "k"]
-                .iter()
-                .any(|p| map.contains_key(*p))
-            {
+            if PRIVATE_JWK_MEMBERS.iter().any(|p| map.contains_key(*p)) {
                 return Err("jwks must hold public keys only".to_string());
             }
             Jwk::from_map(map.clone()).map_err(|e| format!("invalid JWK: {e}"))
         })
         .collect()
+}
+
+/// Whether a key set holds at least one key an assertion can be verified with (a signing
+/// key of a supported algorithm; RSA of at least 2048 bits).
+pub fn has_usable_key(keys: &[Jwk]) -> bool {
+    keys.iter().any(|k| {
+        FOREIGN_ALGS
+            .iter()
+            .any(|alg| foreign_verifier(alg, k).is_some())
+    })
 }
 
 /// A key list as a JWK Set document.
@@ -109,7 +116,7 @@ pub async fn keys_at(
     outbound: &Outbound,
     uri: &str,
     kid: Option<&str>,
-) -> Result<KeyList, ClientError> {
+) -> Result<KeyList, &'static str> {
     if let Some((keys, age)) = cache.get(uri) {
         let has_kid = kid.is_none_or(|k| keys.iter().any(|j| j.key_id() == Some(k)));
         if age < FRESH && (has_kid || age < REFETCH_AFTER) {
@@ -123,10 +130,11 @@ pub async fn keys_at(
             Ok(keys)
         }
         Err(why) => {
+            // Remembered as an empty set, so a failing URI is asked again only after
+            // REFETCH_AFTER, not once per request.
+            cache.put(uri, Arc::new(Vec::new()));
             tracing::warn!(jwks_uri = uri, error = %why, "cannot fetch a client's JWKS");
-            Err(ClientError::BadAssertion(
-                "the client's jwks_uri could not be fetched",
-            ))
+            Err("the client's jwks_uri could not be fetched")
         }
     }
 }

@@ -373,7 +373,13 @@ fn new_client_row(
     }
     let jwks = match &new.jwks {
         Some(doc) => {
-            jwks::parse_jwks(doc).map_err(ClientError::Invalid)?;
+            let keys = jwks::parse_jwks(doc).map_err(ClientError::Invalid)?;
+            if !jwks::has_usable_key(&keys) {
+                return Err(ClientError::Invalid(
+                    "jwks holds no signing key for ES256, PS256, RS256 (2048 bits or more) or EdDSA"
+                        .into(),
+                ));
+            }
             Some(doc.to_string())
         }
         None => None,
@@ -759,7 +765,29 @@ pub async fn authenticate_client(
     };
     match (client.auth_method, creds) {
         (AuthMethod::PrivateKeyJwt, ClientCredentials::Assertion { assertion, .. }) => {
-            assertion::verify(d, tenant, &client, assertion, audiences).await?;
+            let registration = assertion::Registration {
+                client_id: &client.id,
+                keys: client.jwks.as_ref(),
+                jwks_uri: client.jwks_uri.as_deref(),
+                signing_alg: client.auth_signing_alg.as_deref(),
+            };
+            let source = assertion::KeySource {
+                cache: d.jwks,
+                outbound: d.outbound,
+            };
+            assertion::verify(
+                d.pool,
+                source,
+                &tenant.id,
+                registration,
+                assertion,
+                audiences,
+            )
+            .await
+            .map_err(|e| match e {
+                assertion::AssertionError::Bad(why) => ClientError::BadAssertion(why),
+                assertion::AssertionError::Storage(e) => ClientError::from(e),
+            })?;
             return Ok(client);
         }
         (_, ClientCredentials::Assertion { .. }) | (AuthMethod::PrivateKeyJwt, _) => {

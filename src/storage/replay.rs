@@ -1,6 +1,6 @@
 //! Identifiers of single-use JWTs (client assertions, DPoP proofs) until they expire.
 
-use super::{dispatch, is_unique_violation, DbResult, Pool};
+use super::{dispatch, DbResult, Pool};
 
 /// Records `jti` of `issuer` until `expires_at`: true the first time, false when it was
 /// already recorded (a replay), on whichever instance saw it first.
@@ -11,18 +11,13 @@ pub async fn remember_jti(
     jti: &str,
     expires_at: i64,
 ) -> DbResult<bool> {
-    let inserted = dispatch!(pool, p => sqlx::query(
-        "INSERT INTO used_jtis (tenant_id, issuer, jti, expires_at) VALUES ($1, $2, $3, $4)",
+    dispatch!(pool, p => sqlx::query(
+        "INSERT INTO used_jtis (tenant_id, issuer, jti, expires_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
     )
     .bind(tenant_id).bind(issuer).bind(jti).bind(expires_at)
     .execute(p)
     .await
-    .map(|_| ()));
-    match inserted {
-        Ok(_) => Ok(true),
-        Err(e) if is_unique_violation(&e) => Ok(false),
-        Err(e) => Err(e),
-    }
+    .map(|r| r.rows_affected() == 1))
 }
 
 /// Deletes identifiers whose JWTs expired at or before `cutoff`.

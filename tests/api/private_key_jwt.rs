@@ -290,7 +290,13 @@ async fn each_defect_of_an_assertion_is_refused_with_its_error() {
         body["error_description"],
         "client_id does not match the client assertion"
     );
-    // After all that, the good assertion still works: failures consumed no jti.
+    // A forgery reusing the good assertion's jti (signed by another key) is refused and
+    // does not burn that jti: the good assertion still works.
+    let good_claims = crate::helpers::jwt_claims(&good);
+    assert_invalid_client(
+        token_with(&app, &stranger.sign(good_claims)).await,
+        "client_assertion signature does not verify with the client's keys",
+    );
     assert_eq!(token_with(&app, &good).await.0, 200);
 }
 

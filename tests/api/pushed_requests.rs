@@ -120,8 +120,40 @@ async fn a_request_uri_is_bound_to_its_client_and_expires() {
     let (_, challenge) = pkce();
     let (_, body) = push(&app, &client, &request_params(&client.id, &challenge)).await;
     let request_uri = body["request_uri"].as_str().unwrap().to_string();
-    // Another client cannot use it (and the attempt does not burn it).
+    // Another client cannot use it, nor a client of another tenant.
     expect_invalid_request_uri(&app, &authorize_by_reference(&app, &other.id, &request_uri)).await;
+    let globex = app.create_tenant("globex").await;
+    let foreign = app
+        .create_client_in(&globex, ClientOptions::default())
+        .await;
+    let r = app
+        .new_browser()
+        .get(format!(
+            "{}/t/globex/authorize?{}",
+            app.address,
+            serde_urlencoded::to_string([
+                ("client_id", &foreign.id),
+                ("request_uri", &request_uri)
+            ])
+            .unwrap()
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.text().await.unwrap().contains("invalid_request_uri"));
+    // Those attempts did not burn it: the right client still reaches the sign-in page.
+    let r = app
+        .new_browser()
+        .get(authorize_by_reference(&app, &client.id, &request_uri))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303, "{:?}", r.headers());
+    assert!(r.headers()["location"].to_str().unwrap().contains("/login"));
+    // A second pushed request, to see one expire.
+    let (_, body) = push(&app, &client, &request_params(&client.id, &challenge)).await;
+    let request_uri = body["request_uri"].as_str().unwrap().to_string();
     // A made-up reference.
     expect_invalid_request_uri(
         &app,
@@ -183,6 +215,14 @@ async fn a_bad_pushed_request_is_answered_to_the_client_with_its_error() {
             with("code_challenge_method", "plain"),
             "invalid_request",
             "code_challenge_method must be S256 (plain is not supported)",
+        ),
+        (
+            base.iter()
+                .filter(|(n, _)| *n != "client_id")
+                .cloned()
+                .collect(),
+            "invalid_request",
+            "client_id is required",
         ),
         (
             with("response_type", "token"),
