@@ -240,11 +240,6 @@ pub async fn push_request(
             "request_uri cannot be pushed (RFC 9126 §2.1)".into(),
         ));
     }
-    if let Some(r) = params.repeated.first() {
-        return Err(AuthorizeError::Page(format!(
-            "parameter {r} was given more than once"
-        )));
-    }
     let redirect_uri = registered_redirect_uri(client, params)?;
     let request = validate_params(provider, client, redirect_uri, params, true)?;
     let id = crypto::random_token(32);

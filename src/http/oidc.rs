@@ -62,11 +62,19 @@ async fn authenticated_client(
 ) -> Result<(clients::Client, ClientCredentials), OAuthError> {
     let creds = client_credentials(req, params)?;
     // private_key_jwt audiences (RFC 7523 §3, RFC 9126 §2): the issuer, the token
-    // endpoint, or the endpoint called.
-    let token_endpoint = p.endpoint("/token");
-    let last_segment = req.path().rsplit('/').next().unwrap_or_default();
-    let called = p.endpoint(&format!("/{last_segment}"));
-    let audiences = [p.issuer.as_str(), token_endpoint.as_str(), called.as_str()];
+    // endpoint, or the endpoint called; built only for an assertion (not per secret request).
+    let audiences = match creds {
+        ClientCredentials::Assertion { .. } => {
+            let last_segment = req.path().rsplit('/').next().unwrap_or_default();
+            vec![
+                p.issuer.clone(),
+                p.endpoint("/token"),
+                p.endpoint(&format!("/{last_segment}")),
+            ]
+        }
+        _ => Vec::new(),
+    };
+    let audiences: Vec<&str> = audiences.iter().map(String::as_str).collect();
     let client =
         clients::authenticate_client(state.clients(), &p.tenant, &creds, &audiences).await?;
     mark_cors_client(req, &client);

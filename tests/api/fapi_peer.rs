@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::Value;
 
-use crate::helpers::{spawn_app, PASSWORD, REDIRECT_URI};
+use crate::helpers::{run_peer, spawn_app, PASSWORD, REDIRECT_URI};
 
 #[tokio::test]
 async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
@@ -20,27 +20,13 @@ async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
         .unwrap();
     app.state.providers.invalidate("acme");
     let issuer = app.issuer();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("tests/peers/fapi/client.mjs")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("ISSUER", issuer)
-            .env("REDIRECT_URI", REDIRECT_URI)
-            .env("EMAIL", "ana@example.com")
-            .env("PASSWORD", PASSWORD)
-            .output()
-            .expect("node runs; `bash .ci/dev deps` installs the FAPI peer")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK "))
-        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
-    let result: Value = serde_json::from_str(line).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg("tests/peers/fapi/client.mjs")
+        .env("ISSUER", issuer)
+        .env("REDIRECT_URI", REDIRECT_URI)
+        .env("EMAIL", "ana@example.com")
+        .env("PASSWORD", PASSWORD);
+    let result: Value = run_peer(cmd, "`bash .ci/dev deps` installs the FAPI peer").await;
     assert_eq!(result["sub"], user.as_str());
     assert_eq!(result["email"], "ana@example.com");
     assert_eq!(result["cc_token_type"], "bearer");

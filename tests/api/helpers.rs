@@ -587,3 +587,24 @@ pub fn jwt_claims(jwt: &str) -> Value {
     let payload = jwt.split('.').nth(1).unwrap();
     serde_json::from_slice(&crypto::b64url_decode(payload).unwrap()).unwrap()
 }
+
+/// Runs an independent client from `tests/peers` (off the async runtime, from the crate root)
+/// and returns the JSON object it printed after `OK `; a failed run fails the test with the
+/// peer's output. `install` says what installs the peer, for the message when it cannot start.
+pub async fn run_peer(mut cmd: std::process::Command, install: &'static str) -> Value {
+    let out = tokio::task::spawn_blocking(move || {
+        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap_or_else(|e| panic!("the peer does not start ({e}); {install}"))
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("OK "))
+        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
+    serde_json::from_str(line).unwrap()
+}

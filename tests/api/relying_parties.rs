@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{spawn_app, ClientOptions, PASSWORD, REDIRECT_URI};
+use crate::helpers::{run_peer, spawn_app, ClientOptions, PASSWORD, REDIRECT_URI};
 
 const POST_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
 
@@ -20,30 +20,16 @@ async fn authlib_completes_the_code_flow_refresh_and_rp_initiated_logout() {
         })
         .await;
     let issuer = app.issuer();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("python3")
-            .arg("tests/peers/rp/authlib_rp.py")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("ISSUER", issuer)
-            .env("CLIENT_ID", &client.id)
-            .env("CLIENT_SECRET", client.secret.as_deref().unwrap())
-            .env("REDIRECT_URI", REDIRECT_URI)
-            .env("POST_LOGOUT_URI", POST_LOGOUT)
-            .env("EMAIL", "ana@example.com")
-            .env("PASSWORD", PASSWORD)
-            .output()
-            .expect("python3 runs; `bash .ci/dev test` installs authlib")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK "))
-        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
-    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+    let mut cmd = Command::new("python3");
+    cmd.arg("tests/peers/rp/authlib_rp.py")
+        .env("ISSUER", issuer)
+        .env("CLIENT_ID", &client.id)
+        .env("CLIENT_SECRET", client.secret.as_deref().unwrap())
+        .env("REDIRECT_URI", REDIRECT_URI)
+        .env("POST_LOGOUT_URI", POST_LOGOUT)
+        .env("EMAIL", "ana@example.com")
+        .env("PASSWORD", PASSWORD);
+    let result: serde_json::Value = run_peer(cmd, "`bash .ci/dev test` installs authlib").await;
     assert_eq!(result["sub"], user.as_str());
     assert_eq!(result["amr"], serde_json::json!(["pwd"]));
     assert_eq!(result["userinfo_email"], "ana@example.com");
@@ -242,28 +228,18 @@ async fn an_oidc_client_ts_spa_in_chromium_signs_in_with_pkce_and_renews_silentl
         })
         .await;
     let issuer = app.issuer();
-    let out = tokio::task::spawn_blocking(move || {
-        Command::new("node")
-            .arg("tests/peers/spa/spa.mjs")
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .env("ISSUER", issuer)
-            .env("CLIENT_ID", &client.id)
-            .env("SPA_PORT", port.to_string())
-            .env("EMAIL", "ana@example.com")
-            .env("PASSWORD", PASSWORD)
-            .output()
-            .expect("node runs; `bash .ci/dev test` installs the SPA peer and chromium")
-    })
-    .await
-    .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stdout}\n{stderr}");
-    let line = stdout
-        .lines()
-        .find_map(|l| l.strip_prefix("OK "))
-        .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
-    let result: serde_json::Value = serde_json::from_str(line).unwrap();
+    let mut cmd = Command::new("node");
+    cmd.arg("tests/peers/spa/spa.mjs")
+        .env("ISSUER", issuer)
+        .env("CLIENT_ID", &client.id)
+        .env("SPA_PORT", port.to_string())
+        .env("EMAIL", "ana@example.com")
+        .env("PASSWORD", PASSWORD);
+    let result: serde_json::Value = run_peer(
+        cmd,
+        "`bash .ci/dev test` installs the SPA peer and chromium",
+    )
+    .await;
     assert_eq!(result["sub"], user.as_str());
     assert_eq!(result["renewed_sub"], user.as_str());
     assert_eq!(
