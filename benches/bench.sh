@@ -638,6 +638,18 @@ for alg in RS256 ES256 EdDSA; do
 done
 FLOW_OK=1
 create_flow_client flow || FLOW_OK=0
+# The proof-of-possession client: private_key_jwt with a P-256 key made by the driver.
+POP_OK=1
+if "$FLOW_BIN" pop-key --out "$TMP/pop-key.pem" >"$TMP/pop-jwks.json" 2>"$TMP/pop-key.err" &&
+    pc client create --tenant "$TENANT" --name bench-pkjwt --redirect-uri http://127.0.0.1/cb \
+        --grant-type client_credentials --scope api --signing-alg ES256 --jwks "$TMP/pop-jwks.json" \
+        --json >"$TMP/client-pkjwt.out" 2>"$TMP/client-pkjwt.err" &&
+    CLIENT_ID[pkjwt]="$(json_field client_id <"$TMP/client-pkjwt.out")"; then
+    :
+else
+    log "warning: private_key_jwt client create failed, no proof-of-possession rows: $(cat "$TMP/pop-key.err" "$TMP/client-pkjwt.err" 2>/dev/null | head -c 300 | tr '\n' ' ')"
+    POP_OK=0
+fi
 
 # ---------------------------------------------------------------------------
 # 6. Start the server: time to first 200 from /ready
@@ -975,6 +987,42 @@ run_flow() {
     return 0
 }
 
+# run_pop NAME ARGS… -> RES[pc/NAME]: client_credentials tokens from bench-flow pop, which
+# signs every request itself (assertion and/or DPoP proof, ES256) like a real client
+run_pop() {
+    local name="$1" out="$TMP/pop-$1.json"
+    shift
+    if ! kill -0 "$SERVER_PID" 2>/dev/null; then
+        RES[pc/$name]="server-down - - -"
+        return 0
+    fi
+    log "pc: $name, ${DURATION}s, $CONCURRENCY connections (bench-flow pop)"
+    perf_start pc "$SERVER_PID" "$name"
+    local snap0 t0s t1s
+    snap0="$(cpu_snap)"
+    t0s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    if timeout $((DURATION + 120)) "$FLOW_BIN" pop --url "$ISSUER/token" --concurrency "$CONCURRENCY" \
+        --duration "$DURATION" --warmup "$WARMUP_SECONDS" "$@" >"$out" 2>"$out.err"; then
+        RES[pc/$name]="$(python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+f = lambda v: "-" if v is None else "%.2f" % v
+print("%.0f %s %s %d" % (d["requests_per_s"], f(d["p50_ms"]), f(d["p99_ms"]), d["errors"]))
+if d.get("first_error"):
+    print("first error: " + d["first_error"], file=sys.stderr)
+print("token_type " + str(d.get("token_type")), file=sys.stderr)
+' "$out" 2>"$out.note")" || RES[pc/$name]="failed - - -"
+        log "pc $name: $(head -c 400 "$out.note" | tr '\n' ' ')"
+    else
+        log "pop driver failed for $name: $(head -c 400 "$out.err" | tr '\n' ' ')"
+        RES[pc/$name]="failed - - -"
+    fi
+    perf_stop
+    t1s="${EPOCHREALTIME:-$(date +%s.%N)}"
+    OTHER[pc/$name]="$(other_pct "$snap0" "$(cpu_snap)" "$(awk -v a="$t0s" -v b="$t1s" 'BEGIN { print b - a }')")"
+    sleep 1
+}
+
 PC_AUTH=()
 for alg in RS256 ES256 EdDSA; do
     PC_AUTH+=("$(basic_auth_header "${CLIENT_ID[$alg]}" "${CLIENT_SECRET[$alg]}")")
@@ -992,6 +1040,13 @@ if [[ -n "$ACCESS_TOKEN" ]]; then
 else
     RES[pc/introspection]="skipped - - -"
     INTROSPECTION_SKIPPED=1
+fi
+# Proof of possession, all ES256 and signed per request by the driver: the secret client as a
+# baseline of the same driver, then private_key_jwt, then private_key_jwt + DPoP.
+if ((POP_OK)); then
+    run_pop pop-secret --client-id "${CLIENT_ID[ES256]}" --client-secret "${CLIENT_SECRET[ES256]}"
+    run_pop pop-pkjwt --client-id "${CLIENT_ID[pkjwt]}" --key "$TMP/pop-key.pem"
+    run_pop pop-pkjwt-dpop --client-id "${CLIENT_ID[pkjwt]}" --key "$TMP/pop-key.pem" --dpop 1
 fi
 if ((FLOW_OK)); then
     run_flow pc "$SERVER_PID" flow "$ISSUER" "${CLIENT_ID[flow]}" "${CLIENT_SECRET[flow]}" "$FLOW_CONCURRENCY"
@@ -1035,7 +1090,7 @@ fi
 RES[pc/storm-probe]="$STORM_PROBE"
 OTHER[pc/storm-probe]="${OTHER[pc/storm]:-}"
 
-for name in discovery jwks token-RS256 token-ES256 token-EdDSA introspection flow storm storm-probe; do
+for name in discovery jwks token-RS256 token-ES256 token-EdDSA introspection pop-secret pop-pkjwt pop-pkjwt-dpop flow storm storm-probe; do
     ROWS+=("$name ${RES[pc/$name]:-skipped - - -}")
 done
 for row in "${ROWS[@]}"; do

@@ -45,6 +45,13 @@ pub struct AuthorizationRequest {
     /// back to the page.
     #[serde(default)]
     pub account_page: bool,
+    /// Thumbprint of the DPoP key the code is to be bound to (RFC 9449 §10): the
+    /// `dpop_jkt` parameter, or the key of the proof sent to PAR.
+    #[serde(default)]
+    pub dpop_jkt: Option<String>,
+    /// A shorter code lifetime than the server's, in seconds (FAPI 2.0 clients: 60).
+    #[serde(default)]
+    pub code_ttl: Option<i64>,
 }
 
 impl AuthorizationRequest {
@@ -229,6 +236,7 @@ pub async fn push_request(
     provider: &Provider,
     client: &Client,
     params: &Params,
+    proof_jkt: Option<&str>,
 ) -> Result<(String, i64), AuthorizeError> {
     // RFC 9126 §2.1: client_id is required here as at the authorization endpoint (the
     // credentials extractor has already refused one naming another client).
@@ -241,7 +249,21 @@ pub async fn push_request(
         ));
     }
     let redirect_uri = registered_redirect_uri(client, params)?;
-    let request = validate_params(provider, client, redirect_uri, params, true)?;
+    let mut request = validate_params(provider, client, redirect_uri, params, true)?;
+    // RFC 9449 §10.1: a DPoP proof sent to PAR binds the code to its key; with dpop_jkt
+    // too, both must name the same key.
+    if let Some(jkt) = proof_jkt {
+        if request.dpop_jkt.as_deref().is_some_and(|j| j != jkt) {
+            return Err(AuthorizeError::Redirect(ErrorRedirect {
+                redirect_uri: request.redirect_uri,
+                response_mode: request.response_mode,
+                state: request.state,
+                error: "invalid_dpop_proof",
+                description: "dpop_jkt is not the thumbprint of the DPoP proof's key".into(),
+            }));
+        }
+        request.dpop_jkt = Some(jkt.to_string());
+    }
     let id = crypto::random_token(32);
     let json = serde_json::to_string(&request).map_err(|e| AuthorizeError::Unexpected(e.into()))?;
     storage::authorization::insert_pushed_request(
@@ -338,7 +360,7 @@ fn validate_params(
         ));
     }
     if !pushed
-        && (client.require_par
+        && (client.requires_par()
             || provider
                 .tenant
                 .settings
@@ -452,6 +474,19 @@ fn validate_params(
         ),
         None => None,
     };
+    // RFC 9449 §10: the base64url SHA-256 thumbprint of the key the code will be bound to.
+    let dpop_jkt = match params.get("dpop_jkt") {
+        Some(j) if j.len() == 43 && crypto::b64url_decode(j).is_some_and(|b| b.len() == 32) => {
+            Some(j.to_string())
+        }
+        Some(_) => {
+            return Err(fail(
+                "invalid_request",
+                "dpop_jkt must be the base64url SHA-256 thumbprint of a key (RFC 7638)",
+            ))
+        }
+        None => None,
+    };
     let claims = match params.get("claims") {
         Some(c) => Some(
             serde_json::from_str::<Value>(c)
@@ -477,6 +512,8 @@ fn validate_params(
         acr_values: params.get("acr_values").map(str::to_string),
         claims,
         account_page: false,
+        dpop_jkt,
+        code_ttl: client.profile.map(|_| crate::clients::FAPI2_CODE_TTL),
     };
     Ok(request)
 }
@@ -793,12 +830,16 @@ pub async fn issue_code(
         scope: storage::json_list(&req.scope),
         nonce: req.nonce.clone(),
         code_challenge: req.code_challenge.clone(),
+        dpop_jkt: req.dpop_jkt.clone(),
         claims: req.claims.as_ref().map(Value::to_string),
         auth_time: session.auth_time,
         amr: storage::json_list(&session.amr),
         acr: session.acr.clone(),
         created_at: now,
-        expires_at: now + d.config.authorization_code_ttl,
+        expires_at: now
+            + req.code_ttl.map_or(d.config.authorization_code_ttl, |t| {
+                t.min(d.config.authorization_code_ttl)
+            }),
         redeemed_at: None,
         access_token_jti: None,
         access_token_exp: None,
@@ -874,6 +915,8 @@ pub async fn account_sign_in(
         acr_values: None,
         claims: None,
         account_page: true,
+        dpop_jkt: None,
+        code_ttl: None,
     };
     save_request(d, provider, &req, None).await
 }

@@ -152,9 +152,10 @@ pub struct ClientCreate {
     /// Skip the consent page (first-party clients).
     #[arg(long)]
     skip_consent: bool,
-    /// Signing algorithm of this client's tokens: RS256 (default), ES256 or EdDSA.
-    #[arg(long, default_value = "RS256")]
-    signing_alg: String,
+    /// Signing algorithm of this client's tokens: RS256 (the default; PS256 with
+    /// `--profile fapi2`), PS256, ES256 or EdDSA.
+    #[arg(long)]
+    signing_alg: Option<String>,
     /// Access token lifetime for this client, in seconds.
     #[arg(long)]
     access_token_ttl: Option<i64>,
@@ -176,6 +177,12 @@ pub struct ClientCreate {
     /// Authorization requests of this client must be pushed first (PAR, RFC 9126).
     #[arg(long)]
     require_par: bool,
+    /// Token requests of this client must carry a DPoP proof (RFC 9449).
+    #[arg(long)]
+    dpop_bound: bool,
+    /// Hold the client to a security profile: fapi2 (FAPI 2.0 Security Profile).
+    #[arg(long)]
+    profile: Option<String>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -366,8 +373,19 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             new.allowed_origins = c.allowed_origins.clone();
             new.backchannel_logout_uri = c.backchannel_logout_uri.clone();
             new.skip_consent = c.skip_consent;
-            new.signing_alg = Alg::parse(&c.signing_alg)
-                .ok_or_else(|| anyhow::anyhow!("signing alg must be RS256, ES256 or EdDSA"))?;
+            new.profile = match &c.profile {
+                Some(p) => Some(
+                    crate::clients::Profile::parse(p)
+                        .ok_or_else(|| anyhow::anyhow!("profile must be fapi2"))?,
+                ),
+                None => None,
+            };
+            new.signing_alg = match &c.signing_alg {
+                Some(a) => Alg::parse(a).ok_or_else(|| {
+                    anyhow::anyhow!("signing alg must be RS256, PS256, ES256 or EdDSA")
+                })?,
+                None => crate::clients::Profile::default_signing_alg(new.profile),
+            };
             new.access_token_ttl = c.access_token_ttl;
             new.jwks_uri = c.jwks_uri.clone();
             new.jwks = match &c.jwks {
@@ -382,6 +400,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             };
             new.auth_signing_alg = c.token_endpoint_auth_signing_alg.clone();
             new.require_par = c.require_par;
+            new.dpop_bound = c.dpop_bound;
             new.mfa_policy = match &c.mfa_policy {
                 Some(p) => Some(crate::tenants::MfaPolicy::parse(p).ok_or_else(|| {
                     anyhow::anyhow!("mfa policy must be off, optional or required")

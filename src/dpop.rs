@@ -4,8 +4,9 @@
 //! once, and (with an access token) the token's hash. Tokens bound to the key carry its
 //! RFC 7638 thumbprint as `cnf.jkt`.
 //!
-//! This module checks proofs; binding tokens and the endpoints that require proofs build on
-//! it.
+//! A tenant may require server nonces (§8, §9): they are not stored anywhere but derived
+//! from the period they belong to and a MAC under a key every instance shares, so any
+//! instance accepts the nonce another one issued.
 
 use serde_json::{Map, Value};
 
@@ -26,8 +27,51 @@ const MAX_JTI: usize = 256;
 pub enum DpopError {
     #[error("{0}")]
     InvalidProof(&'static str),
+    /// `use_dpop_nonce` (RFC 9449 §8.1, §9.1): the proof lacks a fresh server nonce.
+    #[error("a fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header")]
+    UseNonce,
     #[error("internal error")]
     Unexpected,
+}
+
+/// How long a server nonce is handed out; it is accepted in its period and the next one.
+pub const NONCE_PERIOD: i64 = 300;
+
+/// What checking proofs uses: the database (the `jti` replay cache) and the key of the
+/// server nonces' MACs.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub pool: &'a Pool,
+    pub mac_key: &'a [u8],
+}
+
+fn nonce_for(mac_key: &[u8], tenant_id: &str, period: i64) -> String {
+    let mac = crypto::hmac_sha256(
+        mac_key,
+        format!("dpop nonce\0{tenant_id}\0{period}").as_bytes(),
+    );
+    format!("{period:x}.{}", crypto::b64url(&mac[..18]))
+}
+
+/// The server nonce to hand out now for `tenant_id` (`DPoP-Nonce`, RFC 9449 §8).
+pub fn nonce(mac_key: &[u8], tenant_id: &str, now: i64) -> String {
+    nonce_for(mac_key, tenant_id, now.div_euclid(NONCE_PERIOD))
+}
+
+/// Whether `given` is a nonce of this period or the previous one, for this tenant.
+fn nonce_is_fresh(mac_key: &[u8], tenant_id: &str, given: &str, now: i64) -> bool {
+    let Some(period) = given
+        .split_once('.')
+        .and_then(|(p, _)| i64::from_str_radix(p, 16).ok())
+    else {
+        return false;
+    };
+    let current = now.div_euclid(NONCE_PERIOD);
+    (period == current || period == current - 1)
+        && crypto::constant_time_eq(
+            given.as_bytes(),
+            nonce_for(mac_key, tenant_id, period).as_bytes(),
+        )
 }
 
 fn bad(why: &'static str) -> DpopError {
@@ -41,6 +85,10 @@ pub struct Proof {
     pub jkt: String,
     pub jti: String,
     pub iat: i64,
+    /// The JWS algorithm it is signed with.
+    pub alg: String,
+    /// The server nonce the proof carries, if any.
+    pub nonce: Option<String>,
 }
 
 /// The RFC 7638 thumbprint (SHA-256, base64url) of a public JWK: the hash of its required
@@ -137,22 +185,42 @@ pub fn check_proof(
         jkt,
         jti: jti.to_string(),
         iat,
+        alg: alg.to_string(),
+        nonce: text("nonce").map(str::to_string),
     })
 }
 
-/// [`check_proof`], then records the `jti` for the key until the proof could no longer be
-/// accepted: a second use anywhere is refused.
+/// A request's proof and what it must match.
+#[derive(Debug, Clone, Copy)]
+pub struct Presented<'a> {
+    pub proof: &'a str,
+    pub method: &'a str,
+    pub uri: &'a str,
+    /// The access token sent with the proof (at a protected resource).
+    pub access_token: Option<&'a str>,
+}
+
+/// [`check_proof`]; then, when `require_nonce`, that the proof carries a fresh server nonce;
+/// then records the `jti` for the key until the proof could no longer be accepted: a
+/// second use anywhere is refused.
 pub async fn verify_proof(
-    pool: &Pool,
+    d: Deps<'_>,
     tenant_id: &str,
-    proof: &str,
-    method: &str,
-    uri: &str,
-    access_token: Option<&str>,
+    require_nonce: bool,
+    p: Presented<'_>,
 ) -> Result<Proof, DpopError> {
-    let checked = check_proof(proof, method, uri, access_token, storage::now())?;
+    let now = storage::now();
+    let checked = check_proof(p.proof, p.method, p.uri, p.access_token, now)?;
+    if require_nonce
+        && !checked
+            .nonce
+            .as_deref()
+            .is_some_and(|n| nonce_is_fresh(d.mac_key, tenant_id, n, now))
+    {
+        return Err(DpopError::UseNonce);
+    }
     let fresh = storage::replay::remember_jti(
-        pool,
+        d.pool,
         tenant_id,
         &format!("dpop:{}", checked.jkt),
         &checked.jti,
@@ -219,9 +287,24 @@ mod tests {
         let p = check_proof(&proof(&k, PROOF_TYPE, claims(now)), "POST", URI, None, now).unwrap();
         assert_eq!(p.jkt, thumbprint(&k.public).unwrap());
         assert_eq!((p.jti.as_str(), p.iat), ("p1", now));
+        assert_eq!(p.nonce, None);
         // The query of the request URI does not count.
         let q = format!("{URI}?x=1");
         assert!(check_proof(&proof(&k, PROOF_TYPE, claims(now)), "POST", &q, None, now).is_ok());
+    }
+
+    #[test]
+    fn nonces_hold_for_their_period_and_the_next_for_their_tenant_only() {
+        let key = b"k".repeat(32);
+        let now = 10 * NONCE_PERIOD + 7;
+        let n = nonce(&key, "t1", now);
+        assert!(nonce_is_fresh(&key, "t1", &n, now));
+        assert!(nonce_is_fresh(&key, "t1", &n, now + NONCE_PERIOD));
+        assert!(!nonce_is_fresh(&key, "t1", &n, now + 2 * NONCE_PERIOD));
+        assert!(!nonce_is_fresh(&key, "t2", &n, now));
+        assert!(!nonce_is_fresh(&b"j".repeat(32), "t1", &n, now));
+        assert!(!nonce_is_fresh(&key, "t1", "a.b", now));
+        assert!(!nonce_is_fresh(&key, "t1", "", now));
     }
 
     #[test]

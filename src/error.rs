@@ -39,6 +39,8 @@ pub struct OAuthError {
     pub status: StatusCode,
     pub error: &'static str,
     pub description: String,
+    /// A server nonce for the client's next DPoP proof (`DPoP-Nonce`, RFC 9449 §8).
+    pub dpop_nonce: Option<String>,
 }
 
 impl OAuthError {
@@ -47,6 +49,7 @@ impl OAuthError {
             status,
             error,
             description: description.into(),
+            dpop_nonce: None,
         }
     }
 
@@ -92,6 +95,9 @@ impl ResponseError for OAuthError {
             // RFC 6749 §5.2: 401 with a challenge matching the scheme the client used.
             resp.insert_header((header::WWW_AUTHENTICATE, "Basic realm=\"portcullis\""));
         }
+        if let Some(nonce) = &self.dpop_nonce {
+            resp.insert_header((DPOP_NONCE, nonce.as_str()));
+        }
         resp.insert_header((header::CACHE_CONTROL, "no-store"))
             .insert_header((header::PRAGMA, "no-cache"))
             .json(body)
@@ -122,6 +128,17 @@ impl From<TokenError> for OAuthError {
             TokenError::InvalidScope(d) => {
                 OAuthError::new(StatusCode::BAD_REQUEST, "invalid_scope", d)
             }
+            TokenError::InvalidDpopProof(d) => {
+                OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", d)
+            }
+            TokenError::UseDpopNonce(nonce) => OAuthError {
+                dpop_nonce: Some(nonce),
+                ..OAuthError::new(
+                    StatusCode::BAD_REQUEST,
+                    "use_dpop_nonce",
+                    "a fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header",
+                )
+            },
             TokenError::Unexpected(e) => {
                 log_unexpected(&e);
                 OAuthError::server_error()
@@ -160,12 +177,23 @@ impl From<anyhow::Error> for OAuthError {
     }
 }
 
+/// The response header carrying a DPoP server nonce (RFC 9449 §8.1).
+pub const DPOP_NONCE: &str = "DPoP-Nonce";
+
+/// The JWS algorithms a DPoP proof may use, as the `algs` of a DPoP challenge (RFC 9449 §7.1).
+fn dpop_algs() -> String {
+    crate::keys::FOREIGN_ALGS.join(" ")
+}
+
 /// An RFC 6750 §3.1 bearer token error.
 #[derive(Debug)]
 pub struct BearerChallenge {
     pub status: StatusCode,
     pub error: Option<&'static str>,
     pub description: String,
+    /// Whether the challenge is for the DPoP scheme (RFC 9449 §7.1) rather than Bearer.
+    pub dpop: bool,
+    pub dpop_nonce: Option<String>,
 }
 
 impl BearerChallenge {
@@ -174,6 +202,8 @@ impl BearerChallenge {
             status: StatusCode::UNAUTHORIZED,
             error: None,
             description: "an access token is required".into(),
+            dpop: false,
+            dpop_nonce: None,
         }
     }
 
@@ -182,6 +212,8 @@ impl BearerChallenge {
             status: StatusCode::FORBIDDEN,
             error: Some("insufficient_scope"),
             description: d.into(),
+            dpop: false,
+            dpop_nonce: None,
         }
     }
 
@@ -190,29 +222,36 @@ impl BearerChallenge {
             status: StatusCode::BAD_REQUEST,
             error: Some("invalid_request"),
             description: d.into(),
+            dpop: false,
+            dpop_nonce: None,
         }
     }
 }
 
 impl From<BearerError> for BearerChallenge {
     fn from(e: BearerError) -> Self {
-        let status = match e {
+        let (status, error, dpop) = match &e {
             BearerError::Invalid
             | BearerError::Expired
             | BearerError::NotYetValid
-            | BearerError::Revoked => StatusCode::UNAUTHORIZED,
-            BearerError::Unexpected => StatusCode::INTERNAL_SERVER_ERROR,
+            | BearerError::Revoked
+            | BearerError::NotKeyBound => (StatusCode::UNAUTHORIZED, "invalid_token", false),
+            BearerError::KeyBound => (StatusCode::UNAUTHORIZED, "invalid_token", true),
+            BearerError::InvalidDpopProof(_) => {
+                (StatusCode::UNAUTHORIZED, "invalid_dpop_proof", true)
+            }
+            BearerError::UseDpopNonce(_) => (StatusCode::UNAUTHORIZED, "use_dpop_nonce", true),
+            BearerError::Unexpected => (StatusCode::INTERNAL_SERVER_ERROR, "server_error", false),
         };
         Self {
             status,
-            error: Some(match e {
-                BearerError::Unexpected => "server_error",
-                BearerError::Invalid
-                | BearerError::Expired
-                | BearerError::NotYetValid
-                | BearerError::Revoked => "invalid_token",
-            }),
+            error: Some(error),
             description: e.to_string(),
+            dpop,
+            dpop_nonce: match e {
+                BearerError::UseDpopNonce(n) => Some(n),
+                _ => None,
+            },
         }
     }
 }
@@ -229,20 +268,35 @@ impl ResponseError for BearerChallenge {
     }
 
     fn error_response(&self) -> HttpResponse {
+        let scheme = if self.dpop {
+            format!("DPoP algs=\"{}\"", dpop_algs())
+        } else {
+            "Bearer realm=\"portcullis\"".to_string()
+        };
         let challenge = match self.error {
             Some(e) => format!(
-                "Bearer realm=\"portcullis\", error=\"{e}\", error_description=\"{}\"",
+                "{scheme}, error=\"{e}\", error_description=\"{}\"",
                 self.description.replace('"', "'")
             ),
-            None => "Bearer realm=\"portcullis\"".to_string(),
+            None => scheme,
         };
         let mut body = json!({ "error": self.error.unwrap_or("invalid_request"), "error_description": self.description });
         if self.status == StatusCode::INTERNAL_SERVER_ERROR {
             body["correlation_id"] = json!(correlation_id());
         }
-        HttpResponse::build(self.status)
-            .insert_header((header::WWW_AUTHENTICATE, challenge))
-            .insert_header((header::CACHE_CONTROL, "no-store"))
+        let mut resp = HttpResponse::build(self.status);
+        resp.insert_header((header::WWW_AUTHENTICATE, challenge));
+        if self.error.is_none() {
+            // RFC 9449 §7.1: without a token, both schemes are offered.
+            resp.append_header((
+                header::WWW_AUTHENTICATE,
+                format!("DPoP algs=\"{}\"", dpop_algs()),
+            ));
+        }
+        if let Some(nonce) = &self.dpop_nonce {
+            resp.insert_header((DPOP_NONCE, nonce.as_str()));
+        }
+        resp.insert_header((header::CACHE_CONTROL, "no-store"))
             .json(body)
     }
 }
@@ -398,6 +452,14 @@ pub enum ApiError {
     },
     /// The client's address is banned.
     IpBanned,
+    /// A DPoP proof that fails (`invalid_dpop_proof`) or lacks a server nonce
+    /// (`use_dpop_nonce`, with the nonce to use): RFC 9449 §7.1, §9.
+    Dpop {
+        status: StatusCode,
+        error: &'static str,
+        message: String,
+        nonce: Option<String>,
+    },
     Internal,
 }
 
@@ -426,6 +488,20 @@ impl ApiError {
                     .into(),
             ),
             ApiError::Unauthorized(m) => (StatusCode::UNAUTHORIZED, "UNAUTHORIZED", m.clone()),
+            ApiError::Dpop {
+                status,
+                error,
+                message,
+                ..
+            } => (
+                *status,
+                if *error == "use_dpop_nonce" {
+                    "USE_DPOP_NONCE"
+                } else {
+                    "INVALID_DPOP_PROOF"
+                },
+                message.clone(),
+            ),
             ApiError::InsufficientPermissions { required, .. } => (
                 StatusCode::FORBIDDEN,
                 "INSUFFICIENT_PERMISSIONS",
@@ -530,6 +606,26 @@ impl ResponseError for ApiError {
             ApiError::Unauthorized(_) | ApiError::TokenExpired | ApiError::TokenRevoked => {
                 resp.insert_header((header::WWW_AUTHENTICATE, "Bearer realm=\"portcullis\""));
             }
+            ApiError::Dpop {
+                status,
+                error: code,
+                message,
+                nonce,
+            } => {
+                if *status == StatusCode::UNAUTHORIZED {
+                    resp.insert_header((
+                        header::WWW_AUTHENTICATE,
+                        format!(
+                            "DPoP algs=\"{}\", error=\"{code}\", error_description=\"{}\"",
+                            dpop_algs(),
+                            message.replace('"', "'")
+                        ),
+                    ));
+                }
+                if let Some(n) = nonce {
+                    resp.insert_header((DPOP_NONCE, n.as_str()));
+                }
+            }
             ApiError::InvalidCredentials
             | ApiError::MfaInvalidCode
             | ApiError::RefreshTokenReuse
@@ -553,6 +649,23 @@ impl From<BearerError> for ApiError {
             BearerError::Expired => ApiError::TokenExpired,
             BearerError::NotYetValid => ApiError::Unauthorized(e.to_string()),
             BearerError::Revoked => ApiError::TokenRevoked,
+            BearerError::KeyBound | BearerError::NotKeyBound => {
+                ApiError::Unauthorized(e.to_string())
+            }
+            BearerError::InvalidDpopProof(why) => ApiError::Dpop {
+                status: StatusCode::UNAUTHORIZED,
+                error: "invalid_dpop_proof",
+                message: why.into(),
+                nonce: None,
+            },
+            BearerError::UseDpopNonce(n) => ApiError::Dpop {
+                status: StatusCode::UNAUTHORIZED,
+                error: "use_dpop_nonce",
+                message:
+                    "a fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header"
+                        .into(),
+                nonce: Some(n),
+            },
             BearerError::Unexpected => ApiError::Internal,
         }
     }
@@ -593,6 +706,20 @@ impl From<TokenError> for ApiError {
             TokenError::UnsupportedGrantType => {
                 ApiError::ValidationFailed("unsupported grant".into())
             }
+            TokenError::InvalidDpopProof(m) => ApiError::Dpop {
+                status: StatusCode::BAD_REQUEST,
+                error: "invalid_dpop_proof",
+                message: m,
+                nonce: None,
+            },
+            TokenError::UseDpopNonce(n) => ApiError::Dpop {
+                status: StatusCode::BAD_REQUEST,
+                error: "use_dpop_nonce",
+                message:
+                    "a fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header"
+                        .into(),
+                nonce: Some(n),
+            },
             TokenError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }

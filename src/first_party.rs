@@ -52,6 +52,8 @@ pub struct Deps<'a> {
     pub master_key: &'a MasterKey,
     pub audit: &'a AuditSink,
     pub clients: clients::Deps<'a>,
+    /// Key of the DPoP server nonces' MACs.
+    pub mac_key: &'a [u8],
 }
 
 impl<'a> Deps<'a> {
@@ -60,6 +62,7 @@ impl<'a> Deps<'a> {
             pool: self.pool,
             config: self.config,
             audit: self.audit,
+            mac_key: self.mac_key,
         }
     }
 
@@ -79,6 +82,7 @@ pub async fn login(
     provider: &Provider,
     email: &str,
     password: &str,
+    proof: Option<&ProofOfPossession<'_>>,
     ctx: &Context,
 ) -> Result<(User, TokenResponse), LoginError> {
     let tenant = &provider.tenant;
@@ -101,7 +105,7 @@ pub async fn login(
         }
     };
     challenge_if_enrolled(d, provider, &user, ctx).await?;
-    let tokens = issue(d, provider, &user, &["pwd"], ctx).await?;
+    let tokens = issue(d, provider, &user, &["pwd"], proof, ctx).await?;
     audit::record(
         d.audit,
         AuditEvent::new("signin.success", Some(tenant))
@@ -126,7 +130,7 @@ pub async fn login_federated(
     if apply_mfa {
         challenge_if_enrolled(d, provider, user, ctx).await?;
     }
-    Ok(issue(d, provider, user, amr, ctx).await?)
+    Ok(issue(d, provider, user, amr, None, ctx).await?)
 }
 
 /// `MFA_REQUIRED` with a new challenge when the user has a second factor enrolled.
@@ -154,11 +158,13 @@ async fn issue(
     provider: &Provider,
     user: &User,
     amr: &[&str],
+    proof: Option<&ProofOfPossession<'_>>,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
     let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
+    let dpop_jkt = proof_key(d, provider, &client, proof).await?;
     let grant = Grant {
         user: Some(user.clone()),
         scope: SCOPES.iter().map(|s| s.to_string()).collect(),
@@ -168,6 +174,7 @@ async fn issue(
         acr: if amr.contains(&"otp") { "2" } else { "1" }.into(),
         nonce: None,
         claims: None,
+        dpop_jkt,
     };
     tokens::issue_for_user(d.tokens(), provider, &client, &grant, ctx).await
 }
@@ -179,6 +186,7 @@ pub async fn verify_mfa(
     provider: &Provider,
     challenge_id: &str,
     code: &str,
+    proof: Option<&ProofOfPossession<'_>>,
     ctx: &Context,
 ) -> Result<TokenResponse, LoginError> {
     let tenant = &provider.tenant;
@@ -193,7 +201,7 @@ pub async fn verify_mfa(
         .await?
         .filter(|u| !u.disabled)
         .ok_or(LoginError::Account(AccountError::InvalidCredentials))?;
-    let tokens = issue(d, provider, &user, &["pwd", "otp"], ctx).await?;
+    let tokens = issue(d, provider, &user, &["pwd", "otp"], proof, ctx).await?;
     audit::record(
         d.audit,
         AuditEvent::new("signin.success", Some(tenant))
@@ -209,12 +217,45 @@ pub async fn refresh(
     d: Deps<'_>,
     provider: &Provider,
     refresh_token: &str,
+    proof: Option<&ProofOfPossession<'_>>,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
     let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| TokenError::Unexpected(anyhow::anyhow!(e.to_string())))?;
-    tokens::refresh(d.tokens(), provider, &client, refresh_token, None, ctx).await
+    let jkt = proof_key(d, provider, &client, proof).await?;
+    tokens::refresh(
+        d.tokens(),
+        provider,
+        &client,
+        refresh_token,
+        None,
+        jkt.as_deref(),
+        ctx,
+    )
+    .await
+}
+
+/// A DPoP proof sent to a first-party endpoint that issues tokens, and the URL it was sent
+/// to: the tokens are bound to its key (RFC 9449).
+#[derive(Debug, Clone, Copy)]
+pub struct ProofOfPossession<'a> {
+    pub proof: &'a str,
+    pub uri: &'a str,
+}
+
+async fn proof_key(
+    d: Deps<'_>,
+    provider: &Provider,
+    client: &clients::Client,
+    proof: Option<&ProofOfPossession<'_>>,
+) -> Result<Option<String>, TokenError> {
+    match proof {
+        Some(p) => {
+            tokens::proof_of_possession(d.tokens(), provider, client, Some(p.proof), p.uri).await
+        }
+        None => Ok(None),
+    }
 }
 
 /// Ends every session of the user: all refresh tokens revoked, their access tokens and the

@@ -1,4 +1,4 @@
-//! Signing keys: generation (RS256, ES256, EdDSA via josekit), sealing private keys with
+//! Signing keys: generation (RS256, PS256, ES256, EdDSA via josekit), sealing private keys with
 //! the master key, rotation, and compact JWS signing and verification with a tenant's
 //! loaded key set. Rotation publishes the next key before it signs and keeps retired keys
 //! published until every token they signed has expired.
@@ -15,6 +15,7 @@ use openssl::md::Md;
 use openssl::pkey::{PKey, Private};
 use openssl::pkey_ctx::PkeyCtx;
 use openssl::rsa::Padding;
+use openssl::sign::RsaPssSaltlen;
 use serde_json::{Map, Value};
 
 use crate::config::Config;
@@ -26,16 +27,19 @@ use crate::tenants::{Tenant, TenantError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
     Rs256,
+    /// RSASSA-PSS with SHA-256 (RFC 7518 §3.5), one of the two FAPI 2.0 algorithms.
+    Ps256,
     Es256,
     EdDsa,
 }
 
 impl Alg {
-    pub const ALL: [Alg; 3] = [Alg::Rs256, Alg::Es256, Alg::EdDsa];
+    pub const ALL: [Alg; 4] = [Alg::Rs256, Alg::Ps256, Alg::Es256, Alg::EdDsa];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Alg::Rs256 => "RS256",
+            Alg::Ps256 => "PS256",
             Alg::Es256 => "ES256",
             Alg::EdDsa => "EdDSA",
         }
@@ -44,6 +48,7 @@ impl Alg {
     pub fn parse(s: &str) -> Option<Self> {
         match s {
             "RS256" => Some(Alg::Rs256),
+            "PS256" => Some(Alg::Ps256),
             "ES256" => Some(Alg::Es256),
             "EdDSA" => Some(Alg::EdDsa),
             _ => None,
@@ -55,7 +60,7 @@ impl Alg {
     /// certified relying parties expect.
     pub fn left_half_hash(self, value: &str) -> String {
         let digest: Vec<u8> = match self {
-            Alg::Rs256 | Alg::Es256 => crypto::sha256(value.as_bytes()).to_vec(),
+            Alg::Rs256 | Alg::Ps256 | Alg::Es256 => crypto::sha256(value.as_bytes()).to_vec(),
             Alg::EdDsa => {
                 openssl::hash::hash(openssl::hash::MessageDigest::sha512(), value.as_bytes())
                     .map(|d| d.to_vec())
@@ -83,7 +88,8 @@ impl From<josekit::JoseError> for KeyError {
 /// Generates a key pair: the PEM private key and the public JWK (with `kid`, `use`, `alg`).
 fn generate(alg: Alg, kid: &str) -> Result<(Vec<u8>, Jwk), KeyError> {
     let (pem, mut jwk) = match alg {
-        Alg::Rs256 => {
+        // PS256 signs with a plain RSA key (kty RSA, PSS padding chosen when signing).
+        Alg::Rs256 | Alg::Ps256 => {
             let kp = RS256.generate_key_pair(2048)?;
             (kp.to_pem_private_key(), kp.to_jwk_public_key())
         }
@@ -152,13 +158,34 @@ pub async fn provision_initial_keys(
     master: &MasterKey,
     tenant: &Tenant,
 ) -> Result<(), TenantError> {
-    let specs = Alg::ALL
+    provision_missing_keys(pool, master, &tenant.id, &[]).await?;
+    Ok(())
+}
+
+/// Keys for the algorithms that have no active key among a tenant's published `rows` (a
+/// new tenant, or an algorithm added after the tenant was created, as PS256 was): an
+/// active key and the next one for each. Whether any were added.
+pub async fn provision_missing_keys(
+    pool: &Pool,
+    master: &MasterKey,
+    tenant_id: &str,
+    rows: &[SigningKeyRow],
+) -> Result<bool, TenantError> {
+    let specs: Vec<(Alg, &'static str)> = Alg::ALL
         .iter()
+        .filter(|a| {
+            !rows
+                .iter()
+                .any(|r| r.alg == a.as_str() && r.state == "active")
+        })
         .flat_map(|a| [(*a, "active"), (*a, "next")])
         .collect();
-    let rows = generate_rows(master, &tenant.id, specs).await?;
-    storage::keys::rotate_signing_keys(pool, &tenant.id, &[], 0, &rows, storage::now()).await?;
-    Ok(())
+    if specs.is_empty() {
+        return Ok(false);
+    }
+    let rows = generate_rows(master, tenant_id, specs).await?;
+    storage::keys::rotate_signing_keys(pool, tenant_id, &[], 0, &rows, storage::now()).await?;
+    Ok(true)
 }
 
 /// One rotation step for every algorithm: next → active, active → retired (published until
@@ -242,10 +269,17 @@ impl PooledSigner {
         }
         let mut ctx = PkeyCtx::new(&self.key)?;
         ctx.sign_init()?;
-        if self.alg == Alg::Rs256 {
-            ctx.set_rsa_padding(Padding::PKCS1)?;
+        match self.alg {
+            Alg::Rs256 => ctx.set_rsa_padding(Padding::PKCS1)?,
+            // RFC 7518 §3.5: MGF1 with SHA-256 (OpenSSL's default: the signature digest) and
+            // a salt as long as the digest.
+            Alg::Ps256 => ctx.set_rsa_padding(Padding::PKCS1_PSS)?,
+            Alg::Es256 | Alg::EdDsa => {}
         }
         ctx.set_signature_md(Md::sha256())?;
+        if self.alg == Alg::Ps256 {
+            ctx.set_rsa_pss_saltlen(RsaPssSaltlen::DIGEST_LENGTH)?;
+        }
         Ok(ctx)
     }
 
@@ -257,7 +291,8 @@ impl PooledSigner {
         }
     }
 
-    /// The JWS signature of `input`: PKCS#1 v1.5 for RS256, `R || S` (RFC 7518 §3.4) for ES256.
+    /// The JWS signature of `input`: PKCS#1 v1.5 for RS256, PSS for PS256, `R || S` (RFC 7518
+    /// §3.4) for ES256.
     fn sign(&self, input: &[u8]) -> Result<Vec<u8>, ErrorStack> {
         let digest = openssl::sha::sha256(input);
         let mut ctx = self.context()?;
@@ -319,6 +354,7 @@ impl KeySet {
             let jwk = Jwk::from_bytes(row.public_jwk.as_bytes())?;
             let verifier: Box<dyn JwsVerifier> = match alg {
                 Alg::Rs256 => Box::new(RS256.verifier_from_jwk(&jwk)?),
+                Alg::Ps256 => Box::new(PS256.verifier_from_jwk(&jwk)?),
                 Alg::Es256 => Box::new(ES256.verifier_from_jwk(&jwk)?),
                 Alg::EdDsa => Box::new(EdDSA.verifier_from_jwk(&jwk)?),
             };
@@ -326,7 +362,9 @@ impl KeySet {
             if row.state == "active" {
                 let pem = master.open(&row.private_key, row.kid.as_bytes())?;
                 let signer = match alg {
-                    Alg::Rs256 | Alg::Es256 => Signer::Pooled(PooledSigner::from_pem(alg, &pem)?),
+                    Alg::Rs256 | Alg::Ps256 | Alg::Es256 => {
+                        Signer::Pooled(PooledSigner::from_pem(alg, &pem)?)
+                    }
                     Alg::EdDsa => Signer::Jose(Box::new(EdDSA.signer_from_pem(&pem)?)),
                 };
                 active.insert(
@@ -542,7 +580,7 @@ mod tests {
         let ks = keyset();
         let doc: Value = serde_json::from_slice(&ks.jwks).unwrap();
         let keys = doc["keys"].as_array().unwrap();
-        assert_eq!(keys.len(), 6);
+        assert_eq!(keys.len(), 2 * Alg::ALL.len());
         for k in keys {
             assert!(k["kid"].is_string());
             assert_eq!(k["use"], "sig");

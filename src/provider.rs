@@ -97,6 +97,7 @@ pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
         "introspection_endpoint_auth_signing_alg_values_supported": FOREIGN_ALGS,
         "pushed_authorization_request_endpoint": e("/par"),
         "require_pushed_authorization_requests": tenant.settings.require_pushed_authorization_requests,
+        "dpop_signing_alg_values_supported": FOREIGN_ALGS,
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": CLAIMS_SUPPORTED,
         "claim_types_supported": ["normal"],
@@ -200,7 +201,10 @@ impl ProviderCache {
             return Ok(None);
         };
         let tenant = Tenant::from(row);
-        let rows = storage::keys::list_published_keys(pool, &tenant.id, storage::now()).await?;
+        let mut rows = storage::keys::list_published_keys(pool, &tenant.id, storage::now()).await?;
+        if crate::keys::provision_missing_keys(pool, &self.master_key, &tenant.id, &rows).await? {
+            rows = storage::keys::list_published_keys(pool, &tenant.id, storage::now()).await?;
+        }
         let master = self.master_key.clone();
         let keys = tokio::task::spawn_blocking(move || KeySet::load(&master, &rows)).await??;
         let issuer = issuer_for(&self.public_url, &tenant.slug);

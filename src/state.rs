@@ -129,6 +129,7 @@ impl AppState {
             pool: &self.pool,
             config: &self.config,
             audit: &self.audit,
+            mac_key: &self.mac_key,
         }
     }
 
@@ -147,6 +148,7 @@ impl AppState {
             master_key: &self.master_key,
             audit: &self.audit,
             clients: self.clients(),
+            mac_key: &self.mac_key,
         }
     }
 

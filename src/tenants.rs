@@ -68,6 +68,9 @@ pub struct TenantSettings {
     pub rate_limits: std::collections::BTreeMap<crate::config::Group, crate::config::Window>,
     /// Every client must push its authorization requests (PAR, RFC 9126 §5).
     pub require_pushed_authorization_requests: bool,
+    /// DPoP proofs must carry a server nonce (RFC 9449 §8, §9): a proof without a fresh one
+    /// is answered `use_dpop_nonce` with the nonce to use in `DPoP-Nonce`.
+    pub dpop_nonce_required: bool,
 }
 
 impl Default for TenantSettings {
@@ -90,6 +93,7 @@ impl Default for TenantSettings {
             registration_token_required: false,
             rate_limits: std::collections::BTreeMap::new(),
             require_pushed_authorization_requests: false,
+            dpop_nonce_required: false,
         }
     }
 }

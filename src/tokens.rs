@@ -1,15 +1,16 @@
 //! Tokens: the grants of the token endpoint (RFC 6749 §4.1.3, §4.4, §6), JWT access tokens
 //! (RFC 9068), ID tokens (OpenID Connect Core §2), opaque rotating refresh tokens with
-//! reuse detection (RFC 9700 §4.14.2), revocation (RFC 7009), introspection (RFC 7662)
-//! and bearer token validation (RFC 6750).
+//! reuse detection (RFC 9700 §4.14.2), revocation (RFC 7009), introspection (RFC 7662),
+//! bearer token validation (RFC 6750) and sender-constrained tokens (DPoP, RFC 9449).
 
 use serde_json::{json, Map, Value};
 
 use crate::accounts::{self, User};
 use crate::audit::{self, AuditEvent, AuditSink, Context};
-use crate::clients::{Client, GrantType};
+use crate::clients::{AuthMethod, Client, GrantType};
 use crate::config::Config;
 use crate::crypto;
+use crate::dpop::{self, DpopError};
 use crate::keys::JwtError;
 use crate::provider::Provider;
 use crate::rbac;
@@ -34,6 +35,12 @@ pub enum TokenError {
     UnsupportedGrantType,
     #[error("{0}")]
     InvalidScope(String),
+    /// `invalid_dpop_proof` (RFC 9449 §5).
+    #[error("{0}")]
+    InvalidDpopProof(String),
+    /// `use_dpop_nonce` (RFC 9449 §8): retry with this nonce.
+    #[error("a DPoP nonce is required")]
+    UseDpopNonce(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -94,6 +101,9 @@ pub struct Grant {
     pub nonce: Option<String>,
     /// The OpenID Connect `claims` request parameter (Core §5.5), if any.
     pub claims: Option<Value>,
+    /// Thumbprint of the DPoP key the tokens are bound to (RFC 9449 §6), if the request
+    /// proved possession of one.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What issuing, refreshing and revoking tokens use: the database, the lifetimes of the
@@ -103,6 +113,89 @@ pub struct Deps<'a> {
     pub pool: &'a Pool,
     pub config: &'a Config,
     pub audit: &'a AuditSink,
+    /// Key of the DPoP server nonces' MACs.
+    pub mac_key: &'a [u8],
+}
+
+impl<'a> Deps<'a> {
+    fn dpop(self) -> dpop::Deps<'a> {
+        dpop::Deps {
+            pool: self.pool,
+            mac_key: self.mac_key,
+        }
+    }
+}
+
+/// The token types of RFC 9449 §5 / RFC 6750: `DPoP` for a key-bound token.
+fn token_type(dpop_jkt: Option<&str>) -> &'static str {
+    if dpop_jkt.is_some() {
+        "DPoP"
+    } else {
+        "Bearer"
+    }
+}
+
+/// The DPoP nonce to announce in `DPoP-Nonce` when the tenant requires nonces.
+pub fn dpop_nonce(d: Deps<'_>, provider: &Provider) -> Option<String> {
+    provider
+        .tenant
+        .settings
+        .dpop_nonce_required
+        .then(|| dpop::nonce(d.mac_key, &provider.tenant.id, storage::now()))
+}
+
+fn dpop_error(d: Deps<'_>, provider: &Provider, e: DpopError) -> TokenError {
+    match e {
+        DpopError::InvalidProof(why) => TokenError::InvalidDpopProof(why.into()),
+        DpopError::UseNonce => {
+            TokenError::UseDpopNonce(dpop::nonce(d.mac_key, &provider.tenant.id, storage::now()))
+        }
+        DpopError::Unexpected => TokenError::Unexpected(anyhow::anyhow!("DPoP replay cache")),
+    }
+}
+
+/// The key a token request proved possession of (RFC 9449 §5): the thumbprint of the
+/// `DPoP` proof's key for a `POST` to `uri`, or none without a proof — which a client
+/// registered with `dpop_bound_access_tokens` may not do.
+pub async fn proof_of_possession(
+    d: Deps<'_>,
+    provider: &Provider,
+    client: &Client,
+    proof: Option<&str>,
+    uri: &str,
+) -> Result<Option<String>, TokenError> {
+    let Some(proof) = proof else {
+        if client.requires_dpop() {
+            return Err(TokenError::InvalidDpopProof(
+                "this client must send a DPoP proof (dpop_bound_access_tokens, FAPI 2.0)".into(),
+            ));
+        }
+        return Ok(None);
+    };
+    let presented = dpop::Presented {
+        proof,
+        method: "POST",
+        uri,
+        access_token: None,
+    };
+    let tenant = &provider.tenant;
+    let checked = dpop::verify_proof(
+        d.dpop(),
+        &tenant.id,
+        tenant.settings.dpop_nonce_required,
+        presented,
+    )
+    .await
+    .map_err(|e| dpop_error(d, provider, e))?;
+    if client
+        .profile_algs()
+        .is_some_and(|algs| !algs.contains(&checked.alg.as_str()))
+    {
+        return Err(TokenError::InvalidDpopProof(
+            "the DPoP proof's alg must be ES256 or PS256 (FAPI 2.0)".into(),
+        ));
+    }
+    Ok(Some(checked.jkt))
 }
 
 /// Lifetime of access tokens for this client: client, then tenant, then server default.
@@ -252,6 +345,9 @@ async fn issue(
     if let Some(sid) = &grant.sid {
         at.insert("sid".into(), json!(sid));
     }
+    if let Some(jkt) = &grant.dpop_jkt {
+        at.insert("cnf".into(), json!({ "jkt": jkt }));
+    }
     // Claims the relying party asked for at userinfo (Core §5.5) travel with the token.
     if let Some(names) = grant
         .claims
@@ -334,6 +430,11 @@ async fn issue(
             expires_at: now + d.config.refresh_token_ttl,
             used_at: None,
             revoked_at: None,
+            // RFC 9449 §5: a client without credentials proves itself with the key instead.
+            dpop_jkt: grant
+                .dpop_jkt
+                .clone()
+                .filter(|_| client.auth_method == AuthMethod::None),
         };
         match &lineage.rotates {
             Some(r) => {
@@ -363,7 +464,7 @@ async fn issue(
     Ok(Issued {
         response: TokenResponse {
             access_token,
-            token_type: "Bearer",
+            token_type: token_type(grant.dpop_jkt.as_deref()),
             expires_in: ttl,
             refresh_token,
             id_token,
@@ -396,17 +497,30 @@ fn is_code_verifier(v: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
 }
 
+/// The parameters of an authorization_code token request (RFC 6749 §4.1.3, RFC 7636 §4.5).
+#[derive(Debug, Clone, Copy)]
+pub struct CodeRedemption<'a> {
+    pub code: &'a str,
+    pub redirect_uri: Option<&'a str>,
+    pub code_verifier: Option<&'a str>,
+}
+
 /// authorization_code grant (RFC 6749 §4.1.3, RFC 7636 §4.6). A code is redeemed once:
-/// a second redemption fails and revokes every token the first one issued (§4.1.2).
+/// a second redemption fails and revokes every token the first one issued (§4.1.2). A code
+/// bound to a DPoP key (`dpop_jkt`, RFC 9449 §10) is redeemed only with a proof by that key.
 pub async fn exchange_code(
     d: Deps<'_>,
     provider: &Provider,
     client: &Client,
-    code: &str,
-    redirect_uri: Option<&str>,
-    code_verifier: Option<&str>,
+    request: CodeRedemption<'_>,
+    dpop_jkt: Option<&str>,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
+    let CodeRedemption {
+        code,
+        redirect_uri,
+        code_verifier,
+    } = request;
     if !client.allows_grant(GrantType::AuthorizationCode) {
         return Err(TokenError::UnauthorizedClient(
             "client may not use authorization_code".into(),
@@ -434,21 +548,18 @@ pub async fn exchange_code(
         code_hash: &code_hash,
         redirect_uri,
         challenge: challenge.as_deref(),
+        dpop_jkt,
         access_token_jti: &jti,
         access_token_exp: now + ttl,
     };
     let Some(row) = storage::authorization::redeem_code(d.pool, &redemption, now).await? else {
-        return Err(explain_failed_redemption(
-            d,
-            provider,
-            client,
-            &code_hash,
+        let attempt = Attempt {
+            code_hash: &code_hash,
             redirect_uri,
-            challenge.as_deref(),
-            now,
-            ctx,
-        )
-        .await);
+            challenge: challenge.as_deref(),
+            dpop_jkt,
+        };
+        return Err(explain_failed_redemption(d, provider, client, attempt, now, ctx).await);
     };
     if !sessions::is_live(d.pool, tenant, &row.sid).await? {
         return Err(TokenError::InvalidGrant(
@@ -472,6 +583,7 @@ pub async fn exchange_code(
             .claims
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
+        dpop_jkt: dpop_jkt.map(str::to_string),
     };
     // The access token carries the jti recorded on the code, so a replay can revoke it.
     let issued = issue(
@@ -515,18 +627,29 @@ async fn revoke_families_of_code(
     Ok(())
 }
 
+/// What a failed redemption presented.
+struct Attempt<'a> {
+    code_hash: &'a str,
+    redirect_uri: Option<&'a str>,
+    challenge: Option<&'a str>,
+    dpop_jkt: Option<&'a str>,
+}
+
 /// Why a code could not be redeemed (the code is left as it was, unless this is a replay).
-#[allow(clippy::too_many_arguments)] // the inputs of the failed redemption, read once
 async fn explain_failed_redemption(
     d: Deps<'_>,
     provider: &Provider,
     client: &Client,
-    code_hash: &str,
-    redirect_uri: Option<&str>,
-    challenge: Option<&str>,
+    attempt: Attempt<'_>,
     now: i64,
     ctx: &Context,
 ) -> TokenError {
+    let Attempt {
+        code_hash,
+        redirect_uri,
+        challenge,
+        dpop_jkt,
+    } = attempt;
     let invalid = || {
         TokenError::InvalidGrant("authorization code is invalid, expired or already used".into())
     };
@@ -549,6 +672,12 @@ async fn explain_failed_redemption(
     if redirect_uri != Some(old.redirect_uri.as_str()) {
         return TokenError::InvalidGrant(
             "redirect_uri does not match the authorization request".into(),
+        );
+    }
+    // RFC 9449 §10: a code bound to a key needs a proof by that key.
+    if old.dpop_jkt.is_some() && old.dpop_jkt.as_deref() != dpop_jkt {
+        return TokenError::InvalidGrant(
+            "the authorization code is bound to a DPoP key (dpop_jkt): send a DPoP proof signed with it".into(),
         );
     }
     match (&old.code_challenge, challenge) {
@@ -594,6 +723,7 @@ pub async fn refresh(
     client: &Client,
     refresh_token: &str,
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
     if !client.allows_grant(GrantType::RefreshToken) {
@@ -611,6 +741,13 @@ pub async fn refresh(
     };
     if row.client_id != client.id || row.revoked_at.is_some() || row.expires_at <= now {
         return Err(invalid());
+    }
+    // RFC 9449 §5: a public client's refresh token is used only with its key. Checked before
+    // reuse detection: a stolen token without the key can neither refresh nor revoke.
+    if row.dpop_jkt.is_some() && row.dpop_jkt.as_deref() != dpop_jkt {
+        return Err(TokenError::InvalidGrant(
+            "the refresh token is bound to a DPoP key: send a DPoP proof signed with it".into(),
+        ));
     }
     // A used token presented again is theft (RFC 9700 §4.14.2), unless the tenant allows a
     // short reuse interval (several tabs refreshing at once): then it is not rotated again.
@@ -669,6 +806,7 @@ pub async fn refresh(
             .claims
             .as_deref()
             .and_then(|c| serde_json::from_str(c).ok()),
+        dpop_jkt: dpop_jkt.map(str::to_string),
     };
     let lineage = |first_use: bool| Lineage {
         family: Some(row.family_id.clone()),
@@ -738,6 +876,7 @@ pub async fn client_credentials(
     provider: &Provider,
     client: &Client,
     scope: Option<&str>,
+    dpop_jkt: Option<&str>,
     ctx: &Context,
 ) -> Result<TokenResponse, TokenError> {
     if !client.confidential || !client.allows_grant(GrantType::ClientCredentials) {
@@ -767,6 +906,7 @@ pub async fn client_credentials(
     };
     let grant = Grant {
         scope,
+        dpop_jkt: dpop_jkt.map(str::to_string),
         ..Grant::default()
     };
     let lineage = Lineage {
@@ -794,6 +934,85 @@ impl AccessToken {
     pub fn has_audience(&self, id: &str) -> bool {
         audience_includes(&self.claims, id)
     }
+
+    /// Thumbprint of the DPoP key the token is bound to (`cnf.jkt`, RFC 9449 §6.1).
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.claims.get("cnf")?.get("jkt")?.as_str()
+    }
+}
+
+/// How an access token reached a protected resource: `Authorization: Bearer` (RFC 6750
+/// §2.1, or the form body), or `Authorization: DPoP` with the request's `DPoP` proof
+/// (RFC 9449 §7.1).
+#[derive(Debug, Clone, Copy)]
+pub enum Presentation<'a> {
+    Bearer(&'a str),
+    Dpop {
+        token: &'a str,
+        proof: Option<&'a str>,
+        method: &'a str,
+        uri: &'a str,
+    },
+}
+
+/// Validates a presented access token ([`validate_access_token`]) and how it came: a
+/// DPoP-bound token only with the DPoP scheme and a proof by its key over this request and
+/// this token (`ath`), a bearer token only as a bearer token (RFC 9449 §7).
+pub async fn validate_presented(
+    d: Deps<'_>,
+    provider: &Provider,
+    presented: Presentation<'_>,
+) -> Result<AccessToken, BearerError> {
+    match presented {
+        Presentation::Bearer(token) => {
+            let at = validate_access_token(d, provider, token).await?;
+            if at.dpop_jkt().is_some() {
+                return Err(BearerError::KeyBound);
+            }
+            Ok(at)
+        }
+        Presentation::Dpop {
+            token,
+            proof,
+            method,
+            uri,
+        } => {
+            let at = validate_access_token(d, provider, token).await?;
+            let Some(bound) = at.dpop_jkt() else {
+                return Err(BearerError::NotKeyBound);
+            };
+            let proof = proof.ok_or(BearerError::InvalidDpopProof(
+                "a DPoP proof is required with a DPoP-bound access token",
+            ))?;
+            let tenant = &provider.tenant;
+            let presented = dpop::Presented {
+                proof,
+                method,
+                uri,
+                access_token: Some(token),
+            };
+            let checked = dpop::verify_proof(
+                d.dpop(),
+                &tenant.id,
+                tenant.settings.dpop_nonce_required,
+                presented,
+            )
+            .await
+            .map_err(|e| match e {
+                DpopError::InvalidProof(why) => BearerError::InvalidDpopProof(why),
+                DpopError::UseNonce => {
+                    BearerError::UseDpopNonce(dpop::nonce(d.mac_key, &tenant.id, storage::now()))
+                }
+                DpopError::Unexpected => BearerError::Unexpected,
+            })?;
+            if checked.jkt != bound {
+                return Err(BearerError::InvalidDpopProof(
+                    "the DPoP proof is not signed by the key the access token is bound to",
+                ));
+            }
+            Ok(at)
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -806,6 +1025,17 @@ pub enum BearerError {
     NotYetValid,
     #[error("the access token has been revoked")]
     Revoked,
+    /// RFC 9449 §7.2: a DPoP-bound token sent as a bearer token.
+    #[error("the access token is bound to a DPoP key: send it with the DPoP scheme and a proof")]
+    KeyBound,
+    #[error("the access token is not DPoP-bound: send it with the Bearer scheme")]
+    NotKeyBound,
+    /// `invalid_dpop_proof` (RFC 9449 §7.1).
+    #[error("{0}")]
+    InvalidDpopProof(&'static str),
+    /// `use_dpop_nonce` (RFC 9449 §9): retry with this nonce.
+    #[error("a fresh DPoP nonce is required: retry with the one in the DPoP-Nonce header")]
+    UseDpopNonce(String),
     #[error("internal error")]
     Unexpected,
 }
@@ -1020,9 +1250,10 @@ pub async fn introspect(
             Ok(inactive)
         }
         Ok(at) => {
+            let kind = token_type(at.dpop_jkt());
             let mut out = at.claims;
             out.insert("active".into(), json!(true));
-            out.insert("token_type".into(), json!("Bearer"));
+            out.insert("token_type".into(), json!(kind));
             Ok(Value::Object(out))
         }
         Err(BearerError::Unexpected) => Err(TokenError::Unexpected(anyhow::anyhow!(

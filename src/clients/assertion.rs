@@ -38,6 +38,10 @@ pub struct Registration<'a> {
     pub jwks_uri: Option<&'a str>,
     /// The one algorithm its assertions may use, when registered.
     pub signing_alg: Option<&'a str>,
+    /// The algorithms its security profile allows, if it restricts them.
+    pub profile_algs: Option<&'a [&'a str]>,
+    /// Only the issuer, as a single string, is an accepted `aud` (FAPI 2.0 §5.3.2.1).
+    pub issuer_audience_only: bool,
 }
 
 /// Where keys of a `jwks_uri` come from.
@@ -57,7 +61,9 @@ pub fn claimed_client(assertion: &str) -> Option<String> {
 }
 
 /// Verifies `assertion` as `client`'s authentication at an endpoint whose accepted
-/// audiences are `audiences` (the issuer, the token endpoint and the endpoint called).
+/// audiences are `audiences` (the issuer first, then the token endpoint and the endpoint
+/// called). A `fapi2` client's assertion must be ES256 or PS256 and name only the issuer,
+/// as a single string (FAPI 2.0 §5.3.2.1, against audience injection).
 pub async fn verify(
     pool: &Pool,
     source: KeySource<'_>,
@@ -71,6 +77,11 @@ pub async fn verify(
     if !FOREIGN_ALGS.contains(&alg) {
         return Err(bad("client_assertion alg is not supported"));
     }
+    if client.profile_algs.is_some_and(|algs| !algs.contains(&alg)) {
+        return Err(bad(
+            "client_assertion alg must be ES256 or PS256 (FAPI 2.0)",
+        ));
+    }
     if client
         .signing_alg
         .is_some_and(|registered| registered != alg)
@@ -81,6 +92,13 @@ pub async fn verify(
     }
     // The claims are checked before any key is fetched, so an assertion that could never
     // pass costs no outbound request; the jti is recorded only once the signature holds.
+    if client.issuer_audience_only
+        && jws.claims.get("aud").and_then(Value::as_str) != audiences.first().copied()
+    {
+        return Err(bad(
+            "client_assertion aud must be the issuer, as a single string (FAPI 2.0)",
+        ));
+    }
     let (jti, exp) = check_claims(&jws.claims, client.client_id, audiences, storage::now())?;
     let keys = match (client.keys, client.jwks_uri) {
         (Some(keys), _) => keys.clone(),

@@ -137,6 +137,47 @@ pub struct Client {
     pub auth_signing_alg: Option<String>,
     /// Authorization requests must come through PAR (RFC 9126 §6).
     pub require_par: bool,
+    /// Token requests must carry a DPoP proof (RFC 9449 §5.2 `dpop_bound_access_tokens`).
+    pub dpop_bound: bool,
+    /// The security profile the client follows, if any.
+    pub profile: Option<Profile>,
+}
+
+/// A security profile a client can be held to (`profile` in its registration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    /// FAPI 2.0 Security Profile (Final): PAR, PKCE S256, private_key_jwt, DPoP, ES256/PS256.
+    Fapi2,
+}
+
+/// What the FAPI 2.0 Security Profile lets a client sign with: it lists PS256, ES256 and
+/// EdDSA (§5.4.1); Portcullis holds `fapi2` clients to the first two.
+pub const FAPI2_ALGS: [&str; 2] = ["ES256", "PS256"];
+
+/// Longest authorization code lifetime FAPI 2.0 allows (§5.3.2.1: 60 seconds).
+pub const FAPI2_CODE_TTL: i64 = 60;
+
+impl Profile {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::Fapi2 => "fapi2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "fapi2" => Some(Profile::Fapi2),
+            _ => None,
+        }
+    }
+
+    /// The ID token algorithm of a client of this profile that names none.
+    pub fn default_signing_alg(profile: Option<Profile>) -> Alg {
+        match profile {
+            Some(Profile::Fapi2) => Alg::Ps256,
+            None => Alg::Rs256,
+        }
+    }
 }
 
 impl From<ClientRow> for Client {
@@ -178,11 +219,31 @@ impl From<ClientRow> for Client {
             jwks_uri: r.jwks_uri,
             auth_signing_alg: r.token_endpoint_auth_signing_alg,
             require_par: r.require_par,
+            dpop_bound: r.dpop_bound_access_tokens,
+            profile: r.profile.as_deref().and_then(Profile::parse),
         }
     }
 }
 
 impl Client {
+    /// Authorization requests must be pushed (PAR): registered so, or by the FAPI profile.
+    pub fn requires_par(&self) -> bool {
+        self.require_par || self.profile == Some(Profile::Fapi2)
+    }
+
+    /// Token requests must carry a DPoP proof: registered so, or by the FAPI profile.
+    pub fn requires_dpop(&self) -> bool {
+        self.dpop_bound || self.profile == Some(Profile::Fapi2)
+    }
+
+    /// The JWS algorithms the client's profile allows for what it signs, if it restricts them.
+    pub fn profile_algs(&self) -> Option<&'static [&'static str]> {
+        match self.profile {
+            Some(Profile::Fapi2) => Some(&FAPI2_ALGS),
+            None => None,
+        }
+    }
+
     /// Whether any of `scope` is declared privileged (its request needs the second factor).
     pub fn is_privileged_request(&self, scope: &[String]) -> bool {
         scope.iter().any(|s| self.privileged_scopes.contains(s))
@@ -227,6 +288,8 @@ pub struct NewClient {
     pub jwks_uri: Option<String>,
     pub auth_signing_alg: Option<String>,
     pub require_par: bool,
+    pub dpop_bound: bool,
+    pub profile: Option<Profile>,
 }
 
 impl NewClient {
@@ -249,6 +312,8 @@ impl NewClient {
             jwks_uri: None,
             auth_signing_alg: None,
             require_par: false,
+            dpop_bound: false,
+            profile: None,
         }
     }
 
@@ -400,6 +465,10 @@ fn new_client_row(
         }
     }
     let auth_method = new.auth_method();
+    let fapi2 = new.profile == Some(Profile::Fapi2);
+    if fapi2 {
+        check_fapi2(new, auth_method)?;
+    }
     let secret = (auth_method == AuthMethod::ClientSecretBasic)
         .then(|| format!("cs_{}", crypto::random_token(32)));
     let now = storage::now();
@@ -434,9 +503,38 @@ fn new_client_row(
         jwks,
         jwks_uri: new.jwks_uri.clone(),
         token_endpoint_auth_signing_alg: new.auth_signing_alg.clone(),
-        require_par: new.require_par,
+        require_par: new.require_par || fapi2,
+        dpop_bound_access_tokens: new.dpop_bound || fapi2,
+        profile: new.profile.map(|p| p.as_str().to_string()),
     };
     Ok((row, secret))
+}
+
+/// FAPI 2.0 Security Profile §5.3.2.1, §5.4: a confidential client authenticating with
+/// `private_key_jwt` (mTLS is not offered), signing with ES256 or PS256 and receiving ID
+/// tokens signed so. PAR and DPoP are then required of it.
+fn check_fapi2(new: &NewClient, auth_method: AuthMethod) -> Result<(), ClientError> {
+    if auth_method != AuthMethod::PrivateKeyJwt {
+        return Err(ClientError::Invalid(
+            "profile fapi2 needs private_key_jwt: register jwks or jwks_uri (mTLS is not offered)"
+                .into(),
+        ));
+    }
+    if !FAPI2_ALGS.contains(&new.signing_alg.as_str()) {
+        return Err(ClientError::Invalid(
+            "profile fapi2 needs signing_alg ES256 or PS256".into(),
+        ));
+    }
+    if new
+        .auth_signing_alg
+        .as_deref()
+        .is_some_and(|a| !FAPI2_ALGS.contains(&a))
+    {
+        return Err(ClientError::Invalid(
+            "profile fapi2 needs token_endpoint_auth_signing_alg ES256 or PS256".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What client functions use: the database, the two caches in front of it, and the
@@ -581,6 +679,8 @@ pub async fn first_party_client(d: Deps<'_>, tenant: &Tenant) -> Result<Client, 
         jwks_uri: None,
         token_endpoint_auth_signing_alg: None,
         require_par: false,
+        dpop_bound_access_tokens: false,
+        profile: None,
     };
     match storage::clients::insert_client(d.pool, &row).await {
         Ok(()) => Ok(Client::from(row)),
@@ -770,6 +870,8 @@ pub async fn authenticate_client(
                 keys: client.jwks.as_ref(),
                 jwks_uri: client.jwks_uri.as_deref(),
                 signing_alg: client.auth_signing_alg.as_deref(),
+                profile_algs: client.profile_algs(),
+                issuer_audience_only: client.profile == Some(Profile::Fapi2),
             };
             let source = assertion::KeySource {
                 cache: d.jwks,
@@ -855,6 +957,8 @@ impl Client {
             "jwks_uri": self.jwks_uri,
             "token_endpoint_auth_signing_alg": self.auth_signing_alg,
             "require_pushed_authorization_requests": self.require_par,
+            "dpop_bound_access_tokens": self.dpop_bound,
+            "profile": self.profile.map(Profile::as_str),
         })
     }
 }

@@ -362,14 +362,95 @@ fn percent_decode(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
-/// A bearer token from `Authorization: Bearer …` (RFC 6750 §2.1).
-pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+/// The credentials of an `Authorization: {scheme} …` header, for one scheme.
+fn authorization(req: &HttpRequest, wanted: &str) -> Option<String> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme
-        .eq_ignore_ascii_case("bearer")
+        .eq_ignore_ascii_case(wanted)
         .then(|| token.trim().to_string())
         .filter(|t| !t.is_empty())
+}
+
+/// A bearer token from `Authorization: Bearer …` (RFC 6750 §2.1).
+pub fn bearer_token(req: &HttpRequest) -> Option<String> {
+    authorization(req, "bearer")
+}
+
+/// The request's `DPoP` proof (RFC 9449 §4.1): none, or exactly one header.
+pub fn dpop_proof(req: &HttpRequest) -> Result<Option<String>, &'static str> {
+    let mut values = req.headers().get_all("dpop");
+    let first = values.next();
+    if values.next().is_some() {
+        return Err("send one DPoP header, not several (RFC 9449 §4.3)");
+    }
+    first
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_string())
+                .map_err(|_| "the DPoP proof is not a JWS")
+        })
+        .transpose()
+}
+
+/// The URI a DPoP proof's `htu` must name: this server's public URL and the path called.
+pub fn request_url(req: &HttpRequest, public_url: &str) -> String {
+    format!("{public_url}{}", req.path())
+}
+
+/// An access token as a request presents it in its Authorization header: bearer, or
+/// DPoP with the request's proof (RFC 9449 §7.1).
+#[derive(Debug, Clone)]
+pub enum PresentedToken {
+    Bearer(String),
+    Dpop {
+        token: String,
+        proof: Option<String>,
+        method: String,
+        uri: String,
+    },
+}
+
+impl PresentedToken {
+    /// The token of the Authorization header, and with the DPoP scheme the proof and what
+    /// it must match; `Err` for several DPoP headers.
+    pub fn from_request(req: &HttpRequest, public_url: &str) -> Result<Option<Self>, &'static str> {
+        if let Some(token) = bearer_token(req) {
+            return Ok(Some(PresentedToken::Bearer(token)));
+        }
+        let Some(token) = authorization(req, "dpop") else {
+            return Ok(None);
+        };
+        Ok(Some(PresentedToken::Dpop {
+            token,
+            proof: dpop_proof(req)?,
+            method: req.method().as_str().to_string(),
+            uri: request_url(req, public_url),
+        }))
+    }
+
+    pub fn token(&self) -> &str {
+        match self {
+            PresentedToken::Bearer(t) | PresentedToken::Dpop { token: t, .. } => t,
+        }
+    }
+
+    pub fn presentation(&self) -> crate::tokens::Presentation<'_> {
+        match self {
+            PresentedToken::Bearer(t) => crate::tokens::Presentation::Bearer(t),
+            PresentedToken::Dpop {
+                token,
+                proof,
+                method,
+                uri,
+            } => crate::tokens::Presentation::Dpop {
+                token,
+                proof: proof.as_deref(),
+                method,
+                uri,
+            },
+        }
+    }
 }
 
 /// A JSON body of type `T`, bounded by `max_body_bytes`; anything unparsable is a

@@ -101,10 +101,10 @@ pub async fn request_context(
 }
 
 /// Headers a browser may send cross-origin, and response headers it may read.
-const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, X-Api-Key, X-Request-Id";
+const CORS_ALLOW_HEADERS: &str = "Authorization, Content-Type, DPoP, X-Api-Key, X-Request-Id";
 const CORS_ALLOW_METHODS: &str = "GET, POST, PUT, PATCH, DELETE";
 const CORS_EXPOSE_HEADERS: &str =
-    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, WWW-Authenticate";
+    "X-Request-Id, X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset, Retry-After, WWW-Authenticate, DPoP-Nonce";
 
 pub async fn protect(
     req: ServiceRequest,

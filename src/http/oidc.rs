@@ -9,9 +9,10 @@ use serde_json::{json, Value};
 use crate::accounts;
 use crate::authorization::{self, AuthorizeError};
 use crate::clients::{self, ClientCredentials};
-use crate::error::{BearerChallenge, OAuthError};
+use crate::error::{BearerChallenge, OAuthError, DPOP_NONCE};
 use crate::http::extractors::{
-    audit_context, bearer_token, client_credentials, mark_cors_client, FormParams, TenantProvider,
+    audit_context, client_credentials, dpop_proof, mark_cors_client, request_url, FormParams,
+    PresentedToken, TenantProvider,
 };
 use crate::state::AppState;
 use crate::tokens::{self, TokenError};
@@ -92,36 +93,49 @@ pub async fn token_post(
     let grant_type = params
         .get("grant_type")
         .ok_or_else(|| OAuthError::invalid_request("grant_type is required"))?;
+    let proof = dpop_proof(&req).map_err(invalid_dpop_proof)?;
     let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
+    let d = state.tokens();
+    let url = request_url(&req, &state.config.public_url);
+    let jkt = tokens::proof_of_possession(d, &p, &client, proof.as_deref(), &url).await?;
+    let jkt = jkt.as_deref();
     let ctx = audit_context(&req);
     let result = match grant_type {
         "authorization_code" => {
             let code = params
                 .get("code")
                 .ok_or_else(|| OAuthError::invalid_request("code is required"))?;
-            tokens::exchange_code(
-                state.tokens(),
-                &p,
-                &client,
+            let redemption = tokens::CodeRedemption {
                 code,
-                params.get("redirect_uri"),
-                params.get("code_verifier"),
-                &ctx,
-            )
-            .await
+                redirect_uri: params.get("redirect_uri"),
+                code_verifier: params.get("code_verifier"),
+            };
+            tokens::exchange_code(d, &p, &client, redemption, jkt, &ctx).await
         }
         "refresh_token" => {
             let rt = params
                 .get("refresh_token")
                 .ok_or_else(|| OAuthError::invalid_request("refresh_token is required"))?;
-            tokens::refresh(state.tokens(), &p, &client, rt, params.get("scope"), &ctx).await
+            tokens::refresh(d, &p, &client, rt, params.get("scope"), jkt, &ctx).await
         }
         "client_credentials" => {
-            tokens::client_credentials(state.tokens(), &p, &client, params.get("scope"), &ctx).await
+            tokens::client_credentials(d, &p, &client, params.get("scope"), jkt, &ctx).await
         }
         _ => Err(TokenError::UnsupportedGrantType),
     };
-    Ok(no_store_json(&result?))
+    let body = result?;
+    let mut resp = HttpResponse::Ok();
+    resp.insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::PRAGMA, "no-cache"));
+    // RFC 9449 §8.2: the nonce for the client's next proof.
+    if let Some(nonce) = jkt.and_then(|_| tokens::dpop_nonce(d, &p)) {
+        resp.insert_header((DPOP_NONCE, nonce));
+    }
+    Ok(resp.json(body))
+}
+
+fn invalid_dpop_proof(why: &str) -> OAuthError {
+    OAuthError::new(StatusCode::BAD_REQUEST, "invalid_dpop_proof", why)
 }
 
 /// `GET|POST {issuer}/userinfo` (OpenID Connect Core §5.3). The token comes in the
@@ -132,11 +146,12 @@ pub async fn userinfo(
     TenantProvider(p): TenantProvider,
     body: web::Bytes,
 ) -> Result<HttpResponse, BearerChallenge> {
-    let header_token = bearer_token(&req);
+    let header_token = PresentedToken::from_request(&req, &state.config.public_url)
+        .map_err(|why| BearerChallenge::from(tokens::BearerError::InvalidDpopProof(why)))?;
     let body_token = if req.method() == actix_web::http::Method::POST && !body.is_empty() {
         crate::authorization::Params::parse(&body)
             .get("access_token")
-            .map(str::to_string)
+            .map(|t| PresentedToken::Bearer(t.to_string()))
     } else {
         None
     };
@@ -149,7 +164,7 @@ pub async fn userinfo(
         (Some(t), None) | (None, Some(t)) => t,
         (None, None) => return Err(BearerChallenge::missing()),
     };
-    let at = tokens::validate_access_token(state.tokens(), &p, &token).await?;
+    let at = tokens::validate_presented(state.tokens(), &p, token.presentation()).await?;
     if req.headers().contains_key(header::ORIGIN) {
         if let Ok(Some(client)) =
             clients::find_client(state.clients(), &p.tenant, &at.client_id).await
@@ -213,9 +228,19 @@ pub async fn par_post(
     FormParams(params): FormParams,
 ) -> Result<HttpResponse, OAuthError> {
     reject_repeated(&params)?;
+    let proof = dpop_proof(&req).map_err(invalid_dpop_proof)?;
     let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
+    // RFC 9449 §10.1: a proof sent here binds the code to its key (not required here even
+    // for dpop_bound clients: the token request will need one).
+    let jkt = match &proof {
+        Some(proof) => {
+            let url = request_url(&req, &state.config.public_url);
+            tokens::proof_of_possession(state.tokens(), &p, &client, Some(proof), &url).await?
+        }
+        None => None,
+    };
     let (request_uri, expires_in) =
-        authorization::push_request(state.authorization(), &p, &client, &params)
+        authorization::push_request(state.authorization(), &p, &client, &params, jkt.as_deref())
             .await
             .map_err(|e| match e {
                 AuthorizeError::Page(d) => OAuthError::invalid_request(d),

@@ -37,6 +37,8 @@ pub struct Metadata {
     jwks_uri: Option<String>,
     token_endpoint_auth_signing_alg: Option<String>,
     require_pushed_authorization_requests: bool,
+    /// RFC 9449 §5.2: token requests must carry a DPoP proof.
+    dpop_bound_access_tokens: bool,
 }
 
 fn invalid(error: &'static str, d: impl Into<String>) -> OAuthError {
@@ -119,6 +121,7 @@ fn to_new_client(m: Metadata) -> Result<NewClient, OAuthError> {
     new.jwks_uri = m.jwks_uri;
     new.auth_signing_alg = m.token_endpoint_auth_signing_alg;
     new.require_par = m.require_pushed_authorization_requests;
+    new.dpop_bound = m.dpop_bound_access_tokens;
     if let Some(alg) = m.id_token_signed_response_alg {
         new.signing_alg = Alg::parse(&alg)
             .ok_or_else(|| invalid("invalid_client_metadata", format!("{alg} is not supported")))?;
@@ -149,6 +152,7 @@ fn metadata_json(p: &Provider, c: &Client) -> Value {
         "jwks_uri": c.jwks_uri,
         "token_endpoint_auth_signing_alg": c.auth_signing_alg,
         "require_pushed_authorization_requests": c.require_par,
+        "dpop_bound_access_tokens": c.dpop_bound,
         "scope": c.scopes.join(" "),
         "backchannel_logout_uri": c.backchannel_logout_uri,
         "id_token_signed_response_alg": c.signing_alg.as_str(),

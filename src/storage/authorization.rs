@@ -151,30 +151,34 @@ pub struct CodeRow {
     pub redeemed_at: Option<i64>,
     pub access_token_jti: Option<String>,
     pub access_token_exp: Option<i64>,
+    /// Thumbprint of the DPoP key the code is bound to (RFC 9449 §10).
+    pub dpop_jkt: Option<String>,
 }
 
 pub async fn insert_code(pool: &Pool, c: &CodeRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
-        "INSERT INTO authorization_codes (code_hash, tenant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr, created_at, expires_at, redeemed_at, access_token_jti, access_token_exp) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+        "INSERT INTO authorization_codes (code_hash, tenant_id, client_id, user_id, sid, redirect_uri, scope, nonce, code_challenge, claims, auth_time, amr, acr, created_at, expires_at, redeemed_at, access_token_jti, access_token_exp, dpop_jkt) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
     )
     .bind(&c.code_hash).bind(&c.tenant_id).bind(&c.client_id).bind(&c.user_id).bind(&c.sid)
     .bind(&c.redirect_uri).bind(&c.scope).bind(&c.nonce).bind(&c.code_challenge).bind(&c.claims)
     .bind(c.auth_time).bind(&c.amr).bind(&c.acr).bind(c.created_at).bind(c.expires_at)
-    .bind(c.redeemed_at).bind(&c.access_token_jti).bind(c.access_token_exp)
+    .bind(c.redeemed_at).bind(&c.access_token_jti).bind(c.access_token_exp).bind(&c.dpop_jkt)
     .execute(p)
     .await
     .map(|_| ()))
 }
 
-/// What a redemption must match: client, redirect URI and PKCE challenge (the S256 digest
-/// of the presented verifier, or none when no verifier was presented).
+/// What a redemption must match: client, redirect URI, PKCE challenge (the S256 digest
+/// of the presented verifier, or none when no verifier was presented) and, for a code bound
+/// to a DPoP key, that key's thumbprint.
 pub struct Redemption<'a> {
     pub tenant_id: &'a str,
     pub client_id: &'a str,
     pub code_hash: &'a str,
     pub redirect_uri: Option<&'a str>,
     pub challenge: Option<&'a str>,
+    pub dpop_jkt: Option<&'a str>,
     pub access_token_jti: &'a str,
     pub access_token_exp: i64,
 }
@@ -187,10 +191,11 @@ pub async fn redeem_code(pool: &Pool, r: &Redemption<'_>, now: i64) -> DbResult<
     dispatch!(pool, p => sqlx::query_as::<_, CodeRow>(
         "UPDATE authorization_codes SET redeemed_at = $4, access_token_jti = $5, access_token_exp = $6 \
          WHERE code_hash = $1 AND tenant_id = $2 AND client_id = $3 AND redeemed_at IS NULL AND expires_at > $4 \
-         AND redirect_uri = $7 AND ((code_challenge IS NULL AND $8 IS NULL) OR code_challenge = $8) RETURNING *",
+         AND redirect_uri = $7 AND ((code_challenge IS NULL AND $8 IS NULL) OR code_challenge = $8) \
+         AND (dpop_jkt IS NULL OR dpop_jkt = $9) RETURNING *",
     )
     .bind(r.code_hash).bind(r.tenant_id).bind(r.client_id).bind(now).bind(r.access_token_jti)
-    .bind(r.access_token_exp).bind(r.redirect_uri).bind(r.challenge)
+    .bind(r.access_token_exp).bind(r.redirect_uri).bind(r.challenge).bind(r.dpop_jkt)
     .fetch_optional(p)
     .await)
 }

@@ -29,19 +29,22 @@ pub struct ClientRow {
     pub jwks_uri: Option<String>,
     pub token_endpoint_auth_signing_alg: Option<String>,
     pub require_par: bool,
+    pub dpop_bound_access_tokens: bool,
+    pub profile: Option<String>,
 }
 
 pub async fn insert_client(pool: &Pool, c: &ClientRow) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(
         "INSERT INTO clients (client_id, tenant_id, name, secret_hash, confidential, redirect_uris, post_logout_redirect_uris, grant_types, scopes, allowed_origins, backchannel_logout_uri, skip_consent, require_pkce, signing_alg, access_token_ttl, created_at, updated_at, registration_token_hash, mfa_policy, privileged_scopes, \
-         token_endpoint_auth_method, jwks, jwks_uri, token_endpoint_auth_signing_alg, require_par) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25)",
+         token_endpoint_auth_method, jwks, jwks_uri, token_endpoint_auth_signing_alg, require_par, dpop_bound_access_tokens, profile) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
     )
     .bind(&c.client_id).bind(&c.tenant_id).bind(&c.name).bind(&c.secret_hash).bind(c.confidential)
     .bind(&c.redirect_uris).bind(&c.post_logout_redirect_uris).bind(&c.grant_types).bind(&c.scopes)
     .bind(&c.allowed_origins).bind(&c.backchannel_logout_uri).bind(c.skip_consent).bind(c.require_pkce)
     .bind(&c.signing_alg).bind(c.access_token_ttl).bind(c.created_at).bind(c.updated_at).bind(&c.registration_token_hash).bind(&c.mfa_policy).bind(&c.privileged_scopes)
     .bind(&c.token_endpoint_auth_method).bind(&c.jwks).bind(&c.jwks_uri).bind(&c.token_endpoint_auth_signing_alg).bind(c.require_par)
+    .bind(c.dpop_bound_access_tokens).bind(&c.profile)
     .execute(p)
     .await
     .map(|_| ()))
@@ -102,12 +105,14 @@ pub async fn update_client(pool: &Pool, c: &ClientRow) -> DbResult<bool> {
     dispatch!(pool, p => sqlx::query(
         "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, \
          allowed_origins = $8, backchannel_logout_uri = $9, signing_alg = $10, updated_at = $11, \
-         jwks = $12, jwks_uri = $13, token_endpoint_auth_signing_alg = $14, require_par = $15 WHERE tenant_id = $1 AND client_id = $2",
+         jwks = $12, jwks_uri = $13, token_endpoint_auth_signing_alg = $14, require_par = $15, \
+         dpop_bound_access_tokens = $16, profile = $17 WHERE tenant_id = $1 AND client_id = $2",
     )
     .bind(&c.tenant_id).bind(&c.client_id).bind(&c.name).bind(&c.redirect_uris).bind(&c.post_logout_redirect_uris)
     .bind(&c.grant_types).bind(&c.scopes).bind(&c.allowed_origins).bind(&c.backchannel_logout_uri)
     .bind(&c.signing_alg).bind(c.updated_at)
     .bind(&c.jwks).bind(&c.jwks_uri).bind(&c.token_endpoint_auth_signing_alg).bind(c.require_par)
+    .bind(c.dpop_bound_access_tokens).bind(&c.profile)
     .execute(p)
     .await
     .map(|r| r.rows_affected() > 0))

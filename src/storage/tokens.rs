@@ -23,10 +23,12 @@ pub struct RefreshTokenRow {
     pub expires_at: i64,
     pub used_at: Option<i64>,
     pub revoked_at: Option<i64>,
+    /// Thumbprint of the DPoP key a public client's refresh token is bound to (RFC 9449 §5).
+    pub dpop_jkt: Option<String>,
 }
 
-const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, code_hash, access_token_jti, access_token_exp, created_at, expires_at, used_at, revoked_at) \
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+const INSERT_REFRESH: &str = "INSERT INTO refresh_tokens (token_hash, family_id, tenant_id, client_id, user_id, sid, scope, claims, auth_time, amr, acr, code_hash, access_token_jti, access_token_exp, created_at, expires_at, used_at, revoked_at, dpop_jkt) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)";
 
 /// [`INSERT_REFRESH`] with the values of a row bound.
 macro_rules! insert_refresh {
@@ -51,6 +53,7 @@ macro_rules! insert_refresh {
             .bind(t.expires_at)
             .bind(t.used_at)
             .bind(t.revoked_at)
+            .bind(&t.dpop_jkt)
     }};
 }
 

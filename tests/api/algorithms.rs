@@ -10,7 +10,7 @@ use portcullis::keys::Alg;
 use crate::helpers::*;
 
 #[tokio::test]
-async fn id_tokens_signed_with_es256_and_eddsa_verify_with_at_hash_in_an_independent_library() {
+async fn id_tokens_signed_with_each_algorithm_verify_with_at_hash_in_an_independent_library() {
     let app = spawn_app().await;
     app.create_user("ana@example.com").await;
     let http = reqwest::Client::builder()
@@ -19,6 +19,7 @@ async fn id_tokens_signed_with_es256_and_eddsa_verify_with_at_hash_in_an_indepen
         .unwrap();
     for (alg, core) in [
         (Alg::Rs256, CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256),
+        (Alg::Ps256, CoreJwsSigningAlgorithm::RsaSsaPssSha256),
         (Alg::Es256, CoreJwsSigningAlgorithm::EcdsaP256Sha256),
         (Alg::EdDsa, CoreJwsSigningAlgorithm::EdDsa),
     ] {

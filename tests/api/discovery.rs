@@ -17,8 +17,8 @@ async fn discovery_is_accepted_by_an_independent_relying_party_library() {
     assert_eq!(meta.issuer().as_str(), app.issuer());
     assert_eq!(
         meta.jwks().keys().len(),
-        6,
-        "active and next key for RS256, ES256, EdDSA"
+        8,
+        "active and next key for RS256, PS256, ES256, EdDSA"
     );
 }
 
@@ -57,7 +57,11 @@ async fn jwks_publishes_public_keys_with_kid_use_and_alg_and_rotation_adds_the_n
     let app = spawn_app().await;
     let jwks: Value = app.get(&app.url("/jwks")).await.json().await.unwrap();
     let keys = jwks["keys"].as_array().unwrap();
-    assert_eq!(keys.len(), 6);
+    assert_eq!(
+        keys.len(),
+        8,
+        "active and next key for RS256, PS256, ES256, EdDSA"
+    );
     for k in keys {
         assert!(k["kid"].is_string() && k["use"] == "sig" && k["alg"].is_string());
         assert!(k.get("d").is_none());
@@ -81,7 +85,7 @@ async fn jwks_publishes_public_keys_with_kid_use_and_alg_and_rotation_adds_the_n
         .collect();
     assert_eq!(
         after.len(),
-        9,
+        12,
         "retired keys stay published until their tokens expire"
     );
     assert!(before.iter().all(|k| after.contains(k)));

@@ -1,7 +1,8 @@
 //! An independent relying party, panva's openid-client 6 (tests/peers/fapi/client.mjs),
 //! against the real server: dynamic registration with a public key, private_key_jwt at the
 //! token, introspection and revocation endpoints, PAR + PKCE and the code exchange with
-//! openid-client's own checks of the response and the ID token.
+//! openid-client's own checks of the response and the ID token, and DPoP with server nonces
+//! on every token request and at userinfo.
 
 use std::process::Command;
 
@@ -15,6 +16,7 @@ async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
     let user = app.create_user("ana@example.com").await;
     let mut settings = app.tenant.settings.clone();
     settings.registration_enabled = true;
+    settings.dpop_nonce_required = true;
     portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &settings)
         .await
         .unwrap();
@@ -29,7 +31,11 @@ async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
     let result: Value = run_peer(cmd, "`bash .ci/dev deps` installs the FAPI peer").await;
     assert_eq!(result["sub"], user.as_str());
     assert_eq!(result["email"], "ana@example.com");
-    assert_eq!(result["cc_token_type"], "bearer");
+    assert_eq!(result["cc_token_type"], "dpop");
+    assert_eq!(result["code_token_type"], "dpop");
+    assert_eq!(result["refreshed_token_type"], "dpop");
+    let at = crate::helpers::jwt_claims(result["access_token"].as_str().unwrap());
+    assert!(at["cnf"]["jkt"].is_string(), "{at}");
     assert_eq!(result["active"], true);
     assert_eq!(result["active_after_revocation"], false);
     // The client it registered authenticates by key only.
@@ -41,5 +47,9 @@ async fn openid_client_registers_with_a_key_pushes_its_request_and_signs_in() {
     assert_eq!(
         client.auth_method,
         portcullis::clients::AuthMethod::PrivateKeyJwt
+    );
+    assert!(
+        client.dpop_bound,
+        "registered with dpop_bound_access_tokens"
     );
 }

@@ -71,3 +71,45 @@ async fn rotation_signs_with_the_key_published_before_and_keeps_old_tokens_valid
     );
     assert_eq!(app.introspect(&c, &new_at).await["active"], true);
 }
+
+#[tokio::test]
+async fn a_tenant_created_before_an_algorithm_existed_gets_its_keys_on_first_load() {
+    let app = spawn_app().await;
+    // A tenant from before PS256: its keys of that algorithm never existed.
+    portcullis::storage::dispatch!(&app.state.pool, p => sqlx::query(
+        "DELETE FROM signing_keys WHERE tenant_id = $1 AND alg = 'PS256'",
+    )
+    .bind(&app.tenant.id)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected()))
+    .unwrap();
+    app.state.providers.invalidate("acme");
+    let c = app
+        .create_client(ClientOptions {
+            grants: vec![portcullis::clients::GrantType::ClientCredentials],
+            scopes: Some(vec!["api"]),
+            alg: portcullis::keys::Alg::Ps256,
+            ..ClientOptions::default()
+        })
+        .await;
+    let r = app.token(&c, &[("grant_type", "client_credentials")]).await;
+    assert_eq!(r.status(), 200);
+    let body: Value = r.json().await.unwrap();
+    let at = body["access_token"].as_str().unwrap();
+    let header: Value = serde_json::from_slice(
+        &portcullis::crypto::b64url_decode(at.split('.').next().unwrap()).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["alg"], "PS256");
+    let jwks: Value = app.get(&app.url("/jwks")).await.json().await.unwrap();
+    let ps256: Vec<&Value> = jwks["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|k| k["alg"] == "PS256")
+        .collect();
+    assert_eq!(ps256.len(), 2, "an active key and the next one");
+    assert!(ps256.iter().any(|k| k["kid"] == header["kid"]));
+    assert_eq!(ps256[0]["kty"], "RSA");
+}

@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use josekit::jwk::Jwk;
-use josekit::jws::{JwsHeader, JwsSigner, ES256, PS256};
+use josekit::jws::{JwsHeader, JwsSigner, ES256, PS256, RS256};
 use josekit::jwt::{self, JwtPayload};
 use portcullis::clients::{self, GrantType, NewClient, RedirectUri};
 use serde_json::{json, Value};
@@ -32,6 +32,17 @@ impl ClientKey {
         Self {
             kid: kid.into(),
             signer: Box::new(ES256.signer_from_jwk(&kp.to_jwk_private_key()).unwrap()),
+            public,
+        }
+    }
+
+    pub fn rs256(kid: &str) -> Self {
+        let kp = RS256.generate_key_pair(2048).unwrap();
+        let mut public = kp.to_jwk_public_key();
+        public.set_key_id(kid);
+        Self {
+            kid: kid.into(),
+            signer: Box::new(RS256.signer_from_jwk(&kp.to_jwk_private_key()).unwrap()),
             public,
         }
     }

@@ -408,6 +408,10 @@ async fn cors_allows_only_the_origins_clients_registered() {
     assert!(header(&r, "access-control-allow-headers")
         .unwrap()
         .contains("Authorization"));
+    // Browser clients send DPoP proofs and read the server's nonces (RFC 9449).
+    assert!(header(&r, "access-control-allow-headers")
+        .unwrap()
+        .contains("DPoP"));
     assert_eq!(header(&r, "access-control-max-age"), Some("86400"));
     let r = preflight("https://evil.example", "/token").await.unwrap();
     assert_eq!(r.status(), 204);

@@ -15,7 +15,7 @@ fn service_client() -> ClientOptions {
 #[tokio::test]
 async fn client_credentials_issues_an_rfc9068_access_token_for_each_algorithm() {
     let app = spawn_app().await;
-    for alg in [Alg::Rs256, Alg::Es256, Alg::EdDsa] {
+    for alg in Alg::ALL {
         let c = app
             .create_client(ClientOptions {
                 alg,

@@ -54,6 +54,8 @@ FINDINGS = []
 TOKEN_ERRORS = {
     "invalid_request", "invalid_client", "invalid_grant", "unauthorized_client",
     "unsupported_grant_type", "invalid_scope",
+    # RFC 9449 §5, §8: a refused DPoP proof, or one without the server's nonce.
+    "invalid_dpop_proof", "use_dpop_nonce",
 }
 ERRORS = {
     "token": TOKEN_ERRORS,
@@ -63,7 +65,7 @@ ERRORS = {
         "invalid_redirect_uri", "invalid_client_metadata", "invalid_software_statement",
         "unapproved_software_statement", "invalid_token", "invalid_request",
     },
-    "userinfo": {"invalid_request", "invalid_token", "insufficient_scope"},
+    "userinfo": {"invalid_request", "invalid_token", "insufficient_scope", "invalid_dpop_proof", "use_dpop_nonce"},
 }
 AUTHORIZE_ERRORS = {
     "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
@@ -73,7 +75,7 @@ AUTHORIZE_ERRORS = {
     "registration_not_supported",
 }
 # PAR (RFC 9126 §2.3) answers the authorization endpoint's errors, and client authentication's.
-ERRORS["par"] = AUTHORIZE_ERRORS | {"invalid_client"}
+ERRORS["par"] = AUTHORIZE_ERRORS | {"invalid_client", "invalid_dpop_proof", "use_dpop_nonce"}
 TRANSPORT_LIMITS = {413, 414, 431}
 # Request heads (request line and headers) longer than this may be refused by the HTTP layer
 # with a bare 400 (actix-http buffers 64 KiB); shorter ones reach the handlers.
@@ -100,6 +102,7 @@ GOOD = {
     "id_token_hint": ["eyJhbGciOiJub25lIn0.e30."],
     "request": ["eyJhbGciOiJub25lIn0.e30."],
     "request_uri": ["urn:ietf:params:oauth:request_uri:x"],
+    "dpop_jkt": ["NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs", "short"],
     "grant_type": [
         "authorization_code", "refresh_token", "client_credentials", "password",
         "urn:ietf:params:oauth:grant-type:device_code", "urn:ietf:params:oauth:grant-type:jwt-bearer",
@@ -190,7 +193,7 @@ AUTHORIZATION = st.one_of(
     st.binary(max_size=60).map(lambda b: b"Basic " + b.replace(b"\r", b"").replace(b"\n", b"")),
     st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126), max_size=80).map(lambda t: b"Bearer " + t.encode()),
     st.integers(0, 70_000).map(lambda n: b"Bearer " + b"A" * n),
-    st.sampled_from([b"Bearer", b"Basic", b"DPoP x", b"Bearer a b", b"Basic ====", b"bearer eyJhbGciOiJub25lIn0.e30."]),
+    st.sampled_from([b"Bearer", b"Basic", b"DPoP x", b"DPoP eyJhbGciOiJub25lIn0.e30.", b"Bearer a b", b"Basic ====", b"bearer eyJhbGciOiJub25lIn0.e30."]),
 )
 FORM = b"application/x-www-form-urlencoded"
 # Half the bodies are declared as forms, so that generation reaches past the content type.
@@ -206,6 +209,7 @@ HEADERS = st.lists(
         (b"Origin", b"https://evil.example"), (b"Origin", b"null"),
         (b"Accept-Language", b"pt-BR,*;q=0.5"), (b"Accept-Language", b"\xff;q=x"),
         (b"Accept", b"application/jwt"), (b"DPoP", b"eyJhbGciOiJub25lIn0.e30."),
+        (b"DPoP", b"eyJ0eXAiOiJkcG9wK2p3dCIsImFsZyI6IkVTMjU2IiwiandrIjp7fX0.e30.AAAA"),
         (b"X-Forwarded-Proto", b"gopher"), (b"Host", b"evil.example"),
     ]),
     max_size=3,
@@ -338,14 +342,14 @@ ENDPOINTS = [
     ("authorize", ["GET", "POST"], "/authorize", [
         "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
         "code_challenge_method", "response_mode", "prompt", "max_age", "acr_values", "ui_locales",
-        "login_hint", "id_token_hint", "request", "request_uri", "claims"]),
+        "login_hint", "id_token_hint", "request", "request_uri", "claims", "dpop_jkt"]),
     ("token", ["POST"], "/token", [
         "grant_type", "code", "redirect_uri", "code_verifier", "refresh_token", "scope", "client_id",
         "client_secret", "client_assertion_type", "client_assertion", "resource", "audience"]),
     ("par", ["POST"], "/par", [
         "response_type", "client_id", "redirect_uri", "scope", "state", "nonce", "code_challenge",
         "code_challenge_method", "response_mode", "prompt", "max_age", "request", "request_uri",
-        "claims", "client_secret", "client_assertion_type", "client_assertion"]),
+        "claims", "client_secret", "client_assertion_type", "client_assertion", "dpop_jkt"]),
     ("userinfo", ["GET", "POST"], "/userinfo", ["access_token", "scope"]),
     ("revoke", ["POST"], "/revoke", ["token", "token_type_hint", "client_id", "client_secret"]),
     ("introspect", ["POST"], "/introspect", ["token", "token_type_hint", "client_id", "client_secret"]),

@@ -5,6 +5,9 @@
 //!                   --email E --password P [--concurrency 8] [--duration 10] [--scope openid]
 //! bench-flow probe  --url URL [--rate 100] [--duration 10]
 //! bench-flow argon2 [--m 65536] [--t 3] [--p 4] [--threads 1] [--duration 5]
+//! bench-flow pop-key --out KEY.pem [--kid k1]
+//! bench-flow pop    --url TOKEN_URL --client-id ID (--client-secret S | --key KEY.pem [--kid k1])
+//!                   [--dpop 1] [--concurrency 32] [--duration 10] [--warmup 1]
 //! ```
 //!
 //! `flow`: closed loop of complete authorization-code + PKCE (S256) flows with a password
@@ -17,6 +20,15 @@
 //!
 //! `probe`: open-loop GET at a fixed rate (latency measured from the scheduled send time, so
 //! a stalled server is not hidden by coordinated omission). Output: one JSON object.
+//!
+//! `pop-key`: writes a new P-256 private key (PEM) and prints its public JWK Set, for a
+//! client registered with `--jwks`.
+//!
+//! `pop`: closed loop of `client_credentials` token requests at `--concurrency`, each signed
+//! fresh as a real client would: with `--key`, a `private_key_jwt` assertion (ES256, a new
+//! `jti`, `aud` the issuer) instead of the secret; with `--dpop 1`, also a DPoP proof (ES256,
+//! a new `jti`) of a key generated at start. The signing happens in the driver, on its CPUs.
+//! Output: one JSON object (requests/s, p50/p99, errors; the token type seen).
 //!
 //! `argon2`: Argon2id hashes/s with `argon2-rust` and one reused hasher per thread (as
 //! Portcullis), `--threads` threads for `--duration` seconds. Output: one JSON object.
@@ -82,15 +94,16 @@ fn main() {
     let args = Args::parse(&argv[1..]);
     let out = match cmd.as_str() {
         "argon2" => argon2_ceiling(&args),
-        "flow" | "probe" => {
+        "pop-key" => pop_key(&args),
+        "flow" | "probe" | "pop" => {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()
                 .unwrap_or_else(|e| die(&format!("tokio: {e}")));
-            if cmd == "flow" {
-                rt.block_on(flow_main(&args))
-            } else {
-                rt.block_on(probe_main(&args))
+            match cmd.as_str() {
+                "flow" => rt.block_on(flow_main(&args)),
+                "pop" => rt.block_on(pop_main(&args)),
+                _ => rt.block_on(probe_main(&args)),
             }
         }
         other => die(&format!("unknown subcommand {other}")),
@@ -572,5 +585,198 @@ async fn flow_main(args: &Args) -> Value {
         "p50_ms": percentile_ms(&lat, 50.0), "p99_ms": percentile_ms(&lat, 99.0),
         "errors": errors, "warmup_errors": warm_errors.len(), "aborted_at_deadline": aborted,
         "first_error": first_error,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// Proof-of-possession client_credentials: private_key_jwt and DPoP
+// ---------------------------------------------------------------------------
+
+use openssl::bn::{BigNum, BigNumContext};
+use openssl::ec::{EcGroup, EcKey};
+use openssl::ecdsa::EcdsaSig;
+use openssl::nid::Nid;
+use openssl::pkey::Private;
+
+fn b64(data: &[u8]) -> String {
+    URL_SAFE_NO_PAD.encode(data)
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// The public JWK of a P-256 key.
+fn public_jwk(key: &EcKey<Private>) -> Value {
+    let mut ctx = BigNumContext::new().unwrap_or_else(|e| die(&format!("openssl: {e}")));
+    let (mut x, mut y) = (BigNum::new().unwrap(), BigNum::new().unwrap());
+    key.public_key()
+        .affine_coordinates(key.group(), &mut x, &mut y, &mut ctx)
+        .unwrap_or_else(|e| die(&format!("openssl: {e}")));
+    let pad = |n: &BigNum| b64(&n.to_vec_padded(32).unwrap_or_default());
+    json!({"kty": "EC", "crv": "P-256", "x": pad(&x), "y": pad(&y)})
+}
+
+fn new_p256() -> EcKey<Private> {
+    let group = EcGroup::from_curve_name(Nid::X9_62_PRIME256V1)
+        .unwrap_or_else(|e| die(&format!("openssl: {e}")));
+    EcKey::generate(&group).unwrap_or_else(|e| die(&format!("openssl: {e}")))
+}
+
+/// A compact ES256 JWS of `claims` with `header`.
+fn es256(key: &EcKey<Private>, header: &Value, claims: &Value) -> String {
+    let input = format!("{}.{}", b64(header.to_string().as_bytes()), b64(claims.to_string().as_bytes()));
+    let digest = Sha256::digest(input.as_bytes());
+    let sig = EcdsaSig::sign(&digest, key).unwrap_or_else(|e| die(&format!("sign: {e}")));
+    let mut raw = sig.r().to_vec_padded(32).unwrap_or_default();
+    raw.extend_from_slice(&sig.s().to_vec_padded(32).unwrap_or_default());
+    format!("{input}.{}", b64(&raw))
+}
+
+fn pop_key(args: &Args) -> Value {
+    let out = args.req("out");
+    let kid = args.get("kid", "k1");
+    let key = new_p256();
+    let pem = key
+        .private_key_to_pem()
+        .unwrap_or_else(|e| die(&format!("openssl: {e}")));
+    std::fs::write(&out, pem).unwrap_or_else(|e| die(&format!("write {out}: {e}")));
+    let mut jwk = public_jwk(&key);
+    jwk["kid"] = json!(kid);
+    jwk["alg"] = json!("ES256");
+    jwk["use"] = json!("sig");
+    json!({ "keys": [jwk] })
+}
+
+struct PopConfig {
+    url: String,
+    issuer: String,
+    client_id: String,
+    secret: Option<String>,
+    key: Option<EcKey<Private>>,
+    kid: String,
+    dpop: Option<(EcKey<Private>, Value)>,
+}
+
+/// One token request, signed afresh: Ok(token_type) or the reason it failed.
+async fn pop_request(client: &Client, cfg: &PopConfig) -> AnyResult<String> {
+    let mut form: Vec<(&str, String)> = vec![("grant_type", "client_credentials".into())];
+    let now = now_secs();
+    if let Some(key) = &cfg.key {
+        let claims = json!({"iss": cfg.client_id, "sub": cfg.client_id, "aud": cfg.issuer,
+            "iat": now, "exp": now + 60, "jti": random_b64(16)});
+        let header = json!({"alg": "ES256", "typ": "JWT", "kid": cfg.kid});
+        form.push(("client_assertion_type", "urn:ietf:params:oauth:client-assertion-type:jwt-bearer".into()));
+        form.push(("client_assertion", es256(key, &header, &claims)));
+    }
+    let mut req = client.post(&cfg.url);
+    if let Some(secret) = &cfg.secret {
+        req = req.basic_auth(&cfg.client_id, Some(secret));
+    }
+    if let Some((key, jwk)) = &cfg.dpop {
+        let header = json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": jwk});
+        let claims = json!({"jti": random_b64(16), "htm": "POST", "htu": cfg.url, "iat": now});
+        req = req.header("DPoP", es256(key, &header, &claims));
+    }
+    let resp = req.form(&form).send().await.map_err(|e| format!("POST token: {e}"))?;
+    let status = resp.status();
+    let body = resp.text().await.map_err(|e| format!("token body: {e}"))?;
+    let parsed: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+    match (status, parsed["token_type"].as_str()) {
+        (StatusCode::OK, Some(t)) => Ok(t.to_string()),
+        _ => Err(format!("token answered {status}: {}", body.chars().take(200).collect::<String>())),
+    }
+}
+
+async fn pop_main(args: &Args) -> Value {
+    let url = args.req("url");
+    let concurrency: usize = args.num("concurrency", "32");
+    let secs: f64 = args.num("duration", "10");
+    let warmup: f64 = args.num("warmup", "1");
+    let key = args.0.get("key").map(|path| {
+        let pem = std::fs::read(path).unwrap_or_else(|e| die(&format!("read {path}: {e}")));
+        EcKey::private_key_from_pem(&pem).unwrap_or_else(|e| die(&format!("{path}: {e}")))
+    });
+    let secret = args.0.get("client-secret").cloned();
+    if key.is_none() && secret.is_none() {
+        die("pop needs --client-secret or --key");
+    }
+    let dpop = (args.get("dpop", "0") == "1").then(|| {
+        let k = new_p256();
+        let jwk = public_jwk(&k);
+        (k, jwk)
+    });
+    let cfg = Arc::new(PopConfig {
+        issuer: url.strip_suffix("/token").unwrap_or(&url).to_string(),
+        url: url.clone(),
+        client_id: args.req("client-id"),
+        secret,
+        key,
+        kid: args.get("kid", "k1"),
+        dpop,
+    });
+    let client = Client::builder()
+        .redirect(redirect::Policy::none())
+        .timeout(Duration::from_secs(10))
+        .pool_max_idle_per_host(concurrency)
+        .build()
+        .unwrap_or_else(|e| die(&format!("http client: {e}")));
+    let run = |seconds: f64| {
+        let handles: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let client = client.clone();
+                let cfg = cfg.clone();
+                tokio::spawn(async move {
+                    let end = Instant::now() + Duration::from_secs_f64(seconds);
+                    let (mut lat, mut errors, mut first_error, mut kind) =
+                        (Vec::new(), 0u64, None::<String>, None::<String>);
+                    while Instant::now() < end {
+                        let t = Instant::now();
+                        match pop_request(&client, &cfg).await {
+                            Ok(t_type) => {
+                                lat.push(t.elapsed().as_micros() as u64);
+                                kind.get_or_insert(t_type);
+                            }
+                            Err(e) => {
+                                errors += 1;
+                                first_error.get_or_insert(e);
+                            }
+                        }
+                    }
+                    (lat, errors, first_error, kind)
+                })
+            })
+            .collect();
+        handles
+    };
+    if warmup > 0.0 {
+        for h in run(warmup) {
+            let _ = h.await;
+        }
+    }
+    let start = Instant::now();
+    let mut lat = Vec::new();
+    let (mut errors, mut first_error, mut kind) = (0u64, None, None);
+    for h in run(secs) {
+        if let Ok((l, e, f, k)) = h.await {
+            lat.extend(l);
+            errors += e;
+            if first_error.is_none() {
+                first_error = f;
+            }
+            if kind.is_none() {
+                kind = k;
+            }
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    lat.sort_unstable();
+    json!({
+        "requests_per_s": lat.len() as f64 / elapsed.max(1e-9), "requests": lat.len(),
+        "errors": errors, "first_error": first_error, "token_type": kind,
+        "p50_ms": percentile_ms(&lat, 50.0), "p99_ms": percentile_ms(&lat, 99.0),
     })
 }

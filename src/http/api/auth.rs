@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::accounts;
 use crate::error::ApiError;
 use crate::first_party;
-use crate::http::api::common::{data, token_data, Principal};
+use crate::http::api::common::{data, token_data, DpopProof, Principal};
 use crate::http::extractors::{audit_context, Json, TenantProvider};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
 use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
@@ -46,11 +46,13 @@ pub async fn login_post(
             "username (or email) and password are required".into(),
         ));
     };
+    let proof = DpopProof::from_request(&req, &state)?;
     let (_, t) = first_party::login(
         state.first_party(),
         &p,
         &email,
         &password,
+        proof.as_ref().map(DpopProof::possession).as_ref(),
         &audit_context(&req),
     )
     .await?;
@@ -88,11 +90,13 @@ pub async fn mfa_verify_post(
             "challenge_id and code are required".into(),
         ));
     };
+    let proof = DpopProof::from_request(&req, &state)?;
     let t = first_party::verify_mfa(
         state.first_party(),
         &p,
         &challenge,
         &code,
+        proof.as_ref().map(DpopProof::possession).as_ref(),
         &audit_context(&req),
     )
     .await?;
@@ -130,7 +134,15 @@ pub async fn refresh_post(
         .refresh_token
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::ValidationFailed("refresh_token is required".into()))?;
-    let t = first_party::refresh(state.first_party(), &p, &rt, &audit_context(&req)).await?;
+    let proof = DpopProof::from_request(&req, &state)?;
+    let t = first_party::refresh(
+        state.first_party(),
+        &p,
+        &rt,
+        proof.as_ref().map(DpopProof::possession).as_ref(),
+        &audit_context(&req),
+    )
+    .await?;
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 

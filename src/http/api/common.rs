@@ -13,7 +13,9 @@ use serde_json::{json, Value};
 
 use crate::api_keys::ApiKey;
 use crate::error::ApiError;
-use crate::http::extractors::{audit_context, bearer_token, TenantProvider};
+use crate::http::extractors::{
+    audit_context, bearer_token, dpop_proof, request_url, PresentedToken, TenantProvider,
+};
 use crate::provider::Provider;
 use crate::rbac::{self, Permission};
 use crate::state::AppState;
@@ -177,6 +179,9 @@ impl FromRequest for Principal {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let token = bearer_token(req);
+        let presented = state
+            .as_ref()
+            .map(|s| PresentedToken::from_request(req, &s.config.public_url));
         let tenant = TenantProvider::from_request(req, payload);
         Box::pin(async move {
             let TenantProvider(provider) = tenant.await?;
@@ -194,10 +199,14 @@ impl FromRequest for Principal {
                     subject: Subject::ApiKey(k),
                 });
             }
-            let token = token.ok_or_else(unauthorized)?;
-            let at = tokens::validate_access_token(state.tokens(), &provider, &token)
-                .await
-                .map_err(ApiError::from)?;
+            let presented = presented
+                .ok_or(ApiError::Internal)?
+                .map_err(|why| ApiError::from(tokens::BearerError::InvalidDpopProof(why)))?
+                .ok_or_else(unauthorized)?;
+            let at =
+                tokens::validate_presented(state.tokens(), &provider, presented.presentation())
+                    .await
+                    .map_err(ApiError::from)?;
             if !crate::first_party::issued_for_api(&provider.tenant, &at) {
                 return Err(ApiError::Unauthorized(
                     "this token was not issued for the Portcullis API".into(),
@@ -218,8 +227,37 @@ pub fn token_data(t: &TokenResponse) -> serde_json::Value {
         "access_token": t.access_token,
         "refresh_token": t.refresh_token,
         "expires_in": t.expires_in,
-        "token_type": "Bearer",
+        "token_type": t.token_type,
     })
+}
+
+/// The DPoP proof a first-party sign-in or refresh sent (RFC 9449): its tokens are bound
+/// to the proof's key.
+pub struct DpopProof {
+    proof: String,
+    uri: String,
+}
+
+impl DpopProof {
+    pub fn from_request(req: &HttpRequest, state: &AppState) -> Result<Option<Self>, ApiError> {
+        let proof = dpop_proof(req).map_err(|why| ApiError::Dpop {
+            status: actix_web::http::StatusCode::BAD_REQUEST,
+            error: "invalid_dpop_proof",
+            message: why.into(),
+            nonce: None,
+        })?;
+        Ok(proof.map(|proof| DpopProof {
+            proof,
+            uri: request_url(req, &state.config.public_url),
+        }))
+    }
+
+    pub fn possession(&self) -> crate::first_party::ProofOfPossession<'_> {
+        crate::first_party::ProofOfPossession {
+            proof: &self.proof,
+            uri: &self.uri,
+        }
+    }
 }
 
 /// A platform API key (`apikey create --platform`), from `x-api-key` or Bearer.

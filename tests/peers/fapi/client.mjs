@@ -6,7 +6,10 @@
 //   3. a pushed authorization request (PAR) with PKCE, the sign-in and consent forms
 //      submitted like a browser would, and the code exchange (openid-client checks state,
 //      iss in the response (RFC 9207), the ID token's iss/aud/exp/nonce),
-//   4. userinfo, then introspection and revocation with assertions.
+//   4. userinfo, a refresh, then introspection and revocation with assertions.
+// Every token request and the userinfo call carry DPoP proofs (RFC 9449) of one ES256 key,
+// with the server nonces the test server requires (openid-client retries on
+// use_dpop_nonce by itself); the PAR request carries one too, which binds the code.
 // Prints "OK <json>" on success; any failure throws (non-zero exit).
 //
 // Environment: ISSUER, REDIRECT_URI, EMAIL, PASSWORD.
@@ -30,7 +33,8 @@ const config = await client.dynamicClientRegistration(
   {
     client_name: 'openid-client peer',
     redirect_uris: [REDIRECT_URI],
-    grant_types: ['authorization_code', 'client_credentials'],
+    grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+    dpop_bound_access_tokens: true,
     response_types: ['code'],
     token_endpoint_auth_method: 'private_key_jwt',
     token_endpoint_auth_signing_alg: 'ES256',
@@ -45,8 +49,13 @@ if (!meta.token_endpoint_auth_methods_supported.includes('private_key_jwt')) {
   throw new Error('discovery does not list private_key_jwt');
 }
 
+const DPoP = client.getDPoPHandle(config, await client.randomDPoPKeyPair('ES256'));
+if (!meta.dpop_signing_alg_values_supported?.includes('ES256')) {
+  throw new Error('discovery does not list DPoP with ES256');
+}
+
 // 2. client_credentials
-const cc = await client.clientCredentialsGrant(config);
+const cc = await client.clientCredentialsGrant(config, {}, { DPoP });
 
 // 3. PAR + code flow
 const verifier = client.randomPKCECodeVerifier();
@@ -60,7 +69,7 @@ const authorizeUrl = await client.buildAuthorizationUrlWithPAR(config, {
   code_challenge_method: 'S256',
   state,
   nonce,
-});
+}, { DPoP });
 if (!authorizeUrl.searchParams.get('request_uri')?.startsWith('urn:ietf:params:oauth:request_uri:')) {
   throw new Error(`no request_uri in ${authorizeUrl}`);
 }
@@ -70,9 +79,10 @@ const tokens = await client.authorizationCodeGrant(config, new URL(callback), {
   expectedState: state,
   expectedNonce: nonce,
   idTokenExpected: true,
-});
+}, undefined, { DPoP });
 const claims = tokens.claims();
-const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
+const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub, { DPoP });
+const refreshed = await client.refreshTokenGrant(config, tokens.refresh_token, {}, { DPoP });
 
 // 4. introspection and revocation, each with a fresh assertion
 const introspected = await client.tokenIntrospection(config, tokens.access_token);
@@ -82,6 +92,9 @@ const afterRevocation = await client.tokenIntrospection(config, tokens.access_to
 console.log('OK ' + JSON.stringify({
   client_id: config.clientMetadata().client_id,
   cc_token_type: cc.token_type,
+  code_token_type: tokens.token_type,
+  refreshed_token_type: refreshed.token_type,
+  access_token: tokens.access_token,
   sub: claims.sub,
   email: userinfo.email,
   active: introspected.active,

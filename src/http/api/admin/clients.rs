@@ -50,6 +50,10 @@ pub struct ClientBody {
     token_endpoint_auth_signing_alg: Option<String>,
     /// Authorization requests must be pushed first (PAR).
     require_pushed_authorization_requests: bool,
+    /// Token requests must carry a DPoP proof (RFC 9449 §5.2).
+    dpop_bound_access_tokens: bool,
+    /// A security profile the client is held to: `fapi2` (FAPI 2.0 Security Profile).
+    profile: Option<String>,
 }
 
 #[utoipa::path(
@@ -127,17 +131,25 @@ pub async fn clients_post(
     new.allowed_origins = b.allowed_origins;
     new.backchannel_logout_uri = b.backchannel_logout_uri;
     new.skip_consent = b.skip_consent;
-    if let Some(alg) = b.signing_alg {
-        new.signing_alg = Alg::parse(&alg).ok_or_else(|| {
-            ApiError::ValidationFailed("signing_alg must be RS256, ES256 or EdDSA".into())
-        })?;
+    if let Some(profile) = b.profile {
+        new.profile = Some(
+            crate::clients::Profile::parse(&profile)
+                .ok_or_else(|| ApiError::ValidationFailed("profile must be fapi2".into()))?,
+        );
     }
+    new.signing_alg = match b.signing_alg {
+        Some(alg) => Alg::parse(&alg).ok_or_else(|| {
+            ApiError::ValidationFailed("signing_alg must be RS256, PS256, ES256 or EdDSA".into())
+        })?,
+        None => crate::clients::Profile::default_signing_alg(new.profile),
+    };
     new.access_token_ttl = b.access_token_ttl;
     new.privileged_scopes = b.privileged_scopes;
     new.jwks = b.jwks;
     new.jwks_uri = b.jwks_uri;
     new.auth_signing_alg = b.token_endpoint_auth_signing_alg;
     new.require_par = b.require_pushed_authorization_requests;
+    new.dpop_bound = b.dpop_bound_access_tokens;
     if let Some(policy) = b.mfa_policy {
         new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
             ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
