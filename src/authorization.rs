@@ -604,7 +604,7 @@ pub async fn decide(
     // request is voluntary and the ID token's acr tells the client what happened. A scope
     // the client declared privileged always needs it (enrolling first if need be).
     let privileged = client.is_privileged_request(&req.scope);
-    let step_up = session.acr != "2"
+    let step_up = !crate::sessions::acr_satisfies(&session.acr, "2")
         && (privileged
             || req.wants_acr("2")
                 && crate::mfa::is_enabled(d.pool, &provider.tenant, &session.user_id)

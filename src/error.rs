@@ -375,6 +375,20 @@ impl From<AuthorizeError> for PageError {
     }
 }
 
+impl From<crate::passkeys::PasskeyError> for PageError {
+    fn from(e: crate::passkeys::PasskeyError) -> Self {
+        use crate::passkeys::PasskeyError;
+        match e {
+            PasskeyError::Invalid(m) => PageError::bad_request(Locale::En, m),
+            PasskeyError::Unavailable => PageError::bad_request(Locale::En, e.to_string()),
+            PasskeyError::NotVerified | PasskeyError::Cloned => {
+                PageError::new(StatusCode::UNAUTHORIZED, Locale::En, e.to_string())
+            }
+            PasskeyError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
+        }
+    }
+}
+
 impl From<AccountError> for PageError {
     fn from(e: AccountError) -> Self {
         match e {
@@ -827,6 +841,20 @@ impl From<crate::first_party::LoginError> for ApiError {
             LoginError::Token(t) => t.into(),
             LoginError::MfaRequired(challenge_id) => ApiError::MfaRequired { challenge_id },
             LoginError::Mfa(m) => m.into(),
+            LoginError::Passkey(p) => p.into(),
+        }
+    }
+}
+
+impl From<crate::passkeys::PasskeyError> for ApiError {
+    fn from(e: crate::passkeys::PasskeyError) -> Self {
+        use crate::passkeys::PasskeyError;
+        match e {
+            PasskeyError::Invalid(m) => ApiError::ValidationFailed(m.into()),
+            PasskeyError::Unavailable => ApiError::ValidationFailed(e.to_string()),
+            // Which check failed is not told: no account or credential enumeration.
+            PasskeyError::NotVerified | PasskeyError::Cloned => ApiError::InvalidCredentials,
+            PasskeyError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }
 }

@@ -8,6 +8,7 @@ use crate::clients;
 use crate::config::Config;
 use crate::crypto::MasterKey;
 use crate::mfa::{self, MfaError};
+use crate::passkeys;
 use crate::provider::Provider;
 use crate::storage::{self, Pool};
 use crate::tokens::{self, Grant, TokenError, TokenResponse};
@@ -40,6 +41,8 @@ pub enum LoginError {
     MfaRequired(String),
     #[error(transparent)]
     Mfa(#[from] MfaError),
+    #[error(transparent)]
+    Passkey(#[from] crate::passkeys::PasskeyError),
 }
 
 /// What the first-party sign-in uses: what accounts, second factors, clients and tokens
@@ -171,12 +174,80 @@ async fn issue(
         sid: None,
         auth_time: Some(storage::now()),
         amr: amr.iter().map(|s| s.to_string()).collect(),
-        acr: if amr.contains(&"otp") { "2" } else { "1" }.into(),
+        acr: crate::sessions::acr_for(amr).into(),
         nonce: None,
         claims: None,
         dpop_jkt,
     };
     tokens::issue_for_user(d.tokens(), provider, &client, &grant, ctx).await
+}
+
+fn relying_party(
+    d: Deps<'_>,
+    provider: &Provider,
+) -> Result<passkeys::RelyingParty, passkeys::PasskeyError> {
+    passkeys::RelyingParty::new(&d.config.public_url, &provider.tenant.name)
+}
+
+fn passkey_deps(d: Deps<'_>) -> passkeys::Deps<'_> {
+    passkeys::Deps {
+        pool: d.pool,
+        audit: d.audit,
+    }
+}
+
+/// `POST /auth/passkey/options`: starts a passkey sign-in (a discoverable credential of this
+/// site; no e-mail first).
+pub async fn passkey_options(
+    d: Deps<'_>,
+    provider: &Provider,
+) -> Result<serde_json::Value, passkeys::PasskeyError> {
+    let rp = relying_party(d, provider)?;
+    passkeys::start_sign_in(passkey_deps(d), &rp, &provider.tenant).await
+}
+
+/// `POST /auth/passkey/verify`: tokens for the user whose passkey answered the ceremony, with
+/// `amr` `hwk`/`swk` (+ `user`) and the phishing-resistant `acr`. A passkey with user
+/// verification is the second factor itself: no MFA challenge follows.
+pub async fn login_passkey(
+    d: Deps<'_>,
+    provider: &Provider,
+    ceremony: &str,
+    credential: &str,
+    proof: Option<&ProofOfPossession<'_>>,
+    ctx: &Context,
+) -> Result<(User, TokenResponse), LoginError> {
+    let tenant = &provider.tenant;
+    let rp = relying_party(d, provider)?;
+    let failed = |e: passkeys::PasskeyError| {
+        if !matches!(e, passkeys::PasskeyError::Unexpected(_)) {
+            audit::record(
+                d.audit,
+                AuditEvent::new("signin.failure", Some(tenant))
+                    .detail("channel", "api")
+                    .detail("method", "passkey"),
+                ctx,
+            );
+        }
+        LoginError::Passkey(e)
+    };
+    let signed = passkeys::finish_sign_in(passkey_deps(d), &rp, tenant, ceremony, credential, ctx)
+        .await
+        .map_err(failed)?;
+    let user = accounts::find_user(d.pool, tenant, &signed.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| failed(passkeys::PasskeyError::NotVerified))?;
+    let tokens = issue(d, provider, &user, &signed.amr, proof, ctx).await?;
+    audit::record(
+        d.audit,
+        AuditEvent::new("signin.success", Some(tenant))
+            .actor(Some(&user.id))
+            .detail("channel", "api")
+            .detail("method", "passkey"),
+        ctx,
+    );
+    Ok((user, tokens))
 }
 
 /// Answers an MFA challenge (`POST /auth/mfa/verify`): tokens with `amr` pwd+otp and

@@ -147,6 +147,18 @@ pub struct Texts {
     /// `{connection}` is filled in.
     pub linked_notice: &'static str,
     pub unlinked_notice: &'static str,
+    pub sign_in_with_passkey: &'static str,
+    pub passkey_failed: &'static str,
+    pub passkeys_title: &'static str,
+    pub passkeys_none: &'static str,
+    pub passkey_name: &'static str,
+    pub add_passkey: &'static str,
+    pub passkey_added: &'static str,
+    pub passkey_removed: &'static str,
+    pub passkey_created: &'static str,
+    pub passkeys_need_script: &'static str,
+    pub remove: &'static str,
+    pub never: &'static str,
 }
 
 impl Texts {
@@ -247,7 +259,18 @@ pub static EN: Texts = Texts {
     link_action: "Link",
     unlink_action: "Unlink",
     linked_notice: "{connection} is now linked to your account.",
-    unlinked_notice: "The sign-in method was unlinked.",
+    unlinked_notice: "The sign-in method was unlinked.",    sign_in_with_passkey: "Sign in with a passkey",
+    passkey_failed: "The passkey could not be used. Try again, or sign in with your password.",
+    passkeys_title: "Passkeys",
+    passkeys_none: "No passkey is registered for this account.",
+    passkey_name: "Name of the new passkey",
+    add_passkey: "Add a passkey",
+    passkey_added: "The passkey was added. You can sign in with it from now on.",
+    passkey_removed: "The passkey was removed.",
+    passkey_created: "added",
+    passkeys_need_script: "Adding a passkey needs JavaScript and a browser with passkeys.",
+    remove: "Remove",
+    never: "never",
 };
 
 pub static PT_BR: Texts = Texts {
@@ -333,7 +356,18 @@ pub static PT_BR: Texts = Texts {
     link_action: "Vincular",
     unlink_action: "Desvincular",
     linked_notice: "{connection} agora está vinculado à sua conta.",
-    unlinked_notice: "O método de login foi desvinculado.",
+    unlinked_notice: "O método de login foi desvinculado.",    sign_in_with_passkey: "Entrar com uma chave de acesso",
+    passkey_failed: "Não foi possível usar a chave de acesso. Tente de novo ou entre com sua senha.",
+    passkeys_title: "Chaves de acesso",
+    passkeys_none: "Nenhuma chave de acesso está registrada nesta conta.",
+    passkey_name: "Nome da nova chave de acesso",
+    add_passkey: "Adicionar uma chave de acesso",
+    passkey_added: "A chave de acesso foi adicionada. A partir de agora você pode entrar com ela.",
+    passkey_removed: "A chave de acesso foi removida.",
+    passkey_created: "adicionada em",
+    passkeys_need_script: "Adicionar uma chave de acesso requer JavaScript e um navegador com chaves de acesso.",
+    remove: "Remover",
+    never: "nunca",
 };
 
 #[cfg(test)]

@@ -26,15 +26,15 @@ pub fn spawn(state: AppState) {
         loop {
             tick.tick().await;
             sessions::deliver_due(&state.pool, &state.outbound).await;
-            if n % 5 == 0 {
+            if n.is_multiple_of(5) {
                 crate::api_keys::flush_usage(state.api_keys()).await;
             }
-            if n % 2 == 0 {
+            if n.is_multiple_of(2) {
                 if let Err(e) = state.protection.refresh_bans(&state.pool).await {
                     tracing::warn!(error = %e, "ban list refresh failed");
                 }
             }
-            if n % 30 == 0 {
+            if n.is_multiple_of(30) {
                 state.protection.sweep();
                 state
                     .hasher
@@ -125,6 +125,10 @@ pub async fn purge(state: &AppState) {
         (
             "tokens",
             storage::tokens::delete_expired_tokens(&state.pool, expired).await,
+        ),
+        (
+            "passkey ceremonies",
+            storage::passkeys::delete_expired_ceremonies(&state.pool, now).await,
         ),
         (
             "keys",

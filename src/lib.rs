@@ -27,6 +27,7 @@ pub mod mail;
 pub mod metrics;
 pub mod mfa;
 pub mod outbound;
+pub mod passkeys;
 pub mod protection;
 pub mod provider;
 pub mod provisioning;

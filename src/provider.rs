@@ -36,6 +36,11 @@ impl Provider {
     }
 }
 
+/// Authentication context classes (OpenID Connect Core §2 `acr`), weakest first: `1` a
+/// password or an upstream sign-in, `2` with a second factor, `phr` phishing-resistant (a
+/// passkey with user verification; OpenID EAP ACR Values 1.0 §2).
+pub const ACR_VALUES: [&str; 3] = ["1", "2", "phr"];
+
 /// Scopes the provider understands.
 pub const SCOPES_SUPPORTED: [&str; 4] = ["openid", "profile", "email", "offline_access"];
 
@@ -106,7 +111,7 @@ pub fn discovery_document(issuer: &str, tenant: &Tenant) -> serde_json::Value {
         "request_uri_parameter_supported": false,
         "require_request_uri_registration": false,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
-        "acr_values_supported": ["1", "2"],
+        "acr_values_supported": ACR_VALUES,
         "ui_locales_supported": crate::i18n::SUPPORTED,
         "authorization_response_iss_parameter_supported": true,
         "backchannel_logout_supported": true,

@@ -40,6 +40,23 @@ impl From<SessionRow> for Session {
     }
 }
 
+/// The `acr` of an authentication made of the methods `amr` (RFC 8176 values).
+pub fn acr_for(amr: &[&str]) -> &'static str {
+    if amr.iter().any(|m| matches!(*m, "hwk" | "swk")) && amr.contains(&"user") {
+        "phr"
+    } else if amr.contains(&"otp") {
+        "2"
+    } else {
+        "1"
+    }
+}
+
+/// Whether an authentication of class `held` is at least as strong as `wanted`.
+pub fn acr_satisfies(held: &str, wanted: &str) -> bool {
+    let rank = |a: &str| crate::provider::ACR_VALUES.iter().position(|v| *v == a);
+    matches!((rank(held), rank(wanted)), (Some(h), Some(w)) if h >= w)
+}
+
 /// The session cookie's name for a tenant: one cookie per tenant, so sessions of two
 /// tenants never meet.
 pub fn cookie_name(tenant_slug: &str) -> String {

@@ -19,7 +19,9 @@ use crate::outbound::Outbound;
 use crate::protection::Protection;
 use crate::provider::ProviderCache;
 use crate::storage::Pool;
-use crate::{accounts, api_keys, authorization, clients, federation, first_party, mfa, tokens};
+use crate::{
+    accounts, api_keys, authorization, clients, federation, first_party, mfa, passkeys, tokens,
+};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -131,6 +133,21 @@ impl AppState {
             audit: &self.audit,
             mac_key: &self.mac_key,
         }
+    }
+
+    pub fn passkeys(&self) -> passkeys::Deps<'_> {
+        passkeys::Deps {
+            pool: &self.pool,
+            audit: &self.audit,
+        }
+    }
+
+    /// The WebAuthn relying party for a tenant's pages (the public URL's host and origin).
+    pub fn relying_party(
+        &self,
+        tenant: &crate::tenants::Tenant,
+    ) -> Result<passkeys::RelyingParty, passkeys::PasskeyError> {
+        passkeys::RelyingParty::new(&self.config.public_url, &tenant.name)
     }
 
     pub fn mfa(&self) -> mfa::Deps<'_> {

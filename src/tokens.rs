@@ -338,7 +338,7 @@ async fn issue(
     if grant.user.is_some() {
         at.insert("acr".into(), json!(grant.acr));
         at.insert("amr".into(), json!(grant.amr));
-        if grant.amr.iter().any(|m| m == "otp") {
+        if sessions::acr_satisfies(&grant.acr, "2") {
             at.insert("mfa_verified".into(), json!(true));
         }
     }

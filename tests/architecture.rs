@@ -41,7 +41,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "provider",
         ],
     ),
-    ("people", &["accounts", "mfa", "sessions"]),
+    ("people", &["accounts", "mfa", "passkeys", "sessions"]),
     ("grants", &["tokens", "authorization"]),
     ("flows", &["first_party", "federation"]),
     ("orchestration", &["provisioning"]),

@@ -24,7 +24,7 @@ use crate::provider::Provider;
 use crate::state::AppState;
 
 /// The Content-Security-Policy of every page: no inline script or style.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' https: data:; base-uri 'none'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' https: data:; base-uri 'none'; frame-ancestors 'none'";
 
 fn valid_request_id(v: &str) -> bool {
     !v.is_empty()

@@ -31,6 +31,22 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     .route("/login", web::get().to(pages::sign_in::sign_in_get))
     .route("/login", web::post().to(pages::sign_in::sign_in_post))
     .route(
+        "/login/passkey/options",
+        web::post().to(pages::sign_in::passkey_options_post),
+    )
+    .route(
+        "/account/passkeys/options",
+        web::post().to(pages::account::passkey_options_post),
+    )
+    .route(
+        "/account/passkeys",
+        web::post().to(pages::account::passkey_add_post),
+    )
+    .route(
+        "/account/passkeys/remove",
+        web::post().to(pages::account::passkey_remove_post),
+    )
+    .route(
         "/verify-email",
         web::get().to(pages::email::verify_email_get),
     )

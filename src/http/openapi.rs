@@ -246,7 +246,7 @@ impl Modify for Conformance {
 #[openapi(
     info(title = "Portcullis API", description = "First-party JSON API, admin API and dynamic client registration of Portcullis. OAuth 2.0 / OpenID Connect endpoints are described by each tenant's discovery document."),
     paths(
-        api::auth::login_post, api::auth::refresh_post, api::auth::revoke_post, api::auth::logout_post, api::auth::me_get, api::auth::mfa_verify_post, api::auth::register_post, api::auth::verify_email_post, api::auth::reset_password_post, api::auth::change_password_post,
+        api::auth::login_post, api::auth::refresh_post, api::auth::revoke_post, api::auth::logout_post, api::auth::me_get, api::auth::mfa_verify_post, api::auth::passkey_options_post, api::auth::passkey_verify_post, api::auth::register_post, api::auth::verify_email_post, api::auth::reset_password_post, api::auth::change_password_post,
         api::mfa::setup_post, api::mfa::verify_post, api::mfa::enable_post, api::mfa::disable_post, api::mfa::backup_codes_get, api::mfa::backup_codes_post,
         api::rbac::roles_get, api::rbac::roles_post, api::rbac::permissions_get, api::rbac::assign_post, api::rbac::templates_get, api::rbac::import_post,
         api::api_keys::create_post, api::api_keys::list_get, api::api_keys::rotate_post, api::api_keys::revoke_delete, api::api_keys::verify_post,

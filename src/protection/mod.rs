@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// Credential endpoints (POST), each counted on its own.
-const CREDENTIAL_ENDPOINTS: [&str; 25] = [
+const CREDENTIAL_ENDPOINTS: [&str; 29] = [
     "/token",
     "/par",
     "/revoke",
@@ -70,6 +70,10 @@ const CREDENTIAL_ENDPOINTS: [&str; 25] = [
     "/api/v1/auth/login",
     "/api/v1/auth/refresh",
     "/api/v1/auth/mfa/verify",
+    "/api/v1/auth/passkey/options",
+    "/api/v1/auth/passkey/verify",
+    "/login/passkey/options",
+    "/account/passkeys",
     "/api/v1/auth/register",
     "/api/v1/auth/verify-email",
     "/api/v1/auth/reset-password",

@@ -20,6 +20,7 @@ pub mod jobs;
 pub mod keys;
 pub mod lockout;
 pub mod mfa;
+pub mod passkeys;
 pub mod replay;
 pub mod roles;
 pub mod sessions;

@@ -59,14 +59,6 @@ impl Drop for Instance {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Starts `portcullis serve` on `port` with the configuration of `config` (database,
 /// master key, public URL) plus `env`, and waits for `/ready`.
 async fn start(config: &Config, port: u16, env: &[(&str, String)]) -> Instance {

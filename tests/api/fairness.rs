@@ -94,7 +94,7 @@ async fn a_sign_in_flood_on_one_tenant_leaves_another_tenants_token_endpoint_ans
             let mut statuses = std::collections::BTreeMap::<u16, u32>::new();
             let mut i = 0u32;
             while Instant::now() < deadline {
-                let email = if i % 2 == 0 {
+                let email = if i.is_multiple_of(2) {
                     "ana@example.com".to_string()
                 } else {
                     format!("nobody{f}-{i}@example.com")

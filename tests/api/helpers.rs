@@ -608,3 +608,12 @@ pub async fn run_peer(mut cmd: std::process::Command, install: &'static str) -> 
         .unwrap_or_else(|| panic!("{stdout}\n{stderr}"));
     serde_json::from_str(line).unwrap()
 }
+
+/// A free loopback port, for a peer that must be known (registered) before it starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

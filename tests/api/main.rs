@@ -29,6 +29,7 @@ mod logout;
 mod mfa;
 mod openapi;
 mod parameters;
+mod passkeys;
 mod private_key_jwt;
 mod protection;
 mod pushed_requests;

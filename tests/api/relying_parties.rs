@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use crate::helpers::{run_peer, spawn_app, ClientOptions, PASSWORD, REDIRECT_URI};
+use crate::helpers::{free_port, run_peer, spawn_app, ClientOptions, PASSWORD, REDIRECT_URI};
 
 const POST_LOGOUT: &str = "http://127.0.0.1:9/signed-out";
 
@@ -34,15 +34,6 @@ async fn authlib_completes_the_code_flow_refresh_and_rp_initiated_logout() {
     assert_eq!(result["amr"], serde_json::json!(["pwd"]));
     assert_eq!(result["userinfo_email"], "ana@example.com");
     assert_eq!(result["logged_out"], true);
-}
-
-/// A free loopback port (the RP's redirect URI must be registered before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Follows redirects by hand through the RP and Portcullis, signing in and consenting on our

@@ -59,6 +59,71 @@ pub async fn login_post(
     Ok(data(StatusCode::OK, token_data(&t)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/passkey/options",
+    tag = "auth",
+    params(TenantPath),
+    responses(
+        (status = 200, description = "`{ceremony, publicKey}`: the options for `navigator.credentials.get` (a discoverable credential of this site, user verification required) and the ceremony id to send back within 5 minutes", body = DataEnvelope)
+    ),
+)]
+/// `POST /api/v1/auth/passkey/options` — starts a passkey sign-in.
+pub async fn passkey_options_post(
+    state: web::Data<AppState>,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, ApiError> {
+    let options = first_party::passkey_options(state.first_party(), &p).await?;
+    Ok(data(StatusCode::OK, options))
+}
+
+#[derive(Deserialize, utoipa::ToSchema)]
+pub struct PasskeyVerifyBody {
+    /// The `ceremony` of the options.
+    ceremony: Option<String>,
+    /// The credential `navigator.credentials.get` returned, binary members base64url
+    /// (id, rawId, type, response.authenticatorData, clientDataJSON, signature, userHandle).
+    #[schema(value_type = Option<Object>)]
+    credential: Option<serde_json::Value>,
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/auth/passkey/verify",
+    tag = "auth",
+    params(TenantPath),
+    request_body = PasskeyVerifyBody,
+    responses(
+        (status = 200, description = "Tokens (`amr` hwk or swk, plus user; `acr` phr)", body = TokenEnvelope),
+        (status = 401, description = "INVALID_CREDENTIALS: the passkey did not verify, is unknown, or its counter went back", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED: no ceremony or credential, or an unknown, expired or used ceremony", body = ErrorEnvelope)
+    ),
+)]
+/// `POST /api/v1/auth/passkey/verify` `{"ceremony","credential"}` — signs in with a passkey.
+pub async fn passkey_verify_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    Json(body): Json<PasskeyVerifyBody>,
+) -> Result<HttpResponse, ApiError> {
+    let (Some(ceremony), Some(credential)) = (body.ceremony, body.credential) else {
+        return Err(ApiError::ValidationFailed(
+            "ceremony and credential are required".into(),
+        ));
+    };
+    let proof = DpopProof::from_request(&req, &state)?;
+    let (_, t) = first_party::login_passkey(
+        state.first_party(),
+        &p,
+        &ceremony,
+        &credential.to_string(),
+        proof.as_ref().map(DpopProof::possession).as_ref(),
+        &audit_context(&req),
+    )
+    .await?;
+    Ok(data(StatusCode::OK, token_data(&t)))
+}
+
 #[derive(Deserialize, utoipa::ToSchema)]
 pub struct MfaVerifyBody {
     challenge_id: Option<String>,

@@ -19,6 +19,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/api/v1/auth/logout", web::post().to(auth::logout_post))
         .route("/api/v1/auth/me", web::get().to(auth::me_get))
         .route(
+            "/api/v1/auth/passkey/options",
+            web::post().to(auth::passkey_options_post),
+        )
+        .route(
+            "/api/v1/auth/passkey/verify",
+            web::post().to(auth::passkey_verify_post),
+        )
+        .route(
             "/api/v1/auth/mfa/verify",
             web::post().to(auth::mfa_verify_post),
         )

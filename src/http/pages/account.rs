@@ -20,6 +20,7 @@ use crate::federation::{self};
 use crate::http::extractors::{audit_context, PageForm, TenantProvider};
 use crate::i18n::Locale;
 use crate::mfa;
+use crate::passkeys;
 use crate::provider::Provider;
 use crate::sessions::{self, Session};
 use crate::state::AppState;
@@ -47,6 +48,17 @@ struct AccountPage<'a> {
     sessions: Vec<SessionRowView>,
     linked: Vec<LinkedView>,
     linkable: Vec<LinkableView>,
+    passkeys: Vec<PasskeyRowView>,
+    /// Passkeys work on this server (the public URL has a host name).
+    passkeys_on: bool,
+}
+
+/// A passkey on the account page.
+struct PasskeyRowView {
+    id: String,
+    name: String,
+    created: String,
+    last_used: String,
 }
 
 /// A linked sign-in method on the account page.
@@ -184,8 +196,23 @@ async fn account_page(
             name: m.name,
         })
         .collect();
+    let passkeys = passkeys::list(state.passkeys(), &p.tenant, &user.id)
+        .await?
+        .into_iter()
+        .map(|k| PasskeyRowView {
+            created: crate::storage::format_instant(k.created_at),
+            last_used: k.last_used_at.map_or_else(
+                || loc.texts().never.to_string(),
+                crate::storage::format_instant,
+            ),
+            id: k.id,
+            name: k.name,
+        })
+        .collect();
     let (seed, set) = csrf_seed(state, req);
     let page = AccountPage {
+        passkeys_on: state.relying_party(&p.tenant).is_ok(),
+        passkeys,
         linked,
         linkable,
         f: frame(p, loc),
@@ -488,4 +515,115 @@ pub async fn account_sessions_end_all_post(
         None,
         Some(sessions::cookie_name(&p.tenant.slug)),
     )
+}
+
+/// `POST {issuer}/account/passkeys/options` — starts registering a passkey (the account
+/// page's script asks; CSRF-checked like the forms): options for `navigator.credentials.create`.
+pub async fn passkey_options_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let visit = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let rp = state
+        .relying_party(&p.tenant)
+        .map_err(|e| with_locale(e.into(), loc))?;
+    let options = passkeys::start_registration(state.passkeys(), &rp, &p.tenant, &visit.user)
+        .await
+        .map_err(|e| with_locale(e.into(), loc))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(options))
+}
+
+fn with_locale(mut e: PageError, loc: Locale) -> PageError {
+    e.locale = loc;
+    e
+}
+
+/// `POST {issuer}/account/passkeys` — finishes registering a passkey: `ceremony`,
+/// `credential` (the authenticator's answer) and the `name` the user gave it.
+pub async fn passkey_add_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let visit = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let rp = state
+        .relying_party(&p.tenant)
+        .map_err(|e| with_locale(e.into(), loc))?;
+    let answer = passkeys::Answer {
+        ceremony: form.get("ceremony").unwrap_or(""),
+        name: form.get("name").unwrap_or(""),
+        response: form.get("credential").unwrap_or(""),
+    };
+    let t = loc.texts();
+    match passkeys::finish_registration(
+        state.passkeys(),
+        &rp,
+        &p.tenant,
+        &visit.user,
+        answer,
+        &audit_context(&req),
+    )
+    .await
+    {
+        Ok(_) => {
+            visit
+                .page(StatusCode::OK, Some(t.passkey_added), None)
+                .await
+        }
+        Err(passkeys::PasskeyError::Unexpected(e)) => Err(PageError::unexpected(loc, &e)),
+        Err(passkeys::PasskeyError::Invalid(why)) => {
+            visit.page(StatusCode::BAD_REQUEST, None, Some(why)).await
+        }
+        Err(_) => {
+            visit
+                .page(StatusCode::BAD_REQUEST, None, Some(t.passkey_failed))
+                .await
+        }
+    }
+}
+
+/// `POST {issuer}/account/passkeys/remove` — removes one of the user's passkeys.
+pub async fn passkey_remove_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let visit = match account_form_session(&state, &req, &p, &form, loc).await? {
+        Ok(v) => v,
+        Err(redirect) => return Ok(redirect),
+    };
+    let removed = passkeys::remove(
+        state.passkeys(),
+        &p.tenant,
+        &visit.user.id,
+        form.get("passkey").unwrap_or(""),
+        &audit_context(&req),
+    )
+    .await?;
+    if removed {
+        visit
+            .page(StatusCode::OK, Some(loc.texts().passkey_removed), None)
+            .await
+    } else {
+        Err(PageError::new(
+            StatusCode::NOT_FOUND,
+            loc,
+            "This passkey does not exist.",
+        ))
+    }
 }

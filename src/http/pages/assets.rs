@@ -33,6 +33,10 @@ pub async fn static_file(path: web::Path<String>) -> HttpResponse {
             include_str!("../../../static/form_post.js"),
             "text/javascript",
         ),
+        "passkey.js" => (
+            include_str!("../../../static/passkey.js"),
+            "text/javascript",
+        ),
         _ => return crate::error::not_found(),
     };
     HttpResponse::Ok()

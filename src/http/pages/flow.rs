@@ -238,7 +238,7 @@ pub async fn start_session(
     amr: &[&str],
 ) -> Result<sessions::Started, PageError> {
     let ctx = audit_context(req);
-    let acr = if amr.contains(&"otp") { "2" } else { "1" };
+    let acr = sessions::acr_for(amr);
     // The same user signing in again continues their session (same sid for the relying
     // parties); another user ends it first (with back-channel logout).
     let renewed = match &existing {

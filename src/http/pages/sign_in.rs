@@ -18,6 +18,7 @@ use crate::error::PageError;
 use crate::federation::{self};
 use crate::http::extractors::{audit_context, query_params, PageForm, TenantProvider};
 use crate::i18n::Locale;
+use crate::passkeys;
 use crate::provider::Provider;
 use crate::state::AppState;
 
@@ -32,6 +33,9 @@ struct SignInPage<'a> {
     error: Option<&'a str>,
     current_account: Option<String>,
     federation_action: String,
+    passkey_options: String,
+    /// Passkeys work on this server (the public URL has a host name).
+    passkeys: bool,
     google: bool,
     sso: bool,
 }
@@ -62,6 +66,8 @@ pub async fn sign_in_page(
         error: view.error,
         current_account: view.current_account,
         federation_action: p.endpoint("/federation/start"),
+        passkey_options: p.endpoint("/login/passkey/options"),
+        passkeys: state.relying_party(&p.tenant).is_ok(),
         google: options.google,
         sso: options.sso,
     };
@@ -98,6 +104,81 @@ pub async fn sign_in_get(
     Ok(form_page(&state, StatusCode::OK, body, seed, set))
 }
 
+/// `POST {issuer}/login/passkey/options` — starts a passkey sign-in for the pending request
+/// (the sign-in page's script asks; CSRF-checked like the form): the options for
+/// `navigator.credentials.get` and the ceremony id.
+pub async fn passkey_options_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+    PageForm(form): PageForm,
+) -> Result<HttpResponse, PageError> {
+    let (_, loc) = pending_form(&state, &req, &p, &form).await?;
+    let rp = state
+        .relying_party(&p.tenant)
+        .map_err(|e| with_locale(e.into(), loc))?;
+    let options = passkeys::start_sign_in(state.passkeys(), &rp, &p.tenant)
+        .await
+        .map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(options))
+}
+
+/// The sign-in form's passkey answer: the user the passkey names, signed in with `amr`
+/// hwk/swk + user — the second factor itself, so no one-time code follows.
+async fn passkey_sign_in(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &Provider,
+    pending: Pending,
+    form: &crate::authorization::Params,
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let ctx = audit_context(req);
+    let rp = state
+        .relying_party(&p.tenant)
+        .map_err(|e| with_locale(e.into(), loc))?;
+    let signed = passkeys::finish_sign_in(
+        state.passkeys(),
+        &rp,
+        &p.tenant,
+        form.get("ceremony").unwrap_or(""),
+        form.get("credential").unwrap_or(""),
+        &ctx,
+    )
+    .await;
+    let user = match signed {
+        Ok(s) => accounts::find_user(&state.pool, &p.tenant, &s.user_id)
+            .await?
+            .filter(|u| !u.disabled)
+            .map(|u| (u, s.amr)),
+        Err(passkeys::PasskeyError::Unexpected(e)) => return Err(PageError::unexpected(loc, &e)),
+        Err(_) => None,
+    };
+    let Some((user, amr)) = user else {
+        audit::record(
+            &state.audit,
+            AuditEvent::new("signin.failure", Some(&p.tenant))
+                .client(&pending.client.id)
+                .detail("method", "passkey"),
+            &ctx,
+        );
+        let seed = csrf_cookie_value(state, req);
+        let view = SignInView {
+            email: "",
+            error: Some(loc.texts().passkey_failed),
+            current_account: None,
+        };
+        let body = sign_in_page(state, p, &pending, &seed, loc, view).await?;
+        return Ok(HttpResponse::build(StatusCode::UNAUTHORIZED)
+            .content_type("text/html; charset=utf-8")
+            .body(body));
+    };
+    let existing = current_session(state, req, p).await?;
+    complete_sign_in(state, req, p, pending, &user, existing, &amr, loc).await
+}
+
 /// `POST {issuer}/login` — checks the credentials, starts the browser session.
 pub async fn sign_in_post(
     state: web::Data<AppState>,
@@ -120,6 +201,9 @@ pub async fn sign_in_post(
                 return resume(&state, &p, &pending, &s, false, loc).await;
             }
         }
+    }
+    if form.get("action") == Some("passkey") {
+        return passkey_sign_in(&state, &req, &p, pending, &form, loc).await;
     }
     let email = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
@@ -169,4 +253,9 @@ pub async fn sign_in_post(
     }
     let existing = current_session(&state, &req, &p).await?;
     complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
+}
+
+fn with_locale(mut e: PageError, loc: Locale) -> PageError {
+    e.locale = loc;
+    e
 }
