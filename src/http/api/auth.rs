@@ -65,7 +65,8 @@ pub async fn login_post(
     tag = "auth",
     params(TenantPath),
     responses(
-        (status = 200, description = "`{ceremony, publicKey}`: the options for `navigator.credentials.get` (a discoverable credential of this site, user verification required) and the ceremony id to send back within 5 minutes", body = DataEnvelope)
+        (status = 200, description = "`{ceremony, publicKey}`: the options for `navigator.credentials.get` (a discoverable credential of this site, user verification required) and the ceremony id to send back within 5 minutes", body = DataEnvelope),
+        (status = 422, description = "VALIDATION_FAILED: passkeys are off on this server (its public URL's host is an IP address, which WebAuthn does not take as a relying party id)", body = ErrorEnvelope)
     ),
 )]
 /// `POST /api/v1/auth/passkey/options` — starts a passkey sign-in.
