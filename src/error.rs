@@ -318,6 +318,11 @@ impl PageError {
         }
     }
 
+    /// The same error, shown in `locale` (domain errors convert to English pages).
+    pub fn in_locale(self, locale: Locale) -> Self {
+        Self { locale, ..self }
+    }
+
     pub fn bad_request(locale: Locale, message: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, locale, message)
     }

@@ -67,6 +67,12 @@ pub struct RelyingParty {
     webauthn: Webauthn,
 }
 
+/// Whether passkeys can work with this public URL: its host must be a name (a WebAuthn
+/// relying party id is never an IP address).
+pub fn available(public_url: &str) -> bool {
+    url::Url::parse(public_url).is_ok_and(|u| matches!(u.host(), Some(url::Host::Domain(_))))
+}
+
 impl RelyingParty {
     /// The relying party of `public_url` (its host is the RP id, its origin the one allowed),
     /// named after the tenant in the authenticator's prompts.
@@ -422,15 +428,6 @@ pub async fn remove(
     Ok(removed)
 }
 
-/// Whether the user has any passkey (the account page's and the sign-in page's hints).
-pub async fn has_any(d: Deps<'_>, tenant: &Tenant, user_id: &str) -> Result<bool, PasskeyError> {
-    Ok(
-        !storage::passkeys::list_passkeys(d.pool, &tenant.id, user_id)
-            .await?
-            .is_empty(),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +437,7 @@ mod tests {
         assert!(RelyingParty::new("http://localhost:8080", "Acme").is_ok());
         assert!(RelyingParty::new("https://id.example.com", "Acme").is_ok());
         assert!(RelyingParty::new("not a url", "Acme").is_err());
+        assert!(available("http://localhost:8080") && !available("http://127.0.0.1:8080"));
         assert!(matches!(
             RelyingParty::new("http://127.0.0.1:8080", "Acme"),
             Err(PasskeyError::Unavailable)

@@ -96,7 +96,11 @@ pub async fn token_post(
     let proof = dpop_proof(&req).map_err(invalid_dpop_proof)?;
     let (client, _) = authenticated_client(&state, &req, &p, &params).await?;
     let d = state.tokens();
-    let url = request_url(&req, &state.config.public_url);
+    // htu is compared only when a proof came: no URL is built for the other requests.
+    let url = match proof {
+        Some(_) => request_url(&req, &state.config.public_url),
+        None => String::new(),
+    };
     let jkt = tokens::proof_of_possession(d, &p, &client, proof.as_deref(), &url).await?;
     let jkt = jkt.as_deref();
     let ctx = audit_context(&req);

@@ -211,7 +211,7 @@ async fn account_page(
         .collect();
     let (seed, set) = csrf_seed(state, req);
     let page = AccountPage {
-        passkeys_on: state.relying_party(&p.tenant).is_ok(),
+        passkeys_on: passkeys::available(&state.config.public_url),
         passkeys,
         linked,
         linkable,
@@ -532,18 +532,13 @@ pub async fn passkey_options_post(
     };
     let rp = state
         .relying_party(&p.tenant)
-        .map_err(|e| with_locale(e.into(), loc))?;
+        .map_err(|e| PageError::from(e).in_locale(loc))?;
     let options = passkeys::start_registration(state.passkeys(), &rp, &p.tenant, &visit.user)
         .await
-        .map_err(|e| with_locale(e.into(), loc))?;
+        .map_err(|e| PageError::from(e).in_locale(loc))?;
     Ok(HttpResponse::Ok()
         .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
         .json(options))
-}
-
-fn with_locale(mut e: PageError, loc: Locale) -> PageError {
-    e.locale = loc;
-    e
 }
 
 /// `POST {issuer}/account/passkeys` — finishes registering a passkey: `ceremony`,
@@ -561,7 +556,7 @@ pub async fn passkey_add_post(
     };
     let rp = state
         .relying_party(&p.tenant)
-        .map_err(|e| with_locale(e.into(), loc))?;
+        .map_err(|e| PageError::from(e).in_locale(loc))?;
     let answer = passkeys::Answer {
         ceremony: form.get("ceremony").unwrap_or(""),
         name: form.get("name").unwrap_or(""),

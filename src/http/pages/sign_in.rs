@@ -67,7 +67,7 @@ pub async fn sign_in_page(
         current_account: view.current_account,
         federation_action: p.endpoint("/federation/start"),
         passkey_options: p.endpoint("/login/passkey/options"),
-        passkeys: state.relying_party(&p.tenant).is_ok(),
+        passkeys: passkeys::available(&state.config.public_url),
         google: options.google,
         sso: options.sso,
     };
@@ -116,7 +116,7 @@ pub async fn passkey_options_post(
     let (_, loc) = pending_form(&state, &req, &p, &form).await?;
     let rp = state
         .relying_party(&p.tenant)
-        .map_err(|e| with_locale(e.into(), loc))?;
+        .map_err(|e| PageError::from(e).in_locale(loc))?;
     let options = passkeys::start_sign_in(state.passkeys(), &rp, &p.tenant)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
@@ -138,7 +138,7 @@ async fn passkey_sign_in(
     let ctx = audit_context(req);
     let rp = state
         .relying_party(&p.tenant)
-        .map_err(|e| with_locale(e.into(), loc))?;
+        .map_err(|e| PageError::from(e).in_locale(loc))?;
     let signed = passkeys::finish_sign_in(
         state.passkeys(),
         &rp,
@@ -253,9 +253,4 @@ pub async fn sign_in_post(
     }
     let existing = current_session(&state, &req, &p).await?;
     complete_sign_in(&state, &req, &p, pending, &user, existing, &["pwd"], loc).await
-}
-
-fn with_locale(mut e: PageError, loc: Locale) -> PageError {
-    e.locale = loc;
-    e
 }
