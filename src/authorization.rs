@@ -599,17 +599,23 @@ pub async fn decide(
     let Some(session) = session else {
         return Ok(Next::SignIn);
     };
-    // Step-up (Core §3.1.2.1 acr_values): "2" asks for a second factor. A user enrolled in
-    // MFA whose session has only the password gives it now; for a user without MFA the
+    // Step-up (Core §3.1.2.1 acr_values): "2" asks for a second factor. A user with one
+    // (TOTP or a passkey) whose session has only the password gives it now; for a user without MFA the
     // request is voluntary and the ID token's acr tells the client what happened. A scope
     // the client declared privileged always needs it (enrolling first if need be).
     let privileged = client.is_privileged_request(&req.scope);
     let step_up = !crate::sessions::acr_satisfies(&session.acr, "2")
         && (privileged
             || req.wants_acr("2")
-                && crate::mfa::is_enabled(d.pool, &provider.tenant, &session.user_id)
-                    .await
-                    .map_err(|e| AuthorizeError::Unexpected(e.into()))?);
+                && crate::mfa::second_factors(
+                    d.pool,
+                    &provider.tenant,
+                    &session.user_id,
+                    crate::passkeys::available(&provider.issuer),
+                )
+                .await
+                .map_err(|e| AuthorizeError::Unexpected(e.into()))?
+                .any());
     if step_up {
         if req.has_prompt("none") {
             return Ok(Next::Fail(error_for(

@@ -157,6 +157,9 @@ pub struct Texts {
     pub passkey_removed: &'static str,
     pub passkey_created: &'static str,
     pub passkeys_need_script: &'static str,
+    pub use_passkey: &'static str,
+    pub mfa_passkey_intro: &'static str,
+    pub mfa_enroll_passkey_intro: &'static str,
     pub remove: &'static str,
     pub never: &'static str,
 }
@@ -269,6 +272,9 @@ pub static EN: Texts = Texts {
     passkey_removed: "The passkey was removed.",
     passkey_created: "added",
     passkeys_need_script: "Adding a passkey needs JavaScript and a browser with passkeys.",
+    use_passkey: "Use a passkey",
+    mfa_passkey_intro: "Confirm that it is you with one of your passkeys.",
+    mfa_enroll_passkey_intro: "Or add a passkey (your device's screen lock, a security key or a password manager) as your second factor.",
     remove: "Remove",
     never: "never",
 };
@@ -366,6 +372,9 @@ pub static PT_BR: Texts = Texts {
     passkey_removed: "A chave de acesso foi removida.",
     passkey_created: "adicionada em",
     passkeys_need_script: "Adicionar uma chave de acesso requer JavaScript e um navegador com chaves de acesso.",
+    use_passkey: "Usar uma chave de acesso",
+    mfa_passkey_intro: "Confirme que é você com uma das suas chaves de acesso.",
+    mfa_enroll_passkey_intro: "Ou adicione uma chave de acesso (o bloqueio de tela do seu dispositivo, uma chave de segurança ou um gerenciador de senhas) como segundo fator.",
     remove: "Remover",
     never: "nunca",
 };

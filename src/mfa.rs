@@ -107,6 +107,35 @@ pub async fn is_enabled(pool: &Pool, tenant: &Tenant, user_id: &str) -> Result<b
         .is_some_and(|r| r.enabled))
 }
 
+/// The second factors a user can give after the password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecondFactors {
+    /// TOTP, with its backup codes.
+    pub totp: bool,
+    /// A registered passkey, counted only when passkeys work on this server.
+    pub passkey: bool,
+}
+
+impl SecondFactors {
+    pub fn any(self) -> bool {
+        self.totp || self.passkey
+    }
+}
+
+/// What `user_id` has of TOTP and passkeys (`passkeys_on`: whether passkeys work with the
+/// server's public URL; a passkey that cannot be used here is no factor).
+pub async fn second_factors(
+    pool: &Pool,
+    tenant: &Tenant,
+    user_id: &str,
+    passkeys_on: bool,
+) -> Result<SecondFactors, MfaError> {
+    Ok(SecondFactors {
+        totp: is_enabled(pool, tenant, user_id).await?,
+        passkey: passkeys_on && storage::passkeys::has_passkey(pool, &tenant.id, user_id).await?,
+    })
+}
+
 /// Which factor a code proved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Proof {

@@ -11,9 +11,9 @@
 
 use serde_json::{json, Value};
 use webauthn_rs::prelude::{
-    CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey, PasskeyRegistration,
-    PublicKeyCredential, RegisterPublicKeyCredential, Url, Uuid, Webauthn, WebauthnBuilder,
-    WebauthnError,
+    AuthenticationResult, CredentialID, DiscoverableAuthentication, DiscoverableKey, Passkey,
+    PasskeyAuthentication, PasskeyRegistration, PublicKeyCredential, RegisterPublicKeyCredential,
+    Url, Uuid, Webauthn, WebauthnBuilder, WebauthnError,
 };
 
 use crate::accounts::User;
@@ -126,8 +126,26 @@ pub struct SignedIn {
     pub amr: Vec<&'static str>,
 }
 
+/// The RFC 8176 methods a passkey use proves.
+fn amr(backup_eligible: bool, user_verified: bool) -> Vec<&'static str> {
+    let mut amr = vec![if backup_eligible { "swk" } else { "hwk" }];
+    if user_verified {
+        amr.push("user");
+    }
+    amr
+}
+
+/// A passkey just registered, and what its registration proved (the `amr` of a sign-in
+/// that enrols it as the second factor).
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub passkey: PasskeyView,
+    pub amr: Vec<&'static str>,
+}
+
 const REGISTER: &str = "register";
 const SIGN_IN: &str = "sign_in";
+const SECOND_FACTOR: &str = "second_factor";
 
 fn unexpected(e: impl std::fmt::Display) -> PasskeyError {
     PasskeyError::Unexpected(anyhow::anyhow!("{e}"))
@@ -239,7 +257,7 @@ pub async fn finish_registration(
     user: &User,
     answer: Answer<'_>,
     ctx: &Context,
-) -> Result<PasskeyView, PasskeyError> {
+) -> Result<Registered, PasskeyError> {
     let Answer {
         ceremony,
         name,
@@ -293,7 +311,11 @@ pub async fn finish_registration(
             .detail("passkey", row.id.as_str()),
         ctx,
     );
-    Ok(PasskeyView::from(&row))
+    // Registration of a passkey requires user verification (webauthn-rs's policy).
+    Ok(Registered {
+        passkey: PasskeyView::from(&row),
+        amr: amr(row.backup_eligible, true),
+    })
 }
 
 fn parse_response<T: serde::de::DeserializeOwned>(response: &str) -> Result<T, PasskeyError> {
@@ -344,7 +366,7 @@ pub async fn finish_sign_in(
         .await?
         .filter(|r| Some(&r.user_id) == user_id.as_ref())
         .ok_or(PasskeyError::NotVerified)?;
-    let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(unexpected)?;
+    let passkey: Passkey = serde_json::from_str(&row.passkey).map_err(unexpected)?;
     let result = match rp.webauthn.finish_discoverable_authentication(
         &credential,
         state,
@@ -356,7 +378,21 @@ pub async fn finish_sign_in(
         }
         Err(_) => return Err(PasskeyError::NotVerified),
     };
-    passkey.update_credential(&result);
+    record_use(d, tenant, row, &result, ctx).await
+}
+
+/// Stores what a verified use changed (counter, flags, credential), refusing a counter that
+/// did not move forward: the ceremony's view of the counter is the one of its start, so the
+/// database decides.
+async fn record_use(
+    d: Deps<'_>,
+    tenant: &Tenant,
+    row: PasskeyRow,
+    result: &AuthenticationResult,
+    ctx: &Context,
+) -> Result<SignedIn, PasskeyError> {
+    let mut passkey: Passkey = serde_json::from_str(&row.passkey).map_err(unexpected)?;
+    passkey.update_credential(result);
     let used = PasskeyRow {
         passkey: serde_json::to_string(&passkey).map_err(unexpected)?,
         counter: i64::from(result.counter()),
@@ -364,22 +400,71 @@ pub async fn finish_sign_in(
         backup_state: result.backup_state(),
         ..row.clone()
     };
-    // The ceremony's view of the counter is the one of its start: the database decides.
     if !storage::passkeys::record_use(d.pool, &used, storage::now()).await? {
         return Err(cloned(d, tenant, &row, ctx));
     }
-    let mut amr = vec![if result.backup_eligible() {
-        "swk"
-    } else {
-        "hwk"
-    }];
-    if result.user_verified() {
-        amr.push("user");
-    }
     Ok(SignedIn {
         user_id: row.user_id,
-        amr,
+        amr: amr(result.backup_eligible(), result.user_verified()),
     })
+}
+
+/// Starts a passkey as the second factor of `user_id`, who gave their password: options for
+/// `navigator.credentials.get` allowing only that user's passkeys.
+pub async fn start_second_factor(
+    d: Deps<'_>,
+    rp: &RelyingParty,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Value, PasskeyError> {
+    let creds: Vec<Passkey> = storage::passkeys::list_passkeys(d.pool, &tenant.id, user_id)
+        .await?
+        .iter()
+        .filter_map(|r| serde_json::from_str(&r.passkey).ok())
+        .collect();
+    if creds.is_empty() {
+        return Err(PasskeyError::Invalid("this account has no passkey"));
+    }
+    let (options, state) = rp
+        .webauthn
+        .start_passkey_authentication(&creds)
+        .map_err(unexpected)?;
+    let ceremony = save_ceremony(d, tenant, &format!("{SECOND_FACTOR}:{user_id}"), &state).await?;
+    with_ceremony(options, ceremony)
+}
+
+/// Finishes a passkey as the second factor of `user_id`: the credential must be one of
+/// theirs (the ceremony allowed no other), its counter must move forward.
+pub async fn finish_second_factor(
+    d: Deps<'_>,
+    rp: &RelyingParty,
+    tenant: &Tenant,
+    user_id: &str,
+    ceremony: &str,
+    response: &str,
+    ctx: &Context,
+) -> Result<SignedIn, PasskeyError> {
+    let state: PasskeyAuthentication =
+        take_ceremony(d, tenant, &format!("{SECOND_FACTOR}:{user_id}"), ceremony).await?;
+    let credential: PublicKeyCredential = parse_response(response)?;
+    let row = storage::passkeys::find_passkey(d.pool, &tenant.id, &credential.id)
+        .await?
+        .filter(|r| r.user_id == user_id)
+        .ok_or(PasskeyError::NotVerified)?;
+    let result = match rp
+        .webauthn
+        .finish_passkey_authentication(&credential, &state)
+    {
+        Ok(r) => r,
+        Err(WebauthnError::CredentialPossibleCompromise) => {
+            return Err(cloned(d, tenant, &row, ctx));
+        }
+        Err(_) => return Err(PasskeyError::NotVerified),
+    };
+    if crypto::b64url(result.cred_id().as_slice()) != row.credential_id {
+        return Err(PasskeyError::NotVerified);
+    }
+    record_use(d, tenant, row, &result, ctx).await
 }
 
 fn cloned(d: Deps<'_>, tenant: &Tenant, row: &PasskeyRow, ctx: &Context) -> PasskeyError {

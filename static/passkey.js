@@ -6,6 +6,11 @@
 // options for navigator.credentials.* and a ceremony id). The authenticator's answer is put
 // into the form's hidden "ceremony" and "credential" fields and the form is submitted, so
 // the server answers it like any other form (CSRF-checked, a page or a redirect).
+//
+// A sign-in form with data-passkey-autofill also starts a conditional request (WebAuthn
+// Level 3 conditional mediation) when the browser offers it: the user's passkeys appear in
+// the autofill of the e-mail field (autocomplete="username webauthn"), and picking one signs
+// in. Pressing the button aborts that request and asks with the browser's own prompt.
 (function () {
   'use strict';
 
@@ -59,11 +64,16 @@
     });
   }
 
-  function signIn(form, options) {
+  function signIn(form, options, extra) {
     var o = options.publicKey;
     o.challenge = dec(o.challenge);
     (o.allowCredentials || []).forEach(function (c) { c.id = dec(c.id); });
-    return navigator.credentials.get({ publicKey: o }).then(function (a) {
+    var request = { publicKey: o };
+    if (extra) {
+      request.mediation = extra.mediation;
+      request.signal = extra.signal;
+    }
+    return navigator.credentials.get(request).then(function (a) {
       return {
         id: a.id,
         rawId: enc(a.rawId),
@@ -79,23 +89,54 @@
     });
   }
 
+  function answer(form, credential) {
+    form.elements.credential.value = JSON.stringify(credential);
+    form.submit();
+  }
+
+  // The conditional request of a sign-in form; resolves to its AbortController, or to null
+  // when the browser has no conditional mediation.
+  function autofill(form) {
+    var P = window.PublicKeyCredential;
+    if (!P.isConditionalMediationAvailable) return Promise.resolve(null);
+    return P.isConditionalMediationAvailable().then(function (available) {
+      if (!available) return null;
+      var abort = new AbortController();
+      startCeremony(form)
+        .then(function (options) {
+          if (abort.signal.aborted) return null;
+          var ceremony = options.ceremony;
+          return signIn(form, options, { mediation: 'conditional', signal: abort.signal })
+            .then(function (credential) {
+              form.elements.ceremony.value = ceremony;
+              answer(form, credential);
+            });
+        })
+        .catch(function () { /* aborted for the button, or no passkey picked */ });
+      return abort;
+    }).catch(function () { return null; });
+  }
+
   function wire(form) {
     var ceremony = form.dataset.passkey === 'register' ? register : signIn;
     var status = form.querySelector('[data-passkey-status]');
+    var pending = 'passkeyAutofill' in form.dataset ? autofill(form) : Promise.resolve(null);
     form.hidden = false;
     form.addEventListener('submit', function (event) {
       if (form.elements.credential.value) return; // the answer is in: let it go
       event.preventDefault();
       if (status) status.textContent = '';
-      startCeremony(form)
+      pending
+        .then(function (abort) {
+          if (abort) abort.abort();
+          pending = Promise.resolve(null);
+          return startCeremony(form);
+        })
         .then(function (options) {
           form.elements.ceremony.value = options.ceremony;
           return ceremony(form, options);
         })
-        .then(function (credential) {
-          form.elements.credential.value = JSON.stringify(credential);
-          form.submit();
-        })
+        .then(function (credential) { answer(form, credential); })
         .catch(function () {
           if (status) status.textContent = form.dataset.failed || 'The passkey could not be used.';
         });

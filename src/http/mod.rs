@@ -60,6 +60,14 @@ pub fn tenant_routes(cfg: &mut web::ServiceConfig) {
     )
     .route("/mfa/enroll", web::get().to(pages::mfa::mfa_enroll_get))
     .route("/mfa/enroll", web::post().to(pages::mfa::mfa_enroll_post))
+    .route(
+        "/mfa/passkey/options",
+        web::post().to(pages::mfa::mfa_passkey_options_post),
+    )
+    .route(
+        "/mfa/enroll/passkey/options",
+        web::post().to(pages::mfa::mfa_enroll_passkey_options_post),
+    )
     .route("/continue", web::get().to(pages::flow::continue_get))
     .route("/account", web::get().to(pages::account::account_get))
     .route(

@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// Credential endpoints (POST), each counted on its own.
-const CREDENTIAL_ENDPOINTS: [&str; 29] = [
+const CREDENTIAL_ENDPOINTS: [&str; 31] = [
     "/token",
     "/par",
     "/revoke",
@@ -73,6 +73,8 @@ const CREDENTIAL_ENDPOINTS: [&str; 29] = [
     "/api/v1/auth/passkey/options",
     "/api/v1/auth/passkey/verify",
     "/login/passkey/options",
+    "/mfa/passkey/options",
+    "/mfa/enroll/passkey/options",
     "/account/passkeys",
     "/api/v1/auth/register",
     "/api/v1/auth/verify-email",

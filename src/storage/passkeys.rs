@@ -83,6 +83,16 @@ pub async fn list_passkeys(
     .await)
 }
 
+pub async fn has_passkey(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, String>(
+        "SELECT id FROM passkeys WHERE tenant_id = $1 AND user_id = $2 LIMIT 1",
+    )
+    .bind(tenant_id).bind(user_id)
+    .fetch_optional(p)
+    .await
+    .map(|r| r.is_some()))
+}
+
 pub async fn find_passkey(
     pool: &Pool,
     tenant_id: &str,

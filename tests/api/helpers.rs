@@ -174,6 +174,8 @@ pub struct ClientOptions {
     pub redirect_uri: Option<String>,
     /// Browser origins CORS allows for this client.
     pub origins: Vec<String>,
+    /// The client's own MFA policy (none: the tenant's applies).
+    pub mfa_policy: Option<portcullis::tenants::MfaPolicy>,
 }
 
 impl Default for ClientOptions {
@@ -188,6 +190,7 @@ impl Default for ClientOptions {
             post_logout: vec![],
             redirect_uri: None,
             origins: vec![],
+            mfa_policy: None,
         }
     }
 }
@@ -274,6 +277,7 @@ impl TestApp {
         new.skip_consent = opts.skip_consent;
         new.allowed_origins = opts.origins;
         new.signing_alg = opts.alg;
+        new.mfa_policy = opts.mfa_policy;
         new.backchannel_logout_uri = opts.backchannel;
         new.post_logout_redirect_uris = opts
             .post_logout
@@ -539,17 +543,32 @@ pub struct Form {
     pub hidden: Vec<(String, String)>,
 }
 
-/// The last form of a page: its action and hidden inputs.
+/// The last form of a page as a browser without JavaScript shows it (the passkey forms are
+/// hidden until their script runs): its action and hidden inputs.
 pub fn parse_form(html: &str) -> Form {
+    parse_last_form(html, |f| !f.contains("data-passkey"))
+}
+
+/// The last passkey form of a page (the one its script drives).
+pub fn parse_passkey_form(html: &str) -> Form {
+    parse_last_form(html, |f| f.contains("data-passkey"))
+}
+
+fn parse_last_form(html: &str, wanted: impl Fn(&str) -> bool) -> Form {
     let action = Regex::new(r#"<form method="post" action="([^"]+)""#).unwrap();
     let hidden = Regex::new(r#"<input type="hidden" name="([^"]+)" value="([^"]*)">"#).unwrap();
-    let forms: Vec<&str> = html.split("<form ").skip(1).collect();
-    let last = format!("<form {}", forms.last().expect("a form"));
-    let action = action.captures(&last).expect("form action")[1]
+    let forms: Vec<String> = html
+        .split("<form ")
+        .skip(1)
+        .map(|f| format!("<form {}", f.split("</form>").next().unwrap_or(f)))
+        .filter(|f| wanted(f))
+        .collect();
+    let last = forms.last().expect("a form");
+    let action = action.captures(last).expect("form action")[1]
         .replace("&#x2f;", "/")
         .replace("&#47;", "/");
     let hidden = hidden
-        .captures_iter(&last)
+        .captures_iter(last)
         .map(|c| (unescape(&c[1]), unescape(&c[2])))
         .collect();
     Form {

@@ -1,7 +1,9 @@
 //! Passkeys (WebAuthn): the real ceremonies in Chromium with its virtual authenticator
-//! (tests/peers/spa/passkey.mjs) — registration on the account page, "Sign in with a
-//! passkey" at the authorization endpoint, the first-party API, a cloned authenticator
-//! refused and audited — and the refusals a client can provoke without an authenticator.
+//! (tests/peers/spa/passkey.mjs) — registration on the account page, sign-in at the
+//! authorization endpoint by autofill (conditional mediation) and by "Sign in with a
+//! passkey", the first-party API, a cloned authenticator refused and audited, a passkey
+//! enrolled and given as the second factor after a password — and the refusals a client can
+//! provoke without an authenticator.
 
 use std::process::Command;
 
@@ -9,10 +11,13 @@ use serde_json::{json, Value};
 
 use crate::federation::{admin_token, audit_events};
 use crate::helpers::{
-    jwt_claims, run_peer, spawn_app, spawn_app_with, ClientOptions, TestApp, PASSWORD,
+    jwt_claims, parse_form, parse_passkey_form, run_peer, spawn_app, spawn_app_with,
+    submit_sign_in, ClientOptions, TestApp, TestClient, PASSWORD, REDIRECT_URI,
 };
+use portcullis::tenants::MfaPolicy;
 
 const EMAIL: &str = "ana@example.com";
+const EMAIL2: &str = "bruno@example.com";
 
 /// A server whose public URL is `http://localhost:PORT`: WebAuthn's RP id is a host name.
 async fn localhost_app() -> TestApp {
@@ -23,13 +28,33 @@ fn localhost(app: &TestApp, path: &str) -> String {
     app.url(path).replace("127.0.0.1", "localhost")
 }
 
+/// The ID token of a code the browser script reported.
+async fn id_token_of(app: &TestApp, client: &TestClient, result: &Value, code: &str) -> Value {
+    let r = app
+        .token(
+            client,
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", result["codes"][code].as_str().unwrap()),
+                ("redirect_uri", result["callback"].as_str().unwrap()),
+                ("code_verifier", result["verifier"].as_str().unwrap()),
+            ],
+        )
+        .await;
+    assert_eq!(r.status(), 200, "{code}");
+    let tokens: Value = r.json().await.unwrap();
+    jwt_claims(tokens["id_token"].as_str().unwrap())
+}
+
 #[tokio::test]
-async fn a_passkey_registered_in_chromium_signs_in_and_a_clone_is_refused() {
+async fn passkeys_in_chromium_sign_in_by_autofill_button_and_api_serve_as_second_factor_and_a_clone_is_refused(
+) {
     let app = localhost_app().await;
     // Served by the script. (Not helpers::REDIRECT_URI: Chromium refuses port 9.)
     let callback = format!("http://127.0.0.1:{}/callback", crate::helpers::free_port());
     let callback = callback.as_str();
     let user = app.create_user(EMAIL).await;
+    let second = app.create_user(EMAIL2).await;
     let client = app
         .create_client(ClientOptions {
             skip_consent: true,
@@ -37,43 +62,52 @@ async fn a_passkey_registered_in_chromium_signs_in_and_a_clone_is_refused() {
             ..ClientOptions::default()
         })
         .await;
+    let strict = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            redirect_uri: Some(callback.into()),
+            mfa_policy: Some(MfaPolicy::Required),
+            ..ClientOptions::default()
+        })
+        .await;
     let mut cmd = Command::new("node");
     cmd.arg("tests/peers/spa/passkey.mjs")
         .env("ISSUER", localhost(&app, ""))
         .env("CLIENT_ID", &client.id)
+        .env("MFA_CLIENT_ID", &strict.id)
         .env("REDIRECT_URI", callback)
         .env("EMAIL", EMAIL)
+        .env("EMAIL2", EMAIL2)
         .env("PASSWORD", PASSWORD);
-    let result: Value = run_peer(
+    let mut result: Value = run_peer(
         cmd,
         "`bash .ci/dev deps` installs playwright-core and chromium",
     )
     .await;
+    result["callback"] = json!(callback);
     assert!(
         result["listed"].as_str().unwrap().contains("Laptop"),
         "{result}"
     );
     assert_eq!(result["errors"], json!([]), "no script error on the pages");
 
-    // The code of the passkey sign-in: amr hwk + user, the phishing-resistant acr.
-    let r = app
-        .token(
-            &client,
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", result["code"].as_str().unwrap()),
-                ("redirect_uri", callback),
-                ("code_verifier", result["verifier"].as_str().unwrap()),
-            ],
-        )
-        .await;
-    assert_eq!(r.status(), 200);
-    let tokens: Value = r.json().await.unwrap();
-    let id = jwt_claims(tokens["id_token"].as_str().unwrap());
-    assert_eq!(id["sub"], user.as_str());
-    assert_eq!(id["amr"], json!(["hwk", "user"]));
-    assert_eq!(id["acr"], "phr");
-    assert_eq!(id["nonce"], "pk-nonce");
+    // Passkey sign-ins, by autofill (conditional mediation) and by the button: amr hwk +
+    // user, the phishing-resistant acr.
+    for how in ["autofill", "button"] {
+        let id = id_token_of(&app, &client, &result, how).await;
+        assert_eq!(id["sub"], user.as_str(), "{how}");
+        assert_eq!(id["amr"], json!(["hwk", "user"]), "{how}");
+        assert_eq!(id["acr"], "phr", "{how}");
+        assert_eq!(id["nonce"], "pk-nonce", "{how}");
+    }
+    // The button while the autofill request waited: it gave way to the browser's prompt
+    // (a second ceremony, no error shown, still on the sign-in page waiting for the user).
+    assert_eq!(result["abort"]["ceremonies"], 2, "{result}");
+    assert_eq!(result["abort"]["status"], "", "{result}");
+    assert!(result["abort"]["url"]
+        .as_str()
+        .unwrap()
+        .contains("/login?request="));
 
     // The JSON API's token, signed in the same way.
     let api = jwt_claims(result["api_token"].as_str().unwrap());
@@ -92,10 +126,19 @@ async fn a_passkey_registered_in_chromium_signs_in_and_a_clone_is_refused() {
     let cloned = audit_events(&app, &token, "passkey.cloned").await;
     assert_eq!(cloned.len(), 1, "{cloned:?}");
     assert_eq!(cloned[0]["actor"], user.as_str());
-    assert_eq!(
-        audit_events(&app, &token, "passkey.registered").await.len(),
-        1
-    );
+
+    // A passkey as the second factor: enrolled instead of TOTP when the client required one,
+    // then given after the password on the second-factor page (which shows no code form:
+    // this user has no TOTP).
+    for how in ["enrol", "mfa"] {
+        let id = id_token_of(&app, &strict, &result, how).await;
+        assert_eq!(id["sub"], second.as_str(), "{how}");
+        assert_eq!(id["amr"], json!(["pwd", "hwk", "user"]), "{how}");
+        assert_eq!(id["acr"], "phr", "{how}");
+    }
+    assert_eq!(result["code_form"], 0);
+    let registered = audit_events(&app, &token, "passkey.registered").await;
+    assert_eq!(registered.len(), 2, "{registered:?}");
 
     // The stored credential: counter and flags of its last good use.
     let (counter, eligible, last_used): (i64, bool, Option<i64>) =
@@ -281,4 +324,144 @@ async fn the_pages_offer_passkeys_only_through_their_static_script() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+/// The sign-in of `email` at a client that requires a second factor, up to the page the
+/// password leads to: (browser, that page's URL).
+async fn password_step(app: &TestApp, email: &str) -> (reqwest::Client, String) {
+    let client = app
+        .create_client(ClientOptions {
+            skip_consent: true,
+            mfa_policy: Some(MfaPolicy::Required),
+            ..ClientOptions::default()
+        })
+        .await;
+    let browser = app.new_browser();
+    let challenge = portcullis::crypto::b64url(&portcullis::crypto::sha256(b"v"));
+    let url = format!(
+        "{}?response_type=code&client_id={}&redirect_uri={REDIRECT_URI}&scope=openid&code_challenge={challenge}&code_challenge_method=S256",
+        app.url("/authorize"),
+        client.id
+    );
+    let r = submit_sign_in(&browser, &url, email, PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let next = r.headers()["location"].to_str().unwrap().to_string();
+    (browser, next)
+}
+
+async fn page(browser: &reqwest::Client, url: &str) -> String {
+    browser.get(url).send().await.unwrap().text().await.unwrap()
+}
+
+#[tokio::test]
+async fn enrolment_offers_a_passkey_beside_totp_and_refuses_an_answer_that_does_not_verify() {
+    let app = localhost_app().await;
+    app.create_user(EMAIL).await;
+    let (browser, enroll) = password_step(&app, EMAIL).await;
+    assert!(enroll.contains("/mfa/enroll?request="), "{enroll}");
+    let html = page(&browser, &enroll).await;
+    assert!(html.contains("<svg"), "TOTP is still offered");
+    assert!(html.contains(">Add a passkey</button>"));
+    assert!(html.contains(r#"/mfa/enroll/passkey/options" data-failed="#));
+    // The passkey form's options name the user who gave the password.
+    let form = parse_passkey_form(&html);
+    let r = browser
+        .post(localhost(&app, "/mfa/enroll/passkey/options"))
+        .form(&form.hidden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let options: Value = r.json().await.unwrap();
+    assert_eq!(options["publicKey"]["rp"]["id"], "localhost");
+    assert_eq!(options["publicKey"]["user"]["name"], EMAIL);
+    assert_eq!(
+        options["publicKey"]["authenticatorSelection"]["residentKey"],
+        "required"
+    );
+    // An answer that is no WebAuthn credential: refused, nothing registered, the page again.
+    let mut fields = form.hidden.clone();
+    fields.retain(|(k, _)| k != "ceremony" && k != "credential");
+    fields.push((
+        "ceremony".into(),
+        options["ceremony"].as_str().unwrap().into(),
+    ));
+    fields.push(("credential".into(), r#"{"id":"x"}"#.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("the passkey response is not a WebAuthn credential"));
+    assert!(html.contains(">Add a passkey</button>"));
+    // Options need the page's CSRF token.
+    let r = browser
+        .post(app.url("/mfa/enroll/passkey/options"))
+        .form(&[("request", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // Where passkeys cannot work (an IP address in the public URL), enrolment is TOTP only.
+    let app = spawn_app().await;
+    app.create_user(EMAIL).await;
+    let (browser, enroll) = password_step(&app, EMAIL).await;
+    let html = page(&browser, &enroll).await;
+    assert!(html.contains("<svg") && !html.contains("Add a passkey"));
+}
+
+#[tokio::test]
+async fn a_passkey_answer_on_the_second_factor_page_that_does_not_verify_is_a_failed_factor() {
+    let app = localhost_app().await;
+    let user = app.create_user(EMAIL).await;
+    crate::mfa::enroll(&app, &user).await;
+    let (browser, mfa) = password_step(&app, EMAIL).await;
+    assert!(mfa.contains("/mfa?request="), "{mfa}");
+    let html = page(&browser, &mfa).await;
+    assert!(html.contains(r#"<label for="code">Authentication code</label>"#));
+    assert!(
+        !html.contains("Use a passkey"),
+        "no passkey is registered to this user: none is offered"
+    );
+    let form = parse_form(&html);
+    // Starting a passkey ceremony for a user without one says so.
+    let r = browser
+        .post(localhost(&app, "/mfa/passkey/options"))
+        .form(&form.hidden)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("this account has no passkey"));
+    // A made-up passkey answer: refused like a wrong code, audited, counted towards lockout.
+    let mut fields = form.hidden.clone();
+    fields.extend([
+        ("action".to_string(), "passkey".to_string()),
+        ("ceremony".to_string(), "made-up".to_string()),
+        ("credential".to_string(), "{}".to_string()),
+    ]);
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("The passkey could not be used."), "{html}");
+    assert!(html.contains(r#"<label for="code">Authentication code</label>"#));
+    let token = admin_token(&app).await;
+    let failures = audit_events(&app, &token, "mfa.failure").await;
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    assert_eq!(failures[0]["actor"], user.as_str());
+    assert!(failures[0].to_string().contains("passkey"), "{failures:?}");
 }

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::common::{
-    check_csrf, csrf_seed, csrf_token, current_session, form_page, frame, html, locale, see_other,
-    to_step,
+    check_csrf, csrf_seed, csrf_token, current_session, form_page, frame, html, locale,
+    no_store_json, see_other, to_step,
 };
 use super::error::Frame;
 use super::logout::finish_logout;
@@ -322,6 +322,7 @@ pub async fn account_mfa_get(
         qr_svg: &enrollment.qr_svg,
         secret: &enrollment.secret,
         error: None,
+        passkey_options: None,
     };
     let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
     Ok(form_page(&state, StatusCode::OK, body, seed, set))
@@ -536,9 +537,7 @@ pub async fn passkey_options_post(
     let options = passkeys::start_registration(state.passkeys(), &rp, &p.tenant, &visit.user)
         .await
         .map_err(|e| PageError::from(e).in_locale(loc))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(options))
+    Ok(no_store_json(options))
 }
 
 /// `POST {issuer}/account/passkeys` — finishes registering a passkey: `ceremony`,

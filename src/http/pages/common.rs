@@ -121,6 +121,13 @@ pub fn form_page(
     resp.body(body)
 }
 
+/// A JSON answer to a page's script (passkey ceremony options): never cached.
+pub fn no_store_json(body: serde_json::Value) -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
 pub fn html(status: StatusCode, page: impl Template) -> Result<HttpResponse, PageError> {
     let body = page
         .render()

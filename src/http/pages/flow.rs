@@ -175,9 +175,11 @@ pub async fn second_factor_step(
     user_id: &str,
     loc: Locale,
 ) -> Result<Option<&'static str>, PageError> {
-    let enrolled = mfa::is_enabled(&state.pool, &p.tenant, user_id)
+    let passkeys_on = crate::passkeys::available(&state.config.public_url);
+    let enrolled = mfa::second_factors(&state.pool, &p.tenant, user_id, passkeys_on)
         .await
-        .map_err(|e| PageError::unexpected(loc, &e))?;
+        .map_err(|e| PageError::unexpected(loc, &e))?
+        .any();
     let privileged = if pending.client.is_privileged_request(&pending.request.scope) {
         MfaPolicy::Required
     } else {

@@ -6,8 +6,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
 use super::common::{
-    csrf_cookie_value, csrf_seed, csrf_token, current_session, form_page, frame, locale, pending,
-    pending_form, to_step,
+    csrf_cookie_value, csrf_seed, csrf_token, current_session, form_page, frame, locale,
+    no_store_json, pending, pending_form, to_step,
 };
 use super::error::Frame;
 use super::flow::{complete_sign_in, resume, second_factor_step};
@@ -120,9 +120,7 @@ pub async fn passkey_options_post(
     let options = passkeys::start_sign_in(state.passkeys(), &rp, &p.tenant)
         .await
         .map_err(|e| PageError::unexpected(loc, &e))?;
-    Ok(HttpResponse::Ok()
-        .insert_header((actix_web::http::header::CACHE_CONTROL, "no-store"))
-        .json(options))
+    Ok(no_store_json(options))
 }
 
 /// The sign-in form's passkey answer: the user the passkey names, signed in with `amr`
