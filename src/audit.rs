@@ -266,3 +266,26 @@ pub async fn query(
         .collect();
     Ok((events, next))
 }
+
+/// Counts of `event` in each of the last `hours` hours, oldest first (the console's chart).
+pub async fn hourly_counts(
+    pool: &Pool,
+    tenant: &Tenant,
+    event: &str,
+    hours: i64,
+) -> Result<Vec<i64>, sqlx::Error> {
+    let this_hour = storage::now() / 3600;
+    let first = this_hour - hours + 1;
+    let rows =
+        storage::audit::count_tenant_events_by_hour(pool, &tenant.id, event, first * 3600).await?;
+    let mut out = vec![0; usize::try_from(hours).unwrap_or(0)];
+    for (hour, n) in rows {
+        if let Some(slot) = usize::try_from(hour - first)
+            .ok()
+            .and_then(|i| out.get_mut(i))
+        {
+            *slot = n;
+        }
+    }
+    Ok(out)
+}

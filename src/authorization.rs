@@ -41,8 +41,8 @@ pub struct AuthorizationRequest {
     pub ui_locales: Option<String>,
     pub acr_values: Option<String>,
     pub claims: Option<Value>,
-    /// A sign-in for Portcullis's own account page: no code is issued, the browser goes
-    /// back to the page.
+    /// A sign-in for one of Portcullis's own pages (account, console): no code is issued,
+    /// the browser goes back to the page (`redirect_uri`).
     #[serde(default)]
     pub account_page: bool,
     /// Thumbprint of the DPoP key the code is to be bound to (RFC 9449 §10): the
@@ -902,12 +902,25 @@ pub async fn account_sign_in(
     provider: &Provider,
     ui_locales: Option<&str>,
 ) -> Result<String, AuthorizeError> {
+    own_page_sign_in(d, provider, "/account", None, ui_locales).await
+}
+
+/// A pending sign-in for one of Portcullis's own pages under the issuer (`path`: the
+/// account page, the admin console), which the browser returns to; `acr` asks for a
+/// second factor the way `acr_values` does (a step-up of a password-only session).
+pub async fn own_page_sign_in(
+    d: Deps<'_>,
+    provider: &Provider,
+    path: &str,
+    acr: Option<&str>,
+    ui_locales: Option<&str>,
+) -> Result<String, AuthorizeError> {
     let client = clients::first_party_client(d.clients, &provider.tenant)
         .await
         .map_err(|e| AuthorizeError::Unexpected(anyhow::anyhow!(e.to_string())))?;
     let req = AuthorizationRequest {
         client_id: client.id,
-        redirect_uri: provider.endpoint("/account"),
+        redirect_uri: provider.endpoint(path),
         response_mode: ResponseMode::Query,
         scope: vec!["openid".into()],
         state: None,
@@ -918,7 +931,7 @@ pub async fn account_sign_in(
         login_hint: None,
         hint_sub: None,
         ui_locales: ui_locales.map(str::to_string),
-        acr_values: None,
+        acr_values: acr.map(str::to_string),
         claims: None,
         account_page: true,
         dpop_jkt: None,

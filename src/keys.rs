@@ -190,6 +190,45 @@ pub async fn provision_missing_keys(
 
 /// One rotation step for every algorithm: next → active, active → retired (published until
 /// the tokens it signed have expired), and a fresh next key.
+/// A published signing key as the console lists it (no key material).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyInfo {
+    pub kid: String,
+    pub alg: String,
+    /// next, active or retired
+    pub state: String,
+    pub created_at: i64,
+    pub activated_at: Option<i64>,
+    /// When the scheduled rotation replaces it (active keys).
+    pub rotates_at: Option<i64>,
+}
+
+/// The tenant's published keys, with when the scheduled rotation (every
+/// `rotation_secs`) retires each active one.
+pub async fn list_keys(
+    pool: &Pool,
+    tenant: &Tenant,
+    rotation_secs: u64,
+) -> Result<Vec<KeyInfo>, sqlx::Error> {
+    let rows = storage::keys::list_published_keys(pool, &tenant.id, storage::now()).await?;
+    let period = i64::try_from(rotation_secs).unwrap_or(i64::MAX);
+    Ok(rows
+        .into_iter()
+        .map(|r| KeyInfo {
+            rotates_at: (r.state == "active").then(|| {
+                r.activated_at
+                    .unwrap_or(r.created_at)
+                    .saturating_add(period)
+            }),
+            kid: r.kid,
+            alg: r.alg,
+            state: r.state,
+            created_at: r.created_at,
+            activated_at: r.activated_at,
+        })
+        .collect())
+}
+
 pub async fn rotate_keys(
     pool: &Pool,
     master: &MasterKey,

@@ -237,6 +237,11 @@ pub struct SessionInfo {
     pub user_agent: Option<String>,
 }
 
+/// How many browser sessions of the tenant are live now.
+pub async fn count_live(pool: &Pool, tenant: &Tenant) -> Result<i64, sqlx::Error> {
+    storage::sessions::count_live_sessions(pool, &tenant.id, storage::now()).await
+}
+
 pub async fn list_user_sessions(
     pool: &Pool,
     tenant: &Tenant,

@@ -71,6 +71,9 @@ pub struct TenantSettings {
     /// DPoP proofs must carry a server nonce (RFC 9449 §8, §9): a proof without a fresh one
     /// is answered `use_dpop_nonce` with the nonce to use in `DPoP-Nonce`.
     pub dpop_nonce_required: bool,
+    /// The admin console (`{issuer}/admin`) needs a session with a second factor (acr 2 or
+    /// better); on by default.
+    pub console_requires_mfa: bool,
 }
 
 impl Default for TenantSettings {
@@ -94,6 +97,7 @@ impl Default for TenantSettings {
             rate_limits: std::collections::BTreeMap::new(),
             require_pushed_authorization_requests: false,
             dpop_nonce_required: false,
+            console_requires_mfa: true,
         }
     }
 }

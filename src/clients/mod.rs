@@ -292,6 +292,123 @@ pub struct NewClient {
     pub profile: Option<Profile>,
 }
 
+/// A client's registration as an administrator gives it (admin API JSON, console form):
+/// words and lists, made into a [`NewClient`] by [`ClientInput::parse`], so that every
+/// surface applies the same rules and says the same things.
+#[derive(Debug, Clone, Default)]
+pub struct ClientInput {
+    pub name: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    pub public: bool,
+    /// None: authorization_code and refresh_token.
+    pub grant_types: Option<Vec<String>>,
+    /// Empty: the default scopes.
+    pub scopes: Vec<String>,
+    pub allowed_origins: Vec<String>,
+    pub backchannel_logout_uri: Option<String>,
+    pub skip_consent: bool,
+    /// None: the profile's default (RS256, PS256 for fapi2).
+    pub signing_alg: Option<String>,
+    pub access_token_ttl: Option<i64>,
+    pub mfa_policy: Option<String>,
+    pub privileged_scopes: Vec<String>,
+    pub jwks: Option<serde_json::Value>,
+    pub jwks_uri: Option<String>,
+    pub token_endpoint_auth_signing_alg: Option<String>,
+    pub require_par: bool,
+    pub dpop_bound: bool,
+    pub profile: Option<String>,
+}
+
+impl ClientInput {
+    pub fn parse(self) -> Result<NewClient, ClientError> {
+        let invalid = |m: String| ClientError::Invalid(m);
+        let mut new = NewClient::new(&self.name);
+        new.public = self.public;
+        new.redirect_uris = self
+            .redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u))
+            .collect::<Result<_, _>>()?;
+        new.post_logout_redirect_uris = self
+            .post_logout_redirect_uris
+            .iter()
+            .map(|u| RedirectUri::parse(u))
+            .collect::<Result<_, _>>()?;
+        if let Some(grants) = self.grant_types {
+            new.grant_types = grants
+                .iter()
+                .map(|g| {
+                    GrantType::parse(g).ok_or_else(|| invalid(format!("unknown grant type {g:?}")))
+                })
+                .collect::<Result<_, _>>()?;
+        }
+        if !self.scopes.is_empty() {
+            new.scopes = self.scopes;
+        }
+        new.allowed_origins = self.allowed_origins;
+        new.backchannel_logout_uri = self.backchannel_logout_uri;
+        new.skip_consent = self.skip_consent;
+        if let Some(profile) = self.profile {
+            new.profile = Some(
+                Profile::parse(&profile).ok_or_else(|| invalid("profile must be fapi2".into()))?,
+            );
+        }
+        new.signing_alg = match self.signing_alg {
+            Some(alg) => Alg::parse(&alg).ok_or_else(|| {
+                invalid("signing_alg must be RS256, PS256, ES256 or EdDSA".into())
+            })?,
+            None => Profile::default_signing_alg(new.profile),
+        };
+        new.access_token_ttl = self.access_token_ttl;
+        new.privileged_scopes = self.privileged_scopes;
+        new.jwks = self.jwks;
+        new.jwks_uri = self.jwks_uri;
+        new.auth_signing_alg = self.token_endpoint_auth_signing_alg;
+        new.require_par = self.require_par;
+        new.dpop_bound = self.dpop_bound;
+        if let Some(policy) = self.mfa_policy {
+            new.mfa_policy =
+                Some(MfaPolicy::parse(&policy).ok_or_else(|| {
+                    invalid("mfa_policy must be off, optional or required".into())
+                })?);
+        }
+        Ok(new)
+    }
+
+    /// The registration of `client` as it would be given again (an edit form's values).
+    pub fn of(client: &Client) -> Self {
+        Self {
+            name: client.name.clone(),
+            redirect_uris: client.redirect_uris.clone(),
+            post_logout_redirect_uris: client.post_logout_redirect_uris.clone(),
+            public: !client.confidential,
+            grant_types: Some(
+                client
+                    .grant_types
+                    .iter()
+                    .map(|g| g.as_str().to_string())
+                    .collect(),
+            ),
+            scopes: client.scopes.clone(),
+            allowed_origins: client.allowed_origins.clone(),
+            backchannel_logout_uri: client.backchannel_logout_uri.clone(),
+            skip_consent: client.skip_consent,
+            signing_alg: Some(client.signing_alg.as_str().to_string()),
+            access_token_ttl: client.access_token_ttl,
+            mfa_policy: client.mfa_policy.map(|p| p.as_str().to_string()),
+            privileged_scopes: client.privileged_scopes.clone(),
+            jwks: None,
+            jwks_uri: client.jwks_uri.clone(),
+            token_endpoint_auth_signing_alg: client.auth_signing_alg.clone(),
+            require_par: client.require_par,
+            dpop_bound: client.dpop_bound,
+            profile: client.profile.map(|p| p.as_str().to_string()),
+        }
+    }
+}
+
 impl NewClient {
     pub fn new(name: &str) -> Self {
         Self {
@@ -609,14 +726,59 @@ pub async fn authenticate_registration(
     }
 }
 
-/// Replaces a registered client's metadata (RFC 7592 §2.2); id, secret and type stay.
+/// Replaces a registered client's metadata (RFC 7592 §2.2); id, secret and type stay, and
+/// what only an administrator sets (consent, lifetimes, MFA policy) is kept.
 pub async fn update_registration(
     d: Deps<'_>,
     tenant: &Tenant,
     client: &Client,
     mut new: NewClient,
 ) -> Result<Client, ClientError> {
+    new.skip_consent = client.skip_consent;
+    new.access_token_ttl = client.access_token_ttl;
+    new.mfa_policy = client.mfa_policy;
+    new.privileged_scopes = client.privileged_scopes.clone();
     new.public = !client.confidential;
+    replace_client(d, tenant, client, new).await
+}
+
+/// An administrator's change of a client (admin API, console): every field of the
+/// registration, under the rules of a new one; the id, the secret and the client's type
+/// (public or confidential, secret or keys) stay.
+pub async fn update_client(
+    d: Deps<'_>,
+    tenant: &Tenant,
+    id: &str,
+    new: NewClient,
+) -> Result<Option<Client>, ClientError> {
+    let Some(client) = find_client(d, tenant, id)
+        .await?
+        .filter(|c| c.id != first_party_client_id(tenant))
+    else {
+        return Ok(None);
+    };
+    if new.public == client.confidential {
+        return Err(ClientError::Invalid(
+            "a client cannot change between public and confidential (register a new client)".into(),
+        ));
+    }
+    let mut new = new;
+    if new.jwks.is_none() && new.jwks_uri.is_none() && client.jwks.is_some() {
+        // Keys left out of an edit stay as registered.
+        new.jwks = storage::clients::find_client(d.pool, &tenant.id, &client.id)
+            .await?
+            .and_then(|r| r.jwks)
+            .and_then(|j| serde_json::from_str(&j).ok());
+    }
+    replace_client(d, tenant, &client, new).await.map(Some)
+}
+
+async fn replace_client(
+    d: Deps<'_>,
+    tenant: &Tenant,
+    client: &Client,
+    new: NewClient,
+) -> Result<Client, ClientError> {
     if new.auth_method() != client.auth_method
         && !(new.auth_method() == AuthMethod::ClientSecretBasic
             && client.auth_method == AuthMethod::ClientSecretPost)
@@ -632,6 +794,36 @@ pub async fn update_registration(
     find_client(d, tenant, &client.id)
         .await?
         .ok_or(ClientError::InvalidClient)
+}
+
+/// Replaces a confidential client's secret: the new one is returned here once, stored
+/// only as its digest, and the old one stops working at once. None when the client is
+/// unknown or has no secret (public, or `private_key_jwt`).
+pub async fn rotate_secret(
+    d: Deps<'_>,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<String>, ClientError> {
+    let Some(client) = find_client(d, tenant, id).await? else {
+        return Ok(None);
+    };
+    if !matches!(
+        client.auth_method,
+        AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+    ) {
+        return Ok(None);
+    }
+    let secret = format!("cs_{}", crypto::random_token(32));
+    let changed = storage::clients::update_client_secret(
+        d.pool,
+        &tenant.id,
+        &client.id,
+        &crypto::token_digest(&secret),
+        storage::now(),
+    )
+    .await?;
+    d.cache.invalidate(&tenant.id, &client.id);
+    Ok(changed.then_some(secret))
 }
 
 /// The id of a tenant's built-in first-party client, which the JSON API (`/api/v1/auth/*`)

@@ -4,6 +4,7 @@
 use actix_web::web;
 
 pub mod api;
+pub mod console;
 pub mod demo;
 pub mod extractors;
 pub mod federation;
@@ -162,7 +163,12 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
         "/.well-known/oauth-authorization-server/t/{tenant}",
         web::get().to(oidc::discovery_get),
     );
-    cfg.service(web::scope("/t/{tenant}").configure(tenant_routes));
+    // The tenant console only under the issuer: `/admin` at the root is the platform's.
+    cfg.service(
+        web::scope("/t/{tenant}")
+            .configure(tenant_routes)
+            .configure(console::routes),
+    );
     if default_tenant {
         cfg.configure(tenant_routes);
     } else {

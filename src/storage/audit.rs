@@ -111,3 +111,19 @@ pub async fn count_events(pool: &Pool, event: &str) -> DbResult<i64> {
         .fetch_one(p)
         .await)
 }
+
+/// How many events named `event` a tenant logged per hour (Unix hour number) since `since`.
+pub async fn count_tenant_events_by_hour(
+    pool: &Pool,
+    tenant_id: &str,
+    event: &str,
+    since: i64,
+) -> DbResult<Vec<(i64, i64)>> {
+    dispatch!(pool, p => sqlx::query_as::<_, (i64, i64)>(
+        "SELECT created_at / 3600 AS hour, COUNT(*) FROM audit_events \
+         WHERE tenant_id = $1 AND created_at >= $2 AND event = $3 GROUP BY created_at / 3600 ORDER BY hour",
+    )
+    .bind(tenant_id).bind(since).bind(event)
+    .fetch_all(p)
+    .await)
+}

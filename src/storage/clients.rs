@@ -106,13 +106,32 @@ pub async fn update_client(pool: &Pool, c: &ClientRow) -> DbResult<bool> {
         "UPDATE clients SET name = $3, redirect_uris = $4, post_logout_redirect_uris = $5, grant_types = $6, scopes = $7, \
          allowed_origins = $8, backchannel_logout_uri = $9, signing_alg = $10, updated_at = $11, \
          jwks = $12, jwks_uri = $13, token_endpoint_auth_signing_alg = $14, require_par = $15, \
-         dpop_bound_access_tokens = $16, profile = $17 WHERE tenant_id = $1 AND client_id = $2",
+         dpop_bound_access_tokens = $16, profile = $17, skip_consent = $18, access_token_ttl = $19, \
+         mfa_policy = $20, privileged_scopes = $21 WHERE tenant_id = $1 AND client_id = $2",
     )
     .bind(&c.tenant_id).bind(&c.client_id).bind(&c.name).bind(&c.redirect_uris).bind(&c.post_logout_redirect_uris)
     .bind(&c.grant_types).bind(&c.scopes).bind(&c.allowed_origins).bind(&c.backchannel_logout_uri)
     .bind(&c.signing_alg).bind(c.updated_at)
     .bind(&c.jwks).bind(&c.jwks_uri).bind(&c.token_endpoint_auth_signing_alg).bind(c.require_par)
     .bind(c.dpop_bound_access_tokens).bind(&c.profile)
+    .bind(c.skip_consent).bind(c.access_token_ttl).bind(&c.mfa_policy).bind(&c.privileged_scopes)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() > 0))
+}
+
+pub async fn update_client_secret(
+    pool: &Pool,
+    tenant_id: &str,
+    client_id: &str,
+    secret_hash: &str,
+    now: i64,
+) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query(
+        "UPDATE clients SET secret_hash = $3, updated_at = $4 \
+         WHERE tenant_id = $1 AND client_id = $2 AND secret_hash IS NOT NULL",
+    )
+    .bind(tenant_id).bind(client_id).bind(secret_hash).bind(now)
     .execute(p)
     .await
     .map(|r| r.rows_affected() > 0))

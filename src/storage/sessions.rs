@@ -137,3 +137,13 @@ pub async fn list_user_sessions(
     .fetch_all(p)
     .await)
 }
+
+/// How many live browser sessions a tenant has.
+pub async fn count_live_sessions(pool: &Pool, tenant_id: &str, now: i64) -> DbResult<i64> {
+    dispatch!(pool, p => sqlx::query_scalar::<_, i64>(
+        "SELECT COUNT(*) FROM browser_sessions WHERE tenant_id = $1 AND ended_at IS NULL AND expires_at > $2",
+    )
+    .bind(tenant_id).bind(now)
+    .fetch_one(p)
+    .await)
+}

@@ -389,3 +389,148 @@ async fn platform_keys_manage_tenants_and_tenant_keys_cannot() {
     .await;
     assert_eq!(s, 401, "{body}");
 }
+
+#[tokio::test]
+async fn an_admin_updates_a_client_and_rotates_its_secret_through_the_api() {
+    let app = spawn_app().await;
+    app.create_user_with_roles("admin@acme.test", &["admin"])
+        .await;
+    let admin = app.login("admin@acme.test").await;
+    let (post, put, get) = (
+        reqwest::Method::POST,
+        reqwest::Method::PUT,
+        reqwest::Method::GET,
+    );
+    let (s, c) = call(
+        &app,
+        post.clone(),
+        &app.url("/api/v1/admin/clients"),
+        &admin,
+        Some(json!({"name": "Worker", "grant_types": ["client_credentials"], "scopes": ["api"]})),
+    )
+    .await;
+    assert_eq!(s, 201, "{c}");
+    let id = c["data"]["client_id"].as_str().unwrap().to_string();
+    let old = TestClient {
+        id: id.clone(),
+        secret: c["data"]["client_secret"].as_str().map(str::to_string),
+    };
+    let url = app.url(&format!("/api/v1/admin/clients/{id}"));
+    // The whole registration is replaced; the id and the secret stay.
+    let (s, body) = call(
+        &app,
+        put.clone(),
+        &url,
+        &admin,
+        Some(json!({"name": "Worker 2", "grant_types": ["client_credentials"], "scopes": ["api", "reports"],
+            "access_token_ttl": 120, "mfa_policy": "required", "skip_consent": true})),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(body["data"]["name"], "Worker 2");
+    assert_eq!(body["data"]["access_token_ttl"], 120);
+    assert_eq!(body["data"]["mfa_policy"], "required");
+    assert_eq!(body["data"]["skip_consent"], true);
+    assert_eq!(body["data"]["scopes"], json!(["api", "reports"]));
+    let r = app
+        .token(
+            &old,
+            &[("grant_type", "client_credentials"), ("scope", "reports")],
+        )
+        .await;
+    assert_eq!(
+        r.status(),
+        200,
+        "the secret still works, with the new scope"
+    );
+    // A client's type cannot change, and the rules of a new client apply.
+    let (s, body) = call(
+        &app,
+        put.clone(),
+        &url,
+        &admin,
+        Some(json!({"name": "Worker", "public": true, "redirect_uris": [REDIRECT_URI]})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        body["error"]["message"],
+        "a client cannot change between public and confidential (register a new client)"
+    );
+    let (s, body) = call(
+        &app,
+        put.clone(),
+        &url,
+        &admin,
+        Some(json!({"name": "", "grant_types": ["client_credentials"]})),
+    )
+    .await;
+    assert_eq!(s, 422);
+    assert_eq!(
+        body["error"]["message"],
+        "client name must be 1-200 characters"
+    );
+    let (s, _) = call(
+        &app,
+        put.clone(),
+        &app.url("/api/v1/admin/clients/nope"),
+        &admin,
+        Some(json!({"name": "X", "grant_types": ["client_credentials"]})),
+    )
+    .await;
+    assert_eq!(s, 404);
+    // Rotation: the new secret once; the old one stops working at once.
+    let (s, body) = call(
+        &app,
+        post.clone(),
+        &format!("{url}/rotate-secret"),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    let new = TestClient {
+        id: id.clone(),
+        secret: body["data"]["client_secret"].as_str().map(str::to_string),
+    };
+    assert_ne!(new.secret, old.secret);
+    assert_eq!(
+        app.token(&old, &[("grant_type", "client_credentials")])
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        app.token(&new, &[("grant_type", "client_credentials")])
+            .await
+            .status(),
+        200
+    );
+    let (_, shown) = call(&app, get, &url, &admin, None).await;
+    assert!(shown["data"].get("client_secret").is_none());
+    // A public client has no secret to rotate.
+    let (_, public) = call(
+        &app,
+        post.clone(),
+        &app.url("/api/v1/admin/clients"),
+        &admin,
+        Some(json!({"name": "SPA", "public": true, "redirect_uris": [REDIRECT_URI]})),
+    )
+    .await;
+    let spa = public["data"]["client_id"].as_str().unwrap();
+    let (s, _) = call(
+        &app,
+        post,
+        &app.url(&format!("/api/v1/admin/clients/{spa}/rotate-secret")),
+        &admin,
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    // Both audited.
+    let token = crate::federation::admin_token(&app).await;
+    for event in ["client.updated", "client.secret_rotated"] {
+        let events = crate::federation::audit_events(&app, &token, event).await;
+        assert_eq!(events.len(), 1, "{event}");
+    }
+}

@@ -11,6 +11,7 @@ mod backend;
 mod bad_input;
 mod cli;
 mod cluster;
+mod console;
 mod demo;
 mod discovery;
 mod dpop;

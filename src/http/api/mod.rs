@@ -95,6 +95,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         )
         .route(
             "/api/v1/admin/clients/{id}",
+            web::put().to(admin::clients::client_put),
+        )
+        .route(
+            "/api/v1/admin/clients/{id}/rotate-secret",
+            web::post().to(admin::clients::client_rotate_secret_post),
+        )
+        .route(
+            "/api/v1/admin/clients/{id}",
             web::delete().to(admin::clients::client_delete),
         )
         .route(

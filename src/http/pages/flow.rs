@@ -150,7 +150,8 @@ pub async fn resume(
                 return Err(PageError::bad_request(loc, loc.texts().request_expired));
             }
             if pending.request.account_page {
-                return Ok(see_other(&p.endpoint("/account")));
+                // Our own page (account, console), whose URL is this request's redirect URI.
+                return Ok(see_other(&pending.request.redirect_uri));
             }
             let resp =
                 authorization::issue_code(state.authorization(), p, &pending.request, session)

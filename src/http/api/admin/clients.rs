@@ -1,12 +1,12 @@
 //! The admin API's clients (`/admin/clients`): list, create (the secret is shown once), get,
-//! delete; each write audited.
+//! update, rotate the secret (shown once), delete; each write audited.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::clients::{self, GrantType, NewClient, RedirectUri};
+use crate::clients::{self, ClientInput};
 use crate::error::ApiError;
 use crate::http::api::common::{data, path_id, record, Principal};
 use crate::http::extractors::Json;
@@ -14,7 +14,6 @@ use crate::http::extractors::Json;
 use crate::http::schema::{
     DataEnvelope, ErrorEnvelope, ListEnvelope, PageEnvelope, TenantPath, TokenEnvelope,
 };
-use crate::keys::Alg;
 use crate::state::AppState;
 
 #[derive(Deserialize, Default, utoipa::ToSchema)]
@@ -54,6 +53,32 @@ pub struct ClientBody {
     dpop_bound_access_tokens: bool,
     /// A security profile the client is held to: `fapi2` (FAPI 2.0 Security Profile).
     profile: Option<String>,
+}
+
+impl ClientBody {
+    fn into_input(self) -> ClientInput {
+        ClientInput {
+            name: self.name,
+            redirect_uris: self.redirect_uris,
+            post_logout_redirect_uris: self.post_logout_redirect_uris,
+            public: self.public,
+            grant_types: (!self.grant_types.is_empty()).then_some(self.grant_types),
+            scopes: self.scopes,
+            allowed_origins: self.allowed_origins,
+            backchannel_logout_uri: self.backchannel_logout_uri,
+            skip_consent: self.skip_consent,
+            signing_alg: self.signing_alg,
+            access_token_ttl: self.access_token_ttl,
+            mfa_policy: self.mfa_policy,
+            privileged_scopes: self.privileged_scopes,
+            jwks: self.jwks,
+            jwks_uri: self.jwks_uri,
+            token_endpoint_auth_signing_alg: self.token_endpoint_auth_signing_alg,
+            require_par: self.require_pushed_authorization_requests,
+            dpop_bound: self.dpop_bound_access_tokens,
+            profile: self.profile,
+        }
+    }
 }
 
 #[utoipa::path(
@@ -103,58 +128,7 @@ pub async fn clients_post(
     Json(b): Json<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("clients:create")?;
-    let mut new = NewClient::new(&b.name);
-    new.public = b.public;
-    new.redirect_uris = b
-        .redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u))
-        .collect::<Result<_, _>>()?;
-    new.post_logout_redirect_uris = b
-        .post_logout_redirect_uris
-        .iter()
-        .map(|u| RedirectUri::parse(u))
-        .collect::<Result<_, _>>()?;
-    if !b.grant_types.is_empty() {
-        new.grant_types = b
-            .grant_types
-            .iter()
-            .map(|g| {
-                GrantType::parse(g)
-                    .ok_or_else(|| ApiError::ValidationFailed(format!("unknown grant type {g:?}")))
-            })
-            .collect::<Result<_, _>>()?;
-    }
-    if !b.scopes.is_empty() {
-        new.scopes = b.scopes;
-    }
-    new.allowed_origins = b.allowed_origins;
-    new.backchannel_logout_uri = b.backchannel_logout_uri;
-    new.skip_consent = b.skip_consent;
-    if let Some(profile) = b.profile {
-        new.profile = Some(
-            crate::clients::Profile::parse(&profile)
-                .ok_or_else(|| ApiError::ValidationFailed("profile must be fapi2".into()))?,
-        );
-    }
-    new.signing_alg = match b.signing_alg {
-        Some(alg) => Alg::parse(&alg).ok_or_else(|| {
-            ApiError::ValidationFailed("signing_alg must be RS256, PS256, ES256 or EdDSA".into())
-        })?,
-        None => crate::clients::Profile::default_signing_alg(new.profile),
-    };
-    new.access_token_ttl = b.access_token_ttl;
-    new.privileged_scopes = b.privileged_scopes;
-    new.jwks = b.jwks;
-    new.jwks_uri = b.jwks_uri;
-    new.auth_signing_alg = b.token_endpoint_auth_signing_alg;
-    new.require_par = b.require_pushed_authorization_requests;
-    new.dpop_bound = b.dpop_bound_access_tokens;
-    if let Some(policy) = b.mfa_policy {
-        new.mfa_policy = Some(crate::tenants::MfaPolicy::parse(&policy).ok_or_else(|| {
-            ApiError::ValidationFailed("mfa_policy must be off, optional or required".into())
-        })?);
-    }
+    let new = b.into_input().parse()?;
     let (client, secret) =
         clients::create_client(state.clients(), &principal.provider.tenant, new).await?;
     record(
@@ -230,4 +204,79 @@ pub async fn client_delete(
         ("client_id", id),
     );
     Ok(data(StatusCode::OK, json!({ "deleted": true })))
+}
+
+#[utoipa::path(
+    put,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    request_body = ClientBody,
+    responses(
+        (status = 200, description = "Updated: the whole registration is replaced; the id, secret and type stay, inline keys left out stay (clients:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `PUT /api/v1/admin/clients/{id}` (clients:update)
+pub async fn client_put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(b): Json<ClientBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:update")?;
+    let new = b.into_input().parse()?;
+    let id = path_id(&req);
+    let client = clients::update_client(state.clients(), &principal.provider.tenant, id, new)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.updated",
+        ("client_id", id),
+    );
+    Ok(data(StatusCode::OK, client.to_json()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/clients/{id}/rotate-secret",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "The new client_secret, shown only here; the old one stops working (clients:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND (also a client without a secret)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/clients/{id}/rotate-secret` (clients:update)
+pub async fn client_rotate_secret_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("clients:update")?;
+    let id = path_id(&req);
+    let secret = clients::rotate_secret(state.clients(), &principal.provider.tenant, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    record(
+        &state,
+        &req,
+        &principal,
+        "client.secret_rotated",
+        ("client_id", id),
+    );
+    Ok(data(
+        StatusCode::OK,
+        json!({ "client_id": id, "client_secret": secret }),
+    ))
 }

@@ -1,0 +1,243 @@
+//! A console visit: the session check (sign-in, step-up, permissions), the layout's shell,
+//! the CSRF check of its forms and the audit of its writes, shared by every console page.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse};
+
+use crate::http::pages::common::{check_csrf, csrf_seed, csrf_token, current_session, form_page, frame};
+use crate::http::pages::error::Frame;
+use crate::accounts::{self, User};
+use crate::audit::{self, AuditEvent};
+use crate::authorization::{self, Params};
+use crate::error::PageError;
+use crate::http::extractors::audit_context;
+use crate::i18n::{ConsoleTexts, Locale};
+use crate::provider::Provider;
+use crate::rbac;
+use crate::state::AppState;
+
+/// The CSRF binding of the console's forms.
+const CONSOLE_FORM: &str = "console";
+
+/// A signed-in administrator's visit: who, what they may do, and the CSRF token of the
+/// forms the page will show.
+pub struct Console<'a> {
+    pub state: &'a AppState,
+    pub req: &'a HttpRequest,
+    pub p: &'a Provider,
+    pub loc: Locale,
+    pub user: User,
+    permissions: Vec<String>,
+    seed: String,
+    new_seed: bool,
+}
+
+/// One entry of the console's navigation.
+pub struct NavItem {
+    pub href: String,
+    pub label: &'static str,
+    pub current: bool,
+}
+
+/// What every console page shows around its content.
+pub struct Shell<'a> {
+    pub f: Frame<'a>,
+    pub ct: &'static ConsoleTexts,
+    pub nav: Vec<NavItem>,
+    pub user_email: String,
+    pub csrf: String,
+    pub sign_out: String,
+}
+
+/// The console's sections: (path under `/admin`, the permission that shows it).
+const SECTIONS: &[(&str, &str)] = &[("", ""), ("/clients", "clients:read")];
+
+impl<'a> Console<'a> {
+    /// Whether the user's roles grant `permission` (the admin API's rule).
+    pub fn can(&self, permission: &str) -> bool {
+        rbac::grants_all(&self.permissions, &[permission.to_string()])
+    }
+
+    /// `permission`, or the "not allowed" page (403).
+    pub fn require(&self, permission: &str) -> Result<(), PageError> {
+        if self.can(permission) {
+            Ok(())
+        } else {
+            Err(PageError::new(
+                StatusCode::FORBIDDEN,
+                self.loc,
+                self.loc.console().not_allowed,
+            ))
+        }
+    }
+
+    /// The URL of a console path (`""` is the dashboard).
+    pub fn url(&self, path: &str) -> String {
+        self.p.endpoint(&format!("/admin{path}"))
+    }
+
+    pub fn texts(&self) -> &'static ConsoleTexts {
+        self.loc.console()
+    }
+
+    /// The frame of a page of section `current` (its path under `/admin`).
+    pub fn shell(&self, current: &str) -> Shell<'a> {
+        let ct = self.texts();
+        let label = |path: &str| match path {
+            "" => ct.nav_dashboard,
+            _ => ct.nav_clients,
+        };
+        Shell {
+            f: frame(self.p, self.loc),
+            ct,
+            nav: SECTIONS
+                .iter()
+                .filter(|(_, perm)| perm.is_empty() || self.can(perm))
+                .map(|(path, _)| NavItem {
+                    href: self.url(path),
+                    label: label(path),
+                    current: *path == current,
+                })
+                .collect(),
+            user_email: self.user.email.clone(),
+            csrf: csrf_token(self.state, &self.seed, CONSOLE_FORM),
+            sign_out: self.p.endpoint("/logout"),
+        }
+    }
+
+    /// A rendered page, setting the CSRF cookie its forms need when the browser has none.
+    pub fn page(
+        &self,
+        status: StatusCode,
+        page: impl askama::Template,
+    ) -> Result<HttpResponse, PageError> {
+        let body = page
+            .render()
+            .map_err(|e| PageError::unexpected(self.loc, &e))?;
+        Ok(form_page(
+            self.state,
+            status,
+            body,
+            self.seed.clone(),
+            self.new_seed,
+        ))
+    }
+
+    /// Audits a change made in the console: the user as actor, `source: console`.
+    pub fn audit(&self, event: &'static str, detail: (&str, &str)) {
+        audit::record(
+            &self.state.audit,
+            AuditEvent::new(event, Some(&self.p.tenant))
+                .actor(Some(&self.user.id))
+                .detail(detail.0, detail.1)
+                .detail("source", "console"),
+            &audit_context(self.req),
+        );
+    }
+}
+
+/// The console visit of this request, or where the browser must go first: the sign-in (no
+/// session), the second factor (a password-only session, when the console requires one), or
+/// a page saying why the console is closed to this user.
+pub async fn console_session<'a>(
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    p: &'a Provider,
+    loc: Locale,
+) -> Result<Result<Console<'a>, HttpResponse>, PageError> {
+    let ct = loc.console();
+    let Some(session) = current_session(state, req, p).await? else {
+        let id = authorization::own_page_sign_in(
+            state.authorization(),
+            p,
+            "/admin",
+            None,
+            Some(loc.tag()),
+        )
+        .await
+        .map_err(PageError::from)?;
+        return Ok(Err(crate::http::pages::common::to_step(p, "/login", &id)));
+    };
+    let user = accounts::find_user(&state.pool, &p.tenant, &session.user_id)
+        .await?
+        .filter(|u| !u.disabled)
+        .ok_or_else(|| PageError::new(StatusCode::FORBIDDEN, loc, ct.no_console_access))?;
+    let first_party = crate::clients::first_party_client_id(&p.tenant);
+    let access = rbac::effective_access(&state.pool, &p.tenant, &user.id, &first_party).await?;
+    if access.permissions.is_empty() {
+        return closed(p, loc, ct.no_console_access, None).map(Err);
+    }
+    if p.tenant.settings.console_requires_mfa && !crate::sessions::acr_satisfies(&session.acr, "2")
+    {
+        let passkeys_on = crate::passkeys::available(&state.config.public_url);
+        let factors = crate::mfa::second_factors(&state.pool, &p.tenant, &user.id, passkeys_on)
+            .await
+            .map_err(|e| PageError::unexpected(loc, &e))?;
+        if !factors.any() {
+            return closed(p, loc, ct.console_needs_mfa, Some(p.endpoint("/account"))).map(Err);
+        }
+        // A step-up of this session (OIDC Core §3.1.2.1 acr_values "2"), back to the console.
+        let id = authorization::own_page_sign_in(
+            state.authorization(),
+            p,
+            "/admin",
+            Some("2"),
+            Some(loc.tag()),
+        )
+        .await
+        .map_err(PageError::from)?;
+        return Ok(Err(crate::http::pages::common::to_step(p, "/continue", &id)));
+    }
+    let (seed, new_seed) = csrf_seed(state, req);
+    Ok(Ok(Console {
+        state,
+        req,
+        p,
+        loc,
+        user,
+        permissions: access.permissions,
+        seed,
+        new_seed,
+    }))
+}
+
+#[derive(askama::Template)]
+#[template(path = "pages/console/closed.html")]
+struct ClosedPage<'a> {
+    f: Frame<'a>,
+    ct: &'static ConsoleTexts,
+    message: &'a str,
+    account: Option<String>,
+}
+
+/// The page saying why the console is closed to this user (403), with the way to the
+/// account page when that is where to fix it.
+fn closed(
+    p: &Provider,
+    loc: Locale,
+    message: &str,
+    account: Option<String>,
+) -> Result<HttpResponse, PageError> {
+    let body = askama::Template::render(&ClosedPage {
+        f: frame(p, loc),
+        ct: loc.console(),
+        message,
+        account,
+    })
+    .map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(HttpResponse::Forbidden()
+        .content_type("text/html; charset=utf-8")
+        .body(body))
+}
+
+/// The CSRF check of a console form, then the visit.
+pub async fn console_form<'a>(
+    state: &'a AppState,
+    req: &'a HttpRequest,
+    p: &'a Provider,
+    form: &Params,
+    loc: Locale,
+) -> Result<Result<Console<'a>, HttpResponse>, PageError> {
+    check_csrf(state, req, form, CONSOLE_FORM, loc)?;
+    console_session(state, req, p, loc).await
+}
