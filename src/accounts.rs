@@ -553,21 +553,28 @@ pub async fn authenticate(
     Ok(User::from(row))
 }
 
-/// A page of a tenant's users after the cursor `(created_at, id)`.
+/// A page of a tenant's users after the cursor `(created_at, id)`; with `search`, those
+/// whose e-mail address contains it (case-insensitively).
 pub async fn list_users(
     pool: &Pool,
     tenant: &Tenant,
     after: Option<(i64, &str)>,
+    search: Option<&str>,
     limit: i64,
 ) -> Result<Vec<(User, i64)>, AccountError> {
-    Ok(storage::users::list_users(pool, &tenant.id, after, limit)
-        .await?
-        .into_iter()
-        .map(|r| {
-            let created = r.created_at;
-            (User::from(r), created)
-        })
-        .collect())
+    let search = search
+        .map(|s| s.trim().to_lowercase())
+        .filter(|s| !s.is_empty());
+    Ok(
+        storage::users::list_users(pool, &tenant.id, after, search.as_deref(), limit)
+            .await?
+            .into_iter()
+            .map(|r| {
+                let created = r.created_at;
+                (User::from(r), created)
+            })
+            .collect(),
+    )
 }
 
 /// Counts a failed sign-in step (a wrong password or a wrong second-factor code) for an

@@ -801,6 +801,9 @@ impl From<crate::rbac::RbacError> for ApiError {
             RbacError::NotFound(what) => {
                 ApiError::ValidationFailed(format!("{what} does not exist"))
             }
+            RbacError::NotHeld { required, held } => {
+                ApiError::InsufficientPermissions { required, held }
+            }
             RbacError::Unexpected(e) => ApiError::unexpected(&e),
         }
     }

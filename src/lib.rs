@@ -39,3 +39,4 @@ pub mod storage;
 pub mod telemetry;
 pub mod tenants;
 pub mod tokens;
+pub mod user_admin;

@@ -55,6 +55,12 @@ pub enum RbacError {
     AlreadyExists,
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The change would hand out permissions its author does not hold.
+    #[error("insufficient permissions")]
+    NotHeld {
+        required: Vec<String>,
+        held: Vec<String>,
+    },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -113,11 +119,6 @@ pub async fn create_role(pool: &Pool, tenant: &Tenant, new: NewRole) -> Result<R
             "role name must be 1-100 characters of letters, digits, '_', '.', '-'".into(),
         ));
     }
-    if new.description.len() > 500 {
-        return Err(RbacError::Invalid(
-            "description must be at most 500 characters".into(),
-        ));
-    }
     let client_id = new.client_id.unwrap_or_default();
     if !client_id.is_empty()
         && storage::clients::find_client(pool, &tenant.id, &client_id)
@@ -126,11 +127,7 @@ pub async fn create_role(pool: &Pool, tenant: &Tenant, new: NewRole) -> Result<R
     {
         return Err(RbacError::NotFound("client"));
     }
-    let perms = new
-        .permissions
-        .iter()
-        .map(|p| Permission::parse(p).map(|p| p.0))
-        .collect::<Result<Vec<_>, _>>()?;
+    let perms = valid_permissions(&new.description, &new.permissions)?;
     for parent in &new.inherits {
         let own = storage::roles::find_role_by_name(pool, &tenant.id, &client_id, parent).await?;
         if own.is_none() && find_role(pool, tenant, parent).await?.is_none() {
@@ -154,6 +151,228 @@ pub async fn create_role(pool: &Pool, tenant: &Tenant, new: NewRole) -> Result<R
         Err(e) if storage::is_unique_violation(&e) => Err(RbacError::AlreadyExists),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The description and permissions of a role as given, checked.
+fn valid_permissions(description: &str, permissions: &[String]) -> Result<Vec<String>, RbacError> {
+    if description.len() > 500 {
+        return Err(RbacError::Invalid(
+            "description must be at most 500 characters".into(),
+        ));
+    }
+    permissions
+        .iter()
+        .map(|p| Permission::parse(p).map(|p| p.0))
+        .collect()
+}
+
+/// What an update of a role may change: its name and client stay.
+#[derive(Debug, Clone, Default)]
+pub struct RoleChange {
+    pub description: String,
+    pub permissions: Vec<String>,
+    pub inherits: Vec<String>,
+}
+
+/// A role of the tenant by its id.
+pub async fn find_role_by_id(
+    pool: &Pool,
+    tenant: &Tenant,
+    id: &str,
+) -> Result<Option<RoleRow>, sqlx::Error> {
+    Ok(storage::roles::list_roles(pool, &tenant.id)
+        .await?
+        .into_iter()
+        .find(|r| r.id == id))
+}
+
+/// Changes a role's description, permissions and inherited roles. The built-in `admin` role
+/// stays as it is; inherited roles must exist and must not lead back to the role; and since
+/// whoever holds the role gets the change at once, its author must hold every permission
+/// the role will carry (`held`) — as nobody grants a role they could not hold.
+pub async fn update_role(
+    pool: &Pool,
+    tenant: &Tenant,
+    id: &str,
+    change: RoleChange,
+    held: &[String],
+) -> Result<RoleRow, RbacError> {
+    let all = storage::roles::list_roles(pool, &tenant.id).await?;
+    let current = all
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or(RbacError::NotFound("role"))?;
+    if current.client_id.is_empty() && current.name == ADMIN_ROLE {
+        return Err(RbacError::Invalid(
+            "the built-in admin role cannot be changed".into(),
+        ));
+    }
+    let perms = valid_permissions(&change.description, &change.permissions)?;
+    for parent in &change.inherits {
+        let exists = all.iter().any(|r| {
+            r.name == *parent && (r.client_id == current.client_id || r.client_id.is_empty())
+        });
+        if !exists {
+            return Err(RbacError::Invalid(format!(
+                "inherited role {parent:?} does not exist"
+            )));
+        }
+    }
+    let updated = RoleRow {
+        description: change.description,
+        permissions: json_list(&perms),
+        inherits: json_list(&change.inherits),
+        ..current.clone()
+    };
+    let after: Vec<RoleRow> = all
+        .iter()
+        .map(|r| {
+            if r.id == id {
+                updated.clone()
+            } else {
+                r.clone()
+            }
+        })
+        .collect();
+    if inherits_itself(&after, &updated) {
+        return Err(RbacError::Invalid(format!(
+            "role {:?} would inherit itself",
+            updated.name
+        )));
+    }
+    let required = expand(
+        &after,
+        std::slice::from_ref(&updated.id),
+        &updated.client_id,
+    )
+    .permissions;
+    if !grants_all(held, &required) {
+        return Err(RbacError::NotHeld {
+            required,
+            held: held.to_vec(),
+        });
+    }
+    storage::roles::update_role(pool, &tenant.id, &updated).await?;
+    Ok(updated)
+}
+
+/// Whether following `role`'s inherited roles comes back to it.
+fn inherits_itself(all: &[RoleRow], role: &RoleRow) -> bool {
+    let find = |scope: &str, name: &str| {
+        all.iter()
+            .find(|r| r.client_id == scope && r.name == name)
+            .or_else(|| {
+                all.iter()
+                    .find(|r| r.client_id.is_empty() && r.name == name)
+            })
+    };
+    let mut seen = BTreeSet::new();
+    let mut queue: VecDeque<&RoleRow> = parse_list(&role.inherits)
+        .iter()
+        .filter_map(|n| find(&role.client_id, n))
+        .collect();
+    while let Some(r) = queue.pop_front() {
+        if r.id == role.id {
+            return true;
+        }
+        if !seen.insert(r.id.clone()) {
+            continue;
+        }
+        for parent in parse_list(&r.inherits) {
+            if let Some(p) = find(&r.client_id, &parent) {
+                queue.push_back(p);
+            }
+        }
+    }
+    false
+}
+
+/// Deletes a role (its assignments go with it). The built-in `admin` role stays, and so
+/// does a role other roles inherit.
+pub async fn delete_role(pool: &Pool, tenant: &Tenant, id: &str) -> Result<RoleRow, RbacError> {
+    let all = storage::roles::list_roles(pool, &tenant.id).await?;
+    let role = all
+        .iter()
+        .find(|r| r.id == id)
+        .ok_or(RbacError::NotFound("role"))?;
+    if role.client_id.is_empty() && role.name == ADMIN_ROLE {
+        return Err(RbacError::Invalid(
+            "the built-in admin role cannot be deleted".into(),
+        ));
+    }
+    if let Some(heir) = all.iter().find(|r| {
+        r.id != role.id
+            && (r.client_id == role.client_id || role.client_id.is_empty())
+            && parse_list(&r.inherits).contains(&role.name)
+    }) {
+        return Err(RbacError::Invalid(format!(
+            "role {:?} inherits it; change that role first",
+            heir.name
+        )));
+    }
+    storage::roles::delete_role(pool, &tenant.id, id).await?;
+    Ok(role.clone())
+}
+
+/// The permissions a role editor offers: those Portcullis checks and those the tenant's
+/// roles already use.
+pub async fn permission_catalogue(
+    pool: &Pool,
+    tenant: &Tenant,
+) -> Result<Vec<String>, sqlx::Error> {
+    let mut all: BTreeSet<String> = BUILTIN_PERMISSIONS.iter().map(|s| s.to_string()).collect();
+    for r in list_roles(pool, tenant).await? {
+        all.extend(parse_list(&r.permissions));
+    }
+    Ok(all.into_iter().collect())
+}
+
+/// Nobody hands out a role carrying permissions they do not hold (`held`).
+pub async fn check_grantable(
+    pool: &Pool,
+    tenant: &Tenant,
+    held: &[String],
+    role: &RoleRow,
+) -> Result<(), RbacError> {
+    let required = role_permissions(pool, tenant, role).await?;
+    if grants_all(held, &required) {
+        Ok(())
+    } else {
+        Err(RbacError::NotHeld {
+            required,
+            held: held.to_vec(),
+        })
+    }
+}
+
+/// The roles assigned to a user directly (not those they inherit).
+pub async fn user_roles(
+    pool: &Pool,
+    tenant: &Tenant,
+    user_id: &str,
+) -> Result<Vec<RoleRow>, sqlx::Error> {
+    let ids = storage::roles::list_user_role_ids(pool, user_id).await?;
+    Ok(storage::roles::list_roles(pool, &tenant.id)
+        .await?
+        .into_iter()
+        .filter(|r| ids.contains(&r.id))
+        .collect())
+}
+
+/// Takes a directly assigned role from a user; false when they did not hold it.
+pub async fn unassign_role(
+    pool: &Pool,
+    tenant: &Tenant,
+    user_id: &str,
+    role: &RoleRow,
+) -> Result<bool, RbacError> {
+    if storage::users::find_user(pool, &tenant.id, user_id)
+        .await?
+        .is_none()
+    {
+        return Err(RbacError::NotFound("user"));
+    }
+    Ok(storage::roles::delete_user_role(pool, user_id, &role.id).await?)
 }
 
 /// A tenant-wide role, or an app role of `client_id`.

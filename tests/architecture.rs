@@ -44,7 +44,7 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("people", &["accounts", "mfa", "passkeys", "sessions"]),
     ("grants", &["tokens", "authorization"]),
     ("flows", &["first_party", "federation"]),
-    ("orchestration", &["provisioning"]),
+    ("orchestration", &["provisioning", "user_admin"]),
     ("wiring", &["state", "jobs", "demo"]),
     ("transport", &["error", "http"]),
     ("entry points", &["startup", "cli", "crate"]),

@@ -134,6 +134,14 @@ pub async fn delete_passkey(
         .map(|r| r.rows_affected() > 0))
 }
 
+pub async fn delete_user_passkeys(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResult<u64> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM passkeys WHERE tenant_id = $1 AND user_id = $2")
+        .bind(tenant_id).bind(user_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected()))
+}
+
 pub async fn insert_ceremony(
     pool: &Pool,
     id_hash: &str,

@@ -63,3 +63,31 @@ pub async fn insert_user_role(pool: &Pool, user_id: &str, role_id: &str) -> DbRe
         .await
         .map(|_| ()))
 }
+
+pub async fn update_role(pool: &Pool, tenant_id: &str, r: &RoleRow) -> DbResult<()> {
+    dispatch!(pool, p => sqlx::query(
+        "UPDATE roles SET description = $3, permissions = $4, inherits = $5 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id).bind(&r.id).bind(&r.description).bind(&r.permissions).bind(&r.inherits)
+    .execute(p)
+    .await
+    .map(|_| ()))
+}
+
+pub async fn delete_role(pool: &Pool, tenant_id: &str, id: &str) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM roles WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}
+
+pub async fn delete_user_role(pool: &Pool, user_id: &str, role_id: &str) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("DELETE FROM user_roles WHERE user_id = $1 AND role_id = $2")
+        .bind(user_id)
+        .bind(role_id)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
+}

@@ -95,23 +95,52 @@ pub async fn update_password_hash(
         .map(|_| ()))
 }
 
-/// A page of users ordered by creation, after the cursor `(created_at, id)`.
+/// A page of users ordered by creation, after the cursor `(created_at, id)`; with
+/// `contains`, only those whose normalised e-mail contains it (lower case, no wildcards).
 pub async fn list_users(
     pool: &Pool,
     tenant_id: &str,
     after: Option<(i64, &str)>,
+    contains: Option<&str>,
     limit: i64,
 ) -> DbResult<Vec<UserRow>> {
     let (t, id) = after.unwrap_or((i64::MIN, ""));
+    let pattern = contains.map(|c| {
+        let escaped = c
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        format!("%{escaped}%")
+    });
     dispatch!(pool, p => sqlx::query_as::<_, UserRow>(
-        "SELECT * FROM users WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) ORDER BY created_at, id LIMIT $4",
+        "SELECT * FROM users WHERE tenant_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3)) \
+         AND ($5 IS NULL OR email_key LIKE $5 ESCAPE '\\') ORDER BY created_at, id LIMIT $4",
     )
     .bind(tenant_id)
     .bind(t)
     .bind(id)
     .bind(limit)
+    .bind(pattern.as_deref())
     .fetch_all(p)
     .await)
+}
+
+/// Disables or enables a user; false when there is no such user.
+pub async fn set_disabled(
+    pool: &Pool,
+    tenant_id: &str,
+    user_id: &str,
+    disabled: bool,
+    now: i64,
+) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query("UPDATE users SET disabled = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(user_id)
+        .bind(disabled)
+        .bind(now)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
 }
 
 pub async fn delete_user(pool: &Pool, tenant_id: &str, user_id: &str) -> DbResult<bool> {

@@ -9,10 +9,10 @@ use crate::federation::{admin_token, audit_events};
 use crate::helpers::{parse_form, spawn_app, TestApp, TestClient, PASSWORD};
 use crate::mfa::{code_at, enroll};
 
-const ADMIN: &str = "ops@acme.test";
+pub const ADMIN: &str = "ops@acme.test";
 
 /// The `Location` of a response, absolute.
-fn location(app: &TestApp, r: &reqwest::Response) -> String {
+pub fn location(app: &TestApp, r: &reqwest::Response) -> String {
     let l = r.headers()["location"].to_str().unwrap().to_string();
     if l.starts_with('/') {
         format!("{}{l}", app.address)
@@ -21,12 +21,12 @@ fn location(app: &TestApp, r: &reqwest::Response) -> String {
     }
 }
 
-async fn get(browser: &reqwest::Client, url: &str) -> reqwest::Response {
+pub async fn get(browser: &reqwest::Client, url: &str) -> reqwest::Response {
     browser.get(url).send().await.unwrap()
 }
 
 /// Opens the console and signs in with the password; the response to the sign-in form.
-async fn password_sign_in(
+pub async fn password_sign_in(
     app: &TestApp,
     browser: &reqwest::Client,
     email: &str,
@@ -64,7 +64,7 @@ async fn give_code(app: &TestApp, browser: &reqwest::Client, url: &str, secret: 
 }
 
 /// A console session of a new administrator (role `admin`, TOTP enrolled).
-async fn admin_console(app: &TestApp) -> reqwest::Client {
+pub async fn admin_console(app: &TestApp) -> reqwest::Client {
     let user = app.create_user_with_roles(ADMIN, &["admin"]).await;
     let secret = enroll(app, &user).await;
     let browser = app.new_browser();
@@ -75,7 +75,7 @@ async fn admin_console(app: &TestApp) -> reqwest::Client {
 }
 
 /// Posts a console form found on the page at `page_url` (its CSRF token), with `fields`.
-async fn submit(
+pub async fn submit(
     browser: &reqwest::Client,
     page_url: &str,
     fields: &[(&str, &str)],
@@ -86,7 +86,7 @@ async fn submit(
     browser.post(&form.action).form(&all).send().await.unwrap()
 }
 
-fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
+pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     html.split(start).nth(1).unwrap().split(end).next().unwrap()
 }
 

@@ -12,6 +12,7 @@ mod bad_input;
 mod cli;
 mod cluster;
 mod console;
+mod console_people;
 mod demo;
 mod discovery;
 mod dpop;

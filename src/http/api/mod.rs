@@ -61,7 +61,13 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/api/v1/rbac/permissions",
             web::get().to(rbac::permissions_get),
         )
+        .route("/api/v1/rbac/roles/{id}", web::put().to(rbac::role_put))
+        .route(
+            "/api/v1/rbac/roles/{id}",
+            web::delete().to(rbac::role_delete),
+        )
         .route("/api/v1/rbac/assign", web::post().to(rbac::assign_post))
+        .route("/api/v1/rbac/unassign", web::post().to(rbac::unassign_post))
         .route("/api/v1/rbac/templates", web::get().to(rbac::templates_get))
         .route(
             "/api/v1/rbac/roles/import",
@@ -128,6 +134,18 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/admin/users/{id}/unlock",
             web::post().to(admin::users::user_unlock_post),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/disable",
+            web::post().to(admin::users::user_disable_post),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/enable",
+            web::post().to(admin::users::user_enable_post),
+        )
+        .route(
+            "/api/v1/admin/users/{id}/reset-mfa",
+            web::post().to(admin::users::user_reset_mfa_post),
         )
         .route("/api/v1/admin/keys", web::get().to(admin::tenant::keys_get))
         .route(

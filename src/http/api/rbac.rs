@@ -1,7 +1,5 @@
 //! `/api/v1/rbac`: roles, permissions, role assignment.
 
-use std::collections::BTreeSet;
-
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
@@ -127,13 +125,7 @@ pub async fn permissions_get(
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
     principal.require("roles:read")?;
-    let mut all: BTreeSet<String> = rbac::BUILTIN_PERMISSIONS
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    for r in rbac::list_roles(&state.pool, &principal.provider.tenant).await? {
-        all.extend(parse_list(&r.permissions));
-    }
+    let all = rbac::permission_catalogue(&state.pool, &principal.provider.tenant).await?;
     Ok(data(StatusCode::OK, json!(all)))
 }
 
@@ -179,14 +171,7 @@ pub async fn assign_post(
     let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
         .await?
         .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
-    let needed = rbac::role_permissions(&state.pool, tenant, &role).await?;
-    let held = principal.permissions();
-    if !rbac::grants_all(&held, &needed) {
-        return Err(ApiError::InsufficientPermissions {
-            required: needed,
-            held,
-        });
-    }
+    rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
     rbac::assign_role(&state.pool, tenant, &user_id, &role).await?;
     audit::record(
         &state.audit,
@@ -200,6 +185,147 @@ pub async fn assign_post(
         StatusCode::OK,
         json!({ "user_id": user_id, "role": role.name }),
     ))
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/rbac/unassign",
+    tag = "rbac",
+    params(TenantPath),
+    request_body = AssignBody,
+    responses(
+        (status = 200, description = "The role is no longer assigned to the user (users:roles:assign); `removed` is false when it was not", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/rbac/unassign` `{"user_id","role"}` (users:roles:assign): takes a directly
+/// assigned role back. Like granting it, only by someone holding its permissions.
+pub async fn unassign_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<AssignBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal
+        .require_privileged(&state, "users:roles:assign")
+        .await?;
+    let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
+        return Err(ApiError::ValidationFailed(
+            "user_id and role are required".into(),
+        ));
+    };
+    let tenant = &principal.provider.tenant;
+    let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
+        .await?
+        .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
+    rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
+    let removed = rbac::unassign_role(&state.pool, tenant, &user_id, &role).await?;
+    if removed {
+        audit::record(
+            &state.audit,
+            AuditEvent::new("role.unassigned", Some(tenant))
+                .actor(Some(&principal.actor()))
+                .detail("user_id", user_id.as_str())
+                .detail("role", role.name.as_str()),
+            &audit_context(&req),
+        );
+    }
+    Ok(data(
+        StatusCode::OK,
+        json!({ "user_id": user_id, "role": role.name, "removed": removed }),
+    ))
+}
+
+#[derive(Deserialize, Default, utoipa::ToSchema)]
+#[serde(default)]
+pub struct RoleChangeBody {
+    description: String,
+    permissions: Vec<String>,
+    inherits: Vec<String>,
+}
+
+#[utoipa::path(
+    put,
+    path = "/t/{tenant}/api/v1/rbac/roles/{id}",
+    tag = "rbac",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    request_body = RoleChangeBody,
+    responses(
+        (status = 200, description = "The role with its new description, permissions and inherited roles (roles:update); name and client stay", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS (also when the role would carry a permission the caller does not hold)", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED (the built-in admin role, an unknown or circular inherited role, a malformed permission)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `PUT /api/v1/rbac/roles/{id}` (roles:update)
+pub async fn role_put(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    Json(body): Json<RoleChangeBody>,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:update")?;
+    let tenant = &principal.provider.tenant;
+    let id = crate::http::api::common::path_id(&req);
+    rbac::find_role_by_id(&state.pool, tenant, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let change = rbac::RoleChange {
+        description: body.description,
+        permissions: body.permissions,
+        inherits: body.inherits,
+    };
+    let role = rbac::update_role(&state.pool, tenant, id, change, &principal.permissions()).await?;
+    audit::record(
+        &state.audit,
+        AuditEvent::new("role.updated", Some(tenant))
+            .actor(Some(&principal.actor()))
+            .detail("role", role.name.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::OK, role_json(&role)))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/t/{tenant}/api/v1/rbac/roles/{id}",
+    tag = "rbac",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Deleted with its assignments (roles:delete)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope),
+        (status = 422, description = "VALIDATION_FAILED (the built-in admin role, a role another role inherits)", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `DELETE /api/v1/rbac/roles/{id}` (roles:delete)
+pub async fn role_delete(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("roles:delete")?;
+    let tenant = &principal.provider.tenant;
+    let id = crate::http::api::common::path_id(&req);
+    rbac::find_role_by_id(&state.pool, tenant, id)
+        .await?
+        .ok_or(ApiError::NotFound)?;
+    let role = rbac::delete_role(&state.pool, tenant, id).await?;
+    audit::record(
+        &state.audit,
+        AuditEvent::new("role.deleted", Some(tenant))
+            .actor(Some(&principal.actor()))
+            .detail("role", role.name.as_str()),
+        &audit_context(&req),
+    );
+    Ok(data(StatusCode::OK, json!({ "deleted": true })))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

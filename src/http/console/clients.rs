@@ -112,17 +112,6 @@ struct SecretPage<'a> {
     back: String,
 }
 
-#[derive(Template)]
-#[template(path = "pages/console/confirm.html")]
-struct ConfirmPage<'a> {
-    c: Shell<'a>,
-    title: &'a str,
-    message: &'static str,
-    action: String,
-    button: &'static str,
-    cancel: String,
-}
-
 /// The form's values over `base` (the client as registered, or defaults): lines of URIs,
 /// scopes separated by spaces, one checkbox per grant type. A lifetime that is not a number
 /// is given as 0 so that the domain's rule says what is allowed.
@@ -209,17 +198,13 @@ fn client_error(c: &Console<'_>, e: ClientError) -> PageError {
     }
 }
 
-fn not_found(c: &Console<'_>) -> PageError {
-    PageError::new(StatusCode::NOT_FOUND, c.loc, c.texts().not_found)
-}
-
 /// The registered client `id` (never the tenant's built-in first-party client).
 async fn find(c: &Console<'_>, id: &str) -> Result<Client, PageError> {
     clients::find_client(c.state.clients(), &c.p.tenant, id)
         .await
         .map_err(|e| client_error(c, e))?
         .filter(|x| x.id != clients::first_party_client_id(&c.p.tenant))
-        .ok_or_else(|| not_found(c))
+        .ok_or_else(|| c.not_found())
 }
 
 fn form_page(
@@ -389,7 +374,7 @@ pub async fn client_post(
                 Some(c.texts().saved),
             )
         }
-        Ok(None) => Err(not_found(&c)),
+        Ok(None) => Err(c.not_found()),
         Err(ClientError::Invalid(why)) => form_page(
             &c,
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -412,16 +397,13 @@ pub async fn rotate_secret_get(
     c.require("clients:update")?;
     let client = find(&c, path_id(&req)).await?;
     let ct = c.texts();
-    c.page(
-        StatusCode::OK,
-        ConfirmPage {
-            c: c.shell("/clients"),
-            title: &client.name,
-            message: ct.confirm_rotate_secret,
-            action: c.url(&format!("/clients/{}/rotate-secret", client.id)),
-            button: ct.rotate_secret,
-            cancel: c.url(&format!("/clients/{}", client.id)),
-        },
+    c.confirm(
+        "/clients",
+        &client.name,
+        ct.confirm_rotate_secret,
+        c.url(&format!("/clients/{}/rotate-secret", client.id)),
+        ct.rotate_secret,
+        c.url(&format!("/clients/{}", client.id)),
     )
 }
 
@@ -439,7 +421,7 @@ pub async fn rotate_secret_post(
     let secret = clients::rotate_secret(state.clients(), &p.tenant, &client.id)
         .await
         .map_err(|e| client_error(&c, e))?
-        .ok_or_else(|| not_found(&c))?;
+        .ok_or_else(|| c.not_found())?;
     c.audit("client.secret_rotated", ("client_id", &client.id));
     c.page(
         StatusCode::OK,
@@ -463,16 +445,13 @@ pub async fn delete_get(
     c.require("clients:delete")?;
     let client = find(&c, path_id(&req)).await?;
     let ct = c.texts();
-    c.page(
-        StatusCode::OK,
-        ConfirmPage {
-            c: c.shell("/clients"),
-            title: &client.name,
-            message: ct.confirm_delete_client,
-            action: c.url(&format!("/clients/{}/delete", client.id)),
-            button: ct.delete,
-            cancel: c.url(&format!("/clients/{}", client.id)),
-        },
+    c.confirm(
+        "/clients",
+        &client.name,
+        ct.confirm_delete_client,
+        c.url(&format!("/clients/{}/delete", client.id)),
+        ct.delete,
+        c.url(&format!("/clients/{}", client.id)),
     )
 }
 
@@ -490,7 +469,7 @@ pub async fn delete_post(
         .await
         .map_err(|e| client_error(&c, e))?
     {
-        return Err(not_found(&c));
+        return Err(c.not_found());
     }
     c.audit("client.deleted", ("client_id", &client.id));
     list_page(&c, StatusCode::OK, Some(c.texts().client_deleted)).await

@@ -21,6 +21,8 @@ macro_rules! visit {
 
 pub mod clients;
 pub mod dashboard;
+pub mod roles;
+pub mod users;
 pub mod visit;
 
 use actix_web::web;
@@ -48,6 +50,66 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/clients/{id}/delete",
             web::post().to(clients::delete_post),
+        )
+        .route("/admin/users", web::get().to(users::users_get))
+        .route("/admin/users", web::post().to(users::users_post))
+        .route("/admin/users/new", web::get().to(users::user_new_get))
+        .route("/admin/users/{id}", web::get().to(users::user_get))
+        .route("/admin/users/{id}", web::post().to(users::user_post))
+        .route(
+            "/admin/users/{id}/disable",
+            web::get().to(users::disable_get),
+        )
+        .route(
+            "/admin/users/{id}/disable",
+            web::post().to(users::disable_post),
+        )
+        .route(
+            "/admin/users/{id}/enable",
+            web::post().to(users::enable_post),
+        )
+        .route(
+            "/admin/users/{id}/unlock",
+            web::post().to(users::unlock_post),
+        )
+        .route(
+            "/admin/users/{id}/reset-mfa",
+            web::get().to(users::reset_mfa_get),
+        )
+        .route(
+            "/admin/users/{id}/reset-mfa",
+            web::post().to(users::reset_mfa_post),
+        )
+        .route("/admin/users/{id}/delete", web::get().to(users::delete_get))
+        .route(
+            "/admin/users/{id}/delete",
+            web::post().to(users::delete_post),
+        )
+        .route(
+            "/admin/users/{id}/roles",
+            web::post().to(users::role_add_post),
+        )
+        .route(
+            "/admin/users/{id}/roles/{role}/remove",
+            web::post().to(users::role_remove_post),
+        )
+        .route(
+            "/admin/users/{id}/sessions/{sid}/end",
+            web::post().to(users::session_end_post),
+        )
+        .route(
+            "/admin/users/{id}/sessions/end-all",
+            web::post().to(users::sessions_end_all_post),
+        )
+        .route("/admin/roles", web::get().to(roles::roles_get))
+        .route("/admin/roles", web::post().to(roles::roles_post))
+        .route("/admin/roles/new", web::get().to(roles::role_new_get))
+        .route("/admin/roles/import", web::post().to(roles::import_post))
+        .route("/admin/roles/{id}", web::get().to(roles::role_get))
+        .route("/admin/roles/{id}", web::post().to(roles::role_post))
+        .route("/admin/roles/{id}/delete", web::get().to(roles::delete_get))
+        .route(
+            "/admin/roles/{id}/delete",
+            web::post().to(roles::delete_post),
         );
 }
-

@@ -4,13 +4,15 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse};
 
-use crate::http::pages::common::{check_csrf, csrf_seed, csrf_token, current_session, form_page, frame};
-use crate::http::pages::error::Frame;
 use crate::accounts::{self, User};
 use crate::audit::{self, AuditEvent};
 use crate::authorization::{self, Params};
 use crate::error::PageError;
 use crate::http::extractors::audit_context;
+use crate::http::pages::common::{
+    check_csrf, csrf_seed, csrf_token, current_session, form_page, frame,
+};
+use crate::http::pages::error::Frame;
 use crate::i18n::{ConsoleTexts, Locale};
 use crate::provider::Provider;
 use crate::rbac;
@@ -50,12 +52,22 @@ pub struct Shell<'a> {
 }
 
 /// The console's sections: (path under `/admin`, the permission that shows it).
-const SECTIONS: &[(&str, &str)] = &[("", ""), ("/clients", "clients:read")];
+const SECTIONS: &[(&str, &str)] = &[
+    ("", ""),
+    ("/clients", "clients:read"),
+    ("/users", "users:read"),
+    ("/roles", "roles:read"),
+];
 
 impl<'a> Console<'a> {
     /// Whether the user's roles grant `permission` (the admin API's rule).
     pub fn can(&self, permission: &str) -> bool {
         rbac::grants_all(&self.permissions, &[permission.to_string()])
+    }
+
+    /// Every permission the user's roles grant (what they may hand out to others).
+    pub fn permissions(&self) -> &[String] {
+        &self.permissions
     }
 
     /// `permission`, or the "not allowed" page (403).
@@ -84,8 +96,10 @@ impl<'a> Console<'a> {
     pub fn shell(&self, current: &str) -> Shell<'a> {
         let ct = self.texts();
         let label = |path: &str| match path {
-            "" => ct.nav_dashboard,
-            _ => ct.nav_clients,
+            "/clients" => ct.nav_clients,
+            "/users" => ct.nav_users,
+            "/roles" => ct.nav_roles,
+            _ => ct.nav_dashboard,
         };
         Shell {
             f: frame(self.p, self.loc),
@@ -123,14 +137,49 @@ impl<'a> Console<'a> {
         ))
     }
 
+    /// The page asking to confirm a destructive action: `message`, then a button posting to
+    /// `action` and a link back to `cancel`.
+    pub fn confirm(
+        &self,
+        section: &str,
+        title: &str,
+        message: &'static str,
+        action: String,
+        button: &'static str,
+        cancel: String,
+    ) -> Result<HttpResponse, PageError> {
+        self.page(
+            StatusCode::OK,
+            ConfirmPage {
+                c: self.shell(section),
+                title,
+                message,
+                action,
+                button,
+                cancel,
+            },
+        )
+    }
+
+    /// The console's "not found" page (404).
+    pub fn not_found(&self) -> PageError {
+        PageError::new(StatusCode::NOT_FOUND, self.loc, self.texts().not_found)
+    }
+
     /// Audits a change made in the console: the user as actor, `source: console`.
     pub fn audit(&self, event: &'static str, detail: (&str, &str)) {
+        self.audit_with(event, &[detail]);
+    }
+
+    /// [`Console::audit`] with several details.
+    pub fn audit_with(&self, event: &'static str, details: &[(&str, &str)]) {
+        let mut e = AuditEvent::new(event, Some(&self.p.tenant)).actor(Some(&self.user.id));
+        for (k, v) in details {
+            e = e.detail(k, *v);
+        }
         audit::record(
             &self.state.audit,
-            AuditEvent::new(event, Some(&self.p.tenant))
-                .actor(Some(&self.user.id))
-                .detail(detail.0, detail.1)
-                .detail("source", "console"),
+            e.detail("source", "console"),
             &audit_context(self.req),
         );
     }
@@ -186,7 +235,11 @@ pub async fn console_session<'a>(
         )
         .await
         .map_err(PageError::from)?;
-        return Ok(Err(crate::http::pages::common::to_step(p, "/continue", &id)));
+        return Ok(Err(crate::http::pages::common::to_step(
+            p,
+            "/continue",
+            &id,
+        )));
     }
     let (seed, new_seed) = csrf_seed(state, req);
     Ok(Ok(Console {
@@ -199,6 +252,17 @@ pub async fn console_session<'a>(
         seed,
         new_seed,
     }))
+}
+
+#[derive(askama::Template)]
+#[template(path = "pages/console/confirm.html")]
+struct ConfirmPage<'a> {
+    c: Shell<'a>,
+    title: &'a str,
+    message: &'static str,
+    action: String,
+    button: &'static str,
+    cancel: String,
 }
 
 #[derive(askama::Template)]

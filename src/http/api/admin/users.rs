@@ -14,6 +14,7 @@ use crate::http::extractors::{query_params, Json};
 use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
 use crate::rbac;
 use crate::state::AppState;
+use crate::user_admin;
 
 #[utoipa::path(
     get,
@@ -21,13 +22,14 @@ use crate::state::AppState;
     tag = "admin",
     params(TenantPath),
     responses(
-        (status = 200, description = "A page of users (users:read); query: limit, cursor", body = PageEnvelope),
+        (status = 200, description = "A page of users (users:read); query: limit, cursor, q (part of the e-mail address)", body = PageEnvelope),
         (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
         (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope)
     ),
     security(("bearer" = []), ("api_key" = [])),
 )]
-/// `GET /api/v1/admin/users?limit=&cursor=` (users:read), in creation order.
+/// `GET /api/v1/admin/users?limit=&cursor=&q=` (users:read), in creation order; `q` keeps
+/// the users whose e-mail address contains it.
 pub async fn users_get(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -44,8 +46,14 @@ pub async fn users_get(
         .get("cursor")
         .and_then(|c| c.split_once('.'))
         .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id)));
-    let mut page =
-        accounts::list_users(&state.pool, &principal.provider.tenant, cursor, limit + 1).await?;
+    let mut page = accounts::list_users(
+        &state.pool,
+        &principal.provider.tenant,
+        cursor,
+        q.get("q"),
+        limit + 1,
+    )
+    .await?;
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
         page.last()
@@ -107,14 +115,7 @@ pub async fn users_post(
                 .ok_or_else(|| {
                     ApiError::ValidationFailed(format!("role {name:?} does not exist"))
                 })?;
-            let needed = rbac::role_permissions(&state.pool, tenant, &role).await?;
-            let held = principal.permissions();
-            if !rbac::grants_all(&held, &needed) {
-                return Err(ApiError::InsufficientPermissions {
-                    required: needed,
-                    held,
-                });
-            }
+            rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
         }
     }
     let user = accounts::create_user(
@@ -259,4 +260,101 @@ pub async fn user_unlock_post(
     accounts::unlock(&state.pool, &principal.provider.tenant, id).await?;
     record(&state, &req, &principal, "user.unlocked", ("user_id", id));
     Ok(data(StatusCode::OK, json!({ "unlocked": true })))
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/users/{id}/disable",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Disabled (users:update): every session ended, every refresh token revoked", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/users/{id}/disable` (users:update) — the user cannot sign in and is
+/// signed out everywhere.
+pub async fn user_disable_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(state, req, principal, true).await
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/users/{id}/enable",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Enabled again (users:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/users/{id}/enable` (users:update)
+pub async fn user_enable_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    set_disabled(state, req, principal, false).await
+}
+
+async fn set_disabled(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    disabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:update")?;
+    let id = path_id(&req);
+    let user = user_admin::set_disabled(
+        &state.pool,
+        &state.outbound,
+        &principal.provider,
+        id,
+        disabled,
+    )
+    .await?;
+    let event = if disabled {
+        "user.disabled"
+    } else {
+        "user.enabled"
+    };
+    record(&state, &req, &principal, event, ("user_id", id));
+    Ok(data(StatusCode::OK, user.to_json()))
+}
+
+#[utoipa::path(
+    post,
+    path = "/t/{tenant}/api/v1/admin/users/{id}/reset-mfa",
+    tag = "admin",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "Every second factor removed: TOTP, backup codes, passkeys (users:update)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/users/{id}/reset-mfa` (users:update) — for a user who lost their
+/// authenticator: they sign in with their password and enrol again.
+pub async fn user_reset_mfa_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    principal.require("users:update")?;
+    let id = path_id(&req);
+    user_admin::reset_second_factors(&state.pool, &principal.provider, id).await?;
+    record(&state, &req, &principal, "user.mfa_reset", ("user_id", id));
+    Ok(data(StatusCode::OK, json!({ "reset": true })))
 }
