@@ -512,6 +512,20 @@ pub struct ConsoleTexts {
     pub confirm_delete_role: &'static str,
     pub builtin_role: &'static str,
     pub client: &'static str,
+    pub rotate_keys: &'static str,
+    pub confirm_rotate_keys: &'static str,
+    pub keys_rotated: &'static str,
+    pub keys_intro: &'static str,
+    pub event: &'static str,
+    pub actor: &'static str,
+    pub from_date: &'static str,
+    pub to_date: &'static str,
+    pub filter: &'static str,
+    pub export_csv: &'static str,
+    pub when: &'static str,
+    pub details: &'static str,
+    pub no_events: &'static str,
+    pub bad_date: &'static str,
 }
 
 pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
@@ -639,6 +653,20 @@ pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
     confirm_delete_role: "Delete this role? Users holding it lose its permissions at once.",
     builtin_role: "Built-in role: it holds every permission and cannot be changed.",
     client: "Client",
+    rotate_keys: "Rotate keys now",
+    confirm_rotate_keys: "Rotate every signing key now? The next keys become active; the active ones stay published until the tokens they signed have expired.",
+    keys_rotated: "Keys rotated.",
+    keys_intro: "The keys published in the JWKS. Rotation is scheduled; rotate now after a suspected compromise.",
+    event: "Event",
+    actor: "Actor",
+    from_date: "From (date, UTC)",
+    to_date: "To (date, UTC)",
+    filter: "Filter",
+    export_csv: "Download CSV",
+    when: "When",
+    details: "Details",
+    no_events: "No events.",
+    bad_date: "Dates are written YYYY-MM-DD.",
 };
 
 pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
@@ -766,6 +794,20 @@ pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
     confirm_delete_role: "Excluir este papel? Quem o tem perde suas permissões na hora.",
     builtin_role: "Papel embutido: tem todas as permissões e não pode ser alterado.",
     client: "Cliente",
+    rotate_keys: "Rotacionar as chaves agora",
+    confirm_rotate_keys: "Rotacionar todas as chaves de assinatura agora? As próximas chaves passam a ser ativas; as ativas continuam publicadas até os tokens que assinaram expirarem.",
+    keys_rotated: "Chaves rotacionadas.",
+    keys_intro: "As chaves publicadas no JWKS. A rotação é programada; rotacione agora se suspeitar de comprometimento.",
+    event: "Evento",
+    actor: "Autor",
+    from_date: "De (data, UTC)",
+    to_date: "Até (data, UTC)",
+    filter: "Filtrar",
+    export_csv: "Baixar CSV",
+    when: "Quando",
+    details: "Detalhes",
+    no_events: "Nenhum evento.",
+    bad_date: "Datas são escritas AAAA-MM-DD.",
 };
 
 #[cfg(test)]

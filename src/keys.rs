@@ -188,8 +188,6 @@ pub async fn provision_missing_keys(
     Ok(true)
 }
 
-/// One rotation step for every algorithm: next → active, active → retired (published until
-/// the tokens it signed have expired), and a fresh next key.
 /// A published signing key as the console lists it (no key material).
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct KeyInfo {
@@ -229,6 +227,8 @@ pub async fn list_keys(
         .collect())
 }
 
+/// One rotation step for every algorithm: next → active, active → retired (published until
+/// the tokens it signed have expired), and a fresh next key.
 pub async fn rotate_keys(
     pool: &Pool,
     master: &MasterKey,

@@ -3,6 +3,7 @@
 //! boundaries of each page and form, and the clients pages (create with the secret shown
 //! once, edit, rotate the secret, delete), whose changes the admin API and `/token` see.
 
+use regex::Regex;
 use serde_json::Value;
 
 use crate::federation::{admin_token, audit_events};
@@ -84,6 +85,29 @@ pub async fn submit(
     let mut all = form.hidden.clone();
     all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     browser.post(&form.action).form(&all).send().await.unwrap()
+}
+
+/// The CSRF token of the console page at `url` (every form of a page carries the same).
+pub async fn csrf(browser: &reqwest::Client, url: &str) -> String {
+    let html = get(browser, url).await.text().await.unwrap();
+    Regex::new(r#"name="csrf_token" value="([^"]+)""#)
+        .unwrap()
+        .captures(&html)
+        .unwrap_or_else(|| panic!("a console form at {url}: {html}"))[1]
+        .to_string()
+}
+
+/// Posts `fields` to the console form at `action`, with the CSRF token of the page `from`.
+pub async fn post(
+    browser: &reqwest::Client,
+    from: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let token = csrf(browser, from).await;
+    let mut all = vec![("csrf_token".to_string(), token)];
+    all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    browser.post(action).form(&all).send().await.unwrap()
 }
 
 pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {

@@ -6,32 +6,9 @@
 use regex::Regex;
 use serde_json::{json, Value};
 
-use crate::console::{admin_console, between, get, password_sign_in, submit};
+use crate::console::{admin_console, between, get, password_sign_in, post, submit};
 use crate::federation::{admin_token, audit_events};
 use crate::helpers::{spawn_app, TestApp};
-
-/// The CSRF token of the console page at `url` (every form of a page carries the same).
-async fn csrf(browser: &reqwest::Client, url: &str) -> String {
-    let html = get(browser, url).await.text().await.unwrap();
-    Regex::new(r#"name="csrf_token" value="([^"]+)""#)
-        .unwrap()
-        .captures(&html)
-        .expect("a console form")[1]
-        .to_string()
-}
-
-/// Posts `fields` to the console form at `action`, with the CSRF token of the page `from`.
-async fn post(
-    browser: &reqwest::Client,
-    from: &str,
-    action: &str,
-    fields: &[(&str, &str)],
-) -> reqwest::Response {
-    let token = csrf(browser, from).await;
-    let mut all = vec![("csrf_token".to_string(), token)];
-    all.extend(fields.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    browser.post(action).form(&all).send().await.unwrap()
-}
 
 async fn role_id(app: &TestApp, name: &str) -> String {
     portcullis::rbac::find_role(&app.state.pool, &app.tenant, name)

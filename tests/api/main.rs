@@ -13,6 +13,7 @@ mod cli;
 mod cluster;
 mod console;
 mod console_people;
+mod console_tenant;
 mod demo;
 mod discovery;
 mod dpop;

@@ -19,8 +19,10 @@ macro_rules! visit {
     };
 }
 
+pub mod audit_log;
 pub mod clients;
 pub mod dashboard;
+pub mod keys;
 pub mod roles;
 pub mod users;
 pub mod visit;
@@ -111,5 +113,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/admin/roles/{id}/delete",
             web::post().to(roles::delete_post),
-        );
+        )
+        .route("/admin/keys", web::get().to(keys::keys_get))
+        .route("/admin/keys/rotate", web::get().to(keys::rotate_get))
+        .route("/admin/keys/rotate", web::post().to(keys::rotate_post))
+        .route("/admin/audit", web::get().to(audit_log::audit_get))
+        .route("/admin/audit.csv", web::get().to(audit_log::audit_csv_get));
 }

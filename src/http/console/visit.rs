@@ -57,6 +57,8 @@ const SECTIONS: &[(&str, &str)] = &[
     ("/clients", "clients:read"),
     ("/users", "users:read"),
     ("/roles", "roles:read"),
+    ("/keys", "keys:read"),
+    ("/audit", "audit:read"),
 ];
 
 impl<'a> Console<'a> {
@@ -99,6 +101,8 @@ impl<'a> Console<'a> {
             "/clients" => ct.nav_clients,
             "/users" => ct.nav_users,
             "/roles" => ct.nav_roles,
+            "/keys" => ct.nav_keys,
+            "/audit" => ct.nav_audit,
             _ => ct.nav_dashboard,
         };
         Shell {
