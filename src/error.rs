@@ -772,6 +772,7 @@ impl From<TenantError> for ApiError {
     fn from(e: TenantError) -> Self {
         match e {
             TenantError::InvalidSlug => ApiError::ValidationFailed(e.to_string()),
+            TenantError::InvalidSettings(m) => ApiError::ValidationFailed(m),
             TenantError::AlreadyExists => ApiError::Conflict(e.to_string()),
             TenantError::NotFound => ApiError::NotFound,
             TenantError::Unexpected(e) => ApiError::unexpected(&e),

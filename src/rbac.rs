@@ -246,12 +246,7 @@ pub async fn update_role(
         &updated.client_id,
     )
     .permissions;
-    if !grants_all(held, &required) {
-        return Err(RbacError::NotHeld {
-            required,
-            held: held.to_vec(),
-        });
-    }
+    check_held(held, &required)?;
     storage::roles::update_role(pool, &tenant.id, &updated).await?;
     Ok(updated)
 }
@@ -327,6 +322,18 @@ pub async fn permission_catalogue(
     Ok(all.into_iter().collect())
 }
 
+/// `held` grants every one of `wanted`, or the refusal naming both.
+pub fn check_held(held: &[String], wanted: &[String]) -> Result<(), RbacError> {
+    if grants_all(held, wanted) {
+        Ok(())
+    } else {
+        Err(RbacError::NotHeld {
+            required: wanted.to_vec(),
+            held: held.to_vec(),
+        })
+    }
+}
+
 /// Nobody hands out a role carrying permissions they do not hold (`held`).
 pub async fn check_grantable(
     pool: &Pool,
@@ -334,15 +341,7 @@ pub async fn check_grantable(
     held: &[String],
     role: &RoleRow,
 ) -> Result<(), RbacError> {
-    let required = role_permissions(pool, tenant, role).await?;
-    if grants_all(held, &required) {
-        Ok(())
-    } else {
-        Err(RbacError::NotHeld {
-            required,
-            held: held.to_vec(),
-        })
-    }
+    check_held(held, &role_permissions(pool, tenant, role).await?)
 }
 
 /// The roles assigned to a user directly (not those they inherit).

@@ -102,6 +102,103 @@ impl Default for TenantSettings {
     }
 }
 
+impl TenantSettings {
+    /// These settings after a JSON merge patch (RFC 7386: members replace, `null` removes,
+    /// objects merge), checked by [`TenantSettings::check`]. The admin API's `PATCH
+    /// /admin/settings` and the console's settings form both change settings this way.
+    pub fn patched(&self, patch: &serde_json::Value) -> Result<Self, TenantError> {
+        let mut current =
+            serde_json::to_value(self).map_err(|e| TenantError::Unexpected(e.into()))?;
+        merge(&mut current, patch);
+        let settings: TenantSettings = serde_json::from_value(current)
+            .map_err(|e| TenantError::InvalidSettings(format!("invalid settings: {e}")))?;
+        settings.check()?;
+        Ok(settings)
+    }
+
+    /// The rules settings must keep.
+    pub fn check(&self) -> Result<(), TenantError> {
+        let invalid = |m: String| Err(TenantError::InvalidSettings(m));
+        if !(0..=300).contains(&self.refresh_token_reuse_interval) {
+            return invalid("refresh_token_reuse_interval must be 0-300 seconds".into());
+        }
+        if self
+            .access_token_ttl
+            .is_some_and(|t| !(60..=crate::config::MAX_ACCESS_TOKEN_TTL).contains(&t))
+        {
+            return invalid(format!(
+                "access_token_ttl must be 60-{} seconds",
+                crate::config::MAX_ACCESS_TOKEN_TTL
+            ));
+        }
+        if let Some((group, _)) = self
+            .rate_limits
+            .iter()
+            .find(|(_, w)| w.limit == 0 || !(1..=86_400).contains(&w.window_secs))
+        {
+            return invalid(format!(
+                "rate_limits.{}: limit must be at least 1 and window_secs 1-86400",
+                group.as_str()
+            ));
+        }
+        let b = &self.branding;
+        if b.display_name
+            .as_ref()
+            .is_some_and(|n| n.chars().count() > 100)
+        {
+            return invalid("branding.display_name must be at most 100 characters".into());
+        }
+        if b.accent_color.as_deref().is_some_and(|c| !is_hex_colour(c)) {
+            return invalid("branding.accent_color must be a colour written #rrggbb".into());
+        }
+        if b.logo_url.as_deref().is_some_and(|u| {
+            u.len() > 2000
+                || url::Url::parse(u).map_or(true, |u| u.scheme() != "https" || u.host().is_none())
+        }) {
+            return invalid("branding.logo_url must be an https URL".into());
+        }
+        let p = &self.password_policy;
+        if !(8..=128).contains(&p.min_length) {
+            return invalid("password_policy.min_length must be 8-128".into());
+        }
+        if !(0..=24).contains(&p.history) {
+            return invalid("password_policy.history must be 0-24".into());
+        }
+        let l = &self.lockout;
+        if !(1..=100).contains(&l.threshold)
+            || !(1..=86_400).contains(&l.window_secs)
+            || !(1..=7 * 86_400).contains(&l.duration_secs)
+        {
+            return invalid(
+                "lockout: threshold must be 1-100, window_secs 1-86400 and duration_secs 1-604800"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `#rrggbb`.
+pub fn is_hex_colour(c: &str) -> bool {
+    c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+fn merge(target: &mut serde_json::Value, patch: &serde_json::Value) {
+    use serde_json::Value;
+    match (target, patch) {
+        (Value::Object(t), Value::Object(p)) => {
+            for (k, v) in p {
+                if v.is_null() {
+                    t.remove(k);
+                } else {
+                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
+                }
+            }
+        }
+        (t, p) => *t = p.clone(),
+    }
+}
+
 /// A tenant's password policy (SPEC default: 12 characters with upper, lower, digit and
 /// symbol; none of the last 5 passwords).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -221,6 +318,9 @@ impl Tenant {
 pub enum TenantError {
     #[error("tenant slug must be 2-63 characters of a-z, 0-9 and '-'")]
     InvalidSlug,
+    /// Settings that break a rule, in words.
+    #[error("{0}")]
+    InvalidSettings(String),
     #[error("tenant already exists")]
     AlreadyExists,
     #[error("tenant not found")]

@@ -53,13 +53,7 @@ pub async fn create_post(
 ) -> Result<HttpResponse, ApiError> {
     principal.require("apikeys:create")?;
     let scopes = body.scopes.unwrap_or_default();
-    let held = principal.permissions();
-    if !rbac::grants_all(&held, &scopes) {
-        return Err(ApiError::InsufficientPermissions {
-            required: scopes,
-            held,
-        });
-    }
+    rbac::check_held(&principal.permissions(), &scopes)?;
     let actor = principal.actor();
     let (k, key) = api_keys::create(
         state.api_keys(),

@@ -8,7 +8,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::visit::{console_form, console_session, Console, Shell};
+use super::visit::{console_form, console_session, Console, Secret, Shell};
 use crate::authorization::Params;
 use crate::clients::{self, Client, ClientError, ClientInput};
 use crate::error::PageError;
@@ -98,16 +98,6 @@ struct ClientFormPage<'a> {
     actions: Vec<(String, &'static str)>,
     algs: [&'static str; 4],
     error: Option<String>,
-    notice: Option<&'static str>,
-    back: String,
-}
-
-#[derive(Template)]
-#[template(path = "pages/console/secret.html")]
-struct SecretPage<'a> {
-    c: Shell<'a>,
-    client_id: &'a str,
-    secret: &'a str,
     notice: Option<&'static str>,
     back: String,
 }
@@ -318,15 +308,10 @@ pub async fn clients_post(
     };
     c.audit("client.created", ("client_id", &client.id));
     match secret {
-        Some(secret) => c.page(
+        Some(secret) => c.secret(
+            "/clients",
             StatusCode::CREATED,
-            SecretPage {
-                c: c.shell("/clients"),
-                client_id: &client.id,
-                secret: &secret,
-                notice: Some(c.texts().client_created),
-                back: c.url(&format!("/clients/{}", client.id)),
-            },
+            client_secret(&c, &client.id, &secret, Some(c.texts().client_created)),
         ),
         None => Ok(see_other(&c.url(&format!("/clients/{}", client.id)))),
     }
@@ -423,16 +408,29 @@ pub async fn rotate_secret_post(
         .map_err(|e| client_error(&c, e))?
         .ok_or_else(|| c.not_found())?;
     c.audit("client.secret_rotated", ("client_id", &client.id));
-    c.page(
+    c.secret(
+        "/clients",
         StatusCode::OK,
-        SecretPage {
-            c: c.shell("/clients"),
-            client_id: &client.id,
-            secret: &secret,
-            notice: None,
-            back: c.url(&format!("/clients/{}", client.id)),
-        },
+        client_secret(&c, &client.id, &secret, None),
     )
+}
+
+fn client_secret<'a>(
+    c: &Console<'_>,
+    client_id: &'a str,
+    secret: &'a str,
+    notice: Option<&'static str>,
+) -> Secret<'a> {
+    let ct = c.texts();
+    Secret {
+        label: ct.client_secret,
+        id_label: ct.client_id,
+        id: client_id,
+        once: ct.secret_once,
+        value: secret,
+        notice,
+        back: c.url(&format!("/clients/{client_id}")),
+    }
 }
 
 /// `GET {issuer}/admin/clients/{id}/delete` (clients:delete) — asks first.

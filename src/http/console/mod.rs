@@ -19,11 +19,13 @@ macro_rules! visit {
     };
 }
 
+pub mod api_keys;
 pub mod audit_log;
 pub mod clients;
 pub mod dashboard;
 pub mod keys;
 pub mod roles;
+pub mod settings;
 pub mod users;
 pub mod visit;
 
@@ -114,9 +116,29 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/roles/{id}/delete",
             web::post().to(roles::delete_post),
         )
+        .route("/admin/api-keys", web::get().to(api_keys::keys_get))
+        .route("/admin/api-keys", web::post().to(api_keys::keys_post))
+        .route(
+            "/admin/api-keys/{id}/rotate",
+            web::get().to(api_keys::rotate_get),
+        )
+        .route(
+            "/admin/api-keys/{id}/rotate",
+            web::post().to(api_keys::rotate_post),
+        )
+        .route(
+            "/admin/api-keys/{id}/revoke",
+            web::get().to(api_keys::revoke_get),
+        )
+        .route(
+            "/admin/api-keys/{id}/revoke",
+            web::post().to(api_keys::revoke_post),
+        )
         .route("/admin/keys", web::get().to(keys::keys_get))
         .route("/admin/keys/rotate", web::get().to(keys::rotate_get))
         .route("/admin/keys/rotate", web::post().to(keys::rotate_post))
+        .route("/admin/settings", web::get().to(settings::settings_get))
+        .route("/admin/settings", web::post().to(settings::settings_post))
         .route("/admin/audit", web::get().to(audit_log::audit_get))
         .route("/admin/audit.csv", web::get().to(audit_log::audit_csv_get));
 }

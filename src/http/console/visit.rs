@@ -57,7 +57,9 @@ const SECTIONS: &[(&str, &str)] = &[
     ("/clients", "clients:read"),
     ("/users", "users:read"),
     ("/roles", "roles:read"),
+    ("/api-keys", "apikeys:read"),
     ("/keys", "keys:read"),
+    ("/settings", "settings:read"),
     ("/audit", "audit:read"),
 ];
 
@@ -101,7 +103,9 @@ impl<'a> Console<'a> {
             "/clients" => ct.nav_clients,
             "/users" => ct.nav_users,
             "/roles" => ct.nav_roles,
+            "/api-keys" => ct.nav_api_keys,
             "/keys" => ct.nav_keys,
+            "/settings" => ct.nav_settings,
             "/audit" => ct.nav_audit,
             _ => ct.nav_dashboard,
         };
@@ -161,6 +165,22 @@ impl<'a> Console<'a> {
                 action,
                 button,
                 cancel,
+            },
+        )
+    }
+
+    /// The page showing a new secret, once.
+    pub fn secret(
+        &self,
+        section: &str,
+        status: StatusCode,
+        s: Secret<'_>,
+    ) -> Result<HttpResponse, PageError> {
+        self.page(
+            status,
+            SecretPage {
+                c: self.shell(section),
+                s,
             },
         )
     }
@@ -256,6 +276,24 @@ pub async fn console_session<'a>(
         seed,
         new_seed,
     }))
+}
+
+/// A secret shown once (a client secret, an API key), with what it belongs to.
+pub struct Secret<'a> {
+    pub label: &'static str,
+    pub id_label: &'static str,
+    pub id: &'a str,
+    pub once: &'static str,
+    pub value: &'a str,
+    pub notice: Option<&'static str>,
+    pub back: String,
+}
+
+#[derive(askama::Template)]
+#[template(path = "pages/console/secret.html")]
+struct SecretPage<'a> {
+    c: Shell<'a>,
+    s: Secret<'a>,
 }
 
 #[derive(askama::Template)]

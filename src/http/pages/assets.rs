@@ -2,27 +2,36 @@
 //! `static/`, embedded in the binary (the CSP allows no inline style or script).
 
 use actix_web::http::header;
-use actix_web::{web, HttpResponse};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::http::extractors::TenantProvider;
 
 /// `GET {issuer}/branding.css` — the tenant's accent colour (kept out of the pages so the
-/// CSP needs no inline style).
-pub async fn branding_css(TenantProvider(p): TenantProvider) -> HttpResponse {
+/// CSP needs no inline style). With `?preview=%23rrggbb`, also that colour for the console's
+/// preview of the sign-in page (`.brand-preview`), before it is saved.
+pub async fn branding_css(TenantProvider(p): TenantProvider, req: HttpRequest) -> HttpResponse {
     let accent = p
         .tenant
         .settings
         .branding
         .accent_color
         .as_deref()
-        .filter(|c| {
-            c.len() == 7 && c.starts_with('#') && c[1..].bytes().all(|b| b.is_ascii_hexdigit())
-        })
+        .filter(|c| crate::tenants::is_hex_colour(c))
         .unwrap_or("#2b59c3");
+    let query = crate::http::extractors::query_params(&req);
+    let preview = query
+        .get("preview")
+        .filter(|c| crate::tenants::is_hex_colour(c))
+        .map(str::to_string);
     HttpResponse::Ok()
         .content_type("text/css")
         .insert_header((header::CACHE_CONTROL, "public, max-age=60"))
-        .body(format!(":root {{ --accent: {accent}; }}\n"))
+        .body(match preview {
+            Some(c) => {
+                format!(":root {{ --accent: {accent}; }}\n.brand-preview {{ --accent: {c}; }}\n")
+            }
+            None => format!(":root {{ --accent: {accent}; }}\n"),
+        })
 }
 
 /// `GET /static/{file}` — the stylesheet and the form-post script, embedded in the binary.
@@ -35,6 +44,10 @@ pub async fn static_file(path: web::Path<String>) -> HttpResponse {
         ),
         "passkey.js" => (
             include_str!("../../../static/passkey.js"),
+            "text/javascript",
+        ),
+        "console.js" => (
+            include_str!("../../../static/console.js"),
             "text/javascript",
         ),
         _ => return crate::error::not_found(),

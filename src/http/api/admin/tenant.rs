@@ -6,7 +6,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::{json, Value};
 
 use crate::audit;
-use crate::clients;
 use crate::error::ApiError;
 use crate::http::api::common::{data, record, Principal};
 use crate::http::extractors::{query_params, Json};
@@ -15,7 +14,7 @@ use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath,
 use crate::keys;
 use crate::state::AppState;
 use crate::storage::audit::AuditFilter;
-use crate::tenants::{self, TenantSettings};
+use crate::tenants;
 
 #[utoipa::path(
     get,
@@ -115,34 +114,7 @@ pub async fn settings_patch(
         .require_privileged(&state, "settings:update")
         .await?;
     let tenant = &principal.provider.tenant;
-    let mut current = json!(tenant.settings);
-    merge(&mut current, &patch);
-    let settings: TenantSettings = serde_json::from_value(current)
-        .map_err(|e| ApiError::ValidationFailed(format!("invalid settings: {e}")))?;
-    if settings.refresh_token_reuse_interval < 0 || settings.refresh_token_reuse_interval > 300 {
-        return Err(ApiError::ValidationFailed(
-            "refresh_token_reuse_interval must be 0-300 seconds".into(),
-        ));
-    }
-    if settings
-        .access_token_ttl
-        .is_some_and(|t| !(60..=clients::MAX_ACCESS_TOKEN_TTL).contains(&t))
-    {
-        return Err(ApiError::ValidationFailed(format!(
-            "access_token_ttl must be 60-{} seconds",
-            clients::MAX_ACCESS_TOKEN_TTL
-        )));
-    }
-    if let Some((group, _)) = settings
-        .rate_limits
-        .iter()
-        .find(|(_, w)| w.limit == 0 || !(1..=86_400).contains(&w.window_secs))
-    {
-        return Err(ApiError::ValidationFailed(format!(
-            "rate_limits.{}: limit must be at least 1 and window_secs 1-86400",
-            group.as_str()
-        )));
-    }
+    let settings = tenant.settings.patched(&patch)?;
     tenants::update_settings(&state.pool, tenant, &settings).await?;
     state.providers.invalidate(&tenant.slug);
     record(
@@ -159,21 +131,6 @@ pub async fn settings_patch(
         ),
     );
     Ok(data(StatusCode::OK, json!(settings)))
-}
-
-fn merge(target: &mut Value, patch: &Value) {
-    match (target, patch) {
-        (Value::Object(t), Value::Object(p)) => {
-            for (k, v) in p {
-                if v.is_null() {
-                    t.remove(k);
-                } else {
-                    merge(t.entry(k.clone()).or_insert(Value::Null), v);
-                }
-            }
-        }
-        (t, p) => *t = p.clone(),
-    }
 }
 
 #[utoipa::path(
