@@ -244,7 +244,8 @@ pub async fn query(
     let more = rows.len() as i64 > limit;
     let page: Vec<&AuditRow> = rows.iter().take(limit as usize).collect();
     let next = if more {
-        page.last().map(|r| format!("{}.{}", r.created_at, r.id))
+        page.last()
+            .map(|r| storage::format_cursor(r.created_at, &r.id))
     } else {
         None
     };

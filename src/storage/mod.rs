@@ -123,6 +123,17 @@ pub fn format_instant(t: i64) -> String {
         .unwrap_or_default()
 }
 
+/// The cursor of a page ordered by `(created_at, id)`: the last row's, written `created.id`.
+pub fn format_cursor(created_at: i64, id: &str) -> String {
+    format!("{created_at}.{id}")
+}
+
+/// The `(created_at, id)` of a [`format_cursor`] cursor; None when it is not one.
+pub fn parse_cursor(cursor: &str) -> Option<(i64, &str)> {
+    let (t, id) = cursor.split_once('.')?;
+    Some((t.parse().ok()?, id))
+}
+
 pub fn now() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

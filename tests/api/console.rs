@@ -110,6 +110,26 @@ pub async fn post(
     browser.post(action).form(&all).send().await.unwrap()
 }
 
+/// Turns the tenant's `console_requires_mfa` off.
+pub async fn console_mfa_off(app: &TestApp) {
+    let mut s = app.tenant.settings.clone();
+    s.console_requires_mfa = false;
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+}
+
+/// A console session (no second factor asked: the tenant turns the requirement off) of a
+/// new user holding `role`.
+pub async fn console_with_role(app: &TestApp, email: &str, role: &str) -> reqwest::Client {
+    console_mfa_off(app).await;
+    app.create_user_with_roles(email, &[role]).await;
+    let browser = app.new_browser();
+    password_sign_in(app, &browser, email).await;
+    browser
+}
+
 pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
     html.split(start).nth(1).unwrap().split(end).next().unwrap()
 }
@@ -193,24 +213,14 @@ async fn a_password_only_session_steps_up_and_an_admin_without_a_second_factor_i
     )));
 
     // A tenant may turn the requirement off.
-    let mut s = app.tenant.settings.clone();
-    s.console_requires_mfa = false;
-    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
-        .await
-        .unwrap();
-    app.state.providers.invalidate("acme");
+    console_mfa_off(&app).await;
     assert_eq!(get(&browser, &app.url("/admin")).await.status(), 200);
 }
 
 #[tokio::test]
 async fn the_console_is_closed_to_users_without_permissions_and_read_only_with_clients_read() {
     let app = spawn_app().await;
-    let mut s = app.tenant.settings.clone();
-    s.console_requires_mfa = false;
-    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
-        .await
-        .unwrap();
-    app.state.providers.invalidate("acme");
+    console_mfa_off(&app).await;
     let client = app.create_client(Default::default()).await;
     // No role: no console.
     app.create_user("ana@example.com").await;

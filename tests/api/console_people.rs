@@ -6,7 +6,9 @@
 use regex::Regex;
 use serde_json::{json, Value};
 
-use crate::console::{admin_console, between, get, password_sign_in, post, submit};
+use crate::console::{
+    admin_console, between, console_with_role, get, password_sign_in, post, submit,
+};
 use crate::federation::{admin_token, audit_events};
 use crate::helpers::{spawn_app, TestApp};
 
@@ -32,21 +34,6 @@ async fn new_role(app: &TestApp, name: &str, permissions: &[&str], inherits: &[&
     )
     .await
     .unwrap();
-}
-
-/// A console session (no second factor asked: the tenant turns the requirement off) of a
-/// new user holding `role`.
-async fn console_with_role(app: &TestApp, email: &str, role: &str) -> reqwest::Client {
-    let mut s = app.tenant.settings.clone();
-    s.console_requires_mfa = false;
-    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
-        .await
-        .unwrap();
-    app.state.providers.invalidate("acme");
-    app.create_user_with_roles(email, &[role]).await;
-    let browser = app.new_browser();
-    password_sign_in(app, &browser, email).await;
-    browser
 }
 
 async fn user(app: &TestApp, id: &str) -> Option<portcullis::accounts::User> {

@@ -3,7 +3,7 @@
 
 use regex::Regex;
 
-use crate::console::{admin_console, get, password_sign_in, post, submit};
+use crate::console::{admin_console, console_with_role, get, post, submit};
 use crate::federation::{admin_token, audit_events};
 use crate::helpers::{spawn_app, TestApp};
 
@@ -12,12 +12,6 @@ async fn console_with_permissions(
     email: &str,
     permissions: &[&str],
 ) -> reqwest::Client {
-    let mut s = app.tenant.settings.clone();
-    s.console_requires_mfa = false;
-    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
-        .await
-        .unwrap();
-    app.state.providers.invalidate("acme");
     let role = email.split('@').next().unwrap().to_string();
     portcullis::rbac::create_role(
         &app.state.pool,
@@ -32,10 +26,7 @@ async fn console_with_permissions(
     )
     .await
     .unwrap();
-    app.create_user_with_roles(email, &[&role]).await;
-    let browser = app.new_browser();
-    password_sign_in(app, &browser, email).await;
-    browser
+    console_with_role(app, email, &role).await
 }
 
 async fn active_kids(app: &TestApp) -> Vec<String> {

@@ -159,19 +159,8 @@ pub async fn assign_post(
     principal: Principal,
     Json(body): Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal
-        .require_privileged(&state, "users:roles:assign")
-        .await?;
-    let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
-        return Err(ApiError::ValidationFailed(
-            "user_id and role are required".into(),
-        ));
-    };
+    let (user_id, role) = assignment(&state, &principal, body).await?;
     let tenant = &principal.provider.tenant;
-    let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
-        .await?
-        .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
-    rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
     rbac::assign_role(&state.pool, tenant, &user_id, &role).await?;
     audit::record(
         &state.audit,
@@ -209,19 +198,8 @@ pub async fn unassign_post(
     principal: Principal,
     Json(body): Json<AssignBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal
-        .require_privileged(&state, "users:roles:assign")
-        .await?;
-    let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
-        return Err(ApiError::ValidationFailed(
-            "user_id and role are required".into(),
-        ));
-    };
+    let (user_id, role) = assignment(&state, &principal, body).await?;
     let tenant = &principal.provider.tenant;
-    let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
-        .await?
-        .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
-    rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
     let removed = rbac::unassign_role(&state.pool, tenant, &user_id, &role).await?;
     if removed {
         audit::record(
@@ -326,6 +304,30 @@ pub async fn role_delete(
         &audit_context(&req),
     );
     Ok(data(StatusCode::OK, json!({ "deleted": true })))
+}
+
+/// The user and role of an assignment request, when the caller may grant (or take back)
+/// that role: `users:roles:assign` (with the tenant's step-up) and every permission the
+/// role carries.
+async fn assignment(
+    state: &AppState,
+    principal: &Principal,
+    body: AssignBody,
+) -> Result<(String, RoleRow), ApiError> {
+    principal
+        .require_privileged(state, "users:roles:assign")
+        .await?;
+    let (Some(user_id), Some(role_name)) = (body.user_id, body.role) else {
+        return Err(ApiError::ValidationFailed(
+            "user_id and role are required".into(),
+        ));
+    };
+    let tenant = &principal.provider.tenant;
+    let role = rbac::find_scoped_role(&state.pool, tenant, body.client_id.as_deref(), &role_name)
+        .await?
+        .ok_or_else(|| ApiError::ValidationFailed(format!("role {role_name:?} does not exist")))?;
+    rbac::check_grantable(&state.pool, tenant, &principal.permissions(), &role).await?;
+    Ok((user_id, role))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]

@@ -173,11 +173,7 @@ pub async fn keys_post(
         None => None,
     };
     if let Err(RbacError::NotHeld { required, held }) = rbac::check_held(c.permissions(), &scopes) {
-        let missing: Vec<String> = required
-            .into_iter()
-            .filter(|p| !rbac::grants_all(&held, std::slice::from_ref(p)))
-            .collect();
-        let why = format!("{} ({})", c.texts().not_allowed, missing.join(", "));
+        let why = c.not_held(&required, &held);
         return list_page(&c, StatusCode::FORBIDDEN, Some(&form), None, Some(why)).await;
     }
     let created = api_keys::create(

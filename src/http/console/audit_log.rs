@@ -14,6 +14,7 @@ use crate::error::PageError;
 use crate::http::extractors::{query_params, TenantProvider};
 use crate::http::pages::common::locale;
 use crate::state::AppState;
+use crate::storage;
 use crate::storage::audit::AuditFilter;
 
 const PAGE_SIZE: i64 = 50;
@@ -70,10 +71,7 @@ fn filter(q: &Params) -> Option<AuditFilter> {
         Some(d) => Some(day_start(d)? + 86_399),
         None => None,
     };
-    let before = q.get("cursor").and_then(|c| {
-        c.split_once('.')
-            .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id.to_string())))
-    });
+    let before = q.get("cursor").and_then(owned_cursor);
     Some(AuditFilter {
         event: text("event"),
         actor: text("actor"),
@@ -81,6 +79,10 @@ fn filter(q: &Params) -> Option<AuditFilter> {
         to,
         before,
     })
+}
+
+fn owned_cursor(c: &str) -> Option<(i64, String)> {
+    storage::parse_cursor(c).map(|(t, id)| (t, id.to_string()))
 }
 
 fn text(v: &Value) -> String {
@@ -193,10 +195,7 @@ pub async fn audit_csv_get(
         let (events, next) = audit::query(&state.audit, &p.tenant, &f, want).await?;
         audit::csv_lines(&events, &mut out);
         written += events.len();
-        match next.and_then(|n| {
-            n.split_once('.')
-                .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id.to_string())))
-        }) {
+        match next.as_deref().and_then(owned_cursor) {
             Some(cursor) => f.before = Some(cursor),
             None => break,
         }

@@ -129,17 +129,7 @@ fn refusal(c: &Console<'_>, e: RbacError) -> Result<String, PageError> {
         RbacError::Invalid(m) => Ok(m),
         RbacError::AlreadyExists => Ok("a role with this name already exists".into()),
         RbacError::NotFound(what) => Ok(format!("{what} does not exist")),
-        RbacError::NotHeld { required, held } => {
-            let missing: Vec<String> = required
-                .into_iter()
-                .filter(|p| !rbac::grants_all(&held, std::slice::from_ref(p)))
-                .collect();
-            Ok(format!(
-                "{} ({})",
-                c.texts().not_allowed,
-                missing.join(", ")
-            ))
-        }
+        RbacError::NotHeld { required, held } => Ok(c.not_held(&required, &held)),
         RbacError::Unexpected(e) => Err(PageError::unexpected(c.loc, &e)),
     }
 }

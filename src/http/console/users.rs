@@ -104,10 +104,7 @@ pub async fn users_get(
     c.require("users:read")?;
     let q = query_params(&req);
     let search = q.get("q").map(|s| s.trim().to_string()).unwrap_or_default();
-    let cursor = q
-        .get("cursor")
-        .and_then(|c| c.split_once('.'))
-        .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id)));
+    let cursor = q.get("cursor").and_then(crate::storage::parse_cursor);
     list_page(&c, &search, cursor, None).await
 }
 
@@ -130,7 +127,7 @@ async fn list_page(
         page.last().map(|(u, created)| {
             let mut query = url::form_urlencoded::Serializer::new(String::new());
             query.append_pair("q", search);
-            query.append_pair("cursor", &format!("{created}.{}", u.id));
+            query.append_pair("cursor", &crate::storage::format_cursor(*created, &u.id));
             format!("{}?{}", c.url("/users"), query.finish())
         })
     } else {
@@ -528,11 +525,7 @@ pub async fn delete_post(
 /// permissions may hand it out or take it back.
 fn role_refusal(c: &Console<'_>, e: RbacError) -> Result<String, PageError> {
     match e {
-        RbacError::NotHeld { required, .. } => Ok(format!(
-            "{} ({})",
-            c.texts().not_allowed,
-            required.join(", ")
-        )),
+        RbacError::NotHeld { required, held } => Ok(c.not_held(&required, &held)),
         RbacError::Invalid(m) => Ok(m),
         RbacError::NotFound(what) => Ok(format!("{what} does not exist")),
         other => Err(PageError::unexpected(c.loc, &other)),

@@ -185,6 +185,17 @@ impl<'a> Console<'a> {
         )
     }
 
+    /// Why a change that would hand out `required` was refused: "not allowed" with the
+    /// permissions of it the visitor does not hold (`held`).
+    pub fn not_held(&self, required: &[String], held: &[String]) -> String {
+        let missing: Vec<&str> = required
+            .iter()
+            .filter(|p| !rbac::grants_all(held, std::slice::from_ref(*p)))
+            .map(String::as_str)
+            .collect();
+        format!("{} ({})", self.texts().not_allowed, missing.join(", "))
+    }
+
     /// The console's "not found" page (404).
     pub fn not_found(&self) -> PageError {
         PageError::new(StatusCode::NOT_FOUND, self.loc, self.texts().not_found)

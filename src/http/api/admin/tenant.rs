@@ -165,8 +165,8 @@ pub async fn audit_get(
     };
     let before = match q.get("cursor") {
         Some(c) => Some(
-            c.split_once('.')
-                .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id.to_string())))
+            crate::storage::parse_cursor(c)
+                .map(|(t, id)| (t, id.to_string()))
                 .ok_or_else(|| ApiError::ValidationFailed("malformed cursor".into()))?,
         ),
         None => None,

@@ -42,10 +42,7 @@ pub async fn users_get(
         .and_then(|l| l.parse::<i64>().ok())
         .unwrap_or(50)
         .clamp(1, 200);
-    let cursor = q
-        .get("cursor")
-        .and_then(|c| c.split_once('.'))
-        .and_then(|(t, id)| t.parse::<i64>().ok().map(|t| (t, id)));
+    let cursor = q.get("cursor").and_then(crate::storage::parse_cursor);
     let mut page = accounts::list_users(
         &state.pool,
         &principal.provider.tenant,
@@ -57,7 +54,7 @@ pub async fn users_get(
     let next = if page.len() as i64 > limit {
         page.truncate(limit as usize);
         page.last()
-            .map(|(u, created)| format!("{created}.{}", u.id))
+            .map(|(u, created)| crate::storage::format_cursor(*created, &u.id))
     } else {
         None
     };
