@@ -75,6 +75,21 @@ pub enum Command {
     /// Manage banned client addresses (also: the platform API /api/v1/admin/bans).
     #[command(subcommand)]
     Ban(BanCommand),
+    /// Manage platform administrators (the console at /admin: tenants and bans).
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AdminCommand {
+    /// Create a platform administrator; the password is read from standard input.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Read the password from standard input (required: a password is never an argument).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -523,6 +538,26 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
                 .await?;
             state.audit.flush().await;
             Ok(json!(ban))
+        }
+        Command::Admin(AdminCommand::Create { email, .. }) => {
+            let mut password = String::new();
+            std::io::stdin().read_to_string(&mut password)?;
+            let admin = crate::platform_admins::create(
+                &state.pool,
+                &state.hasher,
+                &email,
+                password.trim_end_matches(['\n', '\r']),
+            )
+            .await?;
+            audit::record_now(
+                &state.audit,
+                AuditEvent::new("platform_admin.created", None)
+                    .actor(Some("cli"))
+                    .detail("admin_id", admin.id.as_str()),
+                &ctx,
+            )
+            .await;
+            Ok(json!({ "id": admin.id, "email": admin.email }))
         }
         Command::Ban(BanCommand::Remove { ip }) => {
             state

@@ -139,6 +139,10 @@ pub async fn purge(state: &AppState) {
             storage::federation::purge_expired(&state.pool, expired).await,
         ),
         (
+            "platform console sessions",
+            storage::platform::delete_expired_sessions(&state.pool, now).await,
+        ),
+        (
             "bans",
             storage::bans::delete_expired_bans(&state.pool, now).await,
         ),

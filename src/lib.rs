@@ -28,6 +28,7 @@ pub mod metrics;
 pub mod mfa;
 pub mod outbound;
 pub mod passkeys;
+pub mod platform_admins;
 pub mod protection;
 pub mod provider;
 pub mod provisioning;

@@ -44,7 +44,10 @@ const LAYERS: &[(&str, &[&str])] = &[
     ("people", &["accounts", "mfa", "passkeys", "sessions"]),
     ("grants", &["tokens", "authorization"]),
     ("flows", &["first_party", "federation"]),
-    ("orchestration", &["provisioning", "user_admin"]),
+    (
+        "orchestration",
+        &["provisioning", "user_admin", "platform_admins"],
+    ),
     ("wiring", &["state", "jobs", "demo"]),
     ("transport", &["error", "http"]),
     ("entry points", &["startup", "cli", "crate"]),

@@ -320,6 +320,30 @@ pub async fn delete(pool: &Pool, tenant: &Tenant, id: &str) -> Result<bool, sqlx
     storage::federation::delete_connection(pool, &tenant.id, id).await
 }
 
+/// Turns a connection on or off (a disabled one offers no sign-in, no home-realm
+/// discovery and accepts no IdP-initiated response); the connection after the change, or
+/// None when the tenant has no such connection.
+pub async fn set_enabled(
+    pool: &Pool,
+    tenant: &Tenant,
+    id: &str,
+    enabled: bool,
+) -> Result<Option<Connection>, sqlx::Error> {
+    if id.len() > 64
+        || !storage::federation::set_connection_enabled(
+            pool,
+            &tenant.id,
+            id,
+            enabled,
+            storage::now(),
+        )
+        .await?
+    {
+        return Ok(None);
+    }
+    find(pool, tenant, id).await
+}
+
 /// Which connection a sign-in by `email` goes to (home-realm discovery by domain).
 pub fn by_email_domain<'a>(connections: &'a [Connection], email: &str) -> Option<&'a Connection> {
     let domain = email.trim().rsplit_once('@')?.1.to_ascii_lowercase();

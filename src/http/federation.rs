@@ -568,9 +568,9 @@ pub async fn saml_acs(
     .await
 }
 
-/// `GET {issuer}/saml/metadata[?connection=ID]` — the tenant's SP metadata; with a
-/// connection, the document for that connection's IdP (its signing switches and NameID
-/// format). An unknown connection is 404.
+/// `GET {issuer}/saml/metadata[?connection=ID][&download=1]` — the tenant's SP metadata;
+/// with a connection, the document for that connection's IdP (its signing switches and
+/// NameID format). An unknown connection is 404. `download` asks for it as a file.
 pub async fn saml_metadata(
     state: web::Data<AppState>,
     req: HttpRequest,
@@ -590,9 +590,16 @@ pub async fn saml_metadata(
     let xml = saml::sp_metadata(state.federation(), &p, conn.as_ref())
         .await
         .map_err(|e| PageError::unexpected(Locale::En, &e))?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/samlmetadata+xml")
-        .body(xml))
+    let mut resp = HttpResponse::Ok();
+    resp.content_type("application/samlmetadata+xml");
+    if query.contains_key("download") {
+        // The console's "Download" link: a file to hand to the IdP's administrator.
+        resp.insert_header((
+            actix_web::http::header::CONTENT_DISPOSITION,
+            "attachment; filename=\"sp-metadata.xml\"",
+        ));
+    }
+    Ok(resp.body(xml))
 }
 
 /// `GET {issuer}/saml/slo` — SAML Single Logout over HTTP-Redirect. A LogoutRequest from

@@ -157,7 +157,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, default_tenant: bool, demo: bool) {
             .route("/demo/login", web::get().to(demo::demo_login))
             .route("/demo/callback", web::get().to(demo::demo_callback));
     }
-    cfg.configure(api::platform_routes);
+    cfg.configure(api::platform_routes)
+        .configure(console::platform_routes);
     // RFC 8414 §3: the well-known segment goes before the issuer's path.
     cfg.route(
         "/.well-known/oauth-authorization-server/t/{tenant}",

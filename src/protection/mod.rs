@@ -52,7 +52,7 @@ pub struct Route {
 }
 
 /// Credential endpoints (POST), each counted on its own.
-const CREDENTIAL_ENDPOINTS: [&str; 31] = [
+const CREDENTIAL_ENDPOINTS: [&str; 32] = [
     "/token",
     "/par",
     "/revoke",
@@ -84,6 +84,7 @@ const CREDENTIAL_ENDPOINTS: [&str; 31] = [
     "/api/v1/mfa/verify",
     "/api/v1/mfa/enable",
     "/api/v1/mfa/disable",
+    "/admin/login",
 ];
 
 const PUBLIC_ENDPOINTS: [&str; 5] = [

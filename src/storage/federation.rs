@@ -79,6 +79,26 @@ pub async fn delete_connection(pool: &Pool, tenant_id: &str, id: &str) -> DbResu
         .map(|r| r.rows_affected() > 0))
 }
 
+/// Turns a connection on or off; false when the tenant has no such connection.
+pub async fn set_connection_enabled(
+    pool: &Pool,
+    tenant_id: &str,
+    id: &str,
+    enabled: bool,
+    now: i64,
+) -> DbResult<bool> {
+    dispatch!(pool, p => sqlx::query(
+        "UPDATE sso_connections SET enabled = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id)
+    .bind(enabled)
+    .bind(now)
+    .execute(p)
+    .await
+    .map(|r| r.rows_affected() > 0))
+}
+
 /// Stores a freshly fetched IdP metadata document.
 pub async fn update_metadata(pool: &Pool, id: &str, xml: &str, now: i64) -> DbResult<()> {
     dispatch!(pool, p => sqlx::query(

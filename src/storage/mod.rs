@@ -21,6 +21,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mfa;
 pub mod passkeys;
+pub mod platform;
 pub mod replay;
 pub mod roles;
 pub mod sessions;

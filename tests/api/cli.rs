@@ -195,6 +195,55 @@ async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_a
     assert_eq!(weak.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
 
+    // A platform administrator (the console at /admin), the password from stdin only.
+    let admin = cli.json(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "Root@Platform.test",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("Platform-Horse-42\n"),
+    );
+    assert_eq!(admin["email"], "root@platform.test");
+    assert!(admin["id"].as_str().is_some_and(|id| id.len() == 36));
+    let again = cli.run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "root@platform.test",
+            "--password-stdin",
+        ],
+        Some("Platform-Horse-42\n"),
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "error: a user with this e-mail already exists"
+    );
+    let weak = cli.run(
+        &[
+            "admin",
+            "create",
+            "--email",
+            "x@platform.test",
+            "--password-stdin",
+        ],
+        Some("short\n"),
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&weak.stderr).contains("at least 12 characters"));
+    assert_eq!(
+        cli.run(&["admin", "create", "--email", "y@platform.test"], None)
+            .status
+            .code(),
+        Some(2),
+        "the password is never an argument: --password-stdin is required"
+    );
+
     let key = cli.json(
         &[
             "apikey",

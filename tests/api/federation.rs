@@ -62,10 +62,10 @@ pub(crate) fn start_peer(mut cmd: Command, what: &str) -> Peer {
     Peer { child, base }
 }
 
-const UPSTREAM_CLIENT: &str = "portcullis-test";
-const UPSTREAM_SECRET: &str = "upstream-secret-0123456789";
+pub(crate) const UPSTREAM_CLIENT: &str = "portcullis-test";
+pub(crate) const UPSTREAM_SECRET: &str = "upstream-secret-0123456789";
 
-fn oidc_peer(app: &TestApp) -> Peer {
+pub(crate) fn oidc_peer(app: &TestApp) -> Peer {
     let mut cmd = Command::new("node");
     cmd.arg("tests/peers/oidc/upstream.mjs")
         .env("CLIENT_ID", UPSTREAM_CLIENT)

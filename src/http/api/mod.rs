@@ -179,6 +179,14 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route(
             "/api/v1/admin/sso/{id}/test",
             web::post().to(sso::test_post),
+        )
+        .route(
+            "/api/v1/admin/sso/{id}/enable",
+            web::post().to(sso::enable_post),
+        )
+        .route(
+            "/api/v1/admin/sso/{id}/disable",
+            web::post().to(sso::disable_post),
         );
 }
 

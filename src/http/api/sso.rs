@@ -187,3 +187,75 @@ pub async fn test_post(
     let report = federation::test(state.federation(), &conn).await?;
     Ok(data(StatusCode::OK, json!(report)))
 }
+
+#[utoipa::path(
+    operation_id = "sso_enable",
+    post,
+    path = "/t/{tenant}/api/v1/admin/sso/{id}/enable",
+    tag = "sso",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "The connection, enabled: its sign-in button, home-realm discovery and IdP-initiated responses work again (sso:configure)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/sso/{id}/enable` (sso:configure)
+pub async fn enable_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    switch(state, req, principal, true).await
+}
+
+#[utoipa::path(
+    operation_id = "sso_disable",
+    post,
+    path = "/t/{tenant}/api/v1/admin/sso/{id}/disable",
+    tag = "sso",
+    params(TenantPath, ("id" = String, Path, description = "Identifier")),
+    responses(
+        (status = 200, description = "The connection, disabled: no sign-in through it until it is enabled again; linked identities are kept (sso:configure)", body = DataEnvelope),
+        (status = 401, description = "Missing or invalid credentials (UNAUTHORIZED, TOKEN_EXPIRED, TOKEN_REVOKED, INVALID_CREDENTIALS, REFRESH_TOKEN_REUSE)", body = ErrorEnvelope),
+        (status = 403, description = "INSUFFICIENT_PERMISSIONS", body = ErrorEnvelope),
+        (status = 404, description = "NOT_FOUND", body = ErrorEnvelope)
+    ),
+    security(("bearer" = []), ("api_key" = [])),
+)]
+/// `POST /api/v1/admin/sso/{id}/disable` (sso:configure)
+pub async fn disable_post(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+) -> Result<HttpResponse, ApiError> {
+    switch(state, req, principal, false).await
+}
+
+async fn switch(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    principal: Principal,
+    enabled: bool,
+) -> Result<HttpResponse, ApiError> {
+    principal
+        .require_privileged(&state, "sso:configure")
+        .await?;
+    let conn = federation::set_enabled(
+        &state.pool,
+        &principal.provider.tenant,
+        path_id(&req),
+        enabled,
+    )
+    .await?
+    .ok_or(ApiError::NotFound)?;
+    let event = if enabled {
+        "sso.enabled"
+    } else {
+        "sso.disabled"
+    };
+    record(&state, &req, &principal, event, ("connection", &conn.id));
+    Ok(data(StatusCode::OK, conn.to_json()))
+}

@@ -24,12 +24,27 @@ pub mod audit_log;
 pub mod clients;
 pub mod dashboard;
 pub mod keys;
+pub mod platform;
 pub mod roles;
 pub mod settings;
+pub mod sso;
 pub mod users;
 pub mod visit;
 
 use actix_web::web;
+
+/// The platform console's routes, at the root only.
+pub fn platform_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/admin", web::get().to(platform::tenants_get))
+        .route("/admin/login", web::get().to(platform::login_get))
+        .route("/admin/login", web::post().to(platform::login_post))
+        .route("/admin/logout", web::get().to(platform::logout_get))
+        .route("/admin/logout", web::post().to(platform::logout_post))
+        .route("/admin/tenants", web::post().to(platform::tenants_post))
+        .route("/admin/bans", web::get().to(platform::bans_get))
+        .route("/admin/bans", web::post().to(platform::bans_post))
+        .route("/admin/bans/lift", web::post().to(platform::ban_lift_post));
+}
 
 /// The console's routes, under a tenant's issuer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
@@ -134,6 +149,15 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/api-keys/{id}/revoke",
             web::post().to(api_keys::revoke_post),
         )
+        .route("/admin/sso", web::get().to(sso::sso_get))
+        .route("/admin/sso", web::post().to(sso::sso_post))
+        .route("/admin/sso/new", web::get().to(sso::new_get))
+        .route("/admin/sso/{id}", web::get().to(sso::connection_get))
+        .route("/admin/sso/{id}/test", web::post().to(sso::test_post))
+        .route("/admin/sso/{id}/enable", web::post().to(sso::enable_post))
+        .route("/admin/sso/{id}/disable", web::post().to(sso::disable_post))
+        .route("/admin/sso/{id}/delete", web::get().to(sso::delete_get))
+        .route("/admin/sso/{id}/delete", web::post().to(sso::delete_post))
         .route("/admin/keys", web::get().to(keys::keys_get))
         .route("/admin/keys/rotate", web::get().to(keys::rotate_get))
         .route("/admin/keys/rotate", web::post().to(keys::rotate_post))

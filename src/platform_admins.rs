@@ -1,0 +1,107 @@
+//! Platform administrators: the people who run the installation (tenants, bans) through the
+//! console at the root `/admin`. They are not users of any tenant; `portcullis admin create`
+//! adds them. Their passwords follow the default policy and are hashed by the same bounded
+//! hasher as users'; a console session is a random token whose digest alone is stored.
+
+use crate::accounts::{AccountError, Email, Password, PasswordHasher};
+use crate::crypto;
+use crate::storage::{self, platform::PlatformAdminRow, Pool};
+
+/// How long a platform console session lasts (absolute).
+pub const SESSION_TTL: i64 = 8 * 3600;
+
+#[derive(Debug, Clone)]
+pub struct PlatformAdmin {
+    pub id: String,
+    pub email: String,
+    pub created_at: i64,
+    pub last_sign_in_at: Option<i64>,
+}
+
+impl From<PlatformAdminRow> for PlatformAdmin {
+    fn from(r: PlatformAdminRow) -> Self {
+        Self {
+            id: r.id,
+            email: r.email,
+            created_at: r.created_at,
+            last_sign_in_at: r.last_sign_in_at,
+        }
+    }
+}
+
+/// Adds a platform administrator (`portcullis admin create`).
+pub async fn create(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<PlatformAdmin, AccountError> {
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let row = PlatformAdminRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        email: email.key(),
+        password_hash: hasher.hash(password.expose()).await?,
+        created_at: storage::now(),
+        last_sign_in_at: None,
+    };
+    if !storage::platform::insert_admin(pool, &row).await? {
+        return Err(AccountError::AlreadyExists);
+    }
+    Ok(row.into())
+}
+
+/// Checks an administrator's address and password — an unknown address costs the same
+/// hash as a wrong password — and opens a session: the administrator and the session
+/// token for the cookie.
+pub async fn sign_in(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<(PlatformAdmin, String), AccountError> {
+    let row = match Email::parse(email) {
+        Ok(e) => storage::platform::find_admin_by_email(pool, &e.key()).await?,
+        Err(_) => None,
+    };
+    let (ok, outdated) = hasher
+        .verify(row.as_ref().map(|r| r.password_hash.clone()), password)
+        .await?;
+    let Some(row) = row.filter(|_| ok) else {
+        return Err(AccountError::InvalidCredentials);
+    };
+    let now = storage::now();
+    let new_hash = if outdated {
+        Some(hasher.hash(password).await?)
+    } else {
+        None
+    };
+    storage::platform::record_sign_in(pool, &row.id, new_hash.as_deref(), now).await?;
+    let token = crypto::random_token(32);
+    storage::platform::insert_session(
+        pool,
+        &crypto::token_digest(&token),
+        &row.id,
+        now,
+        now + SESSION_TTL,
+    )
+    .await?;
+    Ok((row.into(), token))
+}
+
+/// The administrator of a live session token.
+pub async fn session(pool: &Pool, token: &str) -> Result<Option<PlatformAdmin>, sqlx::Error> {
+    if token.len() != 43 {
+        return Ok(None);
+    }
+    Ok(
+        storage::platform::find_session_admin(pool, &crypto::token_digest(token), storage::now())
+            .await?
+            .map(PlatformAdmin::from),
+    )
+}
+
+/// Ends a session.
+pub async fn sign_out(pool: &Pool, token: &str) -> Result<(), sqlx::Error> {
+    storage::platform::delete_session(pool, &crypto::token_digest(token)).await
+}
