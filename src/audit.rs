@@ -316,15 +316,19 @@ fn csv_field(f: &str) -> String {
 
 /// Counts of `event` in each of the last `hours` hours, oldest first (the console's chart).
 pub async fn hourly_counts(
-    pool: &Pool,
+    sink: &AuditSink,
     tenant: &Tenant,
     event: &str,
     hours: i64,
 ) -> Result<Vec<i64>, sqlx::Error> {
+    // Events still queued on this instance are counted too (the sign-in that just opened
+    // the console is one of them).
+    sink.flush().await;
     let this_hour = storage::now() / 3600;
     let first = this_hour - hours + 1;
     let rows =
-        storage::audit::count_tenant_events_by_hour(pool, &tenant.id, event, first * 3600).await?;
+        storage::audit::count_tenant_events_by_hour(&sink.pool, &tenant.id, event, first * 3600)
+            .await?;
     let mut out = vec![0; usize::try_from(hours).unwrap_or(0)];
     for (hour, n) in rows {
         if let Some(slot) = usize::try_from(hour - first)

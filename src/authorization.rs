@@ -902,7 +902,7 @@ pub async fn account_sign_in(
     provider: &Provider,
     ui_locales: Option<&str>,
 ) -> Result<String, AuthorizeError> {
-    own_page_sign_in(d, provider, "/account", None, ui_locales).await
+    own_page_sign_in(d, provider, "/account", None, None, ui_locales).await
 }
 
 /// A pending sign-in for one of Portcullis's own pages under the issuer (`path`: the
@@ -913,6 +913,7 @@ pub async fn own_page_sign_in(
     provider: &Provider,
     path: &str,
     acr: Option<&str>,
+    max_age: Option<i64>,
     ui_locales: Option<&str>,
 ) -> Result<String, AuthorizeError> {
     let client = clients::first_party_client(d.clients, &provider.tenant)
@@ -927,7 +928,7 @@ pub async fn own_page_sign_in(
         nonce: None,
         code_challenge: None,
         prompt: vec![],
-        max_age: None,
+        max_age,
         login_hint: None,
         hint_sub: None,
         ui_locales: ui_locales.map(str::to_string),

@@ -307,6 +307,8 @@ pub struct PageError {
     pub status: StatusCode,
     pub message: String,
     pub locale: Locale,
+    /// A way on from the page: (href, label).
+    pub link: Option<(String, &'static str)>,
 }
 
 impl PageError {
@@ -315,6 +317,15 @@ impl PageError {
             status,
             message: message.into(),
             locale,
+            link: None,
+        }
+    }
+
+    /// The same error with a link onwards (what to do about it).
+    pub fn with_link(self, href: String, label: &'static str) -> Self {
+        Self {
+            link: Some((href, label)),
+            ..self
         }
     }
 
@@ -359,6 +370,7 @@ impl ResponseError for PageError {
                 branding_css: None,
             },
             message: &self.message,
+            link: self.link.as_ref().map(|(h, l)| (h.as_str(), *l)),
             correlation_id: &id,
         };
         match page.render() {

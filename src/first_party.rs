@@ -77,8 +77,7 @@ impl<'a> Deps<'a> {
     }
 }
 
-/// How long an MFA proof counts as recent for privileged operations, in seconds.
-pub const MFA_FRESHNESS: i64 = 300;
+pub use crate::mfa::MFA_FRESHNESS;
 
 pub async fn login(
     d: Deps<'_>,

@@ -645,6 +645,8 @@ pub struct ConsoleTexts {
     pub no_bans: &'static str,
     pub ban_added: &'static str,
     pub ban_lifted: &'static str,
+    pub step_up_needed: &'static str,
+    pub give_second_factor: &'static str,
 }
 
 pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
@@ -905,6 +907,8 @@ pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
     no_bans: "No banned address.",
     ban_added: "Address banned on every instance.",
     ban_lifted: "Ban lifted, with the address's lockout.",
+    step_up_needed: "This change needs your second factor, given in the last five minutes.",
+    give_second_factor: "Confirm with your second factor, then make the change again",
 };
 
 pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
@@ -1165,6 +1169,8 @@ pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
     no_bans: "Nenhum endereço banido.",
     ban_added: "Endereço banido em todas as instâncias.",
     ban_lifted: "Banimento removido, com o bloqueio do endereço.",
+    step_up_needed: "Esta alteração precisa do seu segundo fator, informado nos últimos cinco minutos.",
+    give_second_factor: "Confirme com seu segundo fator e faça a alteração de novo",
 };
 
 #[cfg(test)]

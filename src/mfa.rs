@@ -18,6 +18,21 @@ pub struct Deps<'a> {
 }
 
 pub const BACKUP_CODES: usize = 10;
+/// How long an MFA proof counts as recent for privileged operations, in seconds.
+pub const MFA_FRESHNESS: i64 = 300;
+
+/// The tenant's step-up rule (`mfa_step_up_permissions`): whether using `permission` asks
+/// for a second factor given within [`MFA_FRESHNESS`], when the user last gave one at
+/// `verified_at` (None: not in this token or session). Whether the user has a second factor
+/// to give is the caller's to check, once this says yes.
+pub fn needs_fresh_factor(tenant: &Tenant, permission: &str, verified_at: Option<i64>) -> bool {
+    tenant
+        .settings
+        .mfa_step_up_permissions
+        .iter()
+        .any(|p| p == permission)
+        && verified_at.is_none_or(|t| storage::now() - t > MFA_FRESHNESS)
+}
 const STEP: u64 = 30;
 const CHALLENGE_TTL: i64 = 300;
 const CHALLENGE_ATTEMPTS: i64 = 5;

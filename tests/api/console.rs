@@ -50,10 +50,21 @@ pub async fn password_sign_in(
 
 /// Answers the second-factor page at `url` with the current TOTP code of `secret`.
 async fn give_code(app: &TestApp, browser: &reqwest::Client, url: &str, secret: &str) -> String {
+    give_code_at(app, browser, url, secret, 0).await
+}
+
+/// [`give_code`] with the code of `offset` seconds from now (a code is accepted once).
+async fn give_code_at(
+    app: &TestApp,
+    browser: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    offset: i64,
+) -> String {
     assert!(url.contains("/mfa?request="), "{url}");
     let form = parse_form(&get(browser, url).await.text().await.unwrap());
     let mut fields = form.hidden.clone();
-    fields.push(("code".into(), code_at(secret, 0)));
+    fields.push(("code".into(), code_at(secret, offset)));
     let r = browser
         .post(&form.action)
         .form(&fields)
@@ -138,7 +149,6 @@ pub fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 async fn the_console_signs_in_with_a_second_factor_and_shows_the_dashboard() {
     let app = spawn_app().await;
     let browser = admin_console(&app).await;
-    app.state.audit.flush().await; // the sign-in's audit event, written in the next batch
     let r = get(&browser, &app.url("/admin")).await;
     assert_eq!(r.status(), 200);
     let csp = r.headers()["content-security-policy"]
@@ -480,4 +490,98 @@ async fn clients_are_created_edited_rotated_and_deleted_through_the_console_form
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+}
+
+#[tokio::test]
+async fn step_up_permissions_ask_the_console_for_a_fresh_second_factor_before_the_change() {
+    let app = spawn_app().await;
+    let mut s = app.tenant.settings.clone();
+    s.console_requires_mfa = false;
+    s.mfa_step_up_permissions = vec!["clients:delete".into()];
+    portcullis::tenants::update_settings(&app.state.pool, &app.tenant, &s)
+        .await
+        .unwrap();
+    app.state.providers.invalidate("acme");
+    let user = app.create_user_with_roles(ADMIN, &["admin"]).await;
+    let secret = enroll(&app, &user).await;
+    let client = app.create_client(Default::default()).await;
+    let browser = app.new_browser();
+    let r = password_sign_in(&app, &browser, ADMIN).await;
+    let back = give_code(&app, &browser, &location(&app, &r), &secret).await;
+    assert_eq!(back, app.url("/admin"));
+    // Within five minutes of the second factor, the change is made.
+    let first = app.create_client(Default::default()).await;
+    let confirm = app.url(&format!("/admin/clients/{}/delete", first.id));
+    assert_eq!(submit(&browser, &confirm, &[]).await.status(), 200);
+    assert!(!client_exists(&app, &first.id).await);
+    // Ten minutes later (the session's sign-in moved back), it is not.
+    portcullis::storage::dispatch!(&app.state.pool, p => {
+        sqlx::query("UPDATE browser_sessions SET auth_time = auth_time - 600")
+            .execute(p)
+            .await
+            .unwrap();
+    });
+
+    // The confirmation page shows; the change itself is refused until the factor is given.
+    let confirm = app.url(&format!("/admin/clients/{}/delete", client.id));
+    assert_eq!(get(&browser, &confirm).await.status(), 200);
+    let r = submit(&browser, &confirm, &[]).await;
+    assert_eq!(r.status(), 403);
+    let html = r.text().await.unwrap();
+    assert!(
+        html.contains("This change needs your second factor, given in the last five minutes."),
+        "{html}"
+    );
+    let step_up = app.url("/admin/step-up");
+    assert!(html.contains(&format!(r#"<a href="{step_up}">"#)), "{html}");
+    assert!(client_exists(&app, &client.id).await);
+    // Other changes are not behind the step-up.
+    let rotate = app.url(&format!("/admin/clients/{}/rotate-secret", client.id));
+    let r = submit(&browser, &rotate, &[]).await;
+    assert_eq!(r.status(), 200, "clients:update is not listed");
+
+    // The step-up is a new sign-in (max_age) with the second factor, back to the console.
+    let r = get(&browser, &step_up).await;
+    assert_eq!(r.status(), 303);
+    let next = location(&app, &r);
+    let r = get(&browser, &next).await;
+    let login = if r.status() == 303 {
+        location(&app, &r)
+    } else {
+        next
+    };
+    assert!(login.contains("/login?request="), "{login}");
+    let form = parse_form(&get(&browser, &login).await.text().await.unwrap());
+    let mut fields = form.hidden.clone();
+    fields.push(("email".into(), ADMIN.into()));
+    fields.push(("password".into(), PASSWORD.into()));
+    let r = browser
+        .post(&form.action)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap();
+    // The next time step's code: the first sign-in's code is used up.
+    let back = give_code_at(&app, &browser, &location(&app, &r), &secret, 30).await;
+    assert_eq!(back, app.url("/admin"));
+    let r = submit(&browser, &confirm, &[]).await;
+    assert_eq!(r.status(), 200);
+    assert!(!client_exists(&app, &client.id).await);
+
+    // Someone without a second factor has none to give: not asked (the admin API's rule).
+    let other = app.create_client(Default::default()).await;
+    app.create_user_with_roles("plain@acme.test", &["admin"])
+        .await;
+    let plain = app.new_browser();
+    password_sign_in(&app, &plain, "plain@acme.test").await;
+    let confirm = app.url(&format!("/admin/clients/{}/delete", other.id));
+    assert_eq!(submit(&plain, &confirm, &[]).await.status(), 200);
+    assert!(!client_exists(&app, &other.id).await);
+}
+
+async fn client_exists(app: &TestApp, id: &str) -> bool {
+    portcullis::clients::find_client(app.state.clients(), &app.tenant, id)
+        .await
+        .unwrap()
+        .is_some()
 }

@@ -112,21 +112,12 @@ impl Principal {
             return Ok(());
         };
         let tenant = &self.provider.tenant;
-        if !tenant
-            .settings
-            .mfa_step_up_permissions
-            .iter()
-            .any(|p| p == permission)
+        let verified_at = (token.claims.get("mfa_verified").and_then(Value::as_bool) == Some(true))
+            .then(|| token.claims.get("auth_time").and_then(Value::as_i64))
+            .flatten();
+        if !crate::mfa::needs_fresh_factor(tenant, permission, verified_at)
+            || !crate::mfa::is_enabled(&state.pool, tenant, &token.sub).await?
         {
-            return Ok(());
-        }
-        let recent = token.claims.get("mfa_verified").and_then(Value::as_bool) == Some(true)
-            && token
-                .claims
-                .get("auth_time")
-                .and_then(Value::as_i64)
-                .is_some_and(|t| crate::storage::now() - t <= crate::first_party::MFA_FRESHNESS);
-        if recent || !crate::mfa::is_enabled(&state.pool, tenant, &token.sub).await? {
             return Ok(());
         }
         let challenge_id = crate::mfa::create_challenge(&state.pool, tenant, &token.sub).await?;

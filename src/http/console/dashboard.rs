@@ -96,8 +96,8 @@ pub async fn dashboard_get(
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let c = visit!(console_session(&state, &req, &p, loc));
-    let ok = audit::hourly_counts(&state.pool, &p.tenant, "signin.success", HOURS).await?;
-    let failed = audit::hourly_counts(&state.pool, &p.tenant, "signin.failure", HOURS).await?;
+    let ok = audit::hourly_counts(&state.audit, &p.tenant, "signin.success", HOURS).await?;
+    let failed = audit::hourly_counts(&state.audit, &p.tenant, "signin.failure", HOURS).await?;
     let keys = if c.can("keys:read") {
         let list = keys::list_keys(&state.pool, &p.tenant, state.config.key_rotation_secs).await?;
         Some(list.iter().map(KeyRow::from).collect())
@@ -114,6 +114,18 @@ pub async fn dashboard_get(
         keys,
     };
     c.page(StatusCode::OK, page)
+}
+
+/// `GET {issuer}/admin/step-up` — a fresh sign-in with the second factor, for changes the
+/// tenant puts behind `mfa_step_up_permissions`.
+pub async fn step_up_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let loc = locale(&req, None);
+    let _ = visit!(console_session(&state, &req, &p, loc));
+    super::visit::step_up_redirect(&state, &p, loc).await
 }
 
 #[cfg(test)]

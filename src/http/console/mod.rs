@@ -49,6 +49,7 @@ pub fn platform_routes(cfg: &mut web::ServiceConfig) {
 /// The console's routes, under a tenant's issuer.
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.route("/admin", web::get().to(dashboard::dashboard_get))
+        .route("/admin/step-up", web::get().to(dashboard::step_up_get))
         .route("/admin/clients", web::get().to(clients::clients_get))
         .route("/admin/clients", web::post().to(clients::clients_post))
         .route("/admin/clients/new", web::get().to(clients::client_new_get))

@@ -30,6 +30,11 @@ pub struct Console<'a> {
     pub loc: Locale,
     pub user: User,
     permissions: Vec<String>,
+    /// When this session last gave a second factor (its sign-in time when its acr is 2).
+    verified_at: Option<i64>,
+    /// Whether the user has a second factor to give (only looked up when the tenant lists
+    /// step-up permissions).
+    has_factor: bool,
     seed: String,
     new_seed: bool,
 }
@@ -75,17 +80,29 @@ impl<'a> Console<'a> {
         &self.permissions
     }
 
-    /// `permission`, or the "not allowed" page (403).
+    /// `permission`, or the "not allowed" page (403). A change (POST) using a permission the
+    /// tenant lists in `mfa_step_up_permissions` also needs a second factor given in the
+    /// last five minutes, when the user has one (the admin API's rule,
+    /// [`crate::mfa::needs_fresh_factor`]): else a 403 page leading to `/admin/step-up`.
     pub fn require(&self, permission: &str) -> Result<(), PageError> {
-        if self.can(permission) {
-            Ok(())
-        } else {
-            Err(PageError::new(
+        let ct = self.texts();
+        if !self.can(permission) {
+            return Err(PageError::new(
                 StatusCode::FORBIDDEN,
                 self.loc,
-                self.loc.console().not_allowed,
-            ))
+                ct.not_allowed,
+            ));
         }
+        if self.has_factor
+            && self.req.method() == actix_web::http::Method::POST
+            && crate::mfa::needs_fresh_factor(&self.p.tenant, permission, self.verified_at)
+        {
+            return Err(
+                PageError::new(StatusCode::FORBIDDEN, self.loc, ct.step_up_needed)
+                    .with_link(self.url("/step-up"), ct.give_second_factor),
+            );
+        }
+        Ok(())
     }
 
     /// The URL of a console path (`""` is the dashboard).
@@ -238,6 +255,7 @@ pub async fn console_session<'a>(
             p,
             "/admin",
             None,
+            None,
             Some(loc.tag()),
         )
         .await
@@ -268,6 +286,7 @@ pub async fn console_session<'a>(
             p,
             "/admin",
             Some("2"),
+            None,
             Some(loc.tag()),
         )
         .await
@@ -278,6 +297,15 @@ pub async fn console_session<'a>(
             &id,
         )));
     }
+    let has_factor = if p.tenant.settings.mfa_step_up_permissions.is_empty() {
+        false
+    } else {
+        let passkeys_on = crate::passkeys::available(&state.config.public_url);
+        crate::mfa::second_factors(&state.pool, &p.tenant, &user.id, passkeys_on)
+            .await
+            .map_err(|e| PageError::unexpected(loc, &e))?
+            .any()
+    };
     let (seed, new_seed) = csrf_seed(state, req);
     Ok(Ok(Console {
         state,
@@ -286,9 +314,32 @@ pub async fn console_session<'a>(
         loc,
         user,
         permissions: access.permissions,
+        verified_at: crate::sessions::acr_satisfies(&session.acr, "2").then_some(session.auth_time),
+        has_factor,
         seed,
         new_seed,
     }))
+}
+
+/// Where `/admin/step-up` sends the browser: a new sign-in with the second factor (acr `2`,
+/// max_age of [`crate::mfa::MFA_FRESHNESS`]), back to the dashboard, after which a change
+/// under the tenant's step-up permissions may be made for five minutes.
+pub async fn step_up_redirect(
+    state: &AppState,
+    p: &Provider,
+    loc: Locale,
+) -> Result<HttpResponse, PageError> {
+    let id = authorization::own_page_sign_in(
+        state.authorization(),
+        p,
+        "/admin",
+        Some("2"),
+        Some(crate::mfa::MFA_FRESHNESS),
+        Some(loc.tag()),
+    )
+    .await
+    .map_err(PageError::from)?;
+    Ok(crate::http::pages::common::to_step(p, "/continue", &id))
 }
 
 /// A secret shown once (a client secret, an API key), with what it belongs to.

@@ -19,5 +19,6 @@ pub struct Frame<'a> {
 pub struct ErrorPage<'a> {
     pub f: Frame<'a>,
     pub message: &'a str,
+    pub link: Option<(&'a str, &'static str)>,
     pub correlation_id: &'a str,
 }
