@@ -218,6 +218,19 @@ pub async fn list(d: Deps<'_>, tenant: Option<&Tenant>) -> Result<Vec<ApiKey>, A
     )
 }
 
+/// One key of a tenant (or a platform key, with `tenant` None).
+pub async fn find(
+    d: Deps<'_>,
+    tenant: Option<&Tenant>,
+    id: &str,
+) -> Result<Option<ApiKey>, ApiKeyError> {
+    Ok(
+        storage::api_keys::find_api_key(d.pool, tenant.map(|t| t.id.as_str()), id)
+            .await?
+            .map(ApiKey::from),
+    )
+}
+
 /// Issues a new secret for a live key; the old one keeps working for `grace_seconds`.
 pub async fn rotate(
     d: Deps<'_>,

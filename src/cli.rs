@@ -12,7 +12,7 @@ use crate::accounts::{self, Email, NewUser, Password};
 use crate::audit::{self, AuditEvent};
 use crate::clients::{self, GrantType, NewClient, RedirectUri};
 use crate::config::{Config, Overrides};
-use crate::keys::{self, Alg};
+use crate::keys::Alg;
 use crate::rbac;
 use crate::startup::{self, Application};
 use crate::state::AppState;
@@ -503,8 +503,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
         }
         Command::Keys(KeysCommand::Rotate { tenant }) => {
             let tenant = tenant_by_slug(state, &tenant).await?;
-            let kids =
-                keys::rotate_keys(&state.pool, &state.master_key, &state.config, &tenant).await?;
+            let kids = state.rotate_keys(&tenant).await?;
             audit::record_now(
                 &state.audit,
                 AuditEvent::new("keys.rotated", Some(&tenant)),

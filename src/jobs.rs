@@ -190,10 +190,8 @@ async fn rotate_due_keys(state: &AppState) {
         }
     };
     for tenant in tenants.iter().filter(|t| due.contains(&t.id)) {
-        match crate::keys::rotate_keys(&state.pool, &state.master_key, &state.config, tenant).await
-        {
+        match state.rotate_keys(tenant).await {
             Ok(kids) => {
-                state.providers.invalidate(&tenant.slug);
                 audit::record(
                     &state.audit,
                     AuditEvent::new("keys.rotated", Some(tenant))

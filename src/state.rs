@@ -19,8 +19,10 @@ use crate::outbound::Outbound;
 use crate::protection::Protection;
 use crate::provider::ProviderCache;
 use crate::storage::Pool;
+use crate::tenants::{Tenant, TenantError};
 use crate::{
-    accounts, api_keys, authorization, clients, federation, first_party, mfa, passkeys, tokens,
+    accounts, api_keys, authorization, clients, federation, first_party, keys, mfa, passkeys,
+    tokens,
 };
 
 #[derive(Clone)]
@@ -177,5 +179,14 @@ impl AppState {
             discovery: &self.discovery,
             hasher: &self.hasher,
         }
+    }
+
+    /// Rotates a tenant's signing keys ([`keys::rotate_keys`]) and drops this instance's
+    /// cached provider of it, so discovery and JWKS serve the new keys at once; the ids of
+    /// the keys that become next.
+    pub async fn rotate_keys(&self, tenant: &Tenant) -> Result<Vec<String>, TenantError> {
+        let kids = keys::rotate_keys(&self.pool, &self.master_key, &self.config, tenant).await?;
+        self.providers.invalidate(&tenant.slug);
+        Ok(kids)
     }
 }

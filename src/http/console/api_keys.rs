@@ -114,11 +114,9 @@ async fn list_page(
 }
 
 async fn find(c: &Console<'_>, id: &str) -> Result<ApiKey, PageError> {
-    api_keys::list(c.state.api_keys(), Some(&c.p.tenant))
+    api_keys::find(c.state.api_keys(), Some(&c.p.tenant), id)
         .await
         .map_err(|e| PageError::unexpected(c.loc, &e))?
-        .into_iter()
-        .find(|k| k.id == id)
         .ok_or_else(|| c.not_found())
 }
 

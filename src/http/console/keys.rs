@@ -1,6 +1,6 @@
 //! The console's signing keys: the published keys with their state, age and next scheduled
 //! rotation, and "Rotate keys now" after a confirmation page — the same
-//! [`keys::rotate_keys`] as the admin API's `POST /admin/keys/rotate`.
+//! [`AppState::rotate_keys`] as the admin API's `POST /admin/keys/rotate`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
@@ -79,10 +79,10 @@ pub async fn rotate_post(
 ) -> Result<HttpResponse, PageError> {
     let c = visit!(console_form(&state, &req, &p, &form, locale(&req, None)));
     c.require("keys:rotate")?;
-    let kids = keys::rotate_keys(&state.pool, &state.master_key, &state.config, &p.tenant)
+    let kids = state
+        .rotate_keys(&p.tenant)
         .await
         .map_err(|e| PageError::unexpected(c.loc, &e))?;
-    state.providers.invalidate(&p.tenant.slug);
     c.audit("keys.rotated", ("next_kids", &kids.join(" ")));
     keys_page(&c, Some(c.texts().keys_rotated)).await
 }

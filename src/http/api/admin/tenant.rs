@@ -11,7 +11,6 @@ use crate::http::api::common::{data, record, Principal};
 use crate::http::extractors::{query_params, Json};
 #[allow(unused_imports)] // referenced by the #[utoipa::path] annotations
 use crate::http::schema::{DataEnvelope, ErrorEnvelope, PageEnvelope, TenantPath, TokenEnvelope};
-use crate::keys;
 use crate::state::AppState;
 use crate::storage::audit::AuditFilter;
 use crate::tenants;
@@ -56,8 +55,7 @@ pub async fn keys_rotate_post(
 ) -> Result<HttpResponse, ApiError> {
     principal.require_privileged(&state, "keys:rotate").await?;
     let tenant = &principal.provider.tenant;
-    let kids = keys::rotate_keys(&state.pool, &state.master_key, &state.config, tenant).await?;
-    state.providers.invalidate(&tenant.slug);
+    let kids = state.rotate_keys(tenant).await?;
     record(
         &state,
         &req,
