@@ -15,6 +15,7 @@ use tokio::sync::{OnceCell, Semaphore};
 use crate::config::Argon2Params;
 use crate::mail::Mailer;
 use crate::rbac;
+use crate::storage::lockout::Ledger;
 use crate::storage::{self, users::UserRow, Pool};
 use crate::tenants::{PasswordPolicy, Tenant};
 
@@ -526,7 +527,9 @@ pub async fn authenticate(
         return Err(AccountError::InvalidCredentials);
     }
     let now = storage::now();
-    if let Some(until) = storage::lockout::find_lock(pool, &tenant.id, &email_key, now).await? {
+    if let Some(until) =
+        storage::lockout::find_lock(pool, Ledger::Tenant(&tenant.id), &email_key, now).await?
+    {
         return Err(AccountError::AccountLocked { until });
     }
     let row = match Email::parse(email) {
@@ -544,7 +547,7 @@ pub async fn authenticate(
             None => AccountError::InvalidCredentials,
         });
     };
-    storage::lockout::clear_failures(pool, &tenant.id, &email_key).await?;
+    storage::lockout::clear_failures(pool, Ledger::Tenant(&tenant.id), &email_key).await?;
     if outdated {
         let hash = hasher.hash(password).await?;
         storage::users::update_password_hash(pool, &tenant.id, &row.id, &hash, storage::now())
@@ -588,7 +591,7 @@ pub async fn record_failure(
     let now = storage::now();
     let locked = storage::lockout::record_failure(
         pool,
-        &tenant.id,
+        Ledger::Tenant(&tenant.id),
         &email.trim().to_lowercase(),
         now,
         policy.window_secs,
@@ -604,7 +607,8 @@ pub async fn unlock(pool: &Pool, tenant: &Tenant, user_id: &str) -> Result<(), A
     let user = find_user(pool, tenant, user_id)
         .await?
         .ok_or(AccountError::NotFound)?;
-    storage::lockout::clear_failures(pool, &tenant.id, &user.email.to_lowercase()).await?;
+    storage::lockout::clear_failures(pool, Ledger::Tenant(&tenant.id), &user.email.to_lowercase())
+        .await?;
     Ok(())
 }
 
@@ -882,7 +886,7 @@ pub async fn reset_password(
         new,
     )
     .await?;
-    storage::lockout::clear_failures(pool, &tenant.id, &row.email_key).await?;
+    storage::lockout::clear_failures(pool, Ledger::Tenant(&tenant.id), &row.email_key).await?;
     Ok(())
 }
 

@@ -255,6 +255,13 @@ pub enum KeysCommand {
 }
 
 /// Runs a parsed command; the error's message is printed as one line.
+/// A password given on standard input (`--password-stdin`), without its line ending.
+fn password_from_stdin() -> std::io::Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_to_string(&mut s)?;
+    Ok(s.trim_end_matches(['\n', '\r']).to_string())
+}
+
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let overrides = Overrides {
         config_path: cli.config.clone(),
@@ -446,11 +453,7 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             let tenant = tenant_by_slug(state, &tenant).await?;
             let password = match (password, password_stdin) {
                 (Some(p), _) => p,
-                (None, _) => {
-                    let mut s = String::new();
-                    std::io::stdin().read_to_string(&mut s)?;
-                    s.trim_end_matches(['\n', '\r']).to_string()
-                }
+                (None, _) => password_from_stdin()?,
             };
             let user = accounts::create_user(
                 &state.pool,
@@ -539,13 +542,11 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             Ok(json!(ban))
         }
         Command::Admin(AdminCommand::Create { email, .. }) => {
-            let mut password = String::new();
-            std::io::stdin().read_to_string(&mut password)?;
             let admin = crate::platform_admins::create(
                 &state.pool,
                 &state.hasher,
                 &email,
-                password.trim_end_matches(['\n', '\r']),
+                &password_from_stdin()?,
             )
             .await?;
             audit::record_now(

@@ -10,6 +10,7 @@ use serde_json::json;
 use crate::accounts::AccountError;
 use crate::authorization::AuthorizeError;
 use crate::clients::ClientError;
+use crate::federation::FederationError;
 use crate::http::pages::error::{ErrorPage, Frame};
 use crate::i18n::Locale;
 use crate::tenants::TenantError;
@@ -426,6 +427,46 @@ impl From<AccountError> for PageError {
                 PageError::new(StatusCode::NOT_FOUND, Locale::En, e.to_string())
             }
             AccountError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
+        }
+    }
+}
+
+impl From<FederationError> for PageError {
+    fn from(e: FederationError) -> Self {
+        match e {
+            FederationError::Invalid(m) => {
+                PageError::new(StatusCode::UNPROCESSABLE_ENTITY, Locale::En, m)
+            }
+            FederationError::Failed { message, .. } => {
+                PageError::new(StatusCode::UNPROCESSABLE_ENTITY, Locale::En, message)
+            }
+            FederationError::NotFound => {
+                PageError::new(StatusCode::NOT_FOUND, Locale::En, e.to_string())
+            }
+            FederationError::LinkRequired(_) => {
+                PageError::new(StatusCode::CONFLICT, Locale::En, e.to_string())
+            }
+            FederationError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
+        }
+    }
+}
+
+impl From<TenantError> for PageError {
+    fn from(e: TenantError) -> Self {
+        match e {
+            TenantError::InvalidSlug => {
+                PageError::new(StatusCode::UNPROCESSABLE_ENTITY, Locale::En, e.to_string())
+            }
+            TenantError::InvalidSettings(m) => {
+                PageError::new(StatusCode::UNPROCESSABLE_ENTITY, Locale::En, m)
+            }
+            TenantError::AlreadyExists => {
+                PageError::new(StatusCode::CONFLICT, Locale::En, e.to_string())
+            }
+            TenantError::NotFound => {
+                PageError::new(StatusCode::NOT_FOUND, Locale::En, e.to_string())
+            }
+            TenantError::Unexpected(e) => PageError::unexpected(Locale::En, &e),
         }
     }
 }

@@ -647,6 +647,9 @@ pub struct ConsoleTexts {
     pub ban_lifted: &'static str,
     pub step_up_needed: &'static str,
     pub give_second_factor: &'static str,
+    pub confirm_disable_connection: &'static str,
+    pub issuer_google: &'static str,
+    pub platform_locked: &'static str,
 }
 
 pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
@@ -909,6 +912,9 @@ pub static CONSOLE_EN: ConsoleTexts = ConsoleTexts {
     ban_lifted: "Ban lifted, with the address's lockout.",
     step_up_needed: "This change needs your second factor, given in the last five minutes.",
     give_second_factor: "Confirm with your second factor, then make the change again",
+    confirm_disable_connection: "Disable this connection? Nobody signs in through it until it is enabled again; linked identities are kept.",
+    issuer_google: "Issuer URL (default: Google)",
+    platform_locked: "Too many failed sign-ins for this address: try again in 15 minutes.",
 };
 
 pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
@@ -1171,6 +1177,9 @@ pub static CONSOLE_PT_BR: ConsoleTexts = ConsoleTexts {
     ban_lifted: "Banimento removido, com o bloqueio do endereço.",
     step_up_needed: "Esta alteração precisa do seu segundo fator, informado nos últimos cinco minutos.",
     give_second_factor: "Confirme com seu segundo fator e faça a alteração de novo",
+    confirm_disable_connection: "Desativar esta conexão? Ninguém entra por ela até ser ativada de novo; as identidades vinculadas são mantidas.",
+    issuer_google: "URL do emissor (padrão: Google)",
+    platform_locked: "Muitas tentativas sem sucesso para este endereço: tente novamente em 15 minutos.",
 };
 
 #[cfg(test)]

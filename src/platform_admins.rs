@@ -5,7 +5,9 @@
 
 use crate::accounts::{AccountError, Email, Password, PasswordHasher};
 use crate::crypto;
+use crate::storage::lockout::{self, Ledger};
 use crate::storage::{self, platform::PlatformAdminRow, Pool};
+use crate::tenants::LockoutPolicy;
 
 /// How long a platform console session lasts (absolute).
 pub const SESSION_TTL: i64 = 8 * 3600;
@@ -53,13 +55,22 @@ pub async fn create(
 
 /// Checks an administrator's address and password — an unknown address costs the same
 /// hash as a wrong password — and opens a session: the administrator and the session
-/// token for the cookie.
+/// token for the cookie. Failures are counted per address, known or not, with the default
+/// lockout policy (5 in 15 minutes lock the address for 15 minutes); a success resets them.
 pub async fn sign_in(
     pool: &Pool,
     hasher: &PasswordHasher,
     email: &str,
     password: &str,
 ) -> Result<(PlatformAdmin, String), AccountError> {
+    let email_key = email.trim().to_lowercase();
+    if email_key.is_empty() || email_key.len() > 254 {
+        return Err(AccountError::InvalidCredentials);
+    }
+    let now = storage::now();
+    if let Some(until) = lockout::find_lock(pool, Ledger::Platform, &email_key, now).await? {
+        return Err(AccountError::AccountLocked { until });
+    }
     let row = match Email::parse(email) {
         Ok(e) => storage::platform::find_admin_by_email(pool, &e.key()).await?,
         Err(_) => None,
@@ -68,9 +79,23 @@ pub async fn sign_in(
         .verify(row.as_ref().map(|r| r.password_hash.clone()), password)
         .await?;
     let Some(row) = row.filter(|_| ok) else {
-        return Err(AccountError::InvalidCredentials);
+        let policy = LockoutPolicy::default();
+        let locked = lockout::record_failure(
+            pool,
+            Ledger::Platform,
+            &email_key,
+            now,
+            policy.window_secs,
+            policy.threshold,
+            policy.duration_secs,
+        )
+        .await?;
+        return Err(match locked.filter(|until| *until > now) {
+            Some(until) => AccountError::AccountLocked { until },
+            None => AccountError::InvalidCredentials,
+        });
     };
-    let now = storage::now();
+    lockout::clear_failures(pool, Ledger::Platform, &email_key).await?;
     let new_hash = if outdated {
         Some(hasher.hash(password).await?)
     } else {

@@ -133,6 +133,26 @@ fn yes() -> bool {
     true
 }
 
+impl ConnectionConfig {
+    /// OIDC: the scopes asked upstream (`openid email profile` unless configured).
+    pub fn effective_scopes(&self) -> Vec<String> {
+        if self.scopes.is_empty() {
+            ["openid", "email", "profile"].map(String::from).to_vec()
+        } else {
+            self.scopes.clone()
+        }
+    }
+}
+
+/// The audit event of turning a connection on or off.
+pub fn switch_event(enabled: bool) -> &'static str {
+    if enabled {
+        "sso.enabled"
+    } else {
+        "sso.disabled"
+    }
+}
+
 /// Which upstream attributes (SAML attribute names, OIDC claim names) give the e-mail,
 /// display name and groups; groups map to Portcullis roles through `role_values`, or by
 /// name when a role of that name exists.
@@ -329,19 +349,12 @@ pub async fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> Result<Option<Connection>, sqlx::Error> {
-    if id.len() > 64
-        || !storage::federation::set_connection_enabled(
-            pool,
-            &tenant.id,
-            id,
-            enabled,
-            storage::now(),
-        )
-        .await?
-    {
+    let Some(conn) = find(pool, tenant, id).await? else {
         return Ok(None);
-    }
-    find(pool, tenant, id).await
+    };
+    storage::federation::set_connection_enabled(pool, &tenant.id, id, enabled, storage::now())
+        .await?;
+    Ok(Some(Connection { enabled, ..conn }))
 }
 
 /// Which connection a sign-in by `email` goes to (home-realm discovery by domain).

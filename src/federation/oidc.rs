@@ -160,16 +160,13 @@ pub(super) async fn authorization_url(
         move || CsrfToken::new(handle.clone()),
         Nonce::new_random,
     );
-    let scopes: Vec<String> = if conn.config.scopes.is_empty() {
-        vec!["email".into(), "profile".into()]
-    } else {
-        conn.config
-            .scopes
-            .iter()
-            .filter(|s| *s != "openid")
-            .cloned()
-            .collect()
-    };
+    // `openid` is the library's own; the rest as configured.
+    let scopes: Vec<String> = conn
+        .config
+        .effective_scopes()
+        .into_iter()
+        .filter(|s| s != "openid")
+        .collect();
     for s in scopes {
         auth = auth.add_scope(Scope::new(s));
     }

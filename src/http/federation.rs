@@ -362,6 +362,14 @@ fn redirect_to_tenant(state: &AppState, req: &HttpRequest, slug: &str) -> HttpRe
 }
 
 /// The flow named by `handle` (consumed or not), its connection and its pending request.
+/// A sign-in through a connection the tenant turned off after the flow started.
+fn connection_disabled() -> FederationError {
+    FederationError::failed(
+        "connection_disabled",
+        "Single sign-on through this identity provider is turned off. Sign in another way, or ask your administrator.",
+    )
+}
+
 async fn load_flow(
     state: &AppState,
     p: &Provider,
@@ -406,6 +414,9 @@ pub async fn oidc_callback(
             "This sign-in was already completed. Start again from the application.",
         ))
         .await;
+    }
+    if !conn.enabled {
+        return fail(connection_disabled()).await;
     }
     // Login CSRF: the answer must come back to the browser that started the flow.
     let same_browser = match (req.cookie(browser_cookie_name(&state)), &flow.browser_hash) {
@@ -524,6 +535,9 @@ pub async fn saml_acs(
             }
         }
     };
+    if !conn.enabled {
+        return failure(&state, &req, &p, Some(conn), pending, connection_disabled()).await;
+    }
     let decryption_key = if shape.is_encrypted() {
         let key = saml::sp_key(
             state.federation(),

@@ -291,3 +291,69 @@ async fn platform_administrators_sign_in_create_tenants_and_manage_bans() {
         .unwrap();
     assert_eq!(copied.status(), 303);
 }
+
+#[tokio::test]
+async fn platform_sign_in_locks_an_address_after_five_failures_and_sessions_expire() {
+    let app = spawn_app().await;
+    platform_admin(&app).await;
+
+    // Five wrong passwords lock the address, known or not, even for the right password.
+    for (email, password) in [
+        (ROOT, "Wrong-Horse-4242"),
+        ("nobody@platform.test", ROOT_PASSWORD),
+    ] {
+        for attempt in 1..=5 {
+            let r = sign_in(&app, &app.new_browser(), email, "Wrong-Horse-4242").await;
+            assert_eq!(r.status(), if attempt < 5 { 401 } else { 423 }, "{email}");
+        }
+        let r = sign_in(&app, &app.new_browser(), email, password).await;
+        assert_eq!(r.status(), 423, "{email}");
+        assert!(r
+            .text()
+            .await
+            .unwrap()
+            .contains("Too many failed sign-ins for this address: try again in 15 minutes."));
+    }
+    // The lock is the platform's own: a tenant user of the same address is not locked out.
+    app.create_user(ROOT).await;
+    assert!(!app.login(ROOT).await.is_empty());
+
+    // A lock that has passed: the right password signs in, and the count starts again.
+    portcullis::storage::dispatch!(&app.state.pool, p => {
+        sqlx::query("UPDATE platform_login_failures SET locked_until = 1")
+            .execute(p)
+            .await
+            .unwrap();
+    });
+    let browser = app.new_browser();
+    let r = sign_in(&app, &browser, ROOT, ROOT_PASSWORD).await;
+    assert_eq!(r.status(), 303);
+    let set_cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+    assert!(set_cookie.contains("Max-Age=28800"), "{set_cookie}");
+    assert_eq!(get(&browser, &root_url(&app, "/admin")).await.status(), 200);
+    // Eight hours later the session is over.
+    portcullis::storage::dispatch!(&app.state.pool, p => {
+        sqlx::query("UPDATE platform_sessions SET expires_at = $1")
+            .bind(portcullis::storage::now())
+            .execute(p)
+            .await
+            .unwrap();
+    });
+    let r = get(&browser, &root_url(&app, "/admin")).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(location(&app, &r), root_url(&app, "/admin/login"));
+    // The sign-in form's CSRF token is bound to it: it opens no console form.
+    let r = post(
+        &browser,
+        &app,
+        "/admin/login",
+        "/admin/tenants",
+        &[("slug", "late")],
+    )
+    .await;
+    assert_eq!(r.status(), 403);
+    assert!(portcullis::tenants::find_tenant(&app.state.pool, "late")
+        .await
+        .is_err());
+}

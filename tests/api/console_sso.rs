@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use crate::console::{admin_console, console_with_role, get, location, post, submit};
 use crate::federation::{
-    admin_token, audit_events, oidc_peer, saml_peer, UPSTREAM_CLIENT, UPSTREAM_SECRET,
+    admin_token, audit_events, oidc_peer, saml_peer, saml_round_trip, UPSTREAM_CLIENT,
+    UPSTREAM_SECRET,
 };
 use crate::helpers::{spawn_app, TestApp};
 
@@ -126,8 +127,12 @@ async fn saml_and_oidc_connections_are_created_tested_switched_and_deleted_in_th
             ("domains", "example.com"),
             ("attr_email", "email"),
             ("attr_name", "displayName"),
+            ("attr_roles", "groups"),
             ("sign_authn_requests", "on"),
-            ("want_assertions_signed", "on"),
+            // want_assertions_signed unchecked
+            ("allow_idp_initiated", "on"),
+            ("link_by_email", "on"),
+            ("apply_mfa_policy", "on"),
         ],
     )
     .await;
@@ -137,9 +142,20 @@ async fn saml_and_oidc_connections_are_created_tested_switched_and_deleted_in_th
     assert_eq!(page, app.url(&format!("/admin/sso/{}?created=1", saml.id)));
     assert_eq!(saml.name, "Acme IdP");
     assert_eq!(saml.domains, ["example.com"]);
+    assert_eq!(saml.mapping.email.as_deref(), Some("email"));
     assert_eq!(saml.mapping.name.as_deref(), Some("displayName"));
-    assert!(saml.config.sign_authn_requests && saml.config.want_assertions_signed);
-    assert!(!saml.config.allow_idp_initiated);
+    assert_eq!(saml.mapping.roles.as_deref(), Some("groups"));
+    assert!(saml.config.sign_authn_requests);
+    assert!(
+        !saml.config.want_assertions_signed,
+        "an unchecked box is false"
+    );
+    assert!(saml.config.allow_idp_initiated);
+    assert!(saml.config.link_by_email && saml.config.apply_mfa_policy);
+    assert_eq!(
+        saml.config.idp_entity_id.as_deref(),
+        Some(format!("{}/metadata", idp.base).as_str())
+    );
     let html = get(&browser, &page).await.text().await.unwrap();
     assert!(html.contains("Connection created and checked."), "{html}");
     assert!(html.contains("<td>SAML 2.0</td>"));
@@ -176,13 +192,26 @@ async fn saml_and_oidc_connections_are_created_tested_switched_and_deleted_in_th
     let passed = html.matches("<td>passed</td>").count();
     assert!(passed >= 2, "each check is a row: {html}");
 
-    // Disable: no sign-in through it (home-realm discovery finds nothing); enable again.
+    // Disable (after a confirmation): no sign-in through it, not even one already started;
+    // home-realm discovery finds nothing. Then enable again.
+    let started = crate::federation::sso_login_redirect(&app).await;
     let here = app.url(&format!("/admin/sso/{}", saml.id));
-    let r = post(&browser, &here, &format!("{here}/disable"), &[]).await;
+    let r = get(&browser, &format!("{here}/disable")).await;
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("Disable this connection?"));
+    let r = submit(&browser, &format!("{here}/disable"), &[]).await;
     assert_eq!(r.status(), 200);
     let html = r.text().await.unwrap();
     assert!(html.contains("Connection disabled"), "{html}");
     assert!(html.contains(">Enable</button>"));
+    assert!(!connections(&app).await[0].enabled);
+    let (r, _) = saml_round_trip(&app, &started, "alice@example.com", "ok").await;
+    assert_eq!(r.status(), 400);
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("Single sign-on through this identity provider is turned off."));
     let r = app
         .new_browser()
         .get(app.url("/api/v1/auth/sso/login?domain=example.com"))
@@ -214,7 +243,9 @@ async fn saml_and_oidc_connections_are_created_tested_switched_and_deleted_in_th
             ("issuer", &upstream.base),
             ("client_id", UPSTREAM_CLIENT),
             ("client_secret", UPSTREAM_SECRET),
+            ("scopes", "openid email"),
             ("domains", "oidc.example"),
+            ("attr_email", "email"),
         ],
     )
     .await;
@@ -225,6 +256,11 @@ async fn saml_and_oidc_connections_are_created_tested_switched_and_deleted_in_th
         .find(|c| c.name == "Acme OIDC")
         .unwrap();
     assert!(oidc.has_secret);
+    assert_eq!(oidc.config.issuer.as_deref(), Some(upstream.base.as_str()));
+    assert_eq!(oidc.config.client_id.as_deref(), Some(UPSTREAM_CLIENT));
+    assert_eq!(oidc.config.scopes, ["openid", "email"]);
+    assert_eq!(oidc.mapping.email.as_deref(), Some("email"));
+    assert!(!oidc.config.link_by_email && !oidc.config.apply_mfa_policy);
     let page = app.url(&format!("/admin/sso/{}", oidc.id));
     let html = get(&browser, &page).await.text().await.unwrap();
     assert!(html.contains("<td>OpenID Connect</td>"));
@@ -330,6 +366,10 @@ async fn sso_read_sees_and_tests_connections_but_changes_nothing() {
     for action in ["disable", "enable", "delete"] {
         let r = post(&viewer, &page, &format!("{page}/{action}"), &[]).await;
         assert_eq!(r.status(), 403, "{action}");
+    }
+    for confirm in ["disable", "delete"] {
+        let r = get(&viewer, &format!("{page}/{confirm}")).await;
+        assert_eq!(r.status(), 403, "{confirm} asks only who may do it");
     }
     let r = post(
         &viewer,

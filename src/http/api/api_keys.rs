@@ -51,7 +51,9 @@ pub async fn create_post(
     principal: Principal,
     Json(body): Json<CreateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("apikeys:create")?;
+    principal
+        .require_privileged(&state, "apikeys:create")
+        .await?;
     let scopes = body.scopes.unwrap_or_default();
     rbac::check_held(&principal.permissions(), &scopes)?;
     let actor = principal.actor();
@@ -127,7 +129,9 @@ pub async fn rotate_post(
     principal: Principal,
     Json(body): Json<RotateBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("apikeys:create")?;
+    principal
+        .require_privileged(&state, "apikeys:create")
+        .await?;
     let id = path_id(&req);
     let grace = body.grace_period_hours.map(|h| h.saturating_mul(3600));
     let (k, key) = api_keys::rotate(
@@ -166,7 +170,9 @@ pub async fn revoke_delete(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("apikeys:revoke")?;
+    principal
+        .require_privileged(&state, "apikeys:revoke")
+        .await?;
     let k = api_keys::revoke(
         state.api_keys(),
         Some(&principal.provider.tenant),

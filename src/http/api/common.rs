@@ -101,7 +101,10 @@ impl Principal {
 
     /// `require`, and for the tenant's step-up permissions a recent second factor from a
     /// user enrolled in MFA: otherwise `MFA_REQUIRED` with a challenge to answer at
-    /// `/auth/mfa/verify` (seed 000).
+    /// `/auth/mfa/verify` (seed 000). Every handler that changes something checks its
+    /// permissions with this (the console applies the same rule to each of its forms); the
+    /// challenge is answered with TOTP, so "enrolled" means TOTP here, where the console also
+    /// counts passkeys.
     pub async fn require_privileged(
         &self,
         state: &AppState,

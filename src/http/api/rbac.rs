@@ -87,7 +87,7 @@ pub async fn roles_post(
     principal: Principal,
     Json(body): Json<RoleBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("roles:create")?;
+    principal.require_privileged(&state, "roles:create").await?;
     let new = rbac::NewRole {
         name: body.name,
         description: body.description,
@@ -247,7 +247,7 @@ pub async fn role_put(
     principal: Principal,
     Json(body): Json<RoleChangeBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("roles:update")?;
+    principal.require_privileged(&state, "roles:update").await?;
     let tenant = &principal.provider.tenant;
     let id = crate::http::api::common::path_id(&req);
     rbac::find_role_by_id(&state.pool, tenant, id)
@@ -289,7 +289,7 @@ pub async fn role_delete(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("roles:delete")?;
+    principal.require_privileged(&state, "roles:delete").await?;
     let tenant = &principal.provider.tenant;
     let id = crate::http::api::common::path_id(&req);
     rbac::find_role_by_id(&state.pool, tenant, id)
@@ -385,7 +385,7 @@ pub async fn import_post(
     principal: Principal,
     Json(body): Json<ImportBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("roles:create")?;
+    principal.require_privileged(&state, "roles:create").await?;
     let template = body.template.unwrap_or_default();
     let created = rbac::import_template(&state.pool, &principal.provider.tenant, &template).await?;
     audit::record(

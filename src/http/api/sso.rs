@@ -180,7 +180,7 @@ pub async fn test_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("sso:read")?;
+    principal.require_privileged(&state, "sso:read").await?;
     let conn = federation::find(&state.pool, &principal.provider.tenant, path_id(&req))
         .await?
         .ok_or(ApiError::NotFound)?;

@@ -156,6 +156,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/admin/sso/{id}", web::get().to(sso::connection_get))
         .route("/admin/sso/{id}/test", web::post().to(sso::test_post))
         .route("/admin/sso/{id}/enable", web::post().to(sso::enable_post))
+        .route("/admin/sso/{id}/disable", web::get().to(sso::disable_get))
         .route("/admin/sso/{id}/disable", web::post().to(sso::disable_post))
         .route("/admin/sso/{id}/delete", web::get().to(sso::delete_get))
         .route("/admin/sso/{id}/delete", web::post().to(sso::delete_post))

@@ -3,14 +3,15 @@
 //! layer like every credential endpoint), the tenants (list, "New tenant" through
 //! [`provisioning::create_tenant`], as `POST /api/v1/admin/tenants` does) and the banned
 //! addresses (list, ban, lift, through the same [`crate::protection`] calls as
-//! `/api/v1/admin/bans`). Every write is audited with `source: console` and the
-//! administrator as `platform:{id}`.
+//! `/api/v1/admin/bans`). Every write is audited with the administrator as the actor,
+//! `platform:{id}` (platform administrators act only here), tenant creation also with
+//! `source: console`.
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use askama::Template;
 
-use super::visit::{NavItem, Shell};
+use super::visit::{render, ConfirmPage, NavItem, Shell};
 use crate::accounts::AccountError;
 use crate::audit::{self, AuditEvent};
 use crate::authorization::Params;
@@ -84,16 +85,14 @@ impl<'a> Platform<'a> {
     }
 
     fn page(&self, status: StatusCode, page: impl Template) -> Result<HttpResponse, PageError> {
-        let body = page
-            .render()
-            .map_err(|e| PageError::unexpected(self.loc, &e))?;
-        Ok(form_page(
+        render(
             self.state,
+            self.loc,
             status,
-            body,
-            self.seed.clone(),
+            page,
+            &self.seed,
             self.new_seed,
-        ))
+        )
     }
 
     fn audit(&self, event: &'static str, tenant: Option<&tenants::Tenant>, detail: (&str, &str)) {
@@ -218,35 +217,26 @@ pub async fn login_post(
                 ))
                 .finish())
         }
-        Err(AccountError::InvalidCredentials) => {
+        Err(e @ (AccountError::InvalidCredentials | AccountError::AccountLocked { .. })) => {
+            let (status, reason, message) = match e {
+                AccountError::AccountLocked { .. } => {
+                    (StatusCode::LOCKED, "locked", loc.console().platform_locked)
+                }
+                _ => (
+                    StatusCode::UNAUTHORIZED,
+                    "invalid_credentials",
+                    loc.console().bad_credentials,
+                ),
+            };
             audit::record(
                 &state.audit,
-                AuditEvent::new("platform.signin_failed", None)
-                    .detail("reason", "invalid_credentials"),
+                AuditEvent::new("platform.signin_failed", None).detail("reason", reason),
                 &audit_context(&req),
             );
-            login_page(
-                &state,
-                &req,
-                loc,
-                StatusCode::UNAUTHORIZED,
-                email,
-                Some(loc.console().bad_credentials),
-            )
+            login_page(&state, &req, loc, status, email, Some(message))
         }
         Err(e) => Err(PageError::unexpected(loc, &e)),
     }
-}
-
-#[derive(Template)]
-#[template(path = "pages/console/confirm.html")]
-struct ConfirmPage<'a> {
-    c: Shell<'a>,
-    title: &'a str,
-    message: &'static str,
-    action: String,
-    button: &'static str,
-    cancel: String,
 }
 
 /// `GET /admin/logout` — asks first (signing out is a form, like every change).
@@ -486,12 +476,28 @@ pub async fn bans_post(
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     let v = visit!(platform_form(&state, &req, &form, locale(&req, None)));
-    // Not a number: 0, which the domain refuses with its reason; empty: permanent.
-    let expires_in_secs = form
+    // Empty: permanent; the range is the domain's (in seconds).
+    let expires_in_secs = match form
         .get("expires_in_hours")
         .map(str::trim)
         .filter(|h| !h.is_empty())
-        .map(|h| h.parse::<i64>().unwrap_or(0).saturating_mul(3600));
+        .map(str::parse::<i64>)
+    {
+        None => None,
+        Some(Ok(h)) if h >= 1 => Some(h.saturating_mul(3600)),
+        Some(_) => {
+            let ct = v.texts();
+            let why = format!("{}: {}", ct.lifted_after_hours, ct.not_a_number);
+            return bans_page(
+                &v,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Some(&form),
+                None,
+                Some(why),
+            )
+            .await;
+        }
+    };
     let reason = form.get("reason").map(str::trim).filter(|r| !r.is_empty());
     let banned = state
         .protection

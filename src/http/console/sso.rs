@@ -123,8 +123,10 @@ struct ConnectionPage<'a> {
     /// For OIDC: the redirect URI to register upstream.
     redirect_uri: Option<String>,
     test: String,
-    /// The enable or disable form's action and label, with `sso:configure`.
-    switch: Option<(String, &'static str)>,
+    /// With `sso:configure`: the enable form's action (a disabled connection) or the
+    /// disable confirmation page (an enabled one), and the deletion page.
+    enable: Option<String>,
+    disable: Option<String>,
     delete: Option<String>,
     report: Option<TestReport>,
     notice: Option<&'static str>,
@@ -288,12 +290,7 @@ fn connection_page(
             rows.push((ct.issuer_url, opt(&conn.config.issuer)));
             rows.push((ct.client_id, opt(&conn.config.client_id)));
             rows.push((ct.client_secret_stored, yes_no(conn.has_secret)));
-            let scopes = if conn.config.scopes.is_empty() {
-                "openid email profile".to_string()
-            } else {
-                conn.config.scopes.join(" ")
-            };
-            rows.push((ct.scopes, scopes));
+            rows.push((ct.scopes, conn.config.effective_scopes().join(" ")));
             redirect_uri = Some(federation::oidc::callback_url(c.p));
         }
         Protocol::Saml2 => {
@@ -344,13 +341,8 @@ fn connection_page(
             metadata,
             redirect_uri,
             test: here("/test"),
-            switch: configure.then(|| {
-                if conn.enabled {
-                    (here("/disable"), ct.disable)
-                } else {
-                    (here("/enable"), ct.enable)
-                }
-            }),
+            enable: (configure && !conn.enabled).then(|| here("/enable")),
+            disable: (configure && conn.enabled).then(|| here("/disable")),
             delete: configure.then(|| here("/delete")),
             report,
             notice,
@@ -409,7 +401,7 @@ pub async fn sso_post(
             Some(&form),
             Some(why),
         ),
-        Err(e) => Err(PageError::unexpected(c.loc, &e)),
+        Err(e) => Err(PageError::from(e).in_locale(c.loc)),
     }
 }
 
@@ -452,7 +444,7 @@ pub async fn test_post(
             None,
             Some(why),
         ),
-        Err(e) => Err(PageError::unexpected(c.loc, &e)),
+        Err(e) => Err(PageError::from(e).in_locale(c.loc)),
     }
 }
 
@@ -464,6 +456,28 @@ pub async fn enable_post(
     PageForm(form): PageForm,
 ) -> Result<HttpResponse, PageError> {
     switch(&state, &req, &p, &form, true).await
+}
+
+/// `GET {issuer}/admin/sso/{id}/disable` (sso:configure) — asks first: nobody signs in
+/// through the connection until it is enabled again.
+pub async fn disable_get(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    TenantProvider(p): TenantProvider,
+) -> Result<HttpResponse, PageError> {
+    let c = visit!(console_session(&state, &req, &p, locale(&req, None)));
+    c.require("sso:read")?;
+    c.require("sso:configure")?;
+    let conn = find(&c, path_id(&req)).await?;
+    let ct = c.texts();
+    c.confirm(
+        "/sso",
+        &conn.name,
+        ct.confirm_disable_connection,
+        c.url(&format!("/sso/{}/disable", conn.id)),
+        ct.disable,
+        c.url(&format!("/sso/{}", conn.id)),
+    )
 }
 
 /// `POST {issuer}/admin/sso/{id}/disable` (sso:configure)
@@ -490,12 +504,12 @@ async fn switch(
         .await?
         .ok_or_else(|| c.not_found())?;
     let ct = c.texts();
-    let (event, notice) = if enabled {
-        ("sso.enabled", ct.connection_enabled)
+    let notice = if enabled {
+        ct.connection_enabled
     } else {
-        ("sso.disabled", ct.connection_disabled)
+        ct.connection_disabled
     };
-    c.audit(event, ("connection", &conn.id));
+    c.audit(federation::switch_event(enabled), ("connection", &conn.id));
     connection_page(&c, StatusCode::OK, &conn, None, Some(notice), None)
 }
 

@@ -152,16 +152,14 @@ impl<'a> Console<'a> {
         status: StatusCode,
         page: impl askama::Template,
     ) -> Result<HttpResponse, PageError> {
-        let body = page
-            .render()
-            .map_err(|e| PageError::unexpected(self.loc, &e))?;
-        Ok(form_page(
+        render(
             self.state,
+            self.loc,
             status,
-            body,
-            self.seed.clone(),
+            page,
+            &self.seed,
             self.new_seed,
-        ))
+        )
     }
 
     /// The page asking to confirm a destructive action: `message`, then a button posting to
@@ -297,15 +295,6 @@ pub async fn console_session<'a>(
             &id,
         )));
     }
-    let has_factor = if p.tenant.settings.mfa_step_up_permissions.is_empty() {
-        false
-    } else {
-        let passkeys_on = crate::passkeys::available(&state.config.public_url);
-        crate::mfa::second_factors(&state.pool, &p.tenant, &user.id, passkeys_on)
-            .await
-            .map_err(|e| PageError::unexpected(loc, &e))?
-            .any()
-    };
     let (seed, new_seed) = csrf_seed(state, req);
     Ok(Ok(Console {
         state,
@@ -315,7 +304,7 @@ pub async fn console_session<'a>(
         user,
         permissions: access.permissions,
         verified_at: crate::sessions::acr_satisfies(&session.acr, "2").then_some(session.auth_time),
-        has_factor,
+        has_factor: false,
         seed,
         new_seed,
     }))
@@ -342,6 +331,20 @@ pub async fn step_up_redirect(
     Ok(crate::http::pages::common::to_step(p, "/continue", &id))
 }
 
+/// A rendered console page (tenant or platform), setting the CSRF cookie `seed` its forms
+/// need when the browser has none (`new_seed`).
+pub fn render(
+    state: &AppState,
+    loc: Locale,
+    status: StatusCode,
+    page: impl askama::Template,
+    seed: &str,
+    new_seed: bool,
+) -> Result<HttpResponse, PageError> {
+    let body = page.render().map_err(|e| PageError::unexpected(loc, &e))?;
+    Ok(form_page(state, status, body, seed.to_string(), new_seed))
+}
+
 /// A secret shown once (a client secret, an API key), with what it belongs to.
 pub struct Secret<'a> {
     pub label: &'static str,
@@ -360,15 +363,16 @@ struct SecretPage<'a> {
     s: Secret<'a>,
 }
 
+/// The page asking to confirm an action (see [`Console::confirm`]).
 #[derive(askama::Template)]
 #[template(path = "pages/console/confirm.html")]
-struct ConfirmPage<'a> {
-    c: Shell<'a>,
-    title: &'a str,
-    message: &'static str,
-    action: String,
-    button: &'static str,
-    cancel: String,
+pub struct ConfirmPage<'a> {
+    pub c: Shell<'a>,
+    pub title: &'a str,
+    pub message: &'static str,
+    pub action: String,
+    pub button: &'static str,
+    pub cancel: String,
 }
 
 #[derive(askama::Template)]
@@ -409,5 +413,17 @@ pub async fn console_form<'a>(
     loc: Locale,
 ) -> Result<Result<Console<'a>, HttpResponse>, PageError> {
     check_csrf(state, req, form, CONSOLE_FORM, loc)?;
-    console_session(state, req, p, loc).await
+    let mut c = match console_session(state, req, p, loc).await? {
+        Ok(c) => c,
+        elsewhere => return Ok(elsewhere),
+    };
+    // Whether the step-up rule has a second factor to ask for (forms only: pages are read).
+    if !p.tenant.settings.mfa_step_up_permissions.is_empty() {
+        let passkeys_on = crate::passkeys::available(&state.config.public_url);
+        c.has_factor = crate::mfa::second_factors(&state.pool, &p.tenant, &c.user.id, passkeys_on)
+            .await
+            .map_err(|e| PageError::unexpected(loc, &e))?
+            .any();
+    }
+    Ok(Ok(c))
 }

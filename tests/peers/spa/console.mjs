@@ -65,6 +65,11 @@ const violations = {};
 async function newTab() {
   const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1200, height: 800 } });
   const tab = await context.newPage();
+  // The status of the document last shown (after redirects).
+  tab.status = 0;
+  tab.on('response', (r) => {
+    if (r.request().isNavigationRequest() && r.frame() === tab.mainFrame()) tab.status = r.status();
+  });
   tab.on('pageerror', (e) => errors.push(`${tab.url()}: ${e.message}`));
   tab.on('console', (m) => {
     if (m.type() === 'error' && !/favicon/.test(m.location()?.url ?? '')) {
@@ -86,7 +91,8 @@ async function check(tab, name) {
     });
     return r.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
   });
-  pages.push({ name, url: tab.url(), status: await tab.title() });
+  if (tab.status >= 400) fail(`${name}: ${tab.url()} answered ${tab.status}`);
+  pages.push({ name, url: tab.url(), status: tab.status, title: await tab.title() });
   if (result.length) violations[name] = result;
   await tab.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }
@@ -97,8 +103,10 @@ async function visit(tab, url, name) {
   await check(tab, name);
 }
 
+// Presses a button and waits for the next document (a new `load` event: the current page's
+// has fired already).
 async function press(tab, name) {
-  await Promise.all([tab.waitForLoadState('load'), tab.getByRole('button', { name, exact: true }).click()]);
+  await Promise.all([tab.waitForEvent('load'), tab.getByRole('button', { name, exact: true }).click()]);
 }
 
 const created = {};
@@ -137,19 +145,20 @@ try {
   await tab.getByLabel('users:read', { exact: true }).check();
   await press(tab, 'Create');
   created.role_page = tab.url();
+  await check(tab, 'role-created');
   await visit(tab, admin('/roles'), 'roles');
 
   // A user, submitted from the keyboard (Enter in the e-mail field).
   await visit(tab, admin('/users/new'), 'user-new');
   await tab.getByLabel('E-mail', { exact: true }).fill('new.person@acme.test');
-  await Promise.all([tab.waitForLoadState('load'), tab.getByLabel('E-mail', { exact: true }).press('Enter')]);
+  await Promise.all([tab.waitForEvent('load'), tab.getByLabel('E-mail', { exact: true }).press('Enter')]);
   created.user_page = tab.url();
   await check(tab, 'user');
   await visit(tab, admin('/users'), 'users');
 
   // A SAML 2.0 connection, then "Test connection".
   await visit(tab, admin('/sso'), 'sso');
-  await Promise.all([tab.waitForLoadState('load'), tab.getByRole('link', { name: 'New SAML 2.0 connection' }).click()]);
+  await Promise.all([tab.waitForEvent('load'), tab.getByRole('link', { name: 'New SAML 2.0 connection' }).click()]);
   await check(tab, 'sso-new-saml');
   await tab.getByLabel('Name', { exact: true }).fill('Acme IdP');
   await tab.getByLabel('Metadata URL', { exact: true }).fill(METADATA_URL);

@@ -127,7 +127,9 @@ pub async fn clients_post(
     principal: Principal,
     Json(b): Json<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("clients:create")?;
+    principal
+        .require_privileged(&state, "clients:create")
+        .await?;
     let new = b.into_input().parse()?;
     let (client, secret) =
         clients::create_client(state.clients(), &principal.provider.tenant, new).await?;
@@ -191,7 +193,9 @@ pub async fn client_delete(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("clients:delete")?;
+    principal
+        .require_privileged(&state, "clients:delete")
+        .await?;
     let id = path_id(&req);
     if !clients::delete_client(state.clients(), &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
@@ -228,7 +232,9 @@ pub async fn client_put(
     principal: Principal,
     Json(b): Json<ClientBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("clients:update")?;
+    principal
+        .require_privileged(&state, "clients:update")
+        .await?;
     let new = b.into_input().parse()?;
     let id = path_id(&req);
     let client = clients::update_client(state.clients(), &principal.provider.tenant, id, new)
@@ -263,7 +269,9 @@ pub async fn client_rotate_secret_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("clients:update")?;
+    principal
+        .require_privileged(&state, "clients:update")
+        .await?;
     let id = path_id(&req);
     let secret = clients::rotate_secret(state.clients(), &principal.provider.tenant, id)
         .await?

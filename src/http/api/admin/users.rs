@@ -102,10 +102,12 @@ pub async fn users_post(
     principal: Principal,
     Json(b): Json<UserBody>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:create")?;
+    principal.require_privileged(&state, "users:create").await?;
     let tenant = &principal.provider.tenant;
     if !b.roles.is_empty() {
-        principal.require("users:roles:assign")?;
+        principal
+            .require_privileged(&state, "users:roles:assign")
+            .await?;
         for name in &b.roles {
             let role = rbac::find_role(&state.pool, tenant, name)
                 .await?
@@ -197,7 +199,7 @@ pub async fn user_patch(
     principal: Principal,
     Json(profile): Json<crate::accounts::Profile>,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:update")?;
+    principal.require_privileged(&state, "users:update").await?;
     let id = path_id(&req);
     let user =
         accounts::update_profile(&state.pool, &principal.provider.tenant, id, profile).await?;
@@ -224,7 +226,7 @@ pub async fn user_delete(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:delete")?;
+    principal.require_privileged(&state, "users:delete").await?;
     let id = path_id(&req);
     if !accounts::delete_user(&state.pool, &principal.provider.tenant, id).await? {
         return Err(ApiError::NotFound);
@@ -252,7 +254,7 @@ pub async fn user_unlock_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:update")?;
+    principal.require_privileged(&state, "users:update").await?;
     let id = path_id(&req);
     accounts::unlock(&state.pool, &principal.provider.tenant, id).await?;
     record(&state, &req, &principal, "user.unlocked", ("user_id", id));
@@ -310,7 +312,7 @@ async fn set_disabled(
     principal: Principal,
     disabled: bool,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:update")?;
+    principal.require_privileged(&state, "users:update").await?;
     let id = path_id(&req);
     let user = user_admin::set_disabled(
         &state.pool,
@@ -349,7 +351,7 @@ pub async fn user_reset_mfa_post(
     req: HttpRequest,
     principal: Principal,
 ) -> Result<HttpResponse, ApiError> {
-    principal.require("users:update")?;
+    principal.require_privileged(&state, "users:update").await?;
     let id = path_id(&req);
     user_admin::reset_second_factors(&state.pool, &principal.provider, id).await?;
     record(&state, &req, &principal, "user.mfa_reset", ("user_id", id));
