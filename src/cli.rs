@@ -90,6 +90,20 @@ pub enum AdminCommand {
         #[arg(long, required = true)]
         password_stdin: bool,
     },
+    /// List the platform administrators.
+    List,
+    /// Set a platform administrator's password (from standard input); ends their sessions.
+    Password {
+        #[arg(long)]
+        email: String,
+        #[arg(long, required = true)]
+        password_stdin: bool,
+    },
+    /// Remove a platform administrator and end their sessions.
+    Remove {
+        #[arg(long)]
+        email: String,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -558,6 +572,45 @@ async fn admin(state: &AppState, command: Command) -> anyhow::Result<Value> {
             )
             .await;
             Ok(json!({ "id": admin.id, "email": admin.email }))
+        }
+        Command::Admin(AdminCommand::List) => {
+            let admins = crate::platform_admins::list(&state.pool).await?;
+            Ok(json!({ "admins": admins.iter().map(|a| json!({
+                "id": a.id,
+                "email": a.email,
+                "created_at": a.created_at,
+                "last_sign_in_at": a.last_sign_in_at,
+            })).collect::<Vec<_>>() }))
+        }
+        Command::Admin(AdminCommand::Password { email, .. }) => {
+            crate::platform_admins::set_password(
+                &state.pool,
+                &state.hasher,
+                &email,
+                &password_from_stdin()?,
+            )
+            .await?;
+            audit::record_now(
+                &state.audit,
+                AuditEvent::new("platform_admin.password_set", None)
+                    .actor(Some("cli"))
+                    .detail("email", email.as_str()),
+                &ctx,
+            )
+            .await;
+            Ok(json!({ "email": email.trim().to_lowercase(), "sessions_ended": true }))
+        }
+        Command::Admin(AdminCommand::Remove { email }) => {
+            crate::platform_admins::remove(&state.pool, &email).await?;
+            audit::record_now(
+                &state.audit,
+                AuditEvent::new("platform_admin.removed", None)
+                    .actor(Some("cli"))
+                    .detail("email", email.as_str()),
+                &ctx,
+            )
+            .await;
+            Ok(json!({ "removed": email.trim().to_lowercase() }))
         }
         Command::Ban(BanCommand::Remove { ip }) => {
             state

@@ -53,6 +53,41 @@ pub async fn create(
     Ok(row.into())
 }
 
+/// Every platform administrator, oldest first (`portcullis admin list`).
+pub async fn list(pool: &Pool) -> Result<Vec<PlatformAdmin>, sqlx::Error> {
+    Ok(storage::platform::list_admins(pool)
+        .await?
+        .into_iter()
+        .map(PlatformAdmin::from)
+        .collect())
+}
+
+/// Removes an administrator and ends their sessions (`portcullis admin remove`).
+pub async fn remove(pool: &Pool, email: &str) -> Result<(), AccountError> {
+    let email = Email::parse(email)?;
+    if !storage::platform::delete_admin(pool, &email.key()).await? {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
+/// Sets a new password (the default policy) and ends every session of the administrator
+/// (`portcullis admin password`).
+pub async fn set_password(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    email: &str,
+    password: &str,
+) -> Result<(), AccountError> {
+    let email = Email::parse(email)?;
+    let password = Password::parse(password)?;
+    let hash = hasher.hash(password.expose()).await?;
+    if !storage::platform::set_password_hash(pool, &email.key(), &hash).await? {
+        return Err(AccountError::NotFound);
+    }
+    Ok(())
+}
+
 /// Checks an administrator's address and password — an unknown address costs the same
 /// hash as a wrong password — and opens a session: the administrator and the session
 /// token for the cookie. Failures are counted per address, known or not, with the default

@@ -93,3 +93,50 @@ pub async fn delete_expired_sessions(pool: &Pool, now: i64) -> DbResult<u64> {
         .await
         .map(|r| r.rows_affected()))
 }
+
+pub async fn list_admins(pool: &Pool) -> DbResult<Vec<PlatformAdminRow>> {
+    dispatch!(pool, p => sqlx::query_as::<_, PlatformAdminRow>(
+        "SELECT * FROM platform_admins ORDER BY created_at, id",
+    )
+    .fetch_all(p)
+    .await)
+}
+
+/// Removes an administrator and, with them, their sessions; false when there is none.
+pub async fn delete_admin(pool: &Pool, email: &str) -> DbResult<bool> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        sqlx::query("DELETE FROM platform_sessions WHERE admin_id IN (SELECT id FROM platform_admins WHERE email = $1)")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        let gone = sqlx::query("DELETE FROM platform_admins WHERE email = $1")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        tx.commit().await?;
+        Ok(gone)
+    })
+}
+
+/// Sets an administrator's password hash and ends their sessions; false when there is none.
+pub async fn set_password_hash(pool: &Pool, email: &str, hash: &str) -> DbResult<bool> {
+    dispatch!(pool, p => {
+        let mut tx = p.begin().await?;
+        let found = sqlx::query("UPDATE platform_admins SET password_hash = $2 WHERE email = $1")
+            .bind(email)
+            .bind(hash)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+            > 0;
+        sqlx::query("DELETE FROM platform_sessions WHERE admin_id IN (SELECT id FROM platform_admins WHERE email = $1)")
+            .bind(email)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(found)
+    })
+}

@@ -243,6 +243,37 @@ async fn the_cli_manages_tenants_clients_users_roles_and_keys_with_json_output_a
         Some(2),
         "the password is never an argument: --password-stdin is required"
     );
+    let list = cli.json(&["admin", "list", "--json"], None);
+    assert_eq!(list["admins"].as_array().unwrap().len(), 1);
+    assert_eq!(list["admins"][0]["email"], "root@platform.test");
+    assert_eq!(list["admins"][0]["last_sign_in_at"], Value::Null);
+    let changed = cli.json(
+        &[
+            "admin",
+            "password",
+            "--email",
+            "root@platform.test",
+            "--password-stdin",
+            "--json",
+        ],
+        Some("Another-Horse-43\n"),
+    );
+    assert_eq!(changed["sessions_ended"], true);
+    let removed = cli.json(
+        &["admin", "remove", "--email", "root@platform.test", "--json"],
+        None,
+    );
+    assert_eq!(removed["removed"], "root@platform.test");
+    let again = cli.run(&["admin", "remove", "--email", "root@platform.test"], None);
+    assert_eq!(again.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        "error: user not found"
+    );
+    assert!(cli.json(&["admin", "list", "--json"], None)["admins"]
+        .as_array()
+        .unwrap()
+        .is_empty());
 
     let key = cli.json(
         &[

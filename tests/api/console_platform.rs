@@ -332,6 +332,25 @@ async fn platform_sign_in_locks_an_address_after_five_failures_and_sessions_expi
     assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
     assert!(set_cookie.contains("Max-Age=28800"), "{set_cookie}");
     assert_eq!(get(&browser, &root_url(&app, "/admin")).await.status(), 200);
+    // A new password (`portcullis admin password`) ends the sessions and takes the old one's place.
+    portcullis::platform_admins::set_password(
+        &app.state.pool,
+        &app.state.hasher,
+        ROOT,
+        "Another-Horse-43",
+    )
+    .await
+    .unwrap();
+    assert_eq!(get(&browser, &root_url(&app, "/admin")).await.status(), 303);
+    assert_eq!(
+        sign_in(&app, &app.new_browser(), ROOT, ROOT_PASSWORD)
+            .await
+            .status(),
+        401
+    );
+    let r = sign_in(&app, &browser, ROOT, "Another-Horse-43").await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(get(&browser, &root_url(&app, "/admin")).await.status(), 200);
     // Eight hours later the session is over.
     portcullis::storage::dispatch!(&app.state.pool, p => {
         sqlx::query("UPDATE platform_sessions SET expires_at = $1")
