@@ -17,7 +17,7 @@ use crate::mail::Mailer;
 use crate::rbac;
 use crate::storage::lockout::Ledger;
 use crate::storage::{self, users::UserRow, Pool};
-use crate::tenants::{PasswordPolicy, Tenant};
+use crate::tenants::{LockoutPolicy, PasswordPolicy, Tenant};
 
 /// An e-mail address: trimmed, one `@`, a dotted or local domain, at most 254 bytes.
 /// Compared case-insensitively through [`Email::key`].
@@ -511,10 +511,8 @@ pub async fn find_user(
 /// are indistinguishable to the caller, in answer and in time. A correct password stored
 /// with outdated Argon2 parameters is re-hashed with the current ones.
 ///
-/// Brute force: failures are counted per e-mail address — known or not, so a lockout says
-/// nothing about whether the account exists — and reaching the tenant's threshold within
-/// its window locks the address (SPEC: 5 in 15 minutes, for 15 minutes). A success resets
-/// the count.
+/// Brute force: see [`check_password`], with the tenant's lockout policy (SPEC: 5 in 15
+/// minutes, for 15 minutes).
 pub async fn authenticate(
     pool: &Pool,
     hasher: &PasswordHasher,
@@ -522,38 +520,95 @@ pub async fn authenticate(
     email: &str,
     password: &str,
 ) -> Result<User, AccountError> {
-    let email_key = email.trim().to_lowercase();
-    if email_key.is_empty() || email_key.len() > 254 {
-        return Err(AccountError::InvalidCredentials);
-    }
-    let now = storage::now();
-    if let Some(until) =
-        storage::lockout::find_lock(pool, Ledger::Tenant(&tenant.id), &email_key, now).await?
-    {
-        return Err(AccountError::AccountLocked { until });
-    }
-    let row = match Email::parse(email) {
-        Ok(_) => storage::users::find_user_by_email(pool, &tenant.id, &email_key).await?,
-        Err(_) => None,
-    };
-    let stored = row
-        .as_ref()
-        .filter(|r| !r.disabled)
-        .and_then(|r| r.password_hash.clone());
-    let (ok, outdated) = hasher.verify(stored, password).await?;
-    let Some(row) = row.filter(|_| ok) else {
-        return Err(match record_failure(pool, tenant, &email_key).await? {
-            Some(until) => AccountError::AccountLocked { until },
-            None => AccountError::InvalidCredentials,
-        });
-    };
-    storage::lockout::clear_failures(pool, Ledger::Tenant(&tenant.id), &email_key).await?;
+    let (row, outdated) = check_password(
+        pool,
+        hasher,
+        Ledger::Tenant(&tenant.id),
+        &tenant.settings.lockout,
+        email,
+        password,
+        async |key: String| {
+            let row = storage::users::find_user_by_email(pool, &tenant.id, &key).await?;
+            Ok(row.map(|r| {
+                let stored = r.password_hash.clone().filter(|_| !r.disabled);
+                (r, stored)
+            }))
+        },
+    )
+    .await?;
     if outdated {
         let hash = hasher.hash(password).await?;
         storage::users::update_password_hash(pool, &tenant.id, &row.id, &hash, storage::now())
             .await?;
     }
     Ok(User::from(row))
+}
+
+/// The brute-force guard around a password check, for tenant users and platform
+/// administrators alike: a locked address is refused before any work; `find` looks the
+/// account up by its address key and gives its stored hash (None when it may not sign in
+/// with a password); an unknown address costs the same hash as a wrong password. Failures
+/// are counted per address in `ledger` — known or not, so a lockout says nothing about
+/// whether the account exists — and reaching `policy`'s threshold within its window locks
+/// the address; a success resets the count. The account, and whether its hash uses outdated
+/// parameters (for the caller to re-hash).
+pub async fn check_password<T>(
+    pool: &Pool,
+    hasher: &PasswordHasher,
+    ledger: Ledger<'_>,
+    policy: &LockoutPolicy,
+    email: &str,
+    password: &str,
+    find: impl AsyncFnOnce(String) -> Result<Option<(T, Option<String>)>, sqlx::Error>,
+) -> Result<(T, bool), AccountError> {
+    let email_key = email.trim().to_lowercase();
+    if email_key.is_empty() || email_key.len() > 254 {
+        return Err(AccountError::InvalidCredentials);
+    }
+    let now = storage::now();
+    if let Some(until) = storage::lockout::find_lock(pool, ledger, &email_key, now).await? {
+        return Err(AccountError::AccountLocked { until });
+    }
+    let found = match Email::parse(email) {
+        Ok(_) => find(email_key.clone()).await?,
+        Err(_) => None,
+    };
+    let (account, stored) = match found {
+        Some((a, stored)) => (Some(a), stored),
+        None => (None, None),
+    };
+    let (ok, outdated) = hasher.verify(stored, password).await?;
+    let Some(account) = account.filter(|_| ok) else {
+        return Err(
+            match count_failure(pool, ledger, policy, &email_key).await? {
+                Some(until) => AccountError::AccountLocked { until },
+                None => AccountError::InvalidCredentials,
+            },
+        );
+    };
+    storage::lockout::clear_failures(pool, ledger, &email_key).await?;
+    Ok((account, outdated))
+}
+
+/// Counts a failure for `email_key` in `ledger`; the end of the lockout when it is now locked.
+async fn count_failure(
+    pool: &Pool,
+    ledger: Ledger<'_>,
+    policy: &LockoutPolicy,
+    email_key: &str,
+) -> Result<Option<i64>, sqlx::Error> {
+    let now = storage::now();
+    let locked = storage::lockout::record_failure(
+        pool,
+        ledger,
+        email_key,
+        now,
+        policy.window_secs,
+        policy.threshold.max(1),
+        policy.duration_secs,
+    )
+    .await?;
+    Ok(locked.filter(|until| *until > now))
 }
 
 /// A page of a tenant's users after the cursor `(created_at, id)`; with `search`, those
@@ -587,19 +642,13 @@ pub async fn record_failure(
     tenant: &Tenant,
     email: &str,
 ) -> Result<Option<i64>, sqlx::Error> {
-    let policy = &tenant.settings.lockout;
-    let now = storage::now();
-    let locked = storage::lockout::record_failure(
+    count_failure(
         pool,
         Ledger::Tenant(&tenant.id),
+        &tenant.settings.lockout,
         &email.trim().to_lowercase(),
-        now,
-        policy.window_secs,
-        policy.threshold.max(1),
-        policy.duration_secs,
     )
-    .await?;
-    Ok(locked.filter(|until| *until > now))
+    .await
 }
 
 /// Lifts a lockout of the user's address (admin action).

@@ -31,7 +31,12 @@ pub fn needs_fresh_factor(tenant: &Tenant, permission: &str, verified_at: Option
         .mfa_step_up_permissions
         .iter()
         .any(|p| p == permission)
-        && verified_at.is_none_or(|t| storage::now() - t > MFA_FRESHNESS)
+        && !recently_verified(verified_at)
+}
+
+/// Whether a second factor given at `verified_at` is within [`MFA_FRESHNESS`].
+pub fn recently_verified(verified_at: Option<i64>) -> bool {
+    verified_at.is_some_and(|t| storage::now() - t <= MFA_FRESHNESS)
 }
 const STEP: u64 = 30;
 const CHALLENGE_TTL: i64 = 300;

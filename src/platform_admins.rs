@@ -3,9 +3,9 @@
 //! adds them. Their passwords follow the default policy and are hashed by the same bounded
 //! hasher as users'; a console session is a random token whose digest alone is stored.
 
-use crate::accounts::{AccountError, Email, Password, PasswordHasher};
+use crate::accounts::{self, AccountError, Email, Password, PasswordHasher};
 use crate::crypto;
-use crate::storage::lockout::{self, Ledger};
+use crate::storage::lockout::Ledger;
 use crate::storage::{self, platform::PlatformAdminRow, Pool};
 use crate::tenants::LockoutPolicy;
 
@@ -98,39 +98,23 @@ pub async fn sign_in(
     email: &str,
     password: &str,
 ) -> Result<(PlatformAdmin, String), AccountError> {
-    let email_key = email.trim().to_lowercase();
-    if email_key.is_empty() || email_key.len() > 254 {
-        return Err(AccountError::InvalidCredentials);
-    }
+    let (row, outdated) = accounts::check_password(
+        pool,
+        hasher,
+        Ledger::Platform,
+        &LockoutPolicy::default(),
+        email,
+        password,
+        async |key: String| {
+            let row = storage::platform::find_admin_by_email(pool, &key).await?;
+            Ok(row.map(|r| {
+                let stored = Some(r.password_hash.clone());
+                (r, stored)
+            }))
+        },
+    )
+    .await?;
     let now = storage::now();
-    if let Some(until) = lockout::find_lock(pool, Ledger::Platform, &email_key, now).await? {
-        return Err(AccountError::AccountLocked { until });
-    }
-    let row = match Email::parse(email) {
-        Ok(e) => storage::platform::find_admin_by_email(pool, &e.key()).await?,
-        Err(_) => None,
-    };
-    let (ok, outdated) = hasher
-        .verify(row.as_ref().map(|r| r.password_hash.clone()), password)
-        .await?;
-    let Some(row) = row.filter(|_| ok) else {
-        let policy = LockoutPolicy::default();
-        let locked = lockout::record_failure(
-            pool,
-            Ledger::Platform,
-            &email_key,
-            now,
-            policy.window_secs,
-            policy.threshold,
-            policy.duration_secs,
-        )
-        .await?;
-        return Err(match locked.filter(|until| *until > now) {
-            Some(until) => AccountError::AccountLocked { until },
-            None => AccountError::InvalidCredentials,
-        });
-    };
-    lockout::clear_failures(pool, Ledger::Platform, &email_key).await?;
     let new_hash = if outdated {
         Some(hasher.hash(password).await?)
     } else {

@@ -102,23 +102,14 @@ pub async fn list_admins(pool: &Pool) -> DbResult<Vec<PlatformAdminRow>> {
     .await)
 }
 
-/// Removes an administrator and, with them, their sessions; false when there is none.
+/// Removes an administrator and, with them (ON DELETE CASCADE), their sessions; false when
+/// there is none.
 pub async fn delete_admin(pool: &Pool, email: &str) -> DbResult<bool> {
-    dispatch!(pool, p => {
-        let mut tx = p.begin().await?;
-        sqlx::query("DELETE FROM platform_sessions WHERE admin_id IN (SELECT id FROM platform_admins WHERE email = $1)")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?;
-        let gone = sqlx::query("DELETE FROM platform_admins WHERE email = $1")
-            .bind(email)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected()
-            > 0;
-        tx.commit().await?;
-        Ok(gone)
-    })
+    dispatch!(pool, p => sqlx::query("DELETE FROM platform_admins WHERE email = $1")
+        .bind(email)
+        .execute(p)
+        .await
+        .map(|r| r.rows_affected() > 0))
 }
 
 /// Sets an administrator's password hash and ends their sessions; false when there is none.

@@ -125,7 +125,7 @@ pub async fn step_up_get(
 ) -> Result<HttpResponse, PageError> {
     let loc = locale(&req, None);
     let _ = visit!(console_session(&state, &req, &p, loc));
-    super::visit::step_up_redirect(&state, &p, loc).await
+    super::visit::step_up_redirect(&state, &p, loc, Some(crate::mfa::MFA_FRESHNESS)).await
 }
 
 #[cfg(test)]

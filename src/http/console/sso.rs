@@ -465,17 +465,37 @@ pub async fn disable_get(
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, PageError> {
-    let c = visit!(console_session(&state, &req, &p, locale(&req, None)));
+    confirm_page(&state, &req, &p, Asked::Disable).await
+}
+
+/// What a confirmation page asks before.
+enum Asked {
+    Disable,
+    Delete,
+}
+
+/// The confirmation page of a change to the connection in the path (sso:configure).
+async fn confirm_page(
+    state: &AppState,
+    req: &HttpRequest,
+    p: &crate::provider::Provider,
+    asked: Asked,
+) -> Result<HttpResponse, PageError> {
+    let c = visit!(console_session(state, req, p, locale(req, None)));
     c.require("sso:read")?;
     c.require("sso:configure")?;
-    let conn = find(&c, path_id(&req)).await?;
+    let conn = find(&c, path_id(req)).await?;
     let ct = c.texts();
+    let (action, message, button) = match asked {
+        Asked::Disable => ("disable", ct.confirm_disable_connection, ct.disable),
+        Asked::Delete => ("delete", ct.confirm_delete_connection, ct.delete),
+    };
     c.confirm(
         "/sso",
         &conn.name,
-        ct.confirm_disable_connection,
-        c.url(&format!("/sso/{}/disable", conn.id)),
-        ct.disable,
+        message,
+        c.url(&format!("/sso/{}/{action}", conn.id)),
+        button,
         c.url(&format!("/sso/{}", conn.id)),
     )
 }
@@ -519,19 +539,7 @@ pub async fn delete_get(
     req: HttpRequest,
     TenantProvider(p): TenantProvider,
 ) -> Result<HttpResponse, PageError> {
-    let c = visit!(console_session(&state, &req, &p, locale(&req, None)));
-    c.require("sso:read")?;
-    c.require("sso:configure")?;
-    let conn = find(&c, path_id(&req)).await?;
-    let ct = c.texts();
-    c.confirm(
-        "/sso",
-        &conn.name,
-        ct.confirm_delete_connection,
-        c.url(&format!("/sso/{}/delete", conn.id)),
-        ct.delete,
-        c.url(&format!("/sso/{}", conn.id)),
-    )
+    confirm_page(&state, &req, &p, Asked::Delete).await
 }
 
 /// `POST {issuer}/admin/sso/{id}/delete` (sso:configure)

@@ -271,29 +271,11 @@ pub async fn console_session<'a>(
     }
     if p.tenant.settings.console_requires_mfa && !crate::sessions::acr_satisfies(&session.acr, "2")
     {
-        let passkeys_on = crate::passkeys::available(&state.config.public_url);
-        let factors = crate::mfa::second_factors(&state.pool, &p.tenant, &user.id, passkeys_on)
-            .await
-            .map_err(|e| PageError::unexpected(loc, &e))?;
-        if !factors.any() {
+        if !has_second_factor(state, p, &user.id, loc).await? {
             return closed(p, loc, ct.console_needs_mfa, Some(p.endpoint("/account"))).map(Err);
         }
         // A step-up of this session (OIDC Core §3.1.2.1 acr_values "2"), back to the console.
-        let id = authorization::own_page_sign_in(
-            state.authorization(),
-            p,
-            "/admin",
-            Some("2"),
-            None,
-            Some(loc.tag()),
-        )
-        .await
-        .map_err(PageError::from)?;
-        return Ok(Err(crate::http::pages::common::to_step(
-            p,
-            "/continue",
-            &id,
-        )));
+        return step_up_redirect(state, p, loc, None).await.map(Err);
     }
     let (seed, new_seed) = csrf_seed(state, req);
     Ok(Ok(Console {
@@ -310,20 +292,38 @@ pub async fn console_session<'a>(
     }))
 }
 
-/// Where `/admin/step-up` sends the browser: a new sign-in with the second factor (acr `2`,
-/// max_age of [`crate::mfa::MFA_FRESHNESS`]), back to the dashboard, after which a change
-/// under the tenant's step-up permissions may be made for five minutes.
+/// Whether the user has a second factor to give (TOTP, or a passkey where passkeys work).
+async fn has_second_factor(
+    state: &AppState,
+    p: &Provider,
+    user_id: &str,
+    loc: Locale,
+) -> Result<bool, PageError> {
+    let passkeys_on = crate::passkeys::available(&state.config.public_url);
+    Ok(
+        crate::mfa::second_factors(&state.pool, &p.tenant, user_id, passkeys_on)
+            .await
+            .map_err(|e| PageError::unexpected(loc, &e))?
+            .any(),
+    )
+}
+
+/// The sign-in with the second factor (acr `2`) that brings the browser back to the
+/// console: a step-up of a password-only session, or — with `max_age` — a new sign-in, as
+/// `/admin/step-up` asks ([`crate::mfa::MFA_FRESHNESS`]) before changes under the tenant's
+/// step-up permissions.
 pub async fn step_up_redirect(
     state: &AppState,
     p: &Provider,
     loc: Locale,
+    max_age: Option<i64>,
 ) -> Result<HttpResponse, PageError> {
     let id = authorization::own_page_sign_in(
         state.authorization(),
         p,
         "/admin",
         Some("2"),
-        Some(crate::mfa::MFA_FRESHNESS),
+        max_age,
         Some(loc.tag()),
     )
     .await
@@ -417,13 +417,12 @@ pub async fn console_form<'a>(
         Ok(c) => c,
         elsewhere => return Ok(elsewhere),
     };
-    // Whether the step-up rule has a second factor to ask for (forms only: pages are read).
-    if !p.tenant.settings.mfa_step_up_permissions.is_empty() {
-        let passkeys_on = crate::passkeys::available(&state.config.public_url);
-        c.has_factor = crate::mfa::second_factors(&state.pool, &p.tenant, &c.user.id, passkeys_on)
-            .await
-            .map_err(|e| PageError::unexpected(loc, &e))?
-            .any();
+    // Whether the step-up rule has a second factor to ask for: forms only (pages are read),
+    // and only when the session's own factor is not recent enough already.
+    if !p.tenant.settings.mfa_step_up_permissions.is_empty()
+        && !crate::mfa::recently_verified(c.verified_at)
+    {
+        c.has_factor = has_second_factor(state, p, &c.user.id, loc).await?;
     }
     Ok(Ok(c))
 }
